@@ -1,0 +1,98 @@
+/**
+ * Errors raised by orthornn. Wrong types are `TypeError`s and bad shapes or values are
+ * `RangeError`s (both with a `code`); everything else is an {@link OrthornnError} subclass.
+ * The native addon raises these very classes (they are handed to it at load time).
+ */
+
+export type ErrorCode =
+  | 'ERR_ORTHORNN_TYPE'
+  | 'ERR_ORTHORNN_RANGE'
+  | 'ERR_ORTHORNN_DISPOSED'
+  | 'ERR_ORTHORNN_NUMERIC'
+  | 'ERR_ORTHORNN_UNSUPPORTED'
+  | 'ERR_ORTHORNN_DEVICE'
+  | 'ERR_ORTHORNN_OUT_OF_MEMORY'
+  | 'ERR_ORTHORNN_INTERNAL'
+  | 'ERR_ORTHORNN_NATIVE_LOAD';
+
+export class OrthornnError extends Error {
+  readonly code: ErrorCode;
+  constructor(message: string, code: ErrorCode = 'ERR_ORTHORNN_INTERNAL') {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A tensor or context was used after `dispose()`. */
+export class DisposedError extends OrthornnError {
+  constructor(message: string) {
+    super(message, 'ERR_ORTHORNN_DISPOSED');
+  }
+}
+
+/** A singular matrix, a factorisation that did not converge, NaN/Inf where forbidden. */
+export class NumericError extends OrthornnError {
+  constructor(message: string) {
+    super(message, 'ERR_ORTHORNN_NUMERIC');
+  }
+}
+
+/** The backend does not implement this op for this dtype (see `Context.supports`). */
+export class UnsupportedError extends OrthornnError {
+  constructor(message: string) {
+    super(message, 'ERR_ORTHORNN_UNSUPPORTED');
+  }
+}
+
+/** A device is unavailable, or a device or library call failed. */
+export class DeviceError extends OrthornnError {
+  constructor(message: string) {
+    super(message, 'ERR_ORTHORNN_DEVICE');
+  }
+}
+
+export class OutOfMemoryError extends OrthornnError {
+  constructor(message: string) {
+    super(message, 'ERR_ORTHORNN_OUT_OF_MEMORY');
+  }
+}
+
+/** A broken invariant inside orthornn: please report it. */
+export class InternalError extends OrthornnError {
+  constructor(message: string) {
+    super(message, 'ERR_ORTHORNN_INTERNAL');
+  }
+}
+
+/** The native addon could not be loaded; the message lists the fixes. */
+export class NativeLoadError extends OrthornnError {
+  constructor(message: string) {
+    super(message, 'ERR_ORTHORNN_NATIVE_LOAD');
+  }
+}
+
+function withCode<E extends Error>(err: E, code: ErrorCode): E {
+  Object.defineProperty(err, 'code', { value: code, enumerable: true });
+  return err;
+}
+
+/** `TypeError` with the one message template: argument, expectation, what was given. */
+export function typeError(fn: string, arg: string, expected: string, got: unknown): TypeError {
+  return withCode(new TypeError(`${fn}: argument '${arg}' must be ${expected}, got ${describe(got)}`), 'ERR_ORTHORNN_TYPE');
+}
+
+/** `RangeError` with the one message template. */
+export function rangeError(fn: string, arg: string, expected: string, got: string): RangeError {
+  return withCode(new RangeError(`${fn}: argument '${arg}' must be ${expected}, got ${got}`), 'ERR_ORTHORNN_RANGE');
+}
+
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  if (ArrayBuffer.isView(v)) return v.constructor.name;
+  if (typeof v === 'object') return (v as object).constructor?.name ?? 'an object';
+  if (typeof v === 'string') return `'${v}'`;
+  return `${typeof v} ${String(v)}`;
+}

@@ -1,0 +1,37 @@
+/**
+ * orthornn: recurrent networks whose recurrent matrix is kept near the orthogonal group
+ * (Vorontsov et al., ICML 2017), trained natively on the CPU (OpenBLAS/LAPACKE) or an
+ * NVIDIA GPU (CUDA/cuBLAS/cuSOLVER).
+ */
+import { defaultContext } from './context';
+import { native, type BackendInfo, type MemoryRecord } from './native';
+
+export { Context, defaultContext } from './context';
+export type { ContextOptions, RandomOptions, TensorOptions } from './context';
+export { Tensor } from './tensor';
+export type { ArrayFor } from './tensor';
+export * as ops from './ops';
+export * from './errors';
+export type { Activation, BackendInfo, DType, FloatDType, MemoryRecord } from './native';
+
+/** Every backend of this build: `{ name, compiled, available, device }`. */
+export function backends(): BackendInfo[] {
+  return native().backends();
+}
+
+/** Live tensors and bytes per device ('cpu', 'cuda:0', …); devices never used are absent. */
+export function memory(): MemoryRecord[] {
+  return native().memory();
+}
+
+/** Live tensors and bytes on one device (zeros when it was never used). */
+export function memoryOf(device = 'cpu'): MemoryRecord {
+  return memory().find((m) => m.device === device) ?? { device, tensors: 0, bytes: 0 };
+}
+
+/** Shorthands on the default context of a device (default 'cpu'). */
+export function tensor<A extends Float32Array | Float64Array | Int32Array>(data: A, shape: readonly number[], options: { device?: string; allowNonFinite?: boolean } = {}) {
+  const { device, ...rest } = options;
+  return defaultContext(device).tensor(data, shape, rest);
+}
+

@@ -1,0 +1,135 @@
+/**
+ * The one place that loads the compiled addon, and the typed declaration of its whole
+ * surface. Everything else imports these types.
+ */
+import {
+  DeviceError,
+  DisposedError,
+  InternalError,
+  NativeLoadError,
+  NumericError,
+  OutOfMemoryError,
+  OrthornnError,
+  UnsupportedError,
+} from './errors';
+
+export type DType = 'float32' | 'float64' | 'int32';
+export type FloatDType = 'float32' | 'float64';
+export type Activation = 'tanh' | 'relu' | 'identity';
+
+export interface BackendInfo {
+  /** 'cpu' or 'cuda'. */
+  name: string;
+  /** Whether this build of the addon contains the backend. */
+  compiled: boolean;
+  /** Whether it can run here (a CUDA build on a machine without a GPU: compiled, not available). */
+  available: boolean;
+  /** The CPU model and BLAS, or the GPU's name; '' when unavailable. */
+  device: string;
+  deviceCount: number;
+  /** Why the backend is unavailable. */
+  reason?: string;
+}
+
+export interface MemoryRecord {
+  device: string;
+  /** Live tensor storages (a disposed tensor still counts while queued work holds it). */
+  tensors: number;
+  bytes: number;
+}
+
+export interface NativeTensor {
+  readonly shape: number[];
+  readonly dtype: DType;
+  readonly device: string;
+  readonly disposed: boolean;
+  readonly bytes: number;
+  dispose(): void;
+}
+
+type T = NativeTensor;
+
+export interface NativeContext {
+  readonly backend: string;
+  readonly device: string;
+  readonly disposed: boolean;
+  supports(op: string, dtype: DType): boolean;
+  fromArray(data: Float32Array | Float64Array | Int32Array, shape: number[]): T;
+  empty(shape: number[], dtype: DType): T;
+  read(t: T): Promise<Float32Array | Float64Array | Int32Array>;
+  sync(): Promise<void>;
+  dispose(): void;
+  fill(t: T, value: number): void;
+  randomNormal(t: T, seed: number, mean: number, std: number): void;
+  randomUniform(t: T, seed: number, low: number, high: number): void;
+  copy(src: T, dst: T): void;
+  gemm(a: T, b: T, out: T, transA: boolean, transB: boolean, alpha: number, beta: number): void;
+  luFactor(a: T, lu: T, pivots: T): void;
+  luSolve(lu: T, pivots: T, b: T, out: T): void;
+  qr(a: T, q: T, r: T): void;
+  svd(a: T, u: T, s: T, vt: T): void;
+  axpby(alpha: number, x: T, beta: number, y: T, out: T): void;
+  mul(x: T, y: T, out: T): void;
+  biasActivation(x: T, bias: T | null, activation: Activation, out: T): void;
+  activationBackward(dy: T, h: T, activation: Activation, out: T): void;
+  marginSigmoid(p: T, margin: number, out: T): void;
+  marginSigmoidBackward(p: T, margin: number, ds: T, out: T): void;
+  reduce(x: T, kind: number, out: T): void;
+  columnSum(x: T, beta: number, out: T): void;
+  groupNorms(x: T, out: T): void;
+  softmaxCrossEntropy(logits: T, targets: T, weights: T | null, loss: T, dlogits: T | null): void;
+  meanSquaredError(y: T, target: T, weights: T | null, loss: T, dy: T | null): void;
+}
+
+export interface NativeAddon {
+  NativeContext: new (backend: string, deviceIndex: number) => NativeContext;
+  NativeTensor: new (guard: never) => NativeTensor;
+  setErrorClasses(classes: Record<string, new (message: string) => Error>): void;
+  backends(): BackendInfo[];
+  memory(): MemoryRecord[];
+  cudaCompiled: boolean;
+}
+
+function load(): NativeAddon {
+  const override = process.env.ORTHORNN_ADDON;
+  let addon: NativeAddon;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    addon = override ? require(override) : require('bindings')({ bindings: 'orthornn.node', module_root: moduleRoot() });
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new NativeLoadError(
+      `the orthornn native addon could not be loaded: ${reason}\n` +
+        'Fixes:\n' +
+        '  - build it: `npm run build:native` (or reinstall: `npm rebuild orthornn`)\n' +
+        '  - install the system libraries it links: `npm run setup` (Debian/Ubuntu: libopenblas-dev liblapacke-dev)\n' +
+        '  - a CUDA build needs the cuBLAS/cuSOLVER it was built against on the library path\n' +
+        (override ? `  - ORTHORNN_ADDON points at '${override}': check that file\n` : ''),
+    );
+  }
+  addon.setErrorClasses({
+    ERR_ORTHORNN_DISPOSED: DisposedError,
+    ERR_ORTHORNN_NUMERIC: NumericError,
+    ERR_ORTHORNN_UNSUPPORTED: UnsupportedError,
+    ERR_ORTHORNN_DEVICE: DeviceError,
+    ERR_ORTHORNN_OUT_OF_MEMORY: OutOfMemoryError,
+    ERR_ORTHORNN_INTERNAL: InternalError,
+  });
+  return addon;
+}
+
+function moduleRoot(): string {
+  // lib/ when run from source (tests), dist/ when compiled: the package root is one up.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('node:path').resolve(__dirname, '..');
+}
+
+let cached: NativeAddon | undefined;
+
+/** The loaded addon (loaded on first use, so importing orthornn never throws). */
+export function native(): NativeAddon {
+  if (!cached) cached = load();
+  return cached;
+}
+
+export { OrthornnError };

@@ -1,0 +1,416 @@
+/**
+ * Tensor ops. Each checks its arguments synchronously (TypeError / RangeError /
+ * DisposedError), queues the work on the tensors' context and returns its outputs at once;
+ * a failure inside the queued work rejects the next `read()` or `sync()` of that context,
+ * naming the op. Outputs may be passed as `out` to reuse memory.
+ */
+import type { Context } from './context';
+import { rangeError, typeError } from './errors';
+import type { Activation, DType, FloatDType } from './native';
+import type { Tensor } from './tensor';
+import { checkNumber, checkOptions, checkTensor, shapeStr } from './validate';
+
+
+function contextOf(fn: string, tensors: Record<string, Tensor | null | undefined>): Context {
+  let ctx: Context | undefined;
+  let first = '';
+  for (const [name, t] of Object.entries(tensors)) {
+    if (t === null || t === undefined) continue;
+    checkTensor(fn, name, t);
+    if (!ctx) {
+      ctx = t.context;
+      first = name;
+    } else if (t.context !== ctx) {
+      throw rangeError(fn, name, `on the same context as '${first}' (${ctx.device})`, `a tensor of another context (${t.device})`);
+    }
+  }
+  if (!ctx) throw new Error(`${fn}: no tensor arguments`);
+  ctx.assertLive(fn);
+  return ctx;
+}
+
+function requireFloat(fn: string, arg: string, t: Tensor): void {
+  if (t.dtype !== 'float32' && t.dtype !== 'float64') throw typeError(fn, arg, 'a float32 or float64 tensor', `${t.dtype} tensor`);
+}
+
+function requireDType(fn: string, arg: string, t: Tensor, dtype: DType): void {
+  if (t.dtype !== dtype) throw typeError(fn, arg, `a ${dtype} tensor`, `${t.dtype} tensor`);
+}
+
+function requireShape(fn: string, arg: string, t: Tensor, shape: readonly number[]): void {
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw rangeError(fn, arg, `of shape ${shapeStr(shape)}`, shapeStr(t.shape));
+  }
+}
+
+/** The given `out` after checking it, or a new tensor. */
+function output<D extends DType>(fn: string, ctx: Context, out: Tensor | undefined, shape: readonly number[], dtype: D, arg = 'out'): Tensor<D> {
+  if (out === undefined) return ctx.empty<D>(shape, { dtype });
+  checkTensor(fn, arg, out);
+  if (out.context !== ctx) throw rangeError(fn, arg, `on the same context (${ctx.device})`, `a tensor of ${out.device}`);
+  requireDType(fn, arg, out, dtype);
+  requireShape(fn, arg, out, shape);
+  return out as Tensor<D>;
+}
+
+function sameAs(fn: string, ref: string, a: Tensor, arg: string, b: Tensor): void {
+  requireDType(fn, arg, b, a.dtype);
+  if (b.size !== a.size) throw rangeError(fn, arg, `of the same shape as '${ref}' ${shapeStr(a.shape)}`, shapeStr(b.shape));
+}
+
+export interface GemmOptions {
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  /** Scales `out`'s previous contents (requires `out`). */
+  beta?: number;
+  out?: Tensor;
+}
+
+/**
+ * out = α op(a) op(b) + β out. 2-D matrices, or batches: 3-D `a`/`b` (a 2-D operand is
+ * shared by every batch entry) give a 3-D result.
+ */
+export function gemm<D extends FloatDType>(a: Tensor<D>, b: Tensor<D>, options: GemmOptions = {}): Tensor<D> {
+  const fn = 'gemm';
+  checkOptions(fn, options, ['transA', 'transB', 'alpha', 'beta', 'out']);
+  const ctx = contextOf(fn, { a, b });
+  requireFloat(fn, 'a', a);
+  requireDType(fn, 'b', b, a.dtype);
+  const { transA = false, transB = false, alpha = 1, beta = 0 } = options;
+  if (typeof transA !== 'boolean') throw typeError(fn, 'transA', 'a boolean', transA);
+  if (typeof transB !== 'boolean') throw typeError(fn, 'transB', 'a boolean', transB);
+  checkNumber(fn, 'alpha', alpha);
+  checkNumber(fn, 'beta', beta);
+  if (beta !== 0 && options.out === undefined) throw rangeError(fn, 'beta', "0 unless 'out' is given", String(beta));
+  for (const [name, t] of [['a', a], ['b', b]] as const) {
+    if (t.shape.length !== 2 && t.shape.length !== 3) throw rangeError(fn, name, 'a 2-D or 3-D tensor', shapeStr(t.shape));
+  }
+  const mat = (t: Tensor, trans: boolean) => {
+    const r = t.shape[t.shape.length - 2], c = t.shape[t.shape.length - 1];
+    return trans ? [c, r] : [r, c];
+  };
+  const [m, k] = mat(a, transA);
+  const [kb, n] = mat(b, transB);
+  if (k !== kb) {
+    throw rangeError(fn, 'b', `${k} rows in op(b) to match op(a) = ${m}×${k}`, `op(b) = ${kb}×${n}`);
+  }
+  const batchA = a.shape.length === 3 ? a.shape[0] : undefined;
+  const batchB = b.shape.length === 3 ? b.shape[0] : undefined;
+  if (batchA !== undefined && batchB !== undefined && batchA !== batchB) {
+    throw rangeError(fn, 'b', `a batch of ${batchA} like 'a'`, `a batch of ${batchB}`);
+  }
+  const batch = batchA ?? batchB;
+  const shape = batch === undefined ? [m, n] : [batch, m, n];
+  const out = output(fn, ctx, options.out, shape, a.dtype);
+  ctx.native.gemm(a.handle, b.handle, out.handle, transA, transB, alpha, beta);
+  return out;
+}
+
+/** a · b for 2-D or batched 3-D tensors. */
+export function matmul<D extends FloatDType>(a: Tensor<D>, b: Tensor<D>): Tensor<D> {
+  return gemm(a, b);
+}
+
+export interface LU<D extends FloatDType = FloatDType> {
+  /** L (unit lower, below the diagonal) and U (upper) packed in one n×n matrix. */
+  lu: Tensor<D>;
+  /** 1-based row interchanges (LAPACK convention), int32. */
+  pivots: Tensor<'int32'>;
+}
+
+/** LU factorisation with partial pivoting of a square matrix. A singular matrix rejects with NumericError. */
+export function luFactor<D extends FloatDType>(a: Tensor<D>): LU<D> {
+  const fn = 'luFactor';
+  const ctx = contextOf(fn, { a });
+  requireFloat(fn, 'a', a);
+  if (a.shape.length !== 2 || a.shape[0] !== a.shape[1]) throw rangeError(fn, 'a', 'a square matrix', shapeStr(a.shape));
+  const lu = ctx.empty<D>(a.shape, { dtype: a.dtype });
+  const pivots = ctx.empty([a.shape[0]], { dtype: 'int32' });
+  ctx.native.luFactor(a.handle, lu.handle, pivots.handle);
+  return { lu, pivots };
+}
+
+/** Solves A x = b from A's LU factors; b is n or n×r. */
+export function luSolve<D extends FloatDType>(factors: LU<D>, b: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
+  const fn = 'luSolve';
+  checkOptions(fn, options, ['out']);
+  if (factors === null || typeof factors !== 'object') throw typeError(fn, 'factors', 'the result of luFactor', factors);
+  const { lu, pivots } = factors;
+  const ctx = contextOf(fn, { lu, pivots, b });
+  requireFloat(fn, 'lu', lu);
+  requireDType(fn, 'pivots', pivots, 'int32');
+  requireDType(fn, 'b', b, lu.dtype);
+  const n = lu.shape[0];
+  if (lu.shape.length !== 2 || lu.shape[1] !== n) throw rangeError(fn, 'lu', 'a square matrix', shapeStr(lu.shape));
+  requireShape(fn, 'pivots', pivots, [n]);
+  if ((b.shape.length !== 1 && b.shape.length !== 2) || b.shape[0] !== n) {
+    throw rangeError(fn, 'b', `of shape [${n}] or [${n}, r]`, shapeStr(b.shape));
+  }
+  const out = output(fn, ctx, options.out, b.shape, b.dtype);
+  ctx.native.luSolve(lu.handle, pivots.handle, b.handle, out.handle);
+  return out;
+}
+
+/** x = A⁻¹ b by an LU factorisation (never an explicit inverse). */
+export function solve<D extends FloatDType>(a: Tensor<D>, b: Tensor<D>): Tensor<D> {
+  const f = luFactor(a);
+  try {
+    return luSolve(f, b);
+  } finally {
+    f.lu.dispose();
+    f.pivots.dispose();
+  }
+}
+
+/** Thin QR: q m×k with orthonormal columns, r k×n upper triangular with diag(r) ≥ 0; k = min(m, n). */
+export function qr<D extends FloatDType>(a: Tensor<D>): { q: Tensor<D>; r: Tensor<D> } {
+  const fn = 'qr';
+  const ctx = contextOf(fn, { a });
+  requireFloat(fn, 'a', a);
+  if (a.shape.length !== 2) throw rangeError(fn, 'a', 'a matrix', shapeStr(a.shape));
+  const [m, n] = a.shape;
+  const k = Math.min(m, n);
+  const q = ctx.empty<D>([m, k], { dtype: a.dtype });
+  const r = ctx.empty<D>([k, n], { dtype: a.dtype });
+  ctx.native.qr(a.handle, q.handle, r.handle);
+  return { q, r };
+}
+
+/** Thin SVD a = u diag(s) vt, singular values descending: u m×k, s k, vt k×n. */
+export function svd<D extends FloatDType>(a: Tensor<D>): { u: Tensor<D>; s: Tensor<D>; vt: Tensor<D> } {
+  const fn = 'svd';
+  const ctx = contextOf(fn, { a });
+  requireFloat(fn, 'a', a);
+  if (a.shape.length !== 2) throw rangeError(fn, 'a', 'a matrix', shapeStr(a.shape));
+  const [m, n] = a.shape;
+  const k = Math.min(m, n);
+  const u = ctx.empty<D>([m, k], { dtype: a.dtype });
+  const s = ctx.empty<D>([k], { dtype: a.dtype });
+  const vt = ctx.empty<D>([k, n], { dtype: a.dtype });
+  ctx.native.svd(a.handle, u.handle, s.handle, vt.handle);
+  return { u, s, vt };
+}
+
+export function copy<D extends DType>(x: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
+  const fn = 'copy';
+  checkOptions(fn, options, ['out']);
+  const ctx = contextOf(fn, { x });
+  const out = output(fn, ctx, options.out, x.shape, x.dtype);
+  ctx.native.copy(x.handle, out.handle);
+  return out;
+}
+
+/** Sets every element of `x` to `value`; returns `x`. */
+export function fill<D extends DType>(x: Tensor<D>, value: number): Tensor<D> {
+  const ctx = contextOf('fill', { x });
+  checkNumber('fill', 'value', value);
+  ctx.native.fill(x.handle, value);
+  return x;
+}
+
+/** α x + β y (`out` may be x or y). */
+export function axpby<D extends FloatDType>(alpha: number, x: Tensor<D>, beta: number, y: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
+  const fn = 'axpby';
+  checkOptions(fn, options, ['out']);
+  checkNumber(fn, 'alpha', alpha);
+  checkNumber(fn, 'beta', beta);
+  const ctx = contextOf(fn, { x, y });
+  requireFloat(fn, 'x', x);
+  sameAs(fn, 'x', x, 'y', y);
+  const out = output(fn, ctx, options.out, x.shape, x.dtype);
+  ctx.native.axpby(alpha, x.handle, beta, y.handle, out.handle);
+  return out;
+}
+
+export const add = <D extends FloatDType>(x: Tensor<D>, y: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> => axpby(1, x, 1, y, options);
+export const sub = <D extends FloatDType>(x: Tensor<D>, y: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> => axpby(1, x, -1, y, options);
+export const scale = <D extends FloatDType>(x: Tensor<D>, alpha: number, options: { out?: Tensor } = {}): Tensor<D> => axpby(alpha, x, 0, x, options);
+
+/** Element-wise product. */
+export function mul<D extends FloatDType>(x: Tensor<D>, y: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
+  const fn = 'mul';
+  checkOptions(fn, options, ['out']);
+  const ctx = contextOf(fn, { x, y });
+  requireFloat(fn, 'x', x);
+  sameAs(fn, 'x', x, 'y', y);
+  const out = output(fn, ctx, options.out, x.shape, x.dtype);
+  ctx.native.mul(x.handle, y.handle, out.handle);
+  return out;
+}
+
+const ACTIVATIONS: readonly Activation[] = ['tanh', 'relu', 'identity'];
+function checkActivation(fn: string, act: unknown): asserts act is Activation {
+  if (!ACTIVATIONS.includes(act as Activation)) throw rangeError(fn, 'activation', "'tanh', 'relu' or 'identity'", String(act));
+}
+
+/** φ(x + bias) with the bias broadcast over the last dimension (bias may be null). */
+export function biasActivation<D extends FloatDType>(x: Tensor<D>, bias: Tensor<D> | null, activation: Activation, options: { out?: Tensor } = {}): Tensor<D> {
+  const fn = 'biasActivation';
+  checkOptions(fn, options, ['out']);
+  checkActivation(fn, activation);
+  const ctx = contextOf(fn, { x, bias });
+  requireFloat(fn, 'x', x);
+  if (bias !== null) {
+    requireDType(fn, 'bias', bias, x.dtype);
+    const cols = x.shape.length ? x.shape[x.shape.length - 1] : 1;
+    requireShape(fn, 'bias', bias, [cols]);
+  }
+  const out = output(fn, ctx, options.out, x.shape, x.dtype);
+  ctx.native.biasActivation(x.handle, bias === null ? null : bias.handle, activation, out.handle);
+  return out;
+}
+
+/** dy ⊙ φ'(a), with φ' taken from the activation's output h = φ(a). */
+export function activationBackward<D extends FloatDType>(dy: Tensor<D>, h: Tensor<D>, activation: Activation, options: { out?: Tensor } = {}): Tensor<D> {
+  const fn = 'activationBackward';
+  checkOptions(fn, options, ['out']);
+  checkActivation(fn, activation);
+  const ctx = contextOf(fn, { dy, h });
+  requireFloat(fn, 'dy', dy);
+  sameAs(fn, 'dy', dy, 'h', h);
+  const out = output(fn, ctx, options.out, dy.shape, dy.dtype);
+  ctx.native.activationBackward(dy.handle, h.handle, activation, out.handle);
+  return out;
+}
+
+function checkMargin(fn: string, margin: unknown): asserts margin is number {
+  checkNumber(fn, 'margin', margin);
+  if (margin < 0) throw rangeError(fn, 'margin', 'non-negative', String(margin));
+}
+
+/** The spectrum s = 2m(σ(p) − ½) + 1 ∈ [1 − m, 1 + m], clamped at 0. */
+export function marginSigmoid<D extends FloatDType>(p: Tensor<D>, margin: number, options: { out?: Tensor } = {}): Tensor<D> {
+  const fn = 'marginSigmoid';
+  checkOptions(fn, options, ['out']);
+  checkMargin(fn, margin);
+  const ctx = contextOf(fn, { p });
+  requireFloat(fn, 'p', p);
+  const out = output(fn, ctx, options.out, p.shape, p.dtype);
+  ctx.native.marginSigmoid(p.handle, margin, out.handle);
+  return out;
+}
+
+/** dL/dp = dL/ds ⊙ 2m σ(p)(1 − σ(p)) (zero where the clamp at 0 is active). */
+export function marginSigmoidBackward<D extends FloatDType>(p: Tensor<D>, margin: number, ds: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
+  const fn = 'marginSigmoidBackward';
+  checkOptions(fn, options, ['out']);
+  checkMargin(fn, margin);
+  const ctx = contextOf(fn, { p, ds });
+  requireFloat(fn, 'p', p);
+  sameAs(fn, 'p', p, 'ds', ds);
+  const out = output(fn, ctx, options.out, p.shape, p.dtype);
+  ctx.native.marginSigmoidBackward(p.handle, margin, ds.handle, out.handle);
+  return out;
+}
+
+const REDUCTIONS = { sum: 0, sumSquares: 1, maxAbs: 2, countNonFinite: 3 } as const;
+
+function reduction<D extends FloatDType>(fn: keyof typeof REDUCTIONS, x: Tensor<D>, options: { out?: Tensor }): Tensor<D> {
+  checkOptions(fn, options, ['out']);
+  const ctx = contextOf(fn, { x });
+  requireFloat(fn, 'x', x);
+  const out = output(fn, ctx, options.out, [], x.dtype);
+  ctx.native.reduce(x.handle, REDUCTIONS[fn], out.handle);
+  return out;
+}
+
+/** Σ x as a 0-d tensor (float32 input accumulates in float64). */
+export const sum = <D extends FloatDType>(x: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> => reduction('sum', x, options);
+/** Σ x² as a 0-d tensor. */
+export const sumSquares = <D extends FloatDType>(x: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> => reduction('sumSquares', x, options);
+/** max |x| as a 0-d tensor (NaN if any element is NaN; 0 for an empty tensor). */
+export const maxAbs = <D extends FloatDType>(x: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> => reduction('maxAbs', x, options);
+/** The number of NaN and ±Inf elements, as a 0-d tensor. */
+export const countNonFinite = <D extends FloatDType>(x: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> => reduction('countNonFinite', x, options);
+
+/** Sum over every dimension but the last (bias gradients over all T·B rows): out = Σ_rows x + β out. */
+export function columnSum<D extends FloatDType>(x: Tensor<D>, options: { out?: Tensor; beta?: number } = {}): Tensor<D> {
+  const fn = 'columnSum';
+  checkOptions(fn, options, ['out', 'beta']);
+  const beta = options.beta ?? 0;
+  checkNumber(fn, 'beta', beta);
+  if (beta !== 0 && options.out === undefined) throw rangeError(fn, 'beta', "0 unless 'out' is given", String(beta));
+  const ctx = contextOf(fn, { x });
+  requireFloat(fn, 'x', x);
+  const cols = x.shape.length ? x.shape[x.shape.length - 1] : 1;
+  const out = output(fn, ctx, options.out, [cols], x.dtype);
+  ctx.native.columnSum(x.handle, beta, out.handle);
+  return out;
+}
+
+/** ‖x[g]‖₂ for each index g of the first dimension (e.g. ‖dh_t‖ over a T × B × n tensor). */
+export function groupNorms<D extends FloatDType>(x: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
+  const fn = 'groupNorms';
+  checkOptions(fn, options, ['out']);
+  const ctx = contextOf(fn, { x });
+  requireFloat(fn, 'x', x);
+  if (x.shape.length === 0) throw rangeError(fn, 'x', 'at least 1-D', '[]');
+  const out = output(fn, ctx, options.out, [x.shape[0]], x.dtype);
+  ctx.native.groupNorms(x.handle, out.handle);
+  return out;
+}
+
+export interface LossOptions<D extends FloatDType> {
+  /** Per-row weights (a mask, or 1/|S| for a mean); default 1. */
+  weights?: Tensor<D> | null;
+  /** Also return the gradient with respect to the first argument (default true). */
+  gradient?: boolean;
+}
+
+function lossRows(fn: string, x: Tensor): number {
+  if (x.shape.length === 0) throw rangeError(fn, 'x', 'at least 1-D', '[]');
+  const cols = x.shape[x.shape.length - 1];
+  return cols === 0 ? 0 : x.size / cols;
+}
+
+/**
+ * Σ_r w_r · (−log softmax(logits_r)[target_r]) over the rows of `logits` (classes last), and
+ * its gradient w_r (softmax − onehot). Class ids outside [0, classes) reject the next await.
+ */
+export function softmaxCrossEntropy<D extends FloatDType>(
+  logits: Tensor<D>,
+  targets: Tensor<'int32'>,
+  options: LossOptions<D> = {},
+): { loss: Tensor<D>; dlogits?: Tensor<D> } {
+  const fn = 'softmaxCrossEntropy';
+  checkOptions(fn, options, ['weights', 'gradient']);
+  const weights = options.weights ?? null;
+  const ctx = contextOf(fn, { logits, targets, weights });
+  requireFloat(fn, 'logits', logits);
+  requireDType(fn, 'targets', targets, 'int32');
+  const rows = lossRows(fn, logits);
+  if (logits.shape[logits.shape.length - 1] === 0) throw rangeError(fn, 'logits', 'at least one class', shapeStr(logits.shape));
+  if (targets.size !== rows) throw rangeError(fn, 'targets', `${rows} class ids (one per row of logits)`, shapeStr(targets.shape));
+  if (weights) {
+    requireDType(fn, 'weights', weights, logits.dtype);
+    if (weights.size !== rows) throw rangeError(fn, 'weights', `${rows} elements (one per row)`, shapeStr(weights.shape));
+  }
+  const loss = ctx.empty<D>([], { dtype: logits.dtype });
+  const dlogits = options.gradient === false ? undefined : ctx.empty<D>(logits.shape, { dtype: logits.dtype });
+  ctx.native.softmaxCrossEntropy(logits.handle, targets.handle, weights?.handle ?? null, loss.handle, dlogits?.handle ?? null);
+  return { loss, dlogits };
+}
+
+/** Σ_r w_r Σ_c (y − target)², and its gradient 2 w_r (y − target). */
+export function meanSquaredError<D extends FloatDType>(
+  y: Tensor<D>,
+  target: Tensor<D>,
+  options: LossOptions<D> = {},
+): { loss: Tensor<D>; dy?: Tensor<D> } {
+  const fn = 'meanSquaredError';
+  checkOptions(fn, options, ['weights', 'gradient']);
+  const weights = options.weights ?? null;
+  const ctx = contextOf(fn, { y, target, weights });
+  requireFloat(fn, 'y', y);
+  sameAs(fn, 'y', y, 'target', target);
+  const rows = lossRows(fn, y);
+  if (weights) {
+    requireDType(fn, 'weights', weights, y.dtype);
+    if (weights.size !== rows) throw rangeError(fn, 'weights', `${rows} elements (one per row)`, shapeStr(weights.shape));
+  }
+  const loss = ctx.empty<D>([], { dtype: y.dtype });
+  const dy = options.gradient === false ? undefined : ctx.empty<D>(y.shape, { dtype: y.dtype });
+  ctx.native.meanSquaredError(y.handle, target.handle, weights?.handle ?? null, loss.handle, dy?.handle ?? null);
+  return { loss, dy };
+}

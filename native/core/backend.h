@@ -1,0 +1,120 @@
+// The one interface every backend implements (DESIGN §4). Arguments are raw row-major
+// buffers owned by the backend's device; callers (native/napi, later the model code) check
+// shapes before calling, and backends re-check what would otherwise read out of bounds.
+// Every method runs on its context's worker thread and throws orthornn::Error on failure.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+#include "dtype.h"
+#include "elementwise.h"
+#include "error.h"
+
+namespace orthornn {
+
+enum class Op : int {
+  Gemm, GemmStridedBatched, LuFactor, LuSolve, Qr, Svd,
+  Fill, RandomNormal, RandomUniform, Copy,
+  Axpby, Mul, BiasActivation, ActivationBackward, MarginSigmoid, MarginSigmoidBackward,
+  Reduce, ColumnSum, GroupNorms, SoftmaxCrossEntropy, MeanSquaredError,
+};
+
+enum class Reduction : int { Sum = 0, SumSquares = 1, MaxAbs = 2, CountNonFinite = 3 };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual const char* name() const = 0;        // "cpu", "cuda"
+  virtual std::string device() const = 0;      // "cpu", "cuda:0"
+  virtual bool supports(Op op, DType dtype) const = 0;
+
+  // Memory. Uploads and downloads are complete when the call returns.
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* ptr, size_t bytes) noexcept = 0;
+  virtual void upload(void* dst, const void* hostSrc, size_t bytes) = 0;
+  virtual void download(void* hostDst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+
+  // C[m×n] = α op(A) op(B) + β C, row-major with leading dimensions.
+  virtual void gemm(DType dt, bool transA, bool transB, int64_t m, int64_t n, int64_t k, double alpha,
+                    const void* A, int64_t lda, const void* B, int64_t ldb, double beta, void* C,
+                    int64_t ldc) = 0;
+  // The same over `batch` matrices spaced by the strides (in elements; a stride of 0 shares one matrix).
+  virtual void gemmStridedBatched(DType dt, bool transA, bool transB, int64_t m, int64_t n, int64_t k,
+                                  double alpha, const void* A, int64_t lda, int64_t strideA, const void* B,
+                                  int64_t ldb, int64_t strideB, double beta, void* C, int64_t ldc,
+                                  int64_t strideC, int64_t batch) = 0;
+
+  // In-place LU with partial pivoting of an n×n matrix; pivots are 1-based (LAPACK's).
+  // A singular matrix raises ErrorCode::Numeric.
+  virtual void luFactor(DType dt, int64_t n, void* A, int32_t* pivots) = 0;
+  // Solves A X = B in place of B (n×nrhs) from luFactor's output.
+  virtual void luSolve(DType dt, int64_t n, int64_t nrhs, const void* LU, const int32_t* pivots, void* B) = 0;
+  // Thin QR of A (m×n), k = min(m, n): Q m×k with orthonormal columns, R k×n upper
+  // triangular with diag(R) ≥ 0 (the sign fix that makes the factorisation unique).
+  virtual void qr(DType dt, int64_t m, int64_t n, const void* A, void* Q, void* R) = 0;
+  // Thin SVD A = U diag(S) Vt: U m×k, S k (descending), Vt k×n.
+  virtual void svd(DType dt, int64_t m, int64_t n, const void* A, void* U, void* S, void* Vt) = 0;
+
+  virtual void fill(DType dt, int64_t count, double value, void* x) = 0;
+  virtual void randomNormal(DType dt, int64_t count, uint64_t seed, double mean, double stddev, void* x) = 0;
+  virtual void randomUniform(DType dt, int64_t count, uint64_t seed, double low, double high, void* x) = 0;
+
+  // out = α x + β y (out may alias x or y).
+  virtual void axpby(DType dt, int64_t count, double alpha, const void* x, double beta, const void* y,
+                     void* out) = 0;
+  // out = x ⊙ y.
+  virtual void mul(DType dt, int64_t count, const void* x, const void* y, void* out) = 0;
+  // out[r, c] = φ(x[r, c] + bias[c]); bias may be null.
+  virtual void biasActivation(DType dt, Activation act, int64_t rows, int64_t cols, const void* x,
+                              const void* bias, void* out) = 0;
+  // out = dy ⊙ φ'(a), with φ' computed from h = φ(a).
+  virtual void activationBackward(DType dt, Activation act, int64_t count, const void* dy, const void* h,
+                                  void* out) = 0;
+  virtual void marginSigmoid(DType dt, int64_t count, double margin, const void* p, void* s) = 0;
+  // dp = ds ⊙ ds/dp.
+  virtual void marginSigmoidBackward(DType dt, int64_t count, double margin, const void* p, const void* ds,
+                                     void* dp) = 0;
+
+  // One value of dtype dt written to out.
+  virtual void reduce(DType dt, Reduction kind, int64_t count, const void* x, void* out) = 0;
+  // out[c] = Σ_r x[r, c] + β out[c]  (bias gradients over all T·B rows).
+  virtual void columnSum(DType dt, int64_t rows, int64_t cols, const void* x, double beta, void* out) = 0;
+  // out[g] = ‖x[g, :]‖₂  (per-step hidden gradient norms over a T × (B·n) view).
+  virtual void groupNorms(DType dt, int64_t groups, int64_t groupSize, const void* x, void* out) = 0;
+
+  // loss = Σ_r w_r · (−log softmax(logits_r)[target_r]); dlogits_r = w_r (softmax(logits_r) − e_target).
+  // weights null means w ≡ 1; dlogits null skips the gradient. Targets outside [0, classes)
+  // raise ErrorCode::Range.
+  virtual void softmaxCrossEntropy(DType dt, int64_t rows, int64_t classes, const void* logits,
+                                   const int32_t* targets, const void* weights, void* loss, void* dlogits) = 0;
+  // loss = Σ_r w_r Σ_c (y − t)²; dy = 2 w_r (y − t).
+  virtual void meanSquaredError(DType dt, int64_t rows, int64_t cols, const void* y, const void* target,
+                                const void* weights, void* loss, void* dy) = 0;
+};
+
+struct BackendInfo {
+  std::string name;
+  bool compiled = false;
+  bool available = false;
+  std::string device;  // "cpu", a GPU's name, or "" when unavailable
+  std::string reason;  // why unavailable ("" when available)
+  int deviceCount = 0;
+};
+
+std::vector<BackendInfo> listBackends();
+// Throws ErrorCode::Device when the backend is not compiled or not available.
+std::shared_ptr<Backend> createBackend(const std::string& name, int deviceIndex);
+
+// Implemented in native/cpu and native/cuda.
+std::shared_ptr<Backend> createCpuBackend();
+BackendInfo cpuBackendInfo();
+#ifdef ORTHORNN_WITH_CUDA
+std::shared_ptr<Backend> createCudaBackend(int deviceIndex);
+BackendInfo cudaBackendInfo();
+#endif
+
+}  // namespace orthornn

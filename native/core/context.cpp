@@ -1,0 +1,79 @@
+#include "context.h"
+
+namespace orthornn {
+
+Context::Context(std::shared_ptr<Backend> backend) : backend_(std::move(backend)) {
+  worker_ = std::thread([this] { run(); });
+}
+
+Context::~Context() { close(); }
+
+bool Context::closed() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return closing_;
+}
+
+void Context::enqueue(std::string op, Work work) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closing_) fail(ErrorCode::Disposed, "the context has been disposed");
+    queue_.push_back(Task{std::move(op), std::move(work), nullptr});
+  }
+  wake_.notify_one();
+}
+
+void Context::enqueueCompletion(Completion completion) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closing_) fail(ErrorCode::Disposed, "the context has been disposed");
+    queue_.push_back(Task{std::string(), nullptr, std::move(completion)});
+  }
+  wake_.notify_one();
+}
+
+void Context::close() {
+  std::deque<Task> cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closing_ && !worker_.joinable()) return;
+    closing_ = true;
+    cancelled.swap(queue_);
+  }
+  wake_.notify_one();
+  if (worker_.joinable()) worker_.join();
+  const std::optional<Failure> disposed = Failure{ErrorCode::Disposed, "the context was disposed before the work finished"};
+  for (Task& t : cancelled) {
+    if (t.completion) t.completion(*backend_, disposed);
+  }
+}
+
+void Context::run() {
+  for (;;) {
+    Task task;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [this] { return closing_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // closing and drained (close() took the rest)
+      task = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    if (task.completion) {
+      std::optional<Failure> report;
+      report.swap(failure_);
+      task.completion(*backend_, report);
+      continue;
+    }
+    if (failure_) continue;  // skip work queued after a failure until it is reported
+    try {
+      task.work(*backend_);
+    } catch (const Error& e) {
+      failure_ = Failure{e.code(), "op '" + task.op + "' failed: " + e.what()};
+    } catch (const std::bad_alloc&) {
+      failure_ = Failure{ErrorCode::OutOfMemory, "op '" + task.op + "' failed: out of memory"};
+    } catch (const std::exception& e) {
+      failure_ = Failure{ErrorCode::Internal, "op '" + task.op + "' failed: " + e.what()};
+    }
+  }
+}
+
+}  // namespace orthornn

@@ -1,0 +1,422 @@
+// CPU backend: OpenBLAS (cblas) for products, LAPACKE for factorisations, OpenMP loops
+// over the shared element-wise arithmetic of native/core/elementwise.h.
+#include <cblas.h>
+#include <lapacke.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "../core/backend.h"
+#include "../core/random.h"
+
+extern "C" char* openblas_get_config(void);
+
+namespace orthornn {
+namespace {
+
+constexpr int64_t kParallelThreshold = 1 << 15;
+
+int blasDim(int64_t v, const char* what) {
+  require(v >= 0 && v <= INT_MAX, ErrorCode::Range,
+          std::string(what) + " = " + std::to_string(v) + " is outside the range BLAS/LAPACK accept");
+  return static_cast<int>(v);
+}
+
+template <typename T>
+const T* cp(const void* p) { return static_cast<const T*>(p); }
+template <typename T>
+T* mp(void* p) { return static_cast<T*>(p); }
+
+// Dispatches a templated body on the floating dtype.
+template <typename F>
+void onFloat(DType dt, const char* op, F&& body) {
+  switch (dt) {
+    case DType::F32: body(float{}); return;
+    case DType::F64: body(double{}); return;
+    default: fail(ErrorCode::Type, std::string(op) + ": expected a float32 or float64 tensor, got " + dtypeName(dt));
+  }
+}
+
+template <typename T>
+void blasGemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
+              T* C, int ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // C = β C; BLAS implementations disagree on k = 0
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) C[int64_t(i) * ldc + j] = beta == T(0) ? T(0) : beta * C[int64_t(i) * ldc + j];
+    return;
+  }
+  const CBLAS_TRANSPOSE a = ta ? CblasTrans : CblasNoTrans, b = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, a, b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    cblas_dgemm(CblasRowMajor, a, b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+std::string cpuModelName() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(colon + 2);
+    }
+  }
+  return "unknown CPU";
+}
+
+class CpuBackend final : public Backend {
+ public:
+  const char* name() const override { return "cpu"; }
+  std::string device() const override { return "cpu"; }
+
+  bool supports(Op, DType dt) const override { return isFloat(dt); }
+
+  void* allocate(size_t bytes) override {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (!p) fail(ErrorCode::OutOfMemory, "cannot allocate " + std::to_string(bytes) + " bytes of host memory");
+    return p;
+  }
+  void deallocate(void* ptr, size_t) noexcept override { std::free(ptr); }
+  void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    if (dst != src) std::memmove(dst, src, bytes);
+  }
+  void synchronize() override {}
+
+  void gemm(DType dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void* A, int64_t lda,
+            const void* B, int64_t ldb, double beta, void* C, int64_t ldc) override {
+    onFloat(dt, "gemm", [&](auto z) {
+      using T = decltype(z);
+      blasGemm<T>(ta, tb, blasDim(m, "m"), blasDim(n, "n"), blasDim(k, "k"), T(alpha), cp<T>(A), blasDim(lda, "lda"),
+                  cp<T>(B), blasDim(ldb, "ldb"), T(beta), mp<T>(C), blasDim(ldc, "ldc"));
+    });
+  }
+
+  void gemmStridedBatched(DType dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void* A,
+                          int64_t lda, int64_t sA, const void* B, int64_t ldb, int64_t sB, double beta, void* C,
+                          int64_t ldc, int64_t sC, int64_t batch) override {
+    onFloat(dt, "gemmStridedBatched", [&](auto z) {
+      using T = decltype(z);
+      for (int64_t i = 0; i < batch; ++i)
+        blasGemm<T>(ta, tb, blasDim(m, "m"), blasDim(n, "n"), blasDim(k, "k"), T(alpha), cp<T>(A) + i * sA,
+                    blasDim(lda, "lda"), cp<T>(B) + i * sB, blasDim(ldb, "ldb"), T(beta), mp<T>(C) + i * sC,
+                    blasDim(ldc, "ldc"));
+    });
+  }
+
+  void luFactor(DType dt, int64_t n64, void* A, int32_t* piv) override {
+    const int n = blasDim(n64, "n");
+    if (n == 0) return;
+    static_assert(sizeof(lapack_int) == sizeof(int32_t), "orthornn expects 32-bit LAPACK integers");
+    lapack_int info = 0;
+    onFloat(dt, "luFactor", [&](auto z) {
+      using T = decltype(z);
+      if constexpr (std::is_same_v<T, float>)
+        info = LAPACKE_sgetrf(LAPACK_ROW_MAJOR, n, n, mp<T>(A), n, piv);
+      else
+        info = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, n, n, mp<T>(A), n, piv);
+    });
+    if (info > 0)
+      fail(ErrorCode::Numeric, "the matrix is singular: U[" + std::to_string(info - 1) + ", " +
+                                   std::to_string(info - 1) + "] is exactly zero");
+    if (info < 0) fail(ErrorCode::Internal, "getrf rejected argument " + std::to_string(-info));
+  }
+
+  void luSolve(DType dt, int64_t n64, int64_t nrhs64, const void* LU, const int32_t* piv, void* B) override {
+    const int n = blasDim(n64, "n"), nrhs = blasDim(nrhs64, "nrhs");
+    if (n == 0 || nrhs == 0) return;
+    lapack_int info = 0;
+    onFloat(dt, "luSolve", [&](auto z) {
+      using T = decltype(z);
+      if constexpr (std::is_same_v<T, float>)
+        info = LAPACKE_sgetrs(LAPACK_ROW_MAJOR, 'N', n, nrhs, cp<T>(LU), n, piv, mp<T>(B), nrhs);
+      else
+        info = LAPACKE_dgetrs(LAPACK_ROW_MAJOR, 'N', n, nrhs, cp<T>(LU), n, piv, mp<T>(B), nrhs);
+    });
+    if (info != 0) fail(ErrorCode::Internal, "getrs rejected argument " + std::to_string(-info));
+  }
+
+  void qr(DType dt, int64_t m64, int64_t n64, const void* A, void* Qv, void* Rv) override {
+    const int m = blasDim(m64, "m"), n = blasDim(n64, "n"), k = std::min(m, n);
+    if (k == 0) return;
+    onFloat(dt, "qr", [&](auto z) {
+      using T = decltype(z);
+      std::vector<T> work(cp<T>(A), cp<T>(A) + int64_t(m) * n), tau(k);
+      lapack_int info;
+      if constexpr (std::is_same_v<T, float>)
+        info = LAPACKE_sgeqrf(LAPACK_ROW_MAJOR, m, n, work.data(), n, tau.data());
+      else
+        info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, m, n, work.data(), n, tau.data());
+      if (info != 0) fail(ErrorCode::Internal, "geqrf returned " + std::to_string(info));
+      T* R = mp<T>(Rv);
+      for (int i = 0; i < k; ++i)
+        for (int j = 0; j < n; ++j) R[int64_t(i) * n + j] = j >= i ? work[int64_t(i) * n + j] : T(0);
+      // Q's k columns are the first k columns of the reflector storage.
+      T* Q = mp<T>(Qv);
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < k; ++j) Q[int64_t(i) * k + j] = work[int64_t(i) * n + j];
+      if constexpr (std::is_same_v<T, float>)
+        info = LAPACKE_sorgqr(LAPACK_ROW_MAJOR, m, k, k, Q, k, tau.data());
+      else
+        info = LAPACKE_dorgqr(LAPACK_ROW_MAJOR, m, k, k, Q, k, tau.data());
+      if (info != 0) fail(ErrorCode::Internal, "orgqr returned " + std::to_string(info));
+      for (int i = 0; i < k; ++i) {
+        if (R[int64_t(i) * n + i] >= T(0)) continue;
+        for (int j = i; j < n; ++j) R[int64_t(i) * n + j] = -R[int64_t(i) * n + j];
+        for (int r = 0; r < m; ++r) Q[int64_t(r) * k + i] = -Q[int64_t(r) * k + i];
+      }
+    });
+  }
+
+  void svd(DType dt, int64_t m64, int64_t n64, const void* A, void* U, void* S, void* Vt) override {
+    const int m = blasDim(m64, "m"), n = blasDim(n64, "n"), k = std::min(m, n);
+    if (k == 0) return;
+    onFloat(dt, "svd", [&](auto z) {
+      using T = decltype(z);
+      std::vector<T> work(cp<T>(A), cp<T>(A) + int64_t(m) * n);
+      lapack_int info;
+      if constexpr (std::is_same_v<T, float>)
+        info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, 'S', m, n, work.data(), n, mp<T>(S), mp<T>(U), k, mp<T>(Vt), n);
+      else
+        info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', m, n, work.data(), n, mp<T>(S), mp<T>(U), k, mp<T>(Vt), n);
+      if (info > 0) {  // divide and conquer did not converge: fall back to QR iteration
+        work.assign(cp<T>(A), cp<T>(A) + int64_t(m) * n);
+        std::vector<T> superb(std::max(1, k - 1));
+        if constexpr (std::is_same_v<T, float>)
+          info = LAPACKE_sgesvd(LAPACK_ROW_MAJOR, 'S', 'S', m, n, work.data(), n, mp<T>(S), mp<T>(U), k, mp<T>(Vt), n,
+                                superb.data());
+        else
+          info = LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'S', 'S', m, n, work.data(), n, mp<T>(S), mp<T>(U), k, mp<T>(Vt), n,
+                                superb.data());
+      }
+      if (info > 0) fail(ErrorCode::Numeric, "the SVD did not converge (is the input finite?)");
+      if (info < 0) fail(ErrorCode::Internal, "gesdd rejected argument " + std::to_string(-info));
+    });
+  }
+
+  void fill(DType dt, int64_t count, double value, void* x) override {
+    if (dt == DType::I32) {
+      int32_t* p = mp<int32_t>(x);
+      std::fill(p, p + count, static_cast<int32_t>(value));
+      return;
+    }
+    onFloat(dt, "fill", [&](auto z) {
+      using T = decltype(z);
+      std::fill(mp<T>(x), mp<T>(x) + count, T(value));
+    });
+  }
+
+  void randomNormal(DType dt, int64_t count, uint64_t seed, double mean, double stddev, void* x) override {
+    onFloat(dt, "randomNormal", [&](auto z) {
+      using T = decltype(z);
+      T* p = mp<T>(x);
+#pragma omp parallel for if (count > kParallelThreshold / 8)
+      for (int64_t i = 0; i < count; ++i) p[i] = T(mean + stddev * philoxNormal(seed, uint64_t(i)));
+    });
+  }
+
+  void randomUniform(DType dt, int64_t count, uint64_t seed, double low, double high, void* x) override {
+    onFloat(dt, "randomUniform", [&](auto z) {
+      using T = decltype(z);
+      T* p = mp<T>(x);
+#pragma omp parallel for if (count > kParallelThreshold / 8)
+      for (int64_t i = 0; i < count; ++i) p[i] = T(low + (high - low) * philoxUniform(seed, uint64_t(i)));
+    });
+  }
+
+  void axpby(DType dt, int64_t count, double alpha, const void* x, double beta, const void* y, void* out) override {
+    onFloat(dt, "axpby", [&](auto z) {
+      using T = decltype(z);
+      const T a = T(alpha), b = T(beta);
+      const T *px = cp<T>(x), *py = cp<T>(y);
+      T* po = mp<T>(out);
+#pragma omp parallel for if (count > kParallelThreshold)
+      for (int64_t i = 0; i < count; ++i) po[i] = a * px[i] + b * py[i];
+    });
+  }
+
+  void mul(DType dt, int64_t count, const void* x, const void* y, void* out) override {
+    onFloat(dt, "mul", [&](auto z) {
+      using T = decltype(z);
+      const T *px = cp<T>(x), *py = cp<T>(y);
+      T* po = mp<T>(out);
+#pragma omp parallel for if (count > kParallelThreshold)
+      for (int64_t i = 0; i < count; ++i) po[i] = px[i] * py[i];
+    });
+  }
+
+  void biasActivation(DType dt, Activation act, int64_t rows, int64_t cols, const void* x, const void* bias,
+                      void* out) override {
+    onFloat(dt, "biasActivation", [&](auto z) {
+      using T = decltype(z);
+      const T *px = cp<T>(x), *pb = cp<T>(bias);
+      T* po = mp<T>(out);
+#pragma omp parallel for if (rows * cols > kParallelThreshold)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+          po[r * cols + c] = activate<T>(act, px[r * cols + c] + (pb ? pb[c] : T(0)));
+    });
+  }
+
+  void activationBackward(DType dt, Activation act, int64_t count, const void* dy, const void* h,
+                          void* out) override {
+    onFloat(dt, "activationBackward", [&](auto z) {
+      using T = decltype(z);
+      const T *pd = cp<T>(dy), *ph = cp<T>(h);
+      T* po = mp<T>(out);
+#pragma omp parallel for if (count > kParallelThreshold)
+      for (int64_t i = 0; i < count; ++i) po[i] = pd[i] * activationDerivativeFromOutput<T>(act, ph[i]);
+    });
+  }
+
+  void marginSigmoid(DType dt, int64_t count, double margin, const void* p, void* s) override {
+    onFloat(dt, "marginSigmoid", [&](auto z) {
+      using T = decltype(z);
+      for (int64_t i = 0; i < count; ++i) mp<T>(s)[i] = orthornn::marginSigmoid<T>(cp<T>(p)[i], T(margin));
+    });
+  }
+
+  void marginSigmoidBackward(DType dt, int64_t count, double margin, const void* p, const void* ds,
+                             void* dp) override {
+    onFloat(dt, "marginSigmoidBackward", [&](auto z) {
+      using T = decltype(z);
+      for (int64_t i = 0; i < count; ++i)
+        mp<T>(dp)[i] = cp<T>(ds)[i] * marginSigmoidDerivative<T>(cp<T>(p)[i], T(margin));
+    });
+  }
+
+  void reduce(DType dt, Reduction kind, int64_t count, const void* x, void* out) override {
+    onFloat(dt, "reduce", [&](auto z) {
+      using T = decltype(z);
+      const T* px = cp<T>(x);
+      double acc = 0;  // float32 sums accumulate in double
+      switch (kind) {
+        case Reduction::Sum:
+#pragma omp parallel for reduction(+ : acc) if (count > kParallelThreshold)
+          for (int64_t i = 0; i < count; ++i) acc += double(px[i]);
+          break;
+        case Reduction::SumSquares:
+#pragma omp parallel for reduction(+ : acc) if (count > kParallelThreshold)
+          for (int64_t i = 0; i < count; ++i) acc += double(px[i]) * double(px[i]);
+          break;
+        case Reduction::MaxAbs: {
+          bool nan = false;
+          for (int64_t i = 0; i < count; ++i) {
+            double v = std::fabs(double(px[i]));
+            if (v != v) nan = true;
+            acc = std::max(acc, v);
+          }
+          if (nan) acc = NAN;  // never hide a NaN behind a max
+          break;
+        }
+        case Reduction::CountNonFinite:
+#pragma omp parallel for reduction(+ : acc) if (count > kParallelThreshold)
+          for (int64_t i = 0; i < count; ++i) acc += isFiniteValue<T>(px[i]) ? 0.0 : 1.0;
+          break;
+      }
+      *mp<T>(out) = T(acc);
+    });
+  }
+
+  void columnSum(DType dt, int64_t rows, int64_t cols, const void* x, double beta, void* out) override {
+    onFloat(dt, "columnSum", [&](auto z) {
+      using T = decltype(z);
+      const T* px = cp<T>(x);
+      T* po = mp<T>(out);
+      std::vector<double> acc(cols, 0.0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) acc[c] += double(px[r * cols + c]);
+      for (int64_t c = 0; c < cols; ++c) po[c] = T(acc[c] + (beta == 0 ? 0.0 : beta * double(po[c])));
+    });
+  }
+
+  void groupNorms(DType dt, int64_t groups, int64_t size, const void* x, void* out) override {
+    onFloat(dt, "groupNorms", [&](auto z) {
+      using T = decltype(z);
+      const T* px = cp<T>(x);
+      T* po = mp<T>(out);
+#pragma omp parallel for if (groups * size > kParallelThreshold)
+      for (int64_t g = 0; g < groups; ++g) {
+        double acc = 0;
+        for (int64_t i = 0; i < size; ++i) acc += double(px[g * size + i]) * double(px[g * size + i]);
+        po[g] = T(std::sqrt(acc));
+      }
+    });
+  }
+
+  void softmaxCrossEntropy(DType dt, int64_t rows, int64_t classes, const void* logits, const int32_t* targets,
+                           const void* weights, void* loss, void* dlogits) override {
+    for (int64_t r = 0; r < rows; ++r)
+      if (targets[r] < 0 || targets[r] >= classes)
+        fail(ErrorCode::Range, "target " + std::to_string(targets[r]) + " at row " + std::to_string(r) +
+                                   " is not a class id in [0, " + std::to_string(classes) + ")");
+    onFloat(dt, "softmaxCrossEntropy", [&](auto z) {
+      using T = decltype(z);
+      const T *pl = cp<T>(logits), *pw = cp<T>(weights);
+      T* pd = mp<T>(dlogits);
+      double total = 0;
+#pragma omp parallel for reduction(+ : total) if (rows * classes > kParallelThreshold)
+      for (int64_t r = 0; r < rows; ++r) {
+        const T* row = pl + r * classes;
+        const double w = pw ? double(pw[r]) : 1.0;
+        double mx = -INFINITY;
+        for (int64_t c = 0; c < classes; ++c) mx = std::max(mx, double(row[c]));
+        double se = 0;
+        for (int64_t c = 0; c < classes; ++c) se += std::exp(double(row[c]) - mx);
+        const double lse = mx + std::log(se);
+        total += w * (lse - double(row[targets[r]]));
+        if (pd) {
+          for (int64_t c = 0; c < classes; ++c)
+            pd[r * classes + c] = T(w * (std::exp(double(row[c]) - lse) - (c == targets[r] ? 1.0 : 0.0)));
+        }
+      }
+      *mp<T>(loss) = T(total);
+    });
+  }
+
+  void meanSquaredError(DType dt, int64_t rows, int64_t cols, const void* y, const void* target, const void* weights,
+                        void* loss, void* dy) override {
+    onFloat(dt, "meanSquaredError", [&](auto z) {
+      using T = decltype(z);
+      const T *py = cp<T>(y), *pt = cp<T>(target), *pw = cp<T>(weights);
+      T* pd = mp<T>(dy);
+      double total = 0;
+#pragma omp parallel for reduction(+ : total) if (rows * cols > kParallelThreshold)
+      for (int64_t r = 0; r < rows; ++r) {
+        const double w = pw ? double(pw[r]) : 1.0;
+        for (int64_t c = 0; c < cols; ++c) {
+          const double e = double(py[r * cols + c]) - double(pt[r * cols + c]);
+          total += w * e * e;
+          if (pd) pd[r * cols + c] = T(2.0 * w * e);
+        }
+      }
+      *mp<T>(loss) = T(total);
+    });
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<Backend> createCpuBackend() { return std::make_shared<CpuBackend>(); }
+
+BackendInfo cpuBackendInfo() {
+  BackendInfo info;
+  info.name = "cpu";
+  info.compiled = true;
+  info.available = true;
+  info.deviceCount = 1;
+  std::string blas = openblas_get_config();
+  info.device = cpuModelName() + ", " + std::to_string(std::thread::hardware_concurrency()) + " threads, " + blas;
+  return info;
+}
+
+}  // namespace orthornn

@@ -1,0 +1,74 @@
+// The only headers that know about Node. Shared by the files of native/napi.
+#pragma once
+#include <napi.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "../core/backend.h"
+#include "../core/context.h"
+#include "../core/error.h"
+#include "../core/tensor.h"
+
+namespace orthornn::napi {
+
+class ContextWrap;
+class TensorWrap;
+
+// Per-environment state (worker threads each get their own).
+struct AddonData {
+  std::map<ErrorCode, Napi::FunctionReference> errorClasses;
+  Napi::FunctionReference tensorClass;
+  std::set<ContextWrap*> contexts;
+};
+
+AddonData& addonData(Napi::Env env);
+Napi::Error makeError(Napi::Env env, ErrorCode code, const std::string& message);
+[[noreturn]] void throwError(Napi::Env env, ErrorCode code, const std::string& message);
+
+// What a context and its tensors share; outlives the JS Context object while tensors live.
+struct ContextState {
+  std::unique_ptr<Context> core;
+  std::set<TensorWrap*> tensors;  // JS-thread only; to invalidate children on dispose
+  bool disposed = false;
+  Napi::ThreadSafeFunction tsfn;
+  size_t pending = 0;  // awaits not yet settled
+};
+
+class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  static Napi::Object Create(Napi::Env env, std::shared_ptr<ContextState> ctx, Tensor tensor);
+  static bool Is(Napi::Env env, const Napi::Value& v);
+  explicit TensorWrap(const Napi::CallbackInfo& info);
+  ~TensorWrap() override;
+  void Finalize(Napi::BasicEnv env) override;
+
+  // Throws a clear JS error when disposed or owned by another context.
+  const Tensor& tensor(Napi::Env env, const ContextState* ctx, const char* argName) const;
+  void release(Napi::BasicEnv env);
+
+ private:
+  Napi::Value Shape(const Napi::CallbackInfo& info);
+  Napi::Value DType(const Napi::CallbackInfo& info);
+  Napi::Value Device(const Napi::CallbackInfo& info);
+  Napi::Value Disposed(const Napi::CallbackInfo& info);
+  Napi::Value Bytes(const Napi::CallbackInfo& info);
+  void Dispose(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<ContextState> ctx_;
+  std::optional<Tensor> tensor_;
+  std::vector<int64_t> shape_;  // kept after dispose for error messages
+  orthornn::DType dtype_ = orthornn::DType::F32;
+  std::string device_;
+  int64_t externalBytes_ = 0;
+};
+
+Napi::Function DefineContext(Napi::Env env);
+void shutdownContexts(Napi::Env env);
+
+}  // namespace orthornn::napi
