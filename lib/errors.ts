@@ -79,7 +79,12 @@ function withCode<E extends Error>(err: E, code: ErrorCode): E {
 
 /** `TypeError` with the one message template: argument, expectation, what was given. */
 export function typeError(fn: string, arg: string, expected: string, got: unknown): TypeError {
-  return withCode(new TypeError(`${fn}: argument '${arg}' must be ${expected}, got ${describe(got)}`), 'ERR_ORTHORNN_TYPE');
+  return typeErrorText(fn, arg, expected, describe(got));
+}
+
+/** The same, with what was given already put in words. */
+export function typeErrorText(fn: string, arg: string, expected: string, got: string): TypeError {
+  return withCode(new TypeError(`${fn}: argument '${arg}' must be ${expected}, got ${got}`), 'ERR_ORTHORNN_TYPE');
 }
 
 /** `RangeError` with the one message template. */

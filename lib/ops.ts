@@ -5,7 +5,7 @@
  * naming the op. Outputs may be passed as `out` to reuse memory.
  */
 import type { Context } from './context';
-import { rangeError, typeError } from './errors';
+import { rangeError, typeError, typeErrorText } from './errors';
 import type { Activation, DType, FloatDType } from './native';
 import type { Tensor } from './tensor';
 import { checkNumber, checkOptions, checkTensor, shapeStr } from './validate';
@@ -30,11 +30,11 @@ function contextOf(fn: string, tensors: Record<string, Tensor | null | undefined
 }
 
 function requireFloat(fn: string, arg: string, t: Tensor): void {
-  if (t.dtype !== 'float32' && t.dtype !== 'float64') throw typeError(fn, arg, 'a float32 or float64 tensor', `${t.dtype} tensor`);
+  if (t.dtype !== 'float32' && t.dtype !== 'float64') throw typeErrorText(fn, arg, 'a float32 or float64 tensor', `${t.dtype} tensor`);
 }
 
 function requireDType(fn: string, arg: string, t: Tensor, dtype: DType): void {
-  if (t.dtype !== dtype) throw typeError(fn, arg, `a ${dtype} tensor`, `${t.dtype} tensor`);
+  if (t.dtype !== dtype) throw typeErrorText(fn, arg, `a ${dtype} tensor`, `${t.dtype} tensor`);
 }
 
 function requireShape(fn: string, arg: string, t: Tensor, shape: readonly number[]): void {
@@ -211,7 +211,10 @@ export function fill<D extends DType>(x: Tensor<D>, value: number): Tensor<D> {
 
 /** α x + β y (`out` may be x or y). */
 export function axpby<D extends FloatDType>(alpha: number, x: Tensor<D>, beta: number, y: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
-  const fn = 'axpby';
+  return axpbyAs('axpby', alpha, x, beta, y, options);
+}
+
+function axpbyAs<D extends FloatDType>(fn: string, alpha: number, x: Tensor<D>, beta: number, y: Tensor<D>, options: { out?: Tensor }): Tensor<D> {
   checkOptions(fn, options, ['out']);
   checkNumber(fn, 'alpha', alpha);
   checkNumber(fn, 'beta', beta);
@@ -223,9 +226,12 @@ export function axpby<D extends FloatDType>(alpha: number, x: Tensor<D>, beta: n
   return out;
 }
 
-export const add = <D extends FloatDType>(x: Tensor<D>, y: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> => axpby(1, x, 1, y, options);
-export const sub = <D extends FloatDType>(x: Tensor<D>, y: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> => axpby(1, x, -1, y, options);
-export const scale = <D extends FloatDType>(x: Tensor<D>, alpha: number, options: { out?: Tensor } = {}): Tensor<D> => axpby(alpha, x, 0, x, options);
+/** x + y. */
+export const add = <D extends FloatDType>(x: Tensor<D>, y: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> => axpbyAs('add', 1, x, 1, y, options);
+/** x − y. */
+export const sub = <D extends FloatDType>(x: Tensor<D>, y: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> => axpbyAs('sub', 1, x, -1, y, options);
+/** α x. */
+export const scale = <D extends FloatDType>(x: Tensor<D>, alpha: number, options: { out?: Tensor } = {}): Tensor<D> => axpbyAs('scale', alpha, x, 0, x, options);
 
 /** Element-wise product. */
 export function mul<D extends FloatDType>(x: Tensor<D>, y: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {

@@ -59,6 +59,15 @@ void blasGemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int ld
     cblas_dgemm(CblasRowMajor, a, b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+// LAPACK on NaN/Inf input returns garbage or iterates without end; refuse it up front.
+template <typename T>
+void requireFiniteMatrix(const T* x, int64_t count, const char* what) {
+  for (int64_t i = 0; i < count; ++i)
+    if (!isFiniteValue<T>(x[i]))
+      fail(ErrorCode::Numeric, std::string(what) + ": the input contains " + (x[i] != x[i] ? "NaN" : "Inf") +
+                                   " at flat index " + std::to_string(i));
+}
+
 std::string cpuModelName() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
@@ -120,6 +129,7 @@ class CpuBackend final : public Backend {
     lapack_int info = 0;
     onFloat(dt, "luFactor", [&](auto z) {
       using T = decltype(z);
+      requireFiniteMatrix(cp<T>(A), int64_t(n) * n, "luFactor");
       if constexpr (std::is_same_v<T, float>)
         info = LAPACKE_sgetrf(LAPACK_ROW_MAJOR, n, n, mp<T>(A), n, piv);
       else
@@ -150,6 +160,7 @@ class CpuBackend final : public Backend {
     if (k == 0) return;
     onFloat(dt, "qr", [&](auto z) {
       using T = decltype(z);
+      requireFiniteMatrix(cp<T>(A), int64_t(m) * n, "qr");
       std::vector<T> work(cp<T>(A), cp<T>(A) + int64_t(m) * n), tau(k);
       lapack_int info;
       if constexpr (std::is_same_v<T, float>)
@@ -182,6 +193,7 @@ class CpuBackend final : public Backend {
     if (k == 0) return;
     onFloat(dt, "svd", [&](auto z) {
       using T = decltype(z);
+      requireFiniteMatrix(cp<T>(A), int64_t(m) * n, "svd");
       std::vector<T> work(cp<T>(A), cp<T>(A) + int64_t(m) * n);
       lapack_int info;
       if constexpr (std::is_same_v<T, float>)

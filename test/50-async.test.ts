@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { Context, NumericError, ops } from '../lib/index';
+import { announceSeed, newContext } from './helpers';
+
+const addonPath = process.env.ORTHORNN_ADDON ?? path.resolve(__dirname, '..', 'build', 'Release', 'orthornn.node');
+
+describe('50 asynchrony: work runs off the JS thread, in order, with errors at the next await', () => {
+  let ctx: Context;
+  before(() => {
+    announceSeed();
+    ctx = newContext();
+  });
+  after(() => ctx.dispose());
+
+  it('keeps the event loop free: a JS timer fires on schedule while a long computation runs', async () => {
+    const n = 1024;
+    const a = ctx.randn([n, n], { dtype: 'float64' });
+    const out = ctx.empty([n, n], { dtype: 'float64' });
+    // Calibrate so the work lasts about a second on whatever machine runs the test.
+    const c0 = performance.now();
+    for (let i = 0; i < 4; i++) ops.gemm(a, a, { out });
+    await ctx.sync();
+    const count = Math.max(8, Math.ceil((4 * 1000) / (performance.now() - c0)));
+    const ticks: number[] = [];
+    const timer = setInterval(() => ticks.push(performance.now()), 5);
+    const t0 = performance.now();
+    for (let i = 0; i < count; i++) ops.gemm(a, a, { out });
+    const queued = performance.now() - t0;
+    await ctx.sync();
+    const elapsed = performance.now() - t0;
+    clearInterval(timer);
+    let maxGap = 0;
+    for (let i = 1; i < ticks.length; i++) maxGap = Math.max(maxGap, ticks[i] - ticks[i - 1]);
+    if (ticks.length) maxGap = Math.max(maxGap, ticks[0] - t0, performance.now() - ticks[ticks.length - 1]);
+    console.log(`      ${count} GEMMs of 1024² took ${elapsed.toFixed(0)} ms; queueing them ${queued.toFixed(1)} ms; ${ticks.length} timer ticks, largest gap ${maxGap.toFixed(1)} ms`);
+    // The property only means something if the work is long compared with the allowed gap.
+    assert.ok(elapsed > 400, `the computation must be long enough to test anything (${elapsed} ms)`);
+    assert.ok(queued < 50, `queueing must not wait for the work (${queued} ms)`);
+    assert.ok(maxGap < Math.min(150, elapsed / 3), `the timer stalled for ${maxGap} ms during ${elapsed} ms of work`);
+    assert.ok(ticks.length > elapsed / 5 / 4, `only ${ticks.length} ticks in ${elapsed} ms`);
+  });
+
+  it('runs ops in the order they were queued', async () => {
+    const x = ctx.zeros([4], { dtype: 'float64' });
+    const one = ctx.full([4], 1, { dtype: 'float64' });
+    for (let i = 0; i < 100; i++) ops.axpby(2, x, 1, one, { out: x }); // x ← 2x + 1
+    const v = await x.read();
+    assert.equal(v[0], 2 ** 100 - 1);
+  });
+
+  it('a failure rejects the next await naming the op, skips the work queued after it, then clears', async () => {
+    const marker = ctx.full([3], 1, { dtype: 'float64' });
+    ops.luFactor(ctx.zeros([3, 3], { dtype: 'float64' })); // singular
+    ops.fill(marker, 2); // must not run: it was queued after the failure
+    await assert.rejects(marker.read(), (e: unknown) => e instanceof NumericError && /^op 'luFactor' failed/.test(e.message));
+    assert.deepEqual([...(await marker.read())], [1, 1, 1], 'work queued after a failure is skipped');
+    ops.fill(marker, 3);
+    assert.deepEqual([...(await marker.read())], [3, 3, 3], 'the context works again after the failure was reported');
+  });
+
+  it('many concurrent awaits all settle, in order', async () => {
+    const t = ctx.zeros([1], { dtype: 'float64' });
+    const order: number[] = [];
+    const ps = [];
+    for (let i = 0; i < 200; i++) {
+      ops.fill(t, i);
+      ps.push(t.read().then((v) => order.push(v[0])));
+    }
+    await Promise.all(ps);
+    assert.deepEqual(order, Array.from({ length: 200 }, (_, i) => i));
+  });
+
+  it('a worker thread that exits with work still queued shuts its contexts down cleanly', async () => {
+    const code = `
+      const { parentPort } = require('node:worker_threads');
+      const a = require(${JSON.stringify(addonPath)});
+      const c = new a.NativeContext('cpu', 0);
+      const t = c.empty([700, 700], 'float64');
+      c.randomNormal(t, 1, 0, 1);
+      const out = c.empty([700, 700], 'float64');
+      for (let i = 0; i < 20; i++) c.gemm(t, t, out, false, false, 1, 0);
+      c.sync();
+      parentPort.postMessage('queued');
+    `;
+    const w = new Worker(code, { eval: true });
+    const msg = await new Promise((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+    assert.equal(msg, 'queued');
+    const exitCode = await w.terminate();
+    assert.equal(exitCode, 1); // terminate() reports 1; a crash would take the whole process down instead
+    // The main thread's context is unaffected.
+    assert.equal(await ctx.full([], 5).item(), 5);
+  });
+
+  it('a process exits by itself when no await is pending, and waits for pending ones', function () {
+    const idle = spawnSync(process.execPath, ['-e', `
+      const a = require(${JSON.stringify(addonPath)});
+      const c = new a.NativeContext('cpu', 0);
+      c.empty([10], 'float64');
+      console.log('idle');`], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(idle.status, 0, `idle process: ${idle.stderr}`);
+    assert.equal(idle.stdout.trim(), 'idle');
+    const busy = spawnSync(process.execPath, ['-e', `
+      const a = require(${JSON.stringify(addonPath)});
+      const c = new a.NativeContext('cpu', 0);
+      const t = c.empty([600, 600], 'float64');
+      c.randomNormal(t, 3, 0, 1);
+      const o = c.empty([600, 600], 'float64');
+      for (let i = 0; i < 10; i++) c.gemm(t, t, o, false, false, 1, 0);
+      c.read(o).then((v) => console.log('read', v.length));`], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(busy.status, 0, `busy process: ${busy.stderr}`);
+    assert.equal(busy.stdout.trim(), 'read 360000');
+  });
+});
