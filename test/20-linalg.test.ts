@@ -154,8 +154,8 @@ for (const device of availableBackends()) {
             const US = Float64Array.from(U, (x, idx) => x * S[idx % k]);
             assertClose(naiveGemm(US, Vt, m, n, k), A, { atol: eps * 10 * Math.sqrt(k) }, 'U S Vt = A');
             // Independent check: Σ s² = ‖A‖_F².
-            const fro = A.reduce((acc, x) => acc + x * x, 0);
-            const ss = S.reduce((acc, x) => acc + x * x, 0);
+            const fro = Array.from(A).reduce((acc, x) => acc + x * x, 0);
+            const ss = Array.from(S).reduce((acc, x) => acc + x * x, 0);
             assert.ok(Math.abs(ss - fro) <= eps * 10 * fro, `Σs² ${ss} vs ‖A‖² ${fro}`);
           });
         }

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs what building orthornn needs on Debian/Ubuntu, then installs and builds the package.
+#   npm run setup                 OpenBLAS, LAPACKE, CMake and a C++ toolchain
+#   npm run setup -- --cuda       also the CUDA toolkit with cuBLAS/cuSOLVER (Debian: non-free)
+#   npm run setup -- --system-only   system packages only, no npm install/build
+# As root (or with passwordless sudo) it installs them; otherwise it prints the commands.
+set -euo pipefail
+
+cuda=0
+system_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --cuda) cuda=1 ;;
+    --system-only) system_only=1 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "setup: unknown option '$arg' (expected --cuda, --system-only)" >&2; exit 2 ;;
+  esac
+done
+
+cd "$(dirname "$0")/.."
+
+packages=(libopenblas-dev liblapacke-dev cmake g++ make python3 pkg-config)
+[ "$cuda" = 1 ] && packages+=(nvidia-cuda-toolkit)
+
+os_id=""; codename=""
+if [ -r /etc/os-release ]; then
+  # shellcheck disable=SC1091
+  . /etc/os-release
+  os_id="${ID:-}"; codename="${VERSION_CODENAME:-}"
+fi
+
+if [ "$(id -u)" = 0 ]; then
+  sudo=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  sudo="sudo"
+else
+  sudo="none"
+fi
+
+# Debian ships the CUDA toolkit in non-free, Ubuntu in multiverse.
+cuda_source_cmd=""
+if [ "$cuda" = 1 ]; then
+  if [ "$os_id" = debian ]; then
+    src=/etc/apt/sources.list.d/orthornn-non-free.sources
+    cuda_source_cmd="printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: ${codename} ${codename}-updates\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > $src"
+  elif [ "$os_id" = ubuntu ]; then
+    cuda_source_cmd="add-apt-repository -y multiverse"
+  fi
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup: no apt-get here. Install OpenBLAS (with cblas), LAPACKE, CMake and a C++17 compiler with your package manager${cuda:+, and a CUDA toolkit with cuBLAS/cuSOLVER for --cuda}, then run: npm install"
+  [ "$system_only" = 1 ] && exit 1
+elif [ "$sudo" = none ]; then
+  echo "setup: not root and no passwordless sudo; run these as root, then npm install:"
+  [ -n "$cuda_source_cmd" ] && echo "  sh -c \"$cuda_source_cmd\""
+  echo "  apt-get update && apt-get install -y --no-install-recommends ${packages[*]}"
+  [ "$system_only" = 1 ] && exit 1
+else
+  if [ -n "$cuda_source_cmd" ]; then
+    # Only add the component when the toolkit isn't already installable.
+    if ! apt-cache show nvidia-cuda-toolkit >/dev/null 2>&1; then
+      $sudo sh -c "$cuda_source_cmd"
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${packages[@]}"
+fi
+
+[ "$system_only" = 1 ] && exit 0
+
+# npm install builds the addon (scripts/build.js) and the TypeScript (prepare).
+npm install
