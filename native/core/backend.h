@@ -18,6 +18,7 @@ enum class Op : int {
   Fill, RandomNormal, RandomUniform, Copy,
   Axpby, Mul, BiasActivation, ActivationBackward, MarginSigmoid, MarginSigmoidBackward,
   Reduce, ColumnSum, GroupNorms, SoftmaxCrossEntropy, MeanSquaredError,
+  ScaleColumns, ColumnDots, AddDiagonal,
 };
 
 enum class Reduction : int { Sum = 0, SumSquares = 1, MaxAbs = 2, CountNonFinite = 3 };
@@ -78,6 +79,13 @@ class Backend {
   // dp = ds ⊙ ds/dp.
   virtual void marginSigmoidBackward(DType dt, int64_t count, double margin, const void* p, const void* ds,
                                      void* dp) = 0;
+
+  // out[r, c] = x[r, c] · s[c]   (U diag(s); out may alias x).
+  virtual void scaleColumns(DType dt, int64_t rows, int64_t cols, const void* x, const void* s, void* out) = 0;
+  // out[c] = Σ_r x[r, c] · y[r, c]   (diag(Xᵀ Y), e.g. ∂L/∂s = diag(Uᵀ G V)).
+  virtual void columnDots(DType dt, int64_t rows, int64_t cols, const void* x, const void* y, void* out) = 0;
+  // x[i, i] += value for an n×n matrix.
+  virtual void addDiagonal(DType dt, int64_t n, double value, void* x) = 0;
 
   // One value of dtype dt written to out.
   virtual void reduce(DType dt, Reduction kind, int64_t count, const void* x, void* out) = 0;

@@ -306,6 +306,35 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void scaleColumns(DType dt, int64_t rows, int64_t cols, const void* x, const void* sc, void* out) override {
+    onFloat(dt, "scaleColumns", [&](auto z) {
+      using T = decltype(z);
+      const T *px = cp<T>(x), *ps = cp<T>(sc);
+      T* po = mp<T>(out);
+#pragma omp parallel for if (rows * cols > kParallelThreshold)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) po[r * cols + c] = px[r * cols + c] * ps[c];
+    });
+  }
+
+  void columnDots(DType dt, int64_t rows, int64_t cols, const void* x, const void* y, void* out) override {
+    onFloat(dt, "columnDots", [&](auto z) {
+      using T = decltype(z);
+      const T *px = cp<T>(x), *py = cp<T>(y);
+      std::vector<double> acc(cols, 0.0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) acc[c] += double(px[r * cols + c]) * double(py[r * cols + c]);
+      for (int64_t c = 0; c < cols; ++c) mp<T>(out)[c] = T(acc[c]);
+    });
+  }
+
+  void addDiagonal(DType dt, int64_t n, double value, void* x) override {
+    onFloat(dt, "addDiagonal", [&](auto z) {
+      using T = decltype(z);
+      for (int64_t i = 0; i < n; ++i) mp<T>(x)[i * n + i] += T(value);
+    });
+  }
+
   void reduce(DType dt, Reduction kind, int64_t count, const void* x, void* out) override {
     onFloat(dt, "reduce", [&](auto z) {
       using T = decltype(z);

@@ -84,7 +84,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function tensor = TensorWrap::Define(env);
   data->tensorClass = Napi::Persistent(tensor);
   exports.Set("NativeTensor", tensor);
-  exports.Set("NativeContext", DefineContext(env));
+  Napi::Function context = DefineContext(env);
+  data->contextClass = Napi::Persistent(context);
+  exports.Set("NativeContext", context);
+  registerModelBindings(env, exports);
   exports.Set("setErrorClasses", Napi::Function::New<SetErrorClasses>(env, "setErrorClasses"));
   exports.Set("backends", Napi::Function::New<Backends>(env, "backends"));
   exports.Set("memory", Napi::Function::New<Memory>(env, "memory"));

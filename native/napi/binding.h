@@ -23,6 +23,7 @@ class TensorWrap;
 struct AddonData {
   std::map<ErrorCode, Napi::FunctionReference> errorClasses;
   Napi::FunctionReference tensorClass;
+  Napi::FunctionReference contextClass;
   std::set<ContextWrap*> contexts;
 };
 
@@ -70,5 +71,18 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
 
 Napi::Function DefineContext(Napi::Env env);
 void shutdownContexts(Napi::Env env);
+
+// For op bindings that live outside context_wrap.cpp (the models): functions exported on
+// the module take the NativeContext as their first argument.
+std::shared_ptr<ContextState> contextArg(const Napi::CallbackInfo& info, size_t i);
+Tensor tensorArg(const Napi::CallbackInfo& info, const ContextState& ctx, size_t i, const char* name);
+std::optional<Tensor> optionalTensorArg(const Napi::CallbackInfo& info, const ContextState& ctx, size_t i, const char* name);
+void enqueueOn(Napi::Env env, ContextState& ctx, const char* op, Context::Work work);
+// Creates a tensor of the context (uninitialised), returned to JS as a NativeTensor.
+Napi::Object newTensor(Napi::Env env, const std::shared_ptr<ContextState>& ctx, std::vector<int64_t> shape, DType dtype,
+                       Tensor* out);
+
+// Registered by Init (native/napi/models.cpp).
+void registerModelBindings(Napi::Env env, Napi::Object exports);
 
 }  // namespace orthornn::napi

@@ -132,6 +132,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 
   ~ContextWrap() override { shutdown(); }
 
+  const std::shared_ptr<ContextState>& state() const { return state_; }
+
   // Cancels queued work, invalidates every tensor of this context and stops its worker.
   void shutdown() {
     if (!state_ || state_->disposed) return;
@@ -149,14 +151,11 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     return *state_->core;
   }
 
-  const Tensor& tensorArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-    if (!TensorWrap::Is(info.Env(), info[i]))
-      throwError(info.Env(), ErrorCode::Type, std::string("argument '") + name + "' must be a tensor");
-    return TensorWrap::Unwrap(info[i].As<Napi::Object>())->tensor(info.Env(), state_.get(), name);
+  Tensor tensorArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+    return napi::tensorArg(info, *state_, i, name);
   }
   std::optional<Tensor> optionalTensorArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-    if (info[i].IsNull() || info[i].IsUndefined()) return std::nullopt;
-    return tensorArg(info, i, name);
+    return napi::optionalTensorArg(info, *state_, i, name);
   }
   void requireFloat(Napi::Env env, const Tensor& t, const char* name) {
     if (!isFloat(t.dtype))
@@ -178,13 +177,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   // Rows × cols view of a tensor: the last dimension is cols.
   static int64_t lastDim(const Tensor& t) { return t.shape.empty() ? 1 : t.shape.back(); }
 
-  void enqueue(Napi::Env env, const char* op, Context::Work work) {
-    try {
-      core(env).enqueue(op, std::move(work));
-    } catch (const Error& e) {
-      throwError(env, e.code(), e.what());
-    }
-  }
+  void enqueue(Napi::Env env, const char* op, Context::Work work) { enqueueOn(env, *state_, op, std::move(work)); }
 
   Napi::Value Backend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), state_->core->backend()->name()); }
   Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), state_->core->backend()->device()); }
@@ -207,15 +200,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   }
 
   Napi::Value makeTensor(Napi::Env env, std::vector<int64_t> shape, DType dtype) {
-    Tensor t;
-    t.shape = std::move(shape);
-    t.dtype = dtype;
-    try {
-      t.storage = std::make_shared<Storage>(core(env).backend(), t.bytes());
-    } catch (const Error& e) {
-      throwError(env, e.code(), e.what());
-    }
-    return TensorWrap::Create(env, state_, std::move(t));
+    return newTensor(env, state_, std::move(shape), dtype, nullptr);
   }
 
   // fromArray(typedArray, shape)
@@ -651,6 +636,50 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 };
 
 Napi::Function DefineContext(Napi::Env env) { return ContextWrap::Define(env); }
+
+std::shared_ptr<ContextState> contextArg(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Env env = info.Env();
+  if (!info[i].IsObject() || !info[i].As<Napi::Object>().InstanceOf(addonData(env).contextClass.Value()))
+    throwError(env, ErrorCode::Type, "argument 'context' must be a NativeContext");
+  std::shared_ptr<ContextState> state = ContextWrap::Unwrap(info[i].As<Napi::Object>())->state();
+  if (state->disposed) throwError(env, ErrorCode::Disposed, "the context has been disposed");
+  return state;
+}
+
+Tensor tensorArg(const Napi::CallbackInfo& info, const ContextState& ctx, size_t i, const char* name) {
+  if (!TensorWrap::Is(info.Env(), info[i]))
+    throwError(info.Env(), ErrorCode::Type, std::string("argument '") + name + "' must be a tensor");
+  return TensorWrap::Unwrap(info[i].As<Napi::Object>())->tensor(info.Env(), &ctx, name);
+}
+
+std::optional<Tensor> optionalTensorArg(const Napi::CallbackInfo& info, const ContextState& ctx, size_t i, const char* name) {
+  if (info[i].IsNull() || info[i].IsUndefined()) return std::nullopt;
+  return tensorArg(info, ctx, i, name);
+}
+
+void enqueueOn(Napi::Env env, ContextState& ctx, const char* op, Context::Work work) {
+  if (ctx.disposed) throwError(env, ErrorCode::Disposed, "the context has been disposed");
+  try {
+    ctx.core->enqueue(op, std::move(work));
+  } catch (const Error& e) {
+    throwError(env, e.code(), e.what());
+  }
+}
+
+Napi::Object newTensor(Napi::Env env, const std::shared_ptr<ContextState>& ctx, std::vector<int64_t> shape, DType dtype,
+                       Tensor* out) {
+  if (ctx->disposed) throwError(env, ErrorCode::Disposed, "the context has been disposed");
+  Tensor t;
+  t.shape = std::move(shape);
+  t.dtype = dtype;
+  try {
+    t.storage = std::make_shared<Storage>(ctx->core->backend(), t.bytes());
+  } catch (const Error& e) {
+    throwError(env, e.code(), e.what());
+  }
+  if (out) *out = t;
+  return TensorWrap::Create(env, ctx, std::move(t));
+}
 
 void shutdownContexts(Napi::Env env) {
   std::set<ContextWrap*> all = addonData(env).contexts;

@@ -1,0 +1,241 @@
+#include "elman.h"
+
+#include <string>
+
+namespace orthornn {
+namespace {
+
+// Workspace slots.
+enum Slot : size_t {
+  kW = 10, kS, kUS, kH, kA, kDH, kY, kDY, kG, kGV, kDS, kTmp, kP, kOnes, kPInit,
+};
+
+void requireTensor(const Tensor& t, const char* name, DType dt, int64_t numel) {
+  if (!t.storage) fail(ErrorCode::Range, std::string("missing tensor '") + name + "'");
+  if (t.dtype != dt)
+    fail(ErrorCode::Type, std::string("'") + name + "' must be " + dtypeName(dt) + ", got " + dtypeName(t.dtype));
+  if (t.numel() != numel)
+    fail(ErrorCode::Range, std::string("'") + name + "' must have " + std::to_string(numel) + " elements, got shape " +
+                               shapeString(t.shape));
+}
+
+void optionalTensor(const Tensor& t, const char* name, DType dt, int64_t numel) {
+  if (t.storage) requireTensor(t, name, dt, numel);
+}
+
+char* at(void* base, int64_t elements, DType dt) { return static_cast<char*>(base) + elements * int64_t(dtypeSize(dt)); }
+const char* at(const void* base, int64_t elements, DType dt) {
+  return static_cast<const char*>(base) + elements * int64_t(dtypeSize(dt));
+}
+
+// H[0] ← the initial state: given (B × n), learned h0 broadcast, or zeros.
+void initialHidden(Backend& be, DType dt, int64_t B, int64_t n, const ElmanParameters& params,
+                   const std::optional<Tensor>& initial, void* H0) {
+  if (initial) {
+    be.copy(H0, initial->data(), size_t(B * n) * dtypeSize(dt));
+  } else if (params.h0.storage) {
+    be.fill(dt, B * n, 0.0, H0);
+    be.biasActivation(dt, Activation::Identity, B, n, H0, params.h0.data(), H0);
+  } else {
+    be.fill(dt, B * n, 0.0, H0);
+  }
+}
+
+// A = X W_inᵀ for all T·B rows at once; then per step A_t += H_{t−1} Wᵀ, H_t = φ(A_t + b).
+void forwardRecurrence(Backend& be, const ElmanConfig& cfg, const ElmanParameters& params, DType dt, int64_t T, int64_t B,
+                       const void* X, const void* W, void* A, void* H) {
+  const int64_t n = cfg.hiddenSize, d = cfg.inputSize;
+  be.gemm(dt, false, true, T * B, n, d, 1.0, X, d, params.W_in.data(), d, 0.0, A, n);
+  for (int64_t t = 0; t < T; ++t) {
+    char* At = at(A, t * B * n, dt);
+    be.gemm(dt, false, true, B, n, n, 1.0, at(H, t * B * n, dt), n, W, n, 1.0, At, n);
+    be.biasActivation(dt, cfg.activation, B, n, At, params.b.data(), at(H, (t + 1) * B * n, dt));
+  }
+}
+
+}  // namespace
+
+ElmanShape validateElman(const ElmanConfig& cfg, const ElmanParameters& P, const ElmanBatch& batch) {
+  const int64_t d = cfg.inputSize, n = cfg.hiddenSize, k = cfg.outputSize;
+  require(d > 0 && n > 0 && k > 0, ErrorCode::Range, "inputSize, hiddenSize and outputSize must be positive");
+  const DType dt = P.W_in.dtype;
+  require(isFloat(dt), ErrorCode::Type, "parameters must be float32 or float64");
+  requireTensor(P.W_in, "W_in", dt, n * d);
+  requireTensor(P.b, "b", dt, n);
+  requireTensor(P.W_out, "W_out", dt, k * n);
+  requireTensor(P.c, "c", dt, k);
+  optionalTensor(P.h0, "h0", dt, n);
+  if (cfg.recurrent == Recurrent::Svd) {
+    requireTensor(P.U, "U", dt, n * n);
+    requireTensor(P.V, "V", dt, n * n);
+    requireTensor(P.p, "p", dt, n);
+  } else {
+    requireTensor(P.W, "W", dt, n * n);
+  }
+  const Tensor& x = batch.x;
+  require(x.storage != nullptr, ErrorCode::Range, "missing the input 'x'");
+  require(x.dtype == dt, ErrorCode::Type, std::string("'x' must be ") + dtypeName(dt) + " like the parameters, got " + dtypeName(x.dtype));
+  require(x.shape.size() == 3 && x.shape[2] == d, ErrorCode::Range,
+          "'x' must be T × B × " + std::to_string(d) + ", got shape " + shapeString(x.shape));
+  ElmanShape s{x.shape[0], x.shape[1]};
+  require(s.T > 0 && s.B > 0, ErrorCode::Range, "'x' must have at least one step and one sequence, got shape " + shapeString(x.shape));
+  if (batch.initialState) requireTensor(*batch.initialState, "initialState", dt, s.B * n);
+  return s;
+}
+
+void materializeRecurrent(Backend& be, const ElmanConfig& cfg, const ElmanParameters& P, void* W, void* s, Workspace& ws,
+                          size_t scratchSlot) {
+  const int64_t n = cfg.hiddenSize;
+  const DType dt = P.W_in.dtype;
+  if (cfg.recurrent != Recurrent::Svd) {
+    be.copy(W, P.W.data(), size_t(n * n) * dtypeSize(dt));
+    return;
+  }
+  be.marginSigmoid(dt, n, cfg.margin, P.p.data(), s);
+  void* US = ws.get(scratchSlot, size_t(n * n), dt);
+  be.scaleColumns(dt, n, n, P.U.data(), s, US);
+  be.gemm(dt, false, true, n, n, n, 1.0, US, n, P.V.data(), n, 0.0, W, n);
+}
+
+void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParameters& P, const ElmanBatch& batch,
+                           ElmanGradients& g, Workspace& ws) {
+  const ElmanShape shape = validateElman(cfg, P, batch);
+  const int64_t T = shape.T, B = shape.B, n = cfg.hiddenSize, d = cfg.inputSize, k = cfg.outputSize;
+  const DType dt = P.W_in.dtype;
+  const size_t es = dtypeSize(dt);
+  const int64_t scoredRows = cfg.lastStepOnly ? B : T * B;
+  if (cfg.loss == Loss::CrossEntropy) requireTensor(batch.targets, "targets", DType::I32, scoredRows);
+  else requireTensor(batch.targets, "targets", dt, scoredRows * k);
+  requireTensor(batch.weights, "weights", dt, scoredRows);
+  requireTensor(g.loss, "loss", dt, 1);
+
+  // --- forward ---------------------------------------------------------------------------
+  void* W = ws.get(kW, size_t(n * n), dt);
+  void* s = ws.get(kS, size_t(n), dt);
+  materializeRecurrent(be, cfg, P, W, s, ws, kUS);
+  void* H = ws.get(kH, size_t((T + 1) * B * n), dt);  // H[0] = initial state, H[t] = h_t
+  void* A = ws.get(kA, size_t(T * B * n), dt);        // pre-activations, then reused for da_t
+  initialHidden(be, dt, B, n, P, batch.initialState, H);
+  forwardRecurrence(be, cfg, P, dt, T, B, batch.x.data(), W, A, H);
+
+  // Outputs for the scored rows only: Y = H_scored W_outᵀ + c.
+  const void* Hs = cfg.lastStepOnly ? at(H, T * B * n, dt) : at(H, B * n, dt);
+  void* Y = ws.get(kY, size_t(scoredRows * k), dt);
+  void* dY = ws.get(kDY, size_t(scoredRows * k), dt);
+  be.gemm(dt, false, true, scoredRows, k, n, 1.0, Hs, n, P.W_out.data(), n, 0.0, Y, k);
+  be.biasActivation(dt, Activation::Identity, scoredRows, k, Y, P.c.data(), Y);
+  if (cfg.loss == Loss::CrossEntropy)
+    be.softmaxCrossEntropy(dt, scoredRows, k, Y, static_cast<const int32_t*>(batch.targets.data()), batch.weights.data(),
+                           g.loss.data(), dY);
+  else
+    be.meanSquaredError(dt, scoredRows, k, Y, batch.targets.data(), batch.weights.data(), g.loss.data(), dY);
+
+  // --- backward --------------------------------------------------------------------------
+  // dH[t] (t = 0..T−1 for h_{t+1}) starts as the output contribution dY W_out.
+  void* dH = ws.get(kDH, size_t(T * B * n), dt);
+  if (cfg.lastStepOnly) {
+    be.fill(dt, (T - 1) * B * n, 0.0, dH);
+    be.gemm(dt, false, false, B, n, k, 1.0, dY, k, P.W_out.data(), n, 0.0, at(dH, (T - 1) * B * n, dt), n);
+  } else {
+    be.gemm(dt, false, false, T * B, n, k, 1.0, dY, k, P.W_out.data(), n, 0.0, dH, n);
+  }
+  void* dA = A;  // the pre-activations are not needed any more
+  for (int64_t t = T - 1; t >= 0; --t) {
+    char* dHt = at(dH, t * B * n, dt);
+    // dh_t += Wᵀ da_{t+1}  (row form: dA_{t+1} W)
+    if (t + 1 < T) be.gemm(dt, false, false, B, n, n, 1.0, at(dA, (t + 1) * B * n, dt), n, W, n, 1.0, dHt, n);
+    be.activationBackward(dt, cfg.activation, B * n, dHt, at(H, (t + 1) * B * n, dt), at(dA, t * B * n, dt));
+  }
+  if (g.hiddenGradientNorms.storage) {
+    requireTensor(g.hiddenGradientNorms, "hiddenGradientNorms", dt, T);
+    be.groupNorms(dt, T, B * n, dH, g.hiddenGradientNorms.data());
+  }
+  // dL/d(initial state) = dA_1 W; for a learned h0, summed over the batch.
+  if (g.initialState.storage || g.h0.storage) {
+    void* dh0 = ws.get(kTmp, size_t(B * n), dt);
+    be.gemm(dt, false, false, B, n, n, 1.0, dA, n, W, n, 0.0, dh0, n);
+    if (g.initialState.storage) {
+      requireTensor(g.initialState, "dInitialState", dt, B * n);
+      be.copy(g.initialState.data(), dh0, size_t(B * n) * es);
+    }
+    if (g.h0.storage) {
+      requireTensor(g.h0, "dh0", dt, n);
+      be.columnSum(dt, B, n, dh0, 0.0, g.h0.data());
+    }
+  }
+  // Weight gradients: one GEMM each over all T·B rows.
+  requireTensor(g.W_in, "dW_in", dt, n * d);
+  requireTensor(g.b, "db", dt, n);
+  requireTensor(g.W_out, "dW_out", dt, k * n);
+  requireTensor(g.c, "dc", dt, k);
+  be.gemm(dt, true, false, n, d, T * B, 1.0, dA, n, batch.x.data(), d, 0.0, g.W_in.data(), d);
+  be.columnSum(dt, T * B, n, dA, 0.0, g.b.data());
+  be.gemm(dt, true, false, k, n, scoredRows, 1.0, dY, k, Hs, n, 0.0, g.W_out.data(), n);
+  be.columnSum(dt, scoredRows, k, dY, 0.0, g.c.data());
+
+  // G = ∂L/∂W = Σ_t da_t h_{t−1}ᵀ  (dAᵀ H[0..T−1])
+  void* G = cfg.recurrent == Recurrent::Svd ? ws.get(kG, size_t(n * n), dt) : g.W.data();
+  if (cfg.recurrent != Recurrent::Svd) requireTensor(g.W, "dW", dt, n * n);
+  be.gemm(dt, true, false, n, n, T * B, 1.0, dA, n, H, n, 0.0, G, n);
+
+  if (cfg.recurrent == Recurrent::Penalty && cfg.penalty != 0) {
+    // λ‖WᵀW − I‖²_F: loss += λ Σ P², G += 4λ W P with P = WᵀW − I.
+    void* Pm = ws.get(kP, size_t(n * n), dt);
+    be.gemm(dt, true, false, n, n, n, 1.0, W, n, W, n, 0.0, Pm, n);
+    be.addDiagonal(dt, n, -1.0, Pm);
+    void* term = ws.get(kTmp, 1, dt);
+    be.reduce(dt, Reduction::SumSquares, n * n, Pm, term);
+    be.axpby(dt, 1, 1.0, g.loss.data(), cfg.penalty, term, g.loss.data());
+    be.gemm(dt, false, false, n, n, n, 4.0 * cfg.penalty, W, n, Pm, n, 1.0, G, n);
+  }
+
+  if (cfg.recurrent == Recurrent::Svd) {
+    requireTensor(g.U, "dU", dt, n * n);
+    requireTensor(g.V, "dV", dt, n * n);
+    requireTensor(g.p, "dp", dt, n);
+    // ∂L/∂U = G V S, ∂L/∂V = Gᵀ U S, ∂L/∂s = diag(Uᵀ G V).
+    void* GV = ws.get(kGV, size_t(n * n), dt);
+    be.gemm(dt, false, false, n, n, n, 1.0, G, n, P.V.data(), n, 0.0, GV, n);
+    void* ds = ws.get(kDS, size_t(n), dt);
+    be.columnDots(dt, n, n, P.U.data(), GV, ds);
+    be.scaleColumns(dt, n, n, GV, s, g.U.data());
+    be.gemm(dt, true, false, n, n, n, 1.0, G, n, P.U.data(), n, 0.0, g.V.data(), n);
+    be.scaleColumns(dt, n, n, g.V.data(), s, g.V.data());
+    if (cfg.spectrumPrior != 0) {
+      // γ Σ (s − 1)²: loss += γ Σ (s − 1)², ds += 2γ (s − 1).
+      void* sm1 = ws.get(kTmp, size_t(n) + 1, dt);
+      void* ones = ws.get(kOnes, size_t(n), dt);
+      be.fill(dt, n, 1.0, ones);
+      be.axpby(dt, n, 1.0, s, -1.0, ones, sm1);
+      void* term = at(sm1, n, dt);
+      be.reduce(dt, Reduction::SumSquares, n, sm1, term);
+      be.axpby(dt, 1, 1.0, g.loss.data(), cfg.spectrumPrior, term, g.loss.data());
+      be.axpby(dt, n, 2.0 * cfg.spectrumPrior, sm1, 1.0, ds, ds);
+    }
+    be.marginSigmoidBackward(dt, n, cfg.margin, P.p.data(), ds, g.p.data());
+  }
+}
+
+void elmanForward(Backend& be, const ElmanConfig& cfg, const ElmanParameters& P, const Tensor& x,
+                  const std::optional<Tensor>& initialState, Tensor& outputs, Tensor& finalState, Workspace& ws) {
+  ElmanBatch batch;
+  batch.x = x;
+  batch.initialState = initialState;
+  const ElmanShape shape = validateElman(cfg, P, batch);
+  const int64_t T = shape.T, B = shape.B, n = cfg.hiddenSize, k = cfg.outputSize;
+  const DType dt = P.W_in.dtype;
+  requireTensor(outputs, "outputs", dt, T * B * k);
+  requireTensor(finalState, "finalState", dt, B * n);
+  void* W = ws.get(kW, size_t(n * n), dt);
+  void* s = ws.get(kS, size_t(n), dt);
+  materializeRecurrent(be, cfg, P, W, s, ws, kUS);
+  void* H = ws.get(kH, size_t((T + 1) * B * n), dt);
+  void* A = ws.get(kA, size_t(T * B * n), dt);
+  initialHidden(be, dt, B, n, P, initialState, H);
+  forwardRecurrence(be, cfg, P, dt, T, B, x.data(), W, A, H);
+  be.gemm(dt, false, true, T * B, k, n, 1.0, at(H, B * n, dt), n, P.W_out.data(), n, 0.0, outputs.data(), k);
+  be.biasActivation(dt, Activation::Identity, T * B, k, outputs.data(), P.c.data(), outputs.data());
+  be.copy(finalState.data(), at(H, T * B * n, dt), size_t(B * n) * dtypeSize(dt));
+}
+
+}  // namespace orthornn

@@ -1,0 +1,18 @@
+// Keeping U and V on the orthogonal group (DESIGN §2.6).
+#pragma once
+#include "backend.h"
+#include "workspace.h"
+
+namespace orthornn {
+
+// M ← (I + η/2 A)⁻¹ (I − η/2 A) M with A = G Mᵀ − M Gᵀ, by an LU solve (never an inverse).
+// M and G are n×n; `ws` holds the scratch (slots 0..3 are used).
+void cayleyStep(Backend& b, DType dt, int64_t n, void* M, const void* G, double lr, Workspace& ws);
+
+// ‖MᵀM − I‖_max written to `out` (one element of dt).
+void orthogonalityError(Backend& b, DType dt, int64_t n, const void* M, void* out, Workspace& ws);
+
+// M ← Q of M = QR with diag(R) > 0: the nearest re-orthonormalisation that keeps column signs.
+void reorthonormalize(Backend& b, DType dt, int64_t n, void* M, Workspace& ws);
+
+}  // namespace orthornn
