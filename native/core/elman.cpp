@@ -24,9 +24,6 @@ void optionalTensor(const Tensor& t, const char* name, DType dt, int64_t numel) 
 }
 
 char* at(void* base, int64_t elements, DType dt) { return static_cast<char*>(base) + elements * int64_t(dtypeSize(dt)); }
-const char* at(const void* base, int64_t elements, DType dt) {
-  return static_cast<const char*>(base) + elements * int64_t(dtypeSize(dt));
-}
 
 // H[0] ← the initial state: given (B × n), learned h0 broadcast, or zeros.
 void initialHidden(Backend& be, DType dt, int64_t B, int64_t n, const ElmanParameters& params,
