@@ -1,5 +1,5 @@
 import { DeviceError, DisposedError, rangeError, typeError } from './errors';
-import { type DType, type FloatDType, type NativeContext, native } from './native';
+import { type DType, type FloatDType, type NativeContext, type NativeWorkspace, native } from './native';
 import { Tensor, type ArrayFor } from './tensor';
 import { checkDType, checkFinite, checkFloatDType, checkOptions, checkSeed, checkShape } from './validate';
 
@@ -39,6 +39,7 @@ export class Context {
   /** @internal */
   readonly native: NativeContext;
   private nextSeed: number;
+  private scratch?: NativeWorkspace;
 
   constructor(options: ContextOptions = {}) {
     checkOptions('Context', options, ['device', 'seed']);
@@ -151,6 +152,12 @@ export class Context {
   /** Cancels work not yet started, frees every tensor of this context, stops its worker. Idempotent. */
   dispose(): void {
     this.native.dispose();
+  }
+
+  /** @internal Scratch for ops that need it (they run one at a time on this context). */
+  get workspace(): NativeWorkspace {
+    this.scratch ??= native().createWorkspace(this.native);
+    return this.scratch;
   }
 
   /** @internal */

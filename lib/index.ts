@@ -11,6 +11,11 @@ export type { ContextOptions, RandomOptions, TensorOptions } from './context';
 export { Tensor } from './tensor';
 export type { ArrayFor } from './tensor';
 export * as ops from './ops';
+export { ElmanRNN } from './models/elman';
+export type { ElmanRNNOptions, LossAndGradients, RecurrentKind } from './models/elman';
+export type { LossKind, Scoring, SequenceBatch } from './models/batch';
+export type { InitScheme } from './models/init';
+export type { StateDict } from './models/parameters';
 export * from './errors';
 export type { Activation, BackendInfo, DType, FloatDType, MemoryRecord } from './native';
 

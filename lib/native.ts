@@ -81,8 +81,45 @@ export interface NativeContext {
   meanSquaredError(y: T, target: T, weights: T | null, loss: T, dy: T | null): void;
 }
 
+/** Scratch memory a model keeps across steps (opaque). */
+export type NativeWorkspace = { readonly __workspace: unique symbol };
+
+export interface ElmanNativeConfig {
+  inputSize: number;
+  hiddenSize: number;
+  outputSize: number;
+  activation: Activation;
+  recurrent: 'svd' | 'plain' | 'penalty';
+  margin: number;
+  penalty: number;
+  spectrumPrior: number;
+  loss: 'crossEntropy' | 'mse';
+  lastStepOnly: boolean;
+}
+
+export type NativeTensors = Partial<Record<string, T>>;
+
+/** The native LSTM baseline (PyTorch nn.LSTM names, gate order i, f, g, o; one layer). */
+export interface LstmNativeConfig {
+  inputSize: number;
+  hiddenSize: number;
+  outputSize: number;
+  loss: 'crossEntropy' | 'mse';
+  lastStepOnly: boolean;
+}
+
 export interface NativeAddon {
   NativeContext: new (backend: string, deviceIndex: number) => NativeContext;
+  createWorkspace(ctx: NativeContext): NativeWorkspace;
+  elmanLossAndGradients(ctx: NativeContext, ws: NativeWorkspace, config: ElmanNativeConfig, params: NativeTensors, batch: NativeTensors, grads: NativeTensors): void;
+  elmanForward(ctx: NativeContext, ws: NativeWorkspace, config: ElmanNativeConfig, params: NativeTensors, x: T, initialState: T | null, outputs: T, finalState: T): void;
+  cayleyStep(ctx: NativeContext, ws: NativeWorkspace, M: T, G: T, lr: number): void;
+  orthogonalityError(ctx: NativeContext, ws: NativeWorkspace, M: T, out: T): void;
+  reorthonormalize(ctx: NativeContext, ws: NativeWorkspace, M: T): void;
+  /** params: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, W_out, c; batch: x, targets, weights, h0?, c0?;
+   *  grads: loss and one per parameter, plus h0?, c0? (dL/dh_0, dL/dc_0) and hiddenGradientNorms? (T). */
+  lstmLossAndGradients(ctx: NativeContext, ws: NativeWorkspace, config: LstmNativeConfig, params: NativeTensors, batch: NativeTensors, grads: NativeTensors): void;
+  lstmForward(ctx: NativeContext, ws: NativeWorkspace, config: LstmNativeConfig, params: NativeTensors, x: T, h0: T | null, c0: T | null, outputs: T, hFinal: T, cFinal: T): void;
   NativeTensor: new (guard: never) => NativeTensor;
   setErrorClasses(classes: Record<string, new (message: string) => Error>): void;
   backends(): BackendInfo[];

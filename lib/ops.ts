@@ -6,7 +6,7 @@
  */
 import type { Context } from './context';
 import { rangeError, typeError, typeErrorText } from './errors';
-import type { Activation, DType, FloatDType } from './native';
+import { native, type Activation, type DType, type FloatDType } from './native';
 import type { Tensor } from './tensor';
 import { checkNumber, checkOptions, checkTensor, shapeStr } from './validate';
 
@@ -419,4 +419,45 @@ export function meanSquaredError<D extends FloatDType>(
   const dy = options.gradient === false ? undefined : ctx.empty<D>(y.shape, { dtype: y.dtype });
   ctx.native.meanSquaredError(y.handle, target.handle, weights?.handle ?? null, loss.handle, dy?.handle ?? null);
   return { loss, dy };
+}
+
+function requireSquare(fn: string, arg: string, t: Tensor): void {
+  requireFloat(fn, arg, t);
+  if (t.shape.length !== 2 || t.shape[0] !== t.shape[1]) throw rangeError(fn, arg, 'a square matrix', shapeStr(t.shape));
+}
+
+/**
+ * The geodesic (Cayley) step of DESIGN §2.6, in place on M:
+ * M ← (I + η/2 A)⁻¹ (I − η/2 A) M with A = G Mᵀ − M Gᵀ, by an LU solve.
+ * M stays orthogonal up to rounding; to first order M − η (G − M Gᵀ M).
+ */
+export function cayleyStep<D extends FloatDType>(M: Tensor<D>, G: Tensor<D>, lr: number): Tensor<D> {
+  const fn = 'cayleyStep';
+  const ctx = contextOf(fn, { M, G });
+  requireSquare(fn, 'M', M);
+  requireDType(fn, 'G', G, M.dtype);
+  requireShape(fn, 'G', G, M.shape);
+  checkNumber(fn, 'lr', lr);
+  native().cayleyStep(ctx.native, ctx.workspace, M.handle, G.handle, lr);
+  return M;
+}
+
+/** ‖MᵀM − I‖_max as a 0-d tensor. */
+export function orthogonalityError<D extends FloatDType>(M: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
+  const fn = 'orthogonalityError';
+  checkOptions(fn, options, ['out']);
+  const ctx = contextOf(fn, { M });
+  requireSquare(fn, 'M', M);
+  const out = output(fn, ctx, options.out, [], M.dtype);
+  native().orthogonalityError(ctx.native, ctx.workspace, M.handle, out.handle);
+  return out;
+}
+
+/** Re-orthonormalises M in place: M ← Q of M = QR with diag(R) > 0 (rounding drift correction). */
+export function reorthonormalize<D extends FloatDType>(M: Tensor<D>): Tensor<D> {
+  const fn = 'reorthonormalize';
+  const ctx = contextOf(fn, { M });
+  requireSquare(fn, 'M', M);
+  native().reorthonormalize(ctx.native, ctx.workspace, M.handle);
+  return M;
 }

@@ -1,0 +1,122 @@
+/**
+ * What a batch of sequences means for the loss (DESIGN §2.3): which (t, b) positions are
+ * scored and with what weight, shared by every recurrent model.
+ */
+import type { Context } from '../context';
+import { rangeError, typeError, typeErrorText } from '../errors';
+import type { FloatDType } from '../native';
+import { Tensor } from '../tensor';
+import { checkOptions, checkTensor, shapeStr } from '../validate';
+
+export type LossKind = 'crossEntropy' | 'mse';
+/** 'all' steps, the 'last' step only, or the positions of a T × B `mask`. */
+export type Scoring = 'all' | 'last' | 'mask';
+
+export interface SequenceBatch<D extends FloatDType = FloatDType> {
+  /** Inputs, time-major: T × B × d. */
+  x: Tensor<D>;
+  /**
+   * Cross-entropy: int32 class ids, T × B (or B when scoring the last step).
+   * MSE: values of the model's dtype, T × B × k (or B × k).
+   */
+  targets: Tensor;
+  /** Default 'crossEntropy'. */
+  loss?: LossKind;
+  /** Default 'all'. */
+  score?: Scoring;
+  /** With score 'mask': T × B non-negative weights, row-major (1 = scored, 0 = padding). */
+  mask?: Float32Array | Float64Array;
+  /** B × n: start from this state instead of h0 (truncated BPTT); its gradient is returned. */
+  initialState?: Tensor<D>;
+}
+
+export interface PreparedBatch {
+  T: number;
+  B: number;
+  loss: LossKind;
+  lastStepOnly: boolean;
+  /** Per scored row: the loss is Σ weight · per-row loss, so weights hold the 1/|S| of the mean. */
+  weights: Tensor;
+  /** Tensors made for this call only (disposed once queued: queued work keeps its own reference). */
+  temporary: Tensor[];
+}
+
+export interface BatchShape {
+  context: Context;
+  dtype: FloatDType;
+  inputSize: number;
+  outputSize: number;
+  hiddenSize: number;
+}
+
+const BATCH_KEYS = ['x', 'targets', 'loss', 'score', 'mask', 'initialState'];
+
+/** Validates a batch against a model and builds its loss weights (constant ones are cached). */
+export function prepareBatch(fn: string, model: BatchShape, batch: SequenceBatch, cache: Map<string, Tensor>): PreparedBatch {
+  if (batch === null || typeof batch !== 'object') throw typeError(fn, 'batch', 'an object', batch);
+  checkOptions(fn, batch, BATCH_KEYS);
+  const { x, targets, loss = 'crossEntropy', score = 'all' } = batch;
+  checkTensor(fn, 'batch.x', x);
+  checkTensor(fn, 'batch.targets', targets);
+  if (x.context !== model.context || targets.context !== model.context) {
+    throw rangeError(fn, 'batch', `tensors on the model's context (${model.context.device})`, 'tensors of another context');
+  }
+  if (loss !== 'crossEntropy' && loss !== 'mse') throw rangeError(fn, 'batch.loss', "'crossEntropy' or 'mse'", String(loss));
+  if (score !== 'all' && score !== 'last' && score !== 'mask') throw rangeError(fn, 'batch.score', "'all', 'last' or 'mask'", String(score));
+  if (x.dtype !== model.dtype) throw typeErrorText(fn, 'batch.x', `a ${model.dtype} tensor like the model`, `${x.dtype} tensor`);
+  if (x.shape.length !== 3 || x.shape[2] !== model.inputSize || x.shape[0] < 1 || x.shape[1] < 1) {
+    throw rangeError(fn, 'batch.x', `T × B × ${model.inputSize} with T, B ≥ 1`, shapeStr(x.shape));
+  }
+  const [T, B] = x.shape;
+  const k = model.outputSize;
+  const lastStepOnly = score === 'last';
+  const rows = lastStepOnly ? [B] : [T, B];
+  if (loss === 'crossEntropy') {
+    if (targets.dtype !== 'int32') throw typeErrorText(fn, 'batch.targets', 'an int32 tensor of class ids for cross-entropy', `${targets.dtype} tensor`);
+    expectShape(fn, 'batch.targets', targets, rows);
+  } else {
+    if (targets.dtype !== model.dtype) throw typeErrorText(fn, 'batch.targets', `a ${model.dtype} tensor for MSE`, `${targets.dtype} tensor`);
+    expectShape(fn, 'batch.targets', targets, [...rows, k]);
+  }
+  if (batch.initialState !== undefined) {
+    checkTensor(fn, 'batch.initialState', batch.initialState);
+    if (batch.initialState.dtype !== model.dtype) throw typeErrorText(fn, 'batch.initialState', `a ${model.dtype} tensor`, `${batch.initialState.dtype} tensor`);
+    expectShape(fn, 'batch.initialState', batch.initialState, [B, model.hiddenSize]);
+  }
+  const perRow = loss === 'mse' ? 1 / k : 1; // MSE is a mean over the k outputs too
+  if (score === 'mask') {
+    const mask = batch.mask;
+    if (!(mask instanceof Float32Array || mask instanceof Float64Array)) throw typeError(fn, 'batch.mask', "a Float32Array or Float64Array (score: 'mask')", mask);
+    if (mask.length !== T * B) throw rangeError(fn, 'batch.mask', `${T * B} values (T × B)`, `${mask.length}`);
+    let total = 0;
+    for (let i = 0; i < mask.length; i++) {
+      const v = mask[i];
+      if (!(v >= 0) || v === Infinity) throw rangeError(fn, 'batch.mask', 'finite and non-negative', `${v} at index ${i}`);
+      total += v;
+    }
+    if (total === 0) throw rangeError(fn, 'batch.mask', 'at least one scored position', 'an all-zero mask');
+    const w = model.dtype === 'float32' ? new Float32Array(T * B) : new Float64Array(T * B);
+    for (let i = 0; i < w.length; i++) w[i] = (mask[i] / total) * perRow;
+    const weights = model.context.tensor(w, [T * B]);
+    return { T, B, loss, lastStepOnly, weights, temporary: [weights] };
+  }
+  if (batch.mask !== undefined) throw rangeError(fn, 'batch.mask', "given only with score: 'mask'", `score '${score}'`);
+  const count = lastStepOnly ? B : T * B;
+  const key = `${count}:${perRow}`;
+  let weights = cache.get(key);
+  if (!weights || weights.disposed) {
+    if (cache.size >= 8) {
+      for (const t of cache.values()) t.dispose();
+      cache.clear();
+    }
+    weights = model.context.full([count], perRow / count, { dtype: model.dtype });
+    cache.set(key, weights);
+  }
+  return { T, B, loss, lastStepOnly, weights, temporary: [] };
+}
+
+function expectShape(fn: string, arg: string, t: Tensor, shape: number[]): void {
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) throw rangeError(fn, arg, `of shape ${shapeStr(shape)}`, shapeStr(t.shape));
+}
+
+export { Tensor };
