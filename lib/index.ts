@@ -16,6 +16,8 @@ export type { ElmanRNNOptions, LossAndGradients, RecurrentKind } from './models/
 export type { LossKind, Scoring, SequenceBatch } from './models/batch';
 export type { InitScheme } from './models/init';
 export type { StateDict } from './models/parameters';
+export { ReorthonormalizationPolicy } from './models/orthogonality';
+export type { ReorthonormalizationOptions } from './models/orthogonality';
 export * from './errors';
 export type { Activation, BackendInfo, DType, FloatDType, MemoryRecord } from './native';
 

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { Context, ElmanRNN, ops, ReorthonormalizationPolicy } from '../lib/index';
+import type { FloatDType, Tensor } from '../lib/index';
+import { announceSeed, assertClose, naiveGemm, orthonormalityError, randomArray, TEST_SEED } from './helpers';
+
+describe('70 Cayley steps and orthogonality', () => {
+  let ctx: Context;
+  before(() => {
+    announceSeed();
+    ctx = new Context({ seed: TEST_SEED });
+  });
+  after(() => ctx.dispose());
+
+  const orthogonal = <D extends FloatDType>(n: number, dtype: D): Tensor<D> => ops.qr(ctx.randn<D>([n, n], { dtype })).q;
+
+  for (const n of [1, 7, 64]) {
+    it(`n = ${n}: M stays orthogonal to 1e-12 (float64) and (I + ηA/2) M_new = (I − ηA/2) M`, async () => {
+      const M = orthogonal(n, 'float64');
+      const M0 = Float64Array.from(await M.read());
+      const Gv = randomArray(n * n, 'float64');
+      const eta = 0.3;
+      ops.cayleyStep(M, ctx.tensor(Gv, [n, n]), eta);
+      const M1 = await M.read();
+      assert.ok(orthonormalityError(M1, n, n) < 1e-12, `‖MᵀM − I‖ = ${orthonormalityError(M1, n, n)}`);
+      assert.ok(await ops.orthogonalityError(M).item() < 1e-12);
+      // An independent formula: A = G Mᵀ − M Gᵀ, then both sides of the Cayley equation.
+      const GMt = naiveGemm(Gv, M0, n, n, n, false, true), MGt = naiveGemm(M0, Gv, n, n, n, false, true);
+      const A = GMt.map((v, i) => v - MGt[i]);
+      const AM1 = naiveGemm(A, M1, n, n, n), AM0 = naiveGemm(A, M0, n, n, n);
+      const left = Float64Array.from(M1).map((v, i) => v + (eta / 2) * AM1[i]);
+      const right = Float64Array.from(M0).map((v, i) => v - (eta / 2) * AM0[i]);
+      assertClose(left, right, { atol: 1e-12 }, 'Cayley equation');
+      // A is skew-symmetric, and M moved (the step is not a no-op).
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) assert.ok(Math.abs(A[i * n + j] + A[j * n + i]) < 1e-12);
+      if (n > 1) assert.ok(M0.some((v, i) => Math.abs(v - M1[i]) > 1e-3));
+    });
+  }
+
+  it('to first order the step is M − η (G − M Gᵀ M)', async () => {
+    const n = 9;
+    const M = orthogonal(n, 'float64');
+    const M0 = Float64Array.from(await M.read());
+    const Gv = randomArray(n * n, 'float64');
+    const eta = 1e-4;
+    ops.cayleyStep(M, ctx.tensor(Gv, [n, n]), eta);
+    const MGtM = naiveGemm(naiveGemm(M0, Gv, n, n, n, false, true), M0, n, n, n);
+    const first = M0.map((v, i) => v - eta * (Gv[i] - MGtM[i]));
+    assertClose(await M.read(), first, { atol: 50 * eta * eta }, 'first order');
+  });
+
+  it('a Cayley step with a small η along dL/dU and dL/dV decreases the loss', async () => {
+    const model = await ElmanRNN.create({ inputSize: 3, hiddenSize: 16, outputSize: 4, margin: 0.2, dtype: 'float64', context: ctx, seed: 5 });
+    const batch = { x: ctx.tensor(randomArray(6 * 4 * 3), [6, 4, 3]), targets: ctx.tensor(Int32Array.from({ length: 24 }, (_, i) => i % 4), [6, 4]) };
+    const before = await model.lossAndGradients(batch);
+    const dU = ops.copy(before.gradients.U), dV = ops.copy(before.gradients.V);
+    ops.cayleyStep(model.parameters.U, dU, 1e-2);
+    ops.cayleyStep(model.parameters.V, dV, 1e-2);
+    const after = await model.lossAndGradients(batch);
+    assert.ok(after.loss < before.loss, `loss ${before.loss} → ${after.loss}`);
+    for (const M of ['U', 'V']) assert.ok(await ops.orthogonalityError(model.parameters[M]).item() < 1e-13);
+    model.dispose();
+  });
+
+  it('float32 drift over 10,000 steps is measured, and the re-orthonormalisation policy bounds it', async () => {
+    const n = 32;
+    const steps = 10_000;
+    const G = ctx.tensor(randomArray(n * n, 'float32'), [n, n]);
+    const free = orthogonal(n, 'float32');
+    const kept = ops.copy(free);
+    const tol = 2e-6;
+    const policy = new ReorthonormalizationPolicy({ tolerance: tol, checkEvery: 10 });
+    let worstKept = 0;
+    for (let s = 1; s <= steps; s++) {
+      ops.cayleyStep(free, G, 0.05);
+      ops.cayleyStep(kept, G, 0.05);
+      if (s % 10 === 0) {
+        await policy.apply(s, [kept]);
+        worstKept = Math.max(worstKept, await ops.orthogonalityError(kept).item());
+      }
+    }
+    const drift = await ops.orthogonalityError(free).item();
+    console.log(`      float32, n = ${n}, ${steps} Cayley steps: ‖MᵀM − I‖_max = ${drift.toExponential(2)} without correction; ` +
+      `with the policy (tolerance ${tol}, checked every 10 steps): ≤ ${worstKept.toExponential(2)} after each check, ${policy.count} re-orthonormalisations`);
+    assert.ok(drift > 1e-6, 'float32 rounding does drift measurably over 10,000 steps');
+    assert.ok(drift < 1e-2, `drift stays moderate: ${drift}`);
+    assert.ok(worstKept <= tol, `policy keeps the error at or below the tolerance: ${worstKept}`);
+    assert.ok(policy.count > 0);
+    // float64 under the same steps barely drifts.
+    const f64 = orthogonal(n, 'float64');
+    const G64 = ctx.tensor(Float64Array.from(await G.read()), [n, n]);
+    for (let s = 0; s < steps; s++) ops.cayleyStep(f64, G64, 0.05);
+    const drift64 = await ops.orthogonalityError(f64).item();
+    console.log(`      float64, same steps: ‖MᵀM − I‖_max = ${drift64.toExponential(2)}`);
+    assert.ok(drift64 < 1e-10);
+  });
+
+  it('the every-k policy re-orthonormalises exactly on schedule; reorthonormalize fixes a perturbed matrix', async () => {
+    const policy = new ReorthonormalizationPolicy({ every: 3 });
+    const M = orthogonal(8, 'float64');
+    const flags = [];
+    for (let s = 1; s <= 7; s++) flags.push((await policy.apply(s, [M]))[0]);
+    assert.deepEqual(flags, [false, false, true, false, false, true, false]);
+    const P = ctx.tensor(Float64Array.from(await M.read(), (v, i) => v + 1e-3 * Math.sin(i)), [8, 8]);
+    assert.ok(await ops.orthogonalityError(P).item() > 1e-4);
+    ops.reorthonormalize(P);
+    assert.ok(await ops.orthogonalityError(P).item() < 1e-14);
+    assert.throws(() => new ReorthonormalizationPolicy({}), /'every', 'tolerance' or both/);
+    assert.throws(() => new ReorthonormalizationPolicy({ every: 0 }), /every/);
+  });
+
+  it('bad input: non-square or mismatched matrices, non-finite η', () => {
+    assert.throws(() => ops.cayleyStep(ctx.zeros([2, 3]), ctx.zeros([2, 3]), 0.1), RangeError);
+    assert.throws(() => ops.cayleyStep(ctx.zeros([3, 3]), ctx.zeros([2, 2]), 0.1), /argument 'G' must be of shape \[3, 3\]/);
+    assert.throws(() => ops.cayleyStep(ctx.zeros([3, 3]), ctx.zeros([3, 3]), NaN), /argument 'lr' must be a finite number/);
+  });
+});
