@@ -9,13 +9,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { backends, Context, memory, ops, type BackendInfo, type FloatDType, type Tensor } from '../lib/index';
+import { backends, Context, ElmanRNN, memory, memoryOf, ops, type BackendInfo, type FloatDType, type Tensor } from '../lib/index';
 
 const USAGE = `Usage: npm run bench -- [options]   (or: npx tsx benchmarks/run.ts [options])
 
 Options:
   --quick        seconds-long smoke run (fewer sizes and runs), for CI
-  --json FILE    where to write the JSON results (default: bench-results/gemm.json)
+  --json FILE    where to write the JSON results (default: bench-results/bench.json)
   -h, --help     show this help`;
 
 // ---------------------------------------------------------------------------------------------
@@ -47,13 +47,40 @@ interface GemmRecord {
   runs: number;
 }
 
+interface TrainStepRecord {
+  suite: 'trainStep';
+  backend: string;
+  device: string;
+  dtype: FloatDType;
+  case: string;
+  n: number;
+  B: number;
+  T: number;
+  scored: 'all' | 'last';
+  /** One training step: forward, loss, BPTT, Cayley steps on U and V, SGD on the rest. */
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  runs: number;
+  /** T·B / step time. */
+  sequenceStepsPerSecond: number;
+  /** The DESIGN §5 flop count (6·T·B·n² recurrent + input/output GEMMs + 6n³) / median time. */
+  gflops: number;
+  /** gflops over the same run's float32 square-GEMM rate at this n (null without one). */
+  fractionOfGemmCeiling: number | null;
+  /** Bytes held on the device after the timed steps (parameters, gradients, workspace, batch). */
+  memoryBytes: number;
+}
+
 /** Union of every suite's record type. */
-type BenchRecord = GemmRecord;
+type BenchRecord = GemmRecord | TrainStepRecord;
 
 interface SuiteEnv {
   /** The backends to run on (available ones only). */
   backends: readonly BackendInfo[];
   quick: boolean;
+  /** Records of the suites that ran before (the GEMM ceiling for later suites). */
+  earlier: readonly BenchRecord[];
 }
 
 type Suite = (env: SuiteEnv) => Promise<BenchRecord[]>;
@@ -196,7 +223,97 @@ const gemmSuite: Suite = async ({ backends, quick }) => {
   return records;
 };
 
-const suites: readonly Suite[] = [gemmSuite];
+interface TrainCase {
+  name: string;
+  n: number;
+  B: number;
+  T: number;
+  d: number;
+  k: number;
+  score: 'all' | 'last';
+}
+
+/** The standard cases: copy (T = 200 + 20), sequential MNIST, and two larger models. */
+const TRAIN_CASES: readonly TrainCase[] = [
+  { name: 'copy n128 B32 T220', n: 128, B: 32, T: 220, d: 10, k: 10, score: 'all' },
+  { name: 'mnist n128 B64 T784 last', n: 128, B: 64, T: 784, d: 1, k: 10, score: 'last' },
+  { name: 'n512 B32 T200', n: 512, B: 32, T: 200, d: 10, k: 10, score: 'all' },
+  { name: 'n1024 B16 T100', n: 1024, B: 16, T: 100, d: 10, k: 10, score: 'all' },
+];
+
+/** DESIGN §5: recurrent products forward and backward, input and output GEMMs, W and the Cayley solves. */
+function designFlops(c: TrainCase): number {
+  const rows = c.score === 'last' ? c.B : c.T * c.B;
+  return 6 * c.T * c.B * c.n ** 2 + 4 * c.T * c.B * c.n * c.d + 6 * rows * c.n * c.k + 6 * c.n ** 3;
+}
+
+const trainStepSuite: Suite = async ({ backends, quick, earlier }) => {
+  const dtype: FloatDType = 'float32';
+  const table = new Table<TrainStepRecord>([
+    { header: 'backend', width: 7, value: (r) => r.backend, align: 'left' },
+    { header: 'case', width: 24, value: (r) => r.case, align: 'left' },
+    { header: 'runs', width: 4, value: (r) => String(r.runs) },
+    { header: 'median ms', width: 9, value: (r) => r.medianMs.toFixed(1) },
+    { header: 'min ms', width: 8, value: (r) => r.minMs.toFixed(1) },
+    { header: 'max ms', width: 8, value: (r) => r.maxMs.toFixed(1) },
+    { header: 'seq steps/s', width: 11, value: (r) => r.sequenceStepsPerSecond.toFixed(0) },
+    { header: 'GFLOP/s', width: 7, value: (r) => r.gflops.toFixed(1) },
+    { header: 'of GEMM', width: 7, value: (r) => (r.fractionOfGemmCeiling === null ? '-' : `${(100 * r.fractionOfGemmCeiling).toFixed(0)}%`) },
+    { header: 'MiB', width: 6, value: (r) => (r.memoryBytes / 2 ** 20).toFixed(1) },
+  ]);
+  console.log(`\nTraining step (${dtype}, svd m = 0.1, tanh): forward + loss + BPTT + Cayley on U and V + SGD on the rest`);
+  if (quick) console.log('(quick: T divided by 10, 3 timed steps)');
+  table.printHeader();
+  const records: TrainStepRecord[] = [];
+  for (const info of backends) {
+    const ctx = new Context({ device: info.name, seed: 1 });
+    try {
+      if (!ctx.supports('biasActivation', dtype)) {
+        console.log(`  (${info.name} cannot run the RNN step yet: skipped)`);
+        continue;
+      }
+      for (const base of TRAIN_CASES) {
+        const c = quick ? { ...base, T: Math.ceil(base.T / 10) } : base;
+        const model = await ElmanRNN.create({ inputSize: c.d, hiddenSize: c.n, outputSize: c.k, margin: 0.1, context: ctx, seed: 1 });
+        const rows = c.score === 'last' ? c.B : c.T * c.B;
+        const x = ctx.randn([c.T, c.B, c.d], { dtype });
+        const targets = ctx.tensor(Int32Array.from({ length: rows }, (_, i) => i % c.k), c.score === 'last' ? [c.B] : [c.T, c.B]);
+        const lr = 1e-3;
+        const step = async () => {
+          const { gradients: g } = await model.lossAndGradients({ x, targets, score: c.score });
+          ops.cayleyStep(model.parameters.U, g.U, lr);
+          ops.cayleyStep(model.parameters.V, g.V, lr);
+          for (const name of ['W_in', 'b', 'p', 'W_out', 'c']) ops.axpby(-lr, g[name], 1, model.parameters[name], { out: model.parameters[name] });
+          await ctx.sync();
+        };
+        try {
+          const s = await measure(step, quick ? { minRuns: 3, minSeconds: 0, warmup: 1 } : { minRuns: 10, minSeconds: 1, warmup: 2, maxRuns: 50 });
+          const ceiling = earlier.find((r): r is GemmRecord => r.suite === 'gemm' && r.backend === info.name && r.dtype === dtype && r.n === c.n);
+          const gflops = designFlops(c) / s.median / 1e9;
+          const record: TrainStepRecord = {
+            suite: 'trainStep', backend: info.name, device: info.device, dtype, case: c.name + (quick ? ' (T/10)' : ''),
+            n: c.n, B: c.B, T: c.T, scored: c.score,
+            medianMs: s.median * 1e3, minMs: s.min * 1e3, maxMs: s.max * 1e3, runs: s.runs,
+            sequenceStepsPerSecond: (c.T * c.B) / s.median, gflops,
+            fractionOfGemmCeiling: ceiling ? gflops / ceiling.gflops : null,
+            memoryBytes: memoryOf(ctx.device).bytes,
+          };
+          records.push(record);
+          table.printRow(record);
+        } finally {
+          model.dispose();
+          x.dispose();
+          targets.dispose();
+        }
+      }
+    } finally {
+      ctx.dispose();
+    }
+  }
+  return records;
+};
+
+const suites: readonly Suite[] = [gemmSuite, trainStepSuite];
 
 // ---------------------------------------------------------------------------------------------
 // Output
@@ -280,7 +397,7 @@ function parse(argv: string[]): Args | number {
       allowPositionals: false,
       options: {
         quick: { type: 'boolean', default: false },
-        json: { type: 'string', default: 'bench-results/gemm.json' },
+        json: { type: 'string', default: 'bench-results/bench.json' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -319,7 +436,7 @@ async function main(): Promise<number> {
   );
 
   const records: BenchRecord[] = [];
-  for (const suite of suites) records.push(...(await suite({ backends: available, quick: args.quick })));
+  for (const suite of suites) records.push(...(await suite({ backends: available, quick: args.quick, earlier: records })));
 
   const leaked = memory().filter((m) => m.tensors > 0);
   if (leaked.length) console.error(`warning: tensors still live after the benchmarks: ${JSON.stringify(leaked)}`);

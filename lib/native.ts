@@ -70,6 +70,7 @@ export interface NativeContext {
   svd(a: T, u: T, s: T, vt: T): void;
   axpby(alpha: number, x: T, beta: number, y: T, out: T): void;
   mul(x: T, y: T, out: T): void;
+  scaleColumns(x: T, s: T, out: T): void;
   biasActivation(x: T, bias: T | null, activation: Activation, out: T): void;
   activationBackward(dy: T, h: T, activation: Activation, out: T): void;
   marginSigmoid(p: T, margin: number, out: T): void;
@@ -111,6 +112,7 @@ export interface LstmNativeConfig {
 export interface NativeAddon {
   NativeContext: new (backend: string, deviceIndex: number) => NativeContext;
   createWorkspace(ctx: NativeContext): NativeWorkspace;
+  releaseWorkspace(ctx: NativeContext, ws: NativeWorkspace): void;
   elmanLossAndGradients(ctx: NativeContext, ws: NativeWorkspace, config: ElmanNativeConfig, params: NativeTensors, batch: NativeTensors, grads: NativeTensors): void;
   elmanForward(ctx: NativeContext, ws: NativeWorkspace, config: ElmanNativeConfig, params: NativeTensors, x: T, initialState: T | null, outputs: T, finalState: T): void;
   cayleyStep(ctx: NativeContext, ws: NativeWorkspace, M: T, G: T, lr: number): void;

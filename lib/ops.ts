@@ -245,6 +245,19 @@ export function mul<D extends FloatDType>(x: Tensor<D>, y: Tensor<D>, options: {
   return out;
 }
 
+/** x · diag(s): every column c of x (the last dimension) scaled by s[c]. */
+export function scaleColumns<D extends FloatDType>(x: Tensor<D>, s: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
+  const fn = 'scaleColumns';
+  checkOptions(fn, options, ['out']);
+  const ctx = contextOf(fn, { x, s });
+  requireFloat(fn, 'x', x);
+  requireDType(fn, 's', s, x.dtype);
+  requireShape(fn, 's', s, [x.shape.length ? x.shape[x.shape.length - 1] : 1]);
+  const out = output(fn, ctx, options.out, x.shape, x.dtype);
+  ctx.native.scaleColumns(x.handle, s.handle, out.handle);
+  return out;
+}
+
 const ACTIVATIONS: readonly Activation[] = ['tanh', 'relu', 'identity'];
 function checkActivation(fn: string, act: unknown): asserts act is Activation {
   if (!ACTIVATIONS.includes(act as Activation)) throw rangeError(fn, 'activation', "'tanh', 'relu' or 'identity'", String(act));

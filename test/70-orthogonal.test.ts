@@ -50,7 +50,7 @@ describe('70 Cayley steps and orthogonality', () => {
 
   it('a Cayley step with a small η along dL/dU and dL/dV decreases the loss', async () => {
     const model = await ElmanRNN.create({ inputSize: 3, hiddenSize: 16, outputSize: 4, margin: 0.2, dtype: 'float64', context: ctx, seed: 5 });
-    const batch = { x: ctx.tensor(randomArray(6 * 4 * 3), [6, 4, 3]), targets: ctx.tensor(Int32Array.from({ length: 24 }, (_, i) => i % 4), [6, 4]) };
+    const batch = { x: ctx.tensor(randomArray(6 * 4 * 3) as Float64Array, [6, 4, 3]), targets: ctx.tensor(Int32Array.from({ length: 24 }, (_, i) => i % 4), [6, 4]) };
     const before = await model.lossAndGradients(batch);
     const dU = ops.copy(before.gradients.U), dV = ops.copy(before.gradients.V);
     ops.cayleyStep(model.parameters.U, dU, 1e-2);

@@ -28,6 +28,8 @@ export interface SequenceBatch<D extends FloatDType = FloatDType> {
   mask?: Float32Array | Float64Array;
   /** B × n: start from this state instead of h0 (truncated BPTT); its gradient is returned. */
   initialState?: Tensor<D>;
+  /** B × n: the initial cell state of an LSTM (zeros when absent); its gradient is returned. */
+  initialCellState?: Tensor<D>;
 }
 
 export interface PreparedBatch {
@@ -49,7 +51,7 @@ export interface BatchShape {
   hiddenSize: number;
 }
 
-const BATCH_KEYS = ['x', 'targets', 'loss', 'score', 'mask', 'initialState'];
+const BATCH_KEYS = ['x', 'targets', 'loss', 'score', 'mask', 'initialState', 'initialCellState'];
 
 /** Validates a batch against a model and builds its loss weights (constant ones are cached). */
 export function prepareBatch(fn: string, model: BatchShape, batch: SequenceBatch, cache: Map<string, Tensor>): PreparedBatch {
@@ -78,10 +80,13 @@ export function prepareBatch(fn: string, model: BatchShape, batch: SequenceBatch
     if (targets.dtype !== model.dtype) throw typeErrorText(fn, 'batch.targets', `a ${model.dtype} tensor for MSE`, `${targets.dtype} tensor`);
     expectShape(fn, 'batch.targets', targets, [...rows, k]);
   }
-  if (batch.initialState !== undefined) {
-    checkTensor(fn, 'batch.initialState', batch.initialState);
-    if (batch.initialState.dtype !== model.dtype) throw typeErrorText(fn, 'batch.initialState', `a ${model.dtype} tensor`, `${batch.initialState.dtype} tensor`);
-    expectShape(fn, 'batch.initialState', batch.initialState, [B, model.hiddenSize]);
+  for (const key of ['initialState', 'initialCellState'] as const) {
+    const s = batch[key];
+    if (s === undefined) continue;
+    checkTensor(fn, `batch.${key}`, s);
+    if (s.context !== model.context) throw rangeError(fn, `batch.${key}`, `a tensor of the model's context (${model.context.device})`, s.device);
+    if (s.dtype !== model.dtype) throw typeErrorText(fn, `batch.${key}`, `a ${model.dtype} tensor`, `${s.dtype} tensor`);
+    expectShape(fn, `batch.${key}`, s, [B, model.hiddenSize]);
   }
   const perRow = loss === 'mse' ? 1 / k : 1; // MSE is a mean over the k outputs too
   if (score === 'mask') {

@@ -19,6 +19,7 @@ enum class Op : int {
   Axpby, Mul, BiasActivation, ActivationBackward, MarginSigmoid, MarginSigmoidBackward,
   Reduce, ColumnSum, GroupNorms, SoftmaxCrossEntropy, MeanSquaredError,
   ScaleColumns, ColumnDots, AddDiagonal,
+  LstmCellForward, LstmCellBackward,
 };
 
 enum class Reduction : int { Sum = 0, SumSquares = 1, MaxAbs = 2, CountNonFinite = 3 };
@@ -86,6 +87,19 @@ class Backend {
   virtual void columnDots(DType dt, int64_t rows, int64_t cols, const void* x, const void* y, void* out) = 0;
   // x[i, i] += value for an n×n matrix.
   virtual void addDiagonal(DType dt, int64_t n, double value, void* x) = 0;
+
+  // One LSTM step for `rows` sequences of n units (PyTorch gate order i, f, g, o), fused:
+  // gates (rows × 4n) holds the pre-activations without biases on entry and the activated
+  // gates on return; biasIh and biasHh (4n each, either may be null) are added first;
+  // c = f ⊙ cPrev + i ⊙ g and h = o ⊙ tanh(c) are written (rows × n each).
+  virtual void lstmCellForward(DType dt, int64_t rows, int64_t n, void* gates, const void* biasIh,
+                               const void* biasHh, const void* cPrev, void* c, void* h) = 0;
+  // Its backward: gates (rows × 4n) holds the activated gates on entry and ∂L/∂(gate
+  // pre-activations) on return; dh (rows × n) is ∂L/∂h_t; dc (rows × n) holds on entry
+  // ∂L/∂c_t through the next step only, on return ∂L/∂c_{t−1} (elementwise.h's
+  // lstmCellBackwardAt).
+  virtual void lstmCellBackward(DType dt, int64_t rows, int64_t n, void* gates, const void* cPrev, const void* c,
+                                const void* dh, void* dc) = 0;
 
   // One value of dtype dt written to out.
   virtual void reduce(DType dt, Reduction kind, int64_t count, const void* x, void* out) = 0;

@@ -61,6 +61,42 @@ ORTHORNN_HD T marginSigmoidDerivative(T p, T margin) {
   return T(2) * margin * sg * (T(1) - sg);
 }
 
+// One LSTM cell (PyTorch's nn.LSTM, gate order i, f, g, o) for one (sequence, unit) pair:
+// on entry zi..zo are the gate pre-activations, on return the activated gates
+// i = σ(zi), f = σ(zf), g = tanh(zg), o = σ(zo), kept for the backward pass; then
+// c = f ⊙ c_prev + i ⊙ g and h = o ⊙ tanh(c).
+template <typename T>
+ORTHORNN_HD void lstmCellForwardAt(T& zi, T& zf, T& zg, T& zo, T cPrev, T& c, T& h) {
+  const T i = sigmoid(zi), f = sigmoid(zf), g = tanh(zg), o = sigmoid(zo);
+  const T cn = f * cPrev + i * g;
+  zi = i;
+  zf = f;
+  zg = g;
+  zo = o;
+  c = cn;
+  h = o * tanh(cn);
+}
+
+// Its backward for the same pair. On entry gi..go are the activated gates of the forward
+// pass, dh = ∂L/∂h_t (total), and dc = ∂L/∂c_t through c_{t+1} only (the carry from the
+// step after; 0 at the last step). On return gi..go hold ∂L/∂(pre-activations) and dc holds
+// ∂L/∂c_{t−1}, the carry for the step before:
+//   dc_t = dc + dh ⊙ o ⊙ (1 − tanh²(c_t))
+//   dzi = dc_t ⊙ g ⊙ i(1 − i)      dzf = dc_t ⊙ c_{t−1} ⊙ f(1 − f)
+//   dzg = dc_t ⊙ i ⊙ (1 − g²)      dzo = dh ⊙ tanh(c_t) ⊙ o(1 − o)
+//   dc_{t−1} = dc_t ⊙ f
+template <typename T>
+ORTHORNN_HD void lstmCellBackwardAt(T& gi, T& gf, T& gg, T& go, T cPrev, T c, T dh, T& dc) {
+  const T i = gi, f = gf, g = gg, o = go;
+  const T tc = tanh(c);
+  const T dct = dc + dh * o * (T(1) - tc * tc);
+  gi = dct * g * i * (T(1) - i);
+  gf = dct * cPrev * f * (T(1) - f);
+  gg = dct * i * (T(1) - g * g);
+  go = dh * tc * o * (T(1) - o);
+  dc = dct * f;
+}
+
 template <typename T>
 ORTHORNN_HD bool isFiniteValue(T x) {
   return x - x == T(0);  // false for NaN and ±Inf, without <cmath> classification on device

@@ -28,6 +28,9 @@ class Workspace {
   }
   void* get(size_t slot, size_t count, DType dt) { return get(slot, count * dtypeSize(dt)); }
 
+  // Frees every buffer (the next get() allocates again).
+  void release() { buffers_.clear(); }
+
   const std::shared_ptr<Backend>& backend() const { return backend_; }
 
  private:

@@ -335,6 +335,46 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void lstmCellForward(DType dt, int64_t rows, int64_t n, void* gates, const void* biasIh, const void* biasHh,
+                       const void* cPrev, void* c, void* h) override {
+    onFloat(dt, "lstmCellForward", [&](auto z) {
+      using T = decltype(z);
+      T* pz = mp<T>(gates);
+      const T *b1 = cp<T>(biasIh), *b2 = cp<T>(biasHh), *pcp = cp<T>(cPrev);
+      T *pc = mp<T>(c), *ph = mp<T>(h);
+#pragma omp parallel for if (rows * n * 4 > kParallelThreshold)
+      for (int64_t r = 0; r < rows; ++r) {
+        T* zr = pz + r * 4 * n;
+        for (int64_t j = 0; j < n; ++j) {
+          for (int64_t q = 0; q < 4; ++q) {
+            const int64_t col = q * n + j;
+            zr[col] += (b1 ? b1[col] : T(0)) + (b2 ? b2[col] : T(0));
+          }
+          lstmCellForwardAt<T>(zr[j], zr[n + j], zr[2 * n + j], zr[3 * n + j], pcp[r * n + j], pc[r * n + j],
+                               ph[r * n + j]);
+        }
+      }
+    });
+  }
+
+  void lstmCellBackward(DType dt, int64_t rows, int64_t n, void* gates, const void* cPrev, const void* c,
+                        const void* dh, void* dc) override {
+    onFloat(dt, "lstmCellBackward", [&](auto z) {
+      using T = decltype(z);
+      T* pz = mp<T>(gates);
+      const T *pcp = cp<T>(cPrev), *pc = cp<T>(c), *pdh = cp<T>(dh);
+      T* pdc = mp<T>(dc);
+#pragma omp parallel for if (rows * n * 4 > kParallelThreshold)
+      for (int64_t r = 0; r < rows; ++r) {
+        T* zr = pz + r * 4 * n;
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t e = r * n + j;
+          lstmCellBackwardAt<T>(zr[j], zr[n + j], zr[2 * n + j], zr[3 * n + j], pcp[e], pc[e], pdh[e], pdc[e]);
+        }
+      }
+    });
+  }
+
   void reduce(DType dt, Reduction kind, int64_t count, const void* x, void* out) override {
     onFloat(dt, "reduce", [&](auto z) {
       using T = decltype(z);

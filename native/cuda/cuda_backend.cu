@@ -194,6 +194,12 @@ class CudaBackend final : public Backend {
   void scaleColumns(DType, int64_t, int64_t, const void*, const void*, void*) override { unsupported("scaleColumns"); }
   void columnDots(DType, int64_t, int64_t, const void*, const void*, void*) override { unsupported("columnDots"); }
   void addDiagonal(DType, int64_t, double, void*) override { unsupported("addDiagonal"); }
+  void lstmCellForward(DType, int64_t, int64_t, void*, const void*, const void*, const void*, void*, void*) override {
+    unsupported("lstmCellForward");
+  }
+  void lstmCellBackward(DType, int64_t, int64_t, void*, const void*, const void*, const void*, void*) override {
+    unsupported("lstmCellBackward");
+  }
   void reduce(DType, Reduction, int64_t, const void*, void*) override { unsupported("reduce"); }
   void columnSum(DType, int64_t, int64_t, const void*, double, void*) override { unsupported("columnSum"); }
   void groupNorms(DType, int64_t, int64_t, const void*, void*) override { unsupported("groupNorms"); }

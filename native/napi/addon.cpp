@@ -88,6 +88,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->contextClass = Napi::Persistent(context);
   exports.Set("NativeContext", context);
   registerModelBindings(env, exports);
+  registerLstmBindings(env, exports);
   exports.Set("setErrorClasses", Napi::Function::New<SetErrorClasses>(env, "setErrorClasses"));
   exports.Set("backends", Napi::Function::New<Backends>(env, "backends"));
   exports.Set("memory", Napi::Function::New<Memory>(env, "memory"));

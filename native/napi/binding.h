@@ -13,6 +13,7 @@
 #include "../core/context.h"
 #include "../core/error.h"
 #include "../core/tensor.h"
+#include "../core/workspace.h"
 
 namespace orthornn::napi {
 
@@ -35,6 +36,7 @@ Napi::Error makeError(Napi::Env env, ErrorCode code, const std::string& message)
 struct ContextState {
   std::unique_ptr<Context> core;
   std::set<TensorWrap*> tensors;  // JS-thread only; to invalidate children on dispose
+  std::vector<std::weak_ptr<Workspace>> workspaces;  // freed with the context too
   bool disposed = false;
   Napi::ThreadSafeFunction tsfn;
   size_t pending = 0;  // awaits not yet settled
@@ -84,5 +86,6 @@ Napi::Object newTensor(Napi::Env env, const std::shared_ptr<ContextState>& ctx, 
 
 // Registered by Init (native/napi/models.cpp).
 void registerModelBindings(Napi::Env env, Napi::Object exports);
+void registerLstmBindings(Napi::Env env, Napi::Object exports);  // native/napi/lstm.cpp
 
 }  // namespace orthornn::napi

@@ -98,6 +98,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
             InstanceMethod<&ContextWrap::Svd>("svd"),
             InstanceMethod<&ContextWrap::Axpby>("axpby"),
             InstanceMethod<&ContextWrap::Mul>("mul"),
+            InstanceMethod<&ContextWrap::ScaleColumns>("scaleColumns"),
             InstanceMethod<&ContextWrap::BiasActivation>("biasActivation"),
             InstanceMethod<&ContextWrap::ActivationBackward>("activationBackward"),
             InstanceMethod<&ContextWrap::MarginSigmoid>("marginSigmoid"),
@@ -141,6 +142,9 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     state_->core->close();
     for (TensorWrap* t : state_->tensors) t->release(Env());
     state_->tensors.clear();
+    for (auto& w : state_->workspaces)
+      if (auto ws = w.lock()) ws->release();
+    state_->workspaces.clear();
     state_->tsfn.Release();
     addonData(Env()).contexts.erase(this);
   }
@@ -191,7 +195,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
         {"activationBackward", Op::ActivationBackward}, {"marginSigmoid", Op::MarginSigmoid},
         {"marginSigmoidBackward", Op::MarginSigmoidBackward}, {"reduce", Op::Reduce}, {"columnSum", Op::ColumnSum},
         {"groupNorms", Op::GroupNorms}, {"softmaxCrossEntropy", Op::SoftmaxCrossEntropy},
-        {"meanSquaredError", Op::MeanSquaredError}};
+        {"meanSquaredError", Op::MeanSquaredError}, {"scaleColumns", Op::ScaleColumns}};
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsString()) throwError(env, ErrorCode::Type, "supports(op: string, dtype: string)");
     auto it = ops.find(info[0].As<Napi::String>());
@@ -485,6 +489,19 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     requireSame(env, x, "x", y, "y");
     requireSame(env, x, "x", out, "out");
     enqueue(env, "mul", [=](orthornn::Backend& b) { b.mul(x.dtype, x.numel(), x.data(), y.data(), out.data()); });
+    return env.Undefined();
+  }
+
+  // scaleColumns(x, s, out): out[r, c] = x[r, c] · s[c].
+  Napi::Value ScaleColumns(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Tensor x = tensorArg(info, 0, "x"), sc = tensorArg(info, 1, "s"), out = tensorArg(info, 2, "out");
+    requireFloat(env, x, "x");
+    requireSame(env, x, "x", out, "out");
+    requireSame(env, x, "x", sc, "s", false);
+    const int64_t cols = lastDim(x), rows = cols ? x.numel() / cols : 0;
+    requireNumel(env, sc, cols, "s");
+    enqueue(env, "scaleColumns", [=](orthornn::Backend& b) { b.scaleColumns(x.dtype, rows, cols, x.data(), sc.data(), out.data()); });
     return env.Undefined();
   }
 

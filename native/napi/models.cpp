@@ -1,6 +1,8 @@
 // Bindings of the model math (native/core/elman, orthogonal): module functions taking the
 // NativeContext first. Objects of tensors are read into plain C++ structs here, on the JS
 // thread; the queued work sees only those.
+#include <algorithm>
+
 #include "../core/elman.h"
 #include "../core/orthogonal.h"
 #include "binding.h"
@@ -14,12 +16,23 @@ using WorkspaceRef = std::shared_ptr<Workspace>;
 Napi::Value CreateWorkspace(const Napi::CallbackInfo& info) {
   auto ctx = contextArg(info, 0);
   auto* ws = new WorkspaceRef(std::make_shared<Workspace>(ctx->core->backend()));
+  auto& list = ctx->workspaces;
+  list.erase(std::remove_if(list.begin(), list.end(), [](const std::weak_ptr<Workspace>& w) { return w.expired(); }), list.end());
+  list.push_back(*ws);
   return Napi::External<WorkspaceRef>::New(info.Env(), ws, [](Napi::BasicEnv, WorkspaceRef* p) { delete p; });
 }
 
 WorkspaceRef workspaceArg(const Napi::CallbackInfo& info, size_t i) {
   if (!info[i].IsExternal()) throwError(info.Env(), ErrorCode::Type, "argument 'workspace' must come from createWorkspace()");
   return *info[i].As<Napi::External<WorkspaceRef>>().Data();
+}
+
+// releaseWorkspace(context, workspace): frees its buffers once the work queued before is done.
+Napi::Value ReleaseWorkspace(const Napi::CallbackInfo& info) {
+  auto ctx = contextArg(info, 0);
+  WorkspaceRef ws = workspaceArg(info, 1);
+  enqueueOn(info.Env(), *ctx, "releaseWorkspace", [ws](Backend&) { ws->release(); });
+  return info.Env().Undefined();
 }
 
 Napi::Object objectArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
@@ -203,6 +216,7 @@ Napi::Value Reorthonormalize(const Napi::CallbackInfo& info) {
 
 void registerModelBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("createWorkspace", Napi::Function::New<CreateWorkspace>(env, "createWorkspace"));
+  exports.Set("releaseWorkspace", Napi::Function::New<ReleaseWorkspace>(env, "releaseWorkspace"));
   exports.Set("elmanLossAndGradients", Napi::Function::New<ElmanLossAndGradients>(env, "elmanLossAndGradients"));
   exports.Set("elmanForward", Napi::Function::New<ElmanForward>(env, "elmanForward"));
   exports.Set("cayleyStep", Napi::Function::New<CayleyStep>(env, "cayleyStep"));

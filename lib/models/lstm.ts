@@ -1,0 +1,87 @@
+/**
+ * The LSTM baseline of the paper's comparisons, natively: one layer with PyTorch nn.LSTM's
+ * parameter names, shapes and gate order (i, f, g, o), plus the same linear output layer
+ * (W_out, c) and the same losses and scoring as ElmanRNN.
+ */
+import { native, type FloatDType, type LstmNativeConfig } from '../native';
+import type { Tensor } from '../tensor';
+import { checkOptions } from '../validate';
+import type { PreparedBatch, SequenceBatch } from './batch';
+import { glorotUniform } from './init';
+import { RecurrentModel, type ModelOptions } from './recurrent';
+
+export type LSTMOptions<D extends FloatDType = 'float32'> = ModelOptions<D>;
+
+export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D> {
+  protected override readonly hasCellState = true;
+
+  /** Builds and initialises a model as PyTorch does: every LSTM weight and bias U(±1/√n). */
+  static async create<D extends FloatDType = 'float32'>(options: LSTMOptions<D>): Promise<LSTM<D>> {
+    const model = new LSTM<D>(options);
+    await model.initialize(options.seed ?? 0);
+    return model;
+  }
+
+  private constructor(options: LSTMOptions<D>) {
+    super('LSTM', options, []);
+    const [n, d, k] = [this.hiddenSize, this.inputSize, this.outputSize];
+    this.allocate({
+      weight_ih_l0: [4 * n, d],
+      weight_hh_l0: [4 * n, n],
+      bias_ih_l0: [4 * n],
+      bias_hh_l0: [4 * n],
+      W_out: [k, n],
+      c: [k],
+    });
+  }
+
+  private async initialize(seed: number): Promise<void> {
+    const ctx = this.context;
+    const dtype: D = this.dtype;
+    const a = 1 / Math.sqrt(this.hiddenSize);
+    let stream = 0;
+    for (const name of ['weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0']) {
+      this.assign(name, ctx.rand<D>(this.parameters[name].shape, { dtype, seed: seed * 16 + 8 + stream++, low: -a, high: a }));
+    }
+    this.assign('W_out', glorotUniform(ctx, this.outputSize, this.hiddenSize, dtype, seed * 16 + 2));
+    await ctx.sync();
+  }
+
+  private config(loss: 'crossEntropy' | 'mse', lastStepOnly: boolean): LstmNativeConfig {
+    return { inputSize: this.inputSize, hiddenSize: this.hiddenSize, outputSize: this.outputSize, loss, lastStepOnly };
+  }
+
+  protected queueLossAndGradients(
+    prepared: PreparedBatch,
+    batch: SequenceBatch<D>,
+    out: { loss: Tensor<D>; hiddenGradientNorms: Tensor<D>; initialState?: Tensor<D>; initialCellState?: Tensor<D> },
+  ): void {
+    native().lstmLossAndGradients(
+      this.context.native,
+      this.workspace,
+      this.config(prepared.loss, prepared.lastStepOnly),
+      RecurrentModel.handles(this.parameters),
+      RecurrentModel.handles({ x: batch.x, targets: batch.targets, weights: prepared.weights, h0: batch.initialState, c0: batch.initialCellState }),
+      RecurrentModel.handles({ ...this.grads, loss: out.loss, hiddenGradientNorms: out.hiddenGradientNorms, h0: out.initialState, c0: out.initialCellState }),
+    );
+  }
+
+  /** Inference: outputs y (T × B × k) and the final states h_T, c_T (B × n). */
+  forward(
+    x: Tensor<D>,
+    options: { initialState?: Tensor<D>; initialCellState?: Tensor<D> } = {},
+  ): { outputs: Tensor<D>; finalState: Tensor<D>; finalCellState: Tensor<D> } {
+    const fn = 'forward';
+    this.assertLive(fn);
+    checkOptions(fn, options, ['initialState', 'initialCellState']);
+    const [T, B] = this.checkForwardInput(fn, x, { initialState: options.initialState, initialCellState: options.initialCellState });
+    const outputs = this.context.empty<D>([T, B, this.outputSize], { dtype: this.dtype });
+    const finalState = this.context.empty<D>([B, this.hiddenSize], { dtype: this.dtype });
+    const finalCellState = this.context.empty<D>([B, this.hiddenSize], { dtype: this.dtype });
+    native().lstmForward(
+      this.context.native, this.workspace, this.config('crossEntropy', false), RecurrentModel.handles(this.parameters), x.handle,
+      options.initialState?.handle ?? null, options.initialCellState?.handle ?? null, outputs.handle, finalState.handle, finalCellState.handle,
+    );
+    return { outputs, finalState, finalCellState };
+  }
+}

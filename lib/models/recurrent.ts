@@ -1,0 +1,225 @@
+/**
+ * What every recurrent model shares: its context and dtype, named parameters and gradient
+ * buffers, a native workspace, the batch → loss-weights preparation, the lossAndGradients
+ * flow (one queued native call, then the loss and hidden gradient norms read back), and
+ * state()/loadState()/dispose().
+ */
+import { Context, defaultContext } from '../context';
+import { NumericError, rangeError, typeError, typeErrorText } from '../errors';
+import { native, type FloatDType, type NativeTensors, type NativeWorkspace } from '../native';
+import * as ops from '../ops';
+import type { Tensor } from '../tensor';
+import { checkOptions, checkSeed, checkTensor, shapeStr } from '../validate';
+import { prepareBatch, type PreparedBatch, type SequenceBatch } from './batch';
+import { ParameterSet, type StateDict } from './parameters';
+
+export interface ModelOptions<D extends FloatDType> {
+  inputSize: number;
+  hiddenSize: number;
+  outputSize: number;
+  /** Default 'float32'. */
+  dtype?: D;
+  /** The context to live on (default: the shared context of `device`). */
+  context?: Context;
+  /** Default 'cpu'. */
+  device?: string;
+  /** Seed of the initialisation (default 0). */
+  seed?: number;
+}
+
+export const MODEL_OPTION_KEYS = ['inputSize', 'hiddenSize', 'outputSize', 'dtype', 'context', 'device', 'seed'];
+
+export interface LossAndGradients<D extends FloatDType> {
+  loss: number;
+  /** ∂L/∂θ by parameter name; the model's own buffers, overwritten by the next call. */
+  gradients: Record<string, Tensor<D>>;
+  /** ‖∂L/∂h_t‖ over the batch for t = 1..T (the paper's diagnostic). */
+  hiddenGradientNorms: Float32Array | Float64Array;
+  /** ∂L/∂(initial state), B × n, when the batch gave one. */
+  initialStateGradient?: Tensor<D>;
+  /** ∂L/∂(initial cell state), B × n, when the batch gave one (LSTM). */
+  initialCellStateGradient?: Tensor<D>;
+}
+
+export function positiveInt(fn: string, arg: string, v: unknown): number {
+  if (typeof v !== 'number') throw typeError(fn, arg, 'a positive integer', v);
+  if (!Number.isSafeInteger(v) || v < 1) throw rangeError(fn, arg, 'a positive integer', String(v));
+  return v;
+}
+
+export function nonNegative(fn: string, arg: string, v: unknown): number {
+  if (typeof v !== 'number') throw typeError(fn, arg, 'a number', v);
+  if (!Number.isFinite(v) || v < 0) throw rangeError(fn, arg, 'a finite non-negative number', String(v));
+  return v;
+}
+
+export abstract class RecurrentModel<D extends FloatDType> {
+  readonly context: Context;
+  readonly dtype: D;
+  readonly inputSize: number;
+  readonly hiddenSize: number;
+  readonly outputSize: number;
+  /** Parameters by name (DESIGN §2.5; PyTorch's for the LSTM). */
+  readonly parameters: Record<string, Tensor<D>> = {};
+  protected readonly grads: Record<string, Tensor<D>> = {};
+  protected readonly workspace: NativeWorkspace;
+  private readonly weightCache = new Map<string, Tensor>();
+  private readonly stateGrads = new Map<string, Tensor<D>>();
+  private params?: ParameterSet<D>;
+  private disposed = false;
+
+  protected constructor(fn: string, options: ModelOptions<D>, extraKeys: readonly string[]) {
+    if (options === null || typeof options !== 'object') throw typeError(fn, 'options', 'an object', options);
+    checkOptions(fn, options, [...MODEL_OPTION_KEYS, ...extraKeys]);
+    this.inputSize = positiveInt(fn, 'inputSize', options.inputSize);
+    this.hiddenSize = positiveInt(fn, 'hiddenSize', options.hiddenSize);
+    this.outputSize = positiveInt(fn, 'outputSize', options.outputSize);
+    this.dtype = (options.dtype ?? 'float32') as D;
+    if (this.dtype !== 'float32' && this.dtype !== 'float64') throw rangeError(fn, 'dtype', "'float32' or 'float64'", String(this.dtype));
+    if (options.context !== undefined && options.device !== undefined) throw rangeError(fn, 'device', 'omitted when a context is given', String(options.device));
+    if (options.context !== undefined && !(options.context instanceof Context)) throw typeError(fn, 'context', 'a Context', options.context);
+    if (options.seed !== undefined) checkSeed(fn, 'seed', options.seed);
+    this.context = options.context ?? defaultContext(options.device ?? 'cpu');
+    this.context.assertLive(fn);
+    this.workspace = native().createWorkspace(this.context.native);
+  }
+
+  /** Allocates the parameters (zeros) and their gradient buffers by name and shape. */
+  protected allocate(shapes: Record<string, number[]>): void {
+    for (const [name, shape] of Object.entries(shapes)) {
+      this.parameters[name] = this.context.zeros<D>(shape, { dtype: this.dtype });
+      this.grads[name] = this.context.zeros<D>(shape, { dtype: this.dtype });
+    }
+    this.params = new ParameterSet(this.context, this.dtype, this.parameters);
+  }
+
+  /** Overwrites a parameter with `value` (and disposes `value`). */
+  protected assign(name: string, value: Tensor<D>): void {
+    ops.copy(value, { out: this.parameters[name] });
+    value.dispose();
+  }
+
+  protected assertLive(fn: string): void {
+    if (this.disposed) throw rangeError(fn, 'this', 'a live model', 'a disposed model');
+    this.context.assertLive(fn);
+  }
+
+  protected static handles(tensors: Record<string, Tensor | undefined>): NativeTensors {
+    const out: NativeTensors = {};
+    for (const [name, t] of Object.entries(tensors)) if (t) out[name] = t.handle;
+    return out;
+  }
+
+  /** A B × n gradient buffer for an initial state, reused while B stays the same. */
+  private stateGradient(key: string, B: number): Tensor<D> {
+    let t = this.stateGrads.get(key);
+    if (!t || t.shape[0] !== B) {
+      t?.dispose();
+      t = this.context.empty<D>([B, this.hiddenSize], { dtype: this.dtype });
+      this.stateGrads.set(key, t);
+    }
+    return t;
+  }
+
+  /** Queues the model's native loss-and-gradients call. */
+  protected abstract queueLossAndGradients(
+    prepared: PreparedBatch,
+    batch: SequenceBatch<D>,
+    outputs: { loss: Tensor<D>; hiddenGradientNorms: Tensor<D>; initialState?: Tensor<D>; initialCellState?: Tensor<D> },
+  ): void;
+
+  /** Whether batches may carry an initial cell state (the LSTM). */
+  protected readonly hasCellState: boolean = false;
+
+  /**
+   * Loss, every parameter gradient and the hidden gradient norms for one batch: the forward
+   * pass, the loss and BPTT run natively as one queued call.
+   */
+  async lossAndGradients(batch: SequenceBatch<D>): Promise<LossAndGradients<D>> {
+    const fn = 'lossAndGradients';
+    this.assertLive(fn);
+    const prepared = prepareBatch(fn, this, batch, this.weightCache);
+    if (batch.initialCellState !== undefined && !this.hasCellState) {
+      for (const t of prepared.temporary) t.dispose();
+      throw rangeError(fn, 'batch.initialCellState', 'given only to an LSTM', 'a cell state for a model without one');
+    }
+    const loss = this.context.empty<D>([], { dtype: this.dtype });
+    const norms = this.context.empty<D>([prepared.T], { dtype: this.dtype });
+    const dInit = batch.initialState ? this.stateGradient('h', prepared.B) : undefined;
+    const dCell = batch.initialCellState ? this.stateGradient('c', prepared.B) : undefined;
+    try {
+      this.queueLossAndGradients(prepared, batch, { loss, hiddenGradientNorms: norms, initialState: dInit, initialCellState: dCell });
+    } finally {
+      for (const t of prepared.temporary) t.dispose();
+    }
+    try {
+      const value = await loss.item();
+      if (!Number.isFinite(value)) await this.diagnoseNonFinite(fn, batch, value);
+      return {
+        loss: value,
+        gradients: this.grads,
+        hiddenGradientNorms: (await norms.read()) as Float32Array | Float64Array,
+        initialStateGradient: dInit,
+        initialCellStateGradient: dCell,
+      };
+    } finally {
+      loss.dispose();
+      norms.dispose();
+    }
+  }
+
+  /** A non-finite loss: say whether the data or the model is to blame. */
+  private async diagnoseNonFinite(fn: string, batch: SequenceBatch<D>, value: number): Promise<never> {
+    const inputs: [string, Tensor | undefined][] = [['batch.x', batch.x], ['batch.targets', batch.targets], ['batch.initialState', batch.initialState], ['batch.initialCellState', batch.initialCellState]];
+    for (const [name, t] of inputs) {
+      if (!t || t.dtype === 'int32') continue;
+      const bad = await ops.countNonFinite(t as Tensor<D>).item();
+      if (bad > 0) throw new NumericError(`${fn}: '${name}' contains ${bad} NaN/Inf values`);
+    }
+    for (const [name, t] of Object.entries(this.parameters)) {
+      const bad = await ops.countNonFinite(t).item();
+      if (bad > 0) throw new NumericError(`${fn}: parameter '${name}' contains ${bad} NaN/Inf values (training diverged?)`);
+    }
+    throw new NumericError(`${fn}: the loss is ${value} (the model's outputs overflowed)`);
+  }
+
+  /** Checks an inference input x (T × B × d) and an optional B × n state; returns [T, B]. */
+  protected checkForwardInput(fn: string, x: Tensor<D>, states: Record<string, Tensor<D> | undefined>): [number, number] {
+    checkTensor(fn, 'x', x);
+    if (x.context !== this.context) throw rangeError(fn, 'x', `a tensor of the model's context (${this.context.device})`, x.device);
+    if (x.dtype !== this.dtype) throw typeErrorText(fn, 'x', `a ${this.dtype} tensor`, `${x.dtype} tensor`);
+    if (x.shape.length !== 3 || x.shape[2] !== this.inputSize || x.shape[0] < 1 || x.shape[1] < 1) throw rangeError(fn, 'x', `T × B × ${this.inputSize}`, shapeStr(x.shape));
+    const [T, B] = x.shape;
+    for (const [name, s] of Object.entries(states)) {
+      if (s === undefined) continue;
+      checkTensor(fn, name, s);
+      if (s.context !== this.context) throw rangeError(fn, name, `a tensor of the model's context (${this.context.device})`, s.device);
+      if (s.dtype !== this.dtype || s.shape.length !== 2 || s.shape[0] !== B || s.shape[1] !== this.hiddenSize) {
+        throw rangeError(fn, name, `a ${this.dtype} tensor of shape [${B}, ${this.hiddenSize}]`, `${s.dtype} ${shapeStr(s.shape)}`);
+      }
+    }
+    return [T, B];
+  }
+
+  /** Parameter values by name (what checkpoints hold). */
+  state(): Promise<StateDict> {
+    this.assertLive('state');
+    return this.params!.state();
+  }
+
+  /** Overwrites every parameter; unknown or missing names and wrong sizes are RangeErrors, and leave the model untouched. */
+  loadState(state: StateDict): void {
+    this.assertLive('loadState');
+    this.params!.load('loadState', state);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.params?.dispose();
+    for (const t of Object.values(this.grads)) t.dispose();
+    for (const t of this.weightCache.values()) t.dispose();
+    for (const t of this.stateGrads.values()) t.dispose();
+    if (!this.context.disposed) native().releaseWorkspace(this.context.native, this.workspace);
+  }
+}

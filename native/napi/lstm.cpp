@@ -1,0 +1,147 @@
+// Bindings of the LSTM baseline (native/core/lstm): module functions taking the
+// NativeContext first, like models.cpp. Objects of tensors are read into plain C++ structs
+// here, on the JS thread, and validated there (bad shapes and dtypes throw synchronously);
+// the queued work sees only those structs.
+#include <cmath>
+
+#include "../core/lstm.h"
+#include "binding.h"
+
+namespace orthornn::napi {
+namespace {
+
+using WorkspaceRef = std::shared_ptr<Workspace>;  // what createWorkspace() wraps (models.cpp)
+
+WorkspaceRef workspaceArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsExternal()) throwError(info.Env(), ErrorCode::Type, "argument 'workspace' must come from createWorkspace()");
+  return *info[i].As<Napi::External<WorkspaceRef>>().Data();
+}
+
+Napi::Object objectArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsObject()) throwError(info.Env(), ErrorCode::Type, std::string("argument '") + name + "' must be an object");
+  return info[i].As<Napi::Object>();
+}
+
+int64_t sizeField(Napi::Env env, const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throwError(env, ErrorCode::Type, std::string("config.") + key + " must be a number");
+  const double x = v.As<Napi::Number>().DoubleValue();
+  if (!(x >= 1 && x <= 9.0e15 && std::floor(x) == x))
+    throwError(env, ErrorCode::Range, std::string("config.") + key + " must be a positive integer, got " + std::to_string(x));
+  return int64_t(x);
+}
+
+Tensor tensorField(Napi::Env env, const ContextState& ctx, const Napi::Object& o, const char* key, const char* what) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return Tensor{};
+  const std::string name = std::string(what) + "." + key;
+  if (!TensorWrap::Is(env, v)) throwError(env, ErrorCode::Type, "'" + name + "' must be a tensor");
+  return TensorWrap::Unwrap(v.As<Napi::Object>())->tensor(env, &ctx, name.c_str());
+}
+
+LstmConfig parseLstmConfig(Napi::Env env, const Napi::Object& o) {
+  LstmConfig c;
+  c.inputSize = sizeField(env, o, "inputSize");
+  c.hiddenSize = sizeField(env, o, "hiddenSize");
+  c.outputSize = sizeField(env, o, "outputSize");
+  Napi::Value lossValue = o.Get("loss");
+  if (!lossValue.IsString()) throwError(env, ErrorCode::Type, "config.loss must be a string");
+  const std::string loss = lossValue.As<Napi::String>();
+  if (loss == "crossEntropy") c.loss = Loss::CrossEntropy;
+  else if (loss == "mse") c.loss = Loss::MeanSquaredError;
+  else throwError(env, ErrorCode::Range, "config.loss must be 'crossEntropy' or 'mse', got '" + loss + "'");
+  Napi::Value last = o.Get("lastStepOnly");
+  if (!last.IsBoolean()) throwError(env, ErrorCode::Type, "config.lastStepOnly must be a boolean");
+  c.lastStepOnly = last.As<Napi::Boolean>().Value();
+  return c;
+}
+
+LstmParameters parseLstmParameters(Napi::Env env, const ContextState& ctx, const Napi::Object& o) {
+  LstmParameters p;
+  p.weight_ih_l0 = tensorField(env, ctx, o, "weight_ih_l0", "params");
+  p.weight_hh_l0 = tensorField(env, ctx, o, "weight_hh_l0", "params");
+  p.bias_ih_l0 = tensorField(env, ctx, o, "bias_ih_l0", "params");
+  p.bias_hh_l0 = tensorField(env, ctx, o, "bias_hh_l0", "params");
+  p.W_out = tensorField(env, ctx, o, "W_out", "params");
+  p.c = tensorField(env, ctx, o, "c", "params");
+  return p;
+}
+
+std::optional<Tensor> present(Tensor t) {
+  if (!t.storage) return std::nullopt;
+  return t;
+}
+
+// A Range/Type error found while validating on the JS thread is thrown synchronously.
+template <typename F>
+void checkNow(Napi::Env env, F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    throwError(env, e.code(), e.what());
+  }
+}
+
+// lstmLossAndGradients(context, workspace, config, params, batch, grads)
+//   batch: { x, targets, weights, h0?, c0? }
+//   grads: { loss, weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, W_out, c, h0?, c0?, hiddenGradientNorms? }
+Napi::Value LstmLossAndGradients(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto ctx = contextArg(info, 0);
+  WorkspaceRef ws = workspaceArg(info, 1);
+  LstmConfig cfg = parseLstmConfig(env, objectArg(info, 2, "config"));
+  LstmParameters params = parseLstmParameters(env, *ctx, objectArg(info, 3, "params"));
+  Napi::Object b = objectArg(info, 4, "batch");
+  LstmBatch batch;
+  batch.x = tensorField(env, *ctx, b, "x", "batch");
+  batch.targets = tensorField(env, *ctx, b, "targets", "batch");
+  batch.weights = tensorField(env, *ctx, b, "weights", "batch");
+  batch.h0 = present(tensorField(env, *ctx, b, "h0", "batch"));
+  batch.c0 = present(tensorField(env, *ctx, b, "c0", "batch"));
+  Napi::Object go = objectArg(info, 5, "grads");
+  LstmGradients grads;
+  grads.loss = tensorField(env, *ctx, go, "loss", "grads");
+  grads.weight_ih_l0 = tensorField(env, *ctx, go, "weight_ih_l0", "grads");
+  grads.weight_hh_l0 = tensorField(env, *ctx, go, "weight_hh_l0", "grads");
+  grads.bias_ih_l0 = tensorField(env, *ctx, go, "bias_ih_l0", "grads");
+  grads.bias_hh_l0 = tensorField(env, *ctx, go, "bias_hh_l0", "grads");
+  grads.W_out = tensorField(env, *ctx, go, "W_out", "grads");
+  grads.c = tensorField(env, *ctx, go, "c", "grads");
+  grads.h0 = tensorField(env, *ctx, go, "h0", "grads");
+  grads.c0 = tensorField(env, *ctx, go, "c0", "grads");
+  grads.hiddenGradientNorms = tensorField(env, *ctx, go, "hiddenGradientNorms", "grads");
+  checkNow(env, [&] { validateLstm(cfg, params, batch, &grads); });
+  enqueueOn(env, *ctx, "lstmLossAndGradients", [=](Backend& be) mutable {
+    lstmLossAndGradients(be, cfg, params, batch, grads, *ws);
+  });
+  return env.Undefined();
+}
+
+// lstmForward(context, workspace, config, params, x, h0 | null, c0 | null, outputs, hFinal, cFinal)
+Napi::Value LstmForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto ctx = contextArg(info, 0);
+  WorkspaceRef ws = workspaceArg(info, 1);
+  LstmConfig cfg = parseLstmConfig(env, objectArg(info, 2, "config"));
+  LstmParameters params = parseLstmParameters(env, *ctx, objectArg(info, 3, "params"));
+  Tensor x = tensorArg(info, *ctx, 4, "x");
+  std::optional<Tensor> h0 = optionalTensorArg(info, *ctx, 5, "h0");
+  std::optional<Tensor> c0 = optionalTensorArg(info, *ctx, 6, "c0");
+  Tensor outputs = tensorArg(info, *ctx, 7, "outputs");
+  Tensor hFinal = tensorArg(info, *ctx, 8, "hFinal");
+  Tensor cFinal = tensorArg(info, *ctx, 9, "cFinal");
+  checkNow(env, [&] { validateLstmForward(cfg, params, x, h0, c0, outputs, hFinal, cFinal); });
+  enqueueOn(env, *ctx, "lstmForward", [=](Backend& be) mutable {
+    lstmForward(be, cfg, params, x, h0, c0, outputs, hFinal, cFinal, *ws);
+  });
+  return env.Undefined();
+}
+
+}  // namespace
+
+void registerLstmBindings(Napi::Env env, Napi::Object exports) {
+  exports.Set("lstmLossAndGradients", Napi::Function::New<LstmLossAndGradients>(env, "lstmLossAndGradients"));
+  exports.Set("lstmForward", Napi::Function::New<LstmForward>(env, "lstmForward"));
+}
+
+}  // namespace orthornn::napi

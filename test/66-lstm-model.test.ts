@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { Context, ElmanRNN, LSTM, ops } from '../lib/index';
+import type { Tensor } from '../lib/index';
+import { announceSeed, randomArray, TEST_SEED } from './helpers';
+
+describe('66 LSTM model: PyTorch names, initialisation, training through the model API', () => {
+  let ctx: Context;
+  before(() => {
+    announceSeed();
+    ctx = new Context({ seed: TEST_SEED });
+  });
+  after(() => ctx.dispose());
+
+  it('has nn.LSTM parameter names and shapes, initialised U(±1/√n) like PyTorch', async () => {
+    const model = await LSTM.create({ inputSize: 3, hiddenSize: 16, outputSize: 5, context: ctx, seed: 2 });
+    const shapes = Object.fromEntries(Object.entries(model.parameters).map(([k, t]) => [k, [...t.shape]]));
+    assert.deepEqual(shapes, { weight_ih_l0: [64, 3], weight_hh_l0: [64, 16], bias_ih_l0: [64], bias_hh_l0: [64], W_out: [5, 16], c: [5] });
+    const st = await model.state();
+    for (const name of ['weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0']) {
+      const v = st[name];
+      assert.ok(v.every((x) => Math.abs(x) <= 0.25), `${name} within ±1/√16`);
+      assert.ok(Math.max(...Array.from(v, Math.abs)) > 0.2, `${name} spans the range`);
+    }
+    model.dispose();
+  });
+
+  it('forward returns outputs and both final states; a given initial state changes them', async () => {
+    const model = await LSTM.create({ inputSize: 2, hiddenSize: 6, outputSize: 3, dtype: 'float64', context: ctx });
+    const x = ctx.tensor(randomArray(5 * 4 * 2) as Float64Array, [5, 4, 2]);
+    const a = model.forward(x);
+    assert.deepEqual([...a.outputs.shape, ...a.finalState.shape, ...a.finalCellState.shape], [5, 4, 3, 4, 6, 4, 6]);
+    const h0 = ctx.tensor(randomArray(24) as Float64Array, [4, 6]);
+    const b = model.forward(x, { initialState: h0, initialCellState: h0 });
+    assert.notDeepEqual(await a.finalState.read(), await b.finalState.read());
+    // Running the second half from the first half's states reproduces the full run.
+    const X = await x.read();
+    const first = model.forward(ctx.tensor(X.slice(0, 3 * 8), [3, 4, 2]));
+    const second = model.forward(ctx.tensor(X.slice(3 * 8), [2, 4, 2]), { initialState: first.finalState, initialCellState: first.finalCellState });
+    const full = await a.outputs.read();
+    const tail = await second.outputs.read();
+    for (let i = 0; i < tail.length; i++) assert.ok(Math.abs(tail[i] - full[3 * 12 + i]) < 1e-12);
+    model.dispose();
+  });
+
+  it('learns: SGD on a tiny sequence task lowers the loss, and the state gradients come back', async () => {
+    const model = await LSTM.create({ inputSize: 2, hiddenSize: 12, outputSize: 2, context: ctx, seed: 4 });
+    const [T, B] = [6, 8];
+    const X = new Float32Array(T * B * 2);
+    const targets = new Int32Array(B);
+    for (let b = 0; b < B; b++) {
+      const cls = b % 2;
+      targets[b] = cls;
+      X[b * 2 + cls] = 1; // the class is shown at the first step only: it must be remembered
+    }
+    const batch = { x: ctx.tensor(X, [T, B, 2]), targets: ctx.tensor(targets, [B]), score: 'last' as const };
+    const first = (await model.lossAndGradients(batch)).loss;
+    let last = first;
+    for (let i = 0; i < 150; i++) {
+      const { loss, gradients } = await model.lossAndGradients(batch);
+      last = loss;
+      for (const [name, g] of Object.entries(gradients)) ops.axpby(-0.5, g, 1, model.parameters[name], { out: model.parameters[name] });
+    }
+    assert.ok(last < 0.5 * first, `loss ${first} → ${last}`);
+    const h0 = ctx.zeros([B, 12]) as Tensor<'float32'>;
+    const r = await model.lossAndGradients({ ...batch, initialState: h0, initialCellState: h0 });
+    assert.deepEqual([...r.initialStateGradient!.shape, ...r.initialCellStateGradient!.shape], [B, 12, B, 12]);
+    assert.equal(r.hiddenGradientNorms.length, T);
+    model.dispose();
+  });
+
+  it('an initial cell state is refused by an Elman model; unknown LSTM options are refused', async () => {
+    const elman = await ElmanRNN.create({ inputSize: 2, hiddenSize: 4, outputSize: 2, context: ctx });
+    const x = ctx.zeros([3, 2, 2]);
+    await assert.rejects(elman.lossAndGradients({ x, targets: ctx.zeros([3, 2], { dtype: 'int32' }), initialCellState: ctx.zeros([2, 4]) }), /initialCellState.*only to an LSTM/);
+    await assert.rejects(LSTM.create({ inputSize: 2, hiddenSize: 4, outputSize: 2, margin: 0.1 } as never), /unknown option 'margin'/);
+    elman.dispose();
+  });
+});
