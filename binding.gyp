@@ -7,8 +7,8 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-Wno-unused-parameter"],
-      "ldflags": ["-fopenmp"],
+      "cflags_cc": ["-std=c++17", "-O3", "-pthread", "-Wno-unused-parameter"],
+      "ldflags": ["-pthread"],
       "libraries": ["-llapacke", "-lopenblas"],
       "conditions": [
         ["OS=='linux'", {"include_dirs": ["/usr/include/x86_64-linux-gnu", "/usr/include/aarch64-linux-gnu", "/usr/include/openblas"]}]

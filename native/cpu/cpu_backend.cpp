@@ -14,13 +14,12 @@
 
 #include "../core/backend.h"
 #include "../core/random.h"
+#include "parallel.h"
 
 extern "C" char* openblas_get_config(void);
 
 namespace orthornn {
 namespace {
-
-constexpr int64_t kParallelThreshold = 1 << 15;
 
 int blasDim(int64_t v, const char* what) {
   require(v >= 0 && v <= INT_MAX, ErrorCode::Range,
@@ -231,8 +230,9 @@ class CpuBackend final : public Backend {
     onFloat(dt, "randomNormal", [&](auto z) {
       using T = decltype(z);
       T* p = mp<T>(x);
-#pragma omp parallel for if (count > kParallelThreshold / 8)
-      for (int64_t i = 0; i < count; ++i) p[i] = T(mean + stddev * philoxNormal(seed, uint64_t(i)));
+      parallelFor(count, 8, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) p[i] = T(mean + stddev * philoxNormal(seed, uint64_t(i)));
+      });
     });
   }
 
@@ -240,8 +240,9 @@ class CpuBackend final : public Backend {
     onFloat(dt, "randomUniform", [&](auto z) {
       using T = decltype(z);
       T* p = mp<T>(x);
-#pragma omp parallel for if (count > kParallelThreshold / 8)
-      for (int64_t i = 0; i < count; ++i) p[i] = T(low + (high - low) * philoxUniform(seed, uint64_t(i)));
+      parallelFor(count, 8, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) p[i] = T(low + (high - low) * philoxUniform(seed, uint64_t(i)));
+      });
     });
   }
 
@@ -251,8 +252,9 @@ class CpuBackend final : public Backend {
       const T a = T(alpha), b = T(beta);
       const T *px = cp<T>(x), *py = cp<T>(y);
       T* po = mp<T>(out);
-#pragma omp parallel for if (count > kParallelThreshold)
-      for (int64_t i = 0; i < count; ++i) po[i] = a * px[i] + b * py[i];
+      parallelFor(count, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) po[i] = a * px[i] + b * py[i];
+      });
     });
   }
 
@@ -261,8 +263,9 @@ class CpuBackend final : public Backend {
       using T = decltype(z);
       const T *px = cp<T>(x), *py = cp<T>(y);
       T* po = mp<T>(out);
-#pragma omp parallel for if (count > kParallelThreshold)
-      for (int64_t i = 0; i < count; ++i) po[i] = px[i] * py[i];
+      parallelFor(count, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) po[i] = px[i] * py[i];
+      });
     });
   }
 
@@ -272,10 +275,12 @@ class CpuBackend final : public Backend {
       using T = decltype(z);
       const T *px = cp<T>(x), *pb = cp<T>(bias);
       T* po = mp<T>(out);
-#pragma omp parallel for if (rows * cols > kParallelThreshold)
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c)
-          po[r * cols + c] = activate<T>(act, px[r * cols + c] + (pb ? pb[c] : T(0)));
+      // tanh costs about as much as 8 additions
+      parallelFor(rows, cols * 8, [&](int64_t lo, int64_t hi) {
+        for (int64_t r = lo; r < hi; ++r)
+          for (int64_t c = 0; c < cols; ++c)
+            po[r * cols + c] = activate<T>(act, px[r * cols + c] + (pb ? pb[c] : T(0)));
+      });
     });
   }
 
@@ -285,8 +290,9 @@ class CpuBackend final : public Backend {
       using T = decltype(z);
       const T *pd = cp<T>(dy), *ph = cp<T>(h);
       T* po = mp<T>(out);
-#pragma omp parallel for if (count > kParallelThreshold)
-      for (int64_t i = 0; i < count; ++i) po[i] = pd[i] * activationDerivativeFromOutput<T>(act, ph[i]);
+      parallelFor(count, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) po[i] = pd[i] * activationDerivativeFromOutput<T>(act, ph[i]);
+      });
     });
   }
 
@@ -311,9 +317,10 @@ class CpuBackend final : public Backend {
       using T = decltype(z);
       const T *px = cp<T>(x), *ps = cp<T>(sc);
       T* po = mp<T>(out);
-#pragma omp parallel for if (rows * cols > kParallelThreshold)
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) po[r * cols + c] = px[r * cols + c] * ps[c];
+      parallelFor(rows, cols, [&](int64_t lo, int64_t hi) {
+        for (int64_t r = lo; r < hi; ++r)
+          for (int64_t c = 0; c < cols; ++c) po[r * cols + c] = px[r * cols + c] * ps[c];
+      });
     });
   }
 
@@ -342,18 +349,19 @@ class CpuBackend final : public Backend {
       T* pz = mp<T>(gates);
       const T *b1 = cp<T>(biasIh), *b2 = cp<T>(biasHh), *pcp = cp<T>(cPrev);
       T *pc = mp<T>(c), *ph = mp<T>(h);
-#pragma omp parallel for if (rows * n * 4 > kParallelThreshold)
-      for (int64_t r = 0; r < rows; ++r) {
-        T* zr = pz + r * 4 * n;
-        for (int64_t j = 0; j < n; ++j) {
-          for (int64_t q = 0; q < 4; ++q) {
-            const int64_t col = q * n + j;
-            zr[col] += (b1 ? b1[col] : T(0)) + (b2 ? b2[col] : T(0));
+      parallelFor(rows, n * 4, [&](int64_t lo, int64_t hi) {
+        for (int64_t r = lo; r < hi; ++r) {
+          T* zr = pz + r * 4 * n;
+          for (int64_t j = 0; j < n; ++j) {
+            for (int64_t q = 0; q < 4; ++q) {
+              const int64_t col = q * n + j;
+              zr[col] += (b1 ? b1[col] : T(0)) + (b2 ? b2[col] : T(0));
+            }
+            lstmCellForwardAt<T>(zr[j], zr[n + j], zr[2 * n + j], zr[3 * n + j], pcp[r * n + j], pc[r * n + j],
+                                 ph[r * n + j]);
           }
-          lstmCellForwardAt<T>(zr[j], zr[n + j], zr[2 * n + j], zr[3 * n + j], pcp[r * n + j], pc[r * n + j],
-                               ph[r * n + j]);
         }
-      }
+      });
     });
   }
 
@@ -364,14 +372,15 @@ class CpuBackend final : public Backend {
       T* pz = mp<T>(gates);
       const T *pcp = cp<T>(cPrev), *pc = cp<T>(c), *pdh = cp<T>(dh);
       T* pdc = mp<T>(dc);
-#pragma omp parallel for if (rows * n * 4 > kParallelThreshold)
-      for (int64_t r = 0; r < rows; ++r) {
-        T* zr = pz + r * 4 * n;
-        for (int64_t j = 0; j < n; ++j) {
-          const int64_t e = r * n + j;
-          lstmCellBackwardAt<T>(zr[j], zr[n + j], zr[2 * n + j], zr[3 * n + j], pcp[e], pc[e], pdh[e], pdc[e]);
+      parallelFor(rows, n * 4, [&](int64_t lo, int64_t hi) {
+        for (int64_t r = lo; r < hi; ++r) {
+          T* zr = pz + r * 4 * n;
+          for (int64_t j = 0; j < n; ++j) {
+            const int64_t e = r * n + j;
+            lstmCellBackwardAt<T>(zr[j], zr[n + j], zr[2 * n + j], zr[3 * n + j], pcp[e], pc[e], pdh[e], pdc[e]);
+          }
         }
-      }
+      });
     });
   }
 
@@ -382,12 +391,18 @@ class CpuBackend final : public Backend {
       double acc = 0;  // float32 sums accumulate in double
       switch (kind) {
         case Reduction::Sum:
-#pragma omp parallel for reduction(+ : acc) if (count > kParallelThreshold)
-          for (int64_t i = 0; i < count; ++i) acc += double(px[i]);
+          acc += parallelSum(count, 1, [&](int64_t lo, int64_t hi) {
+            double acc = 0;
+            for (int64_t i = lo; i < hi; ++i) acc += double(px[i]);
+            return acc;
+          });
           break;
         case Reduction::SumSquares:
-#pragma omp parallel for reduction(+ : acc) if (count > kParallelThreshold)
-          for (int64_t i = 0; i < count; ++i) acc += double(px[i]) * double(px[i]);
+          acc += parallelSum(count, 1, [&](int64_t lo, int64_t hi) {
+            double acc = 0;
+            for (int64_t i = lo; i < hi; ++i) acc += double(px[i]) * double(px[i]);
+            return acc;
+          });
           break;
         case Reduction::MaxAbs: {
           bool nan = false;
@@ -400,8 +415,11 @@ class CpuBackend final : public Backend {
           break;
         }
         case Reduction::CountNonFinite:
-#pragma omp parallel for reduction(+ : acc) if (count > kParallelThreshold)
-          for (int64_t i = 0; i < count; ++i) acc += isFiniteValue<T>(px[i]) ? 0.0 : 1.0;
+          acc += parallelSum(count, 1, [&](int64_t lo, int64_t hi) {
+            double acc = 0;
+            for (int64_t i = lo; i < hi; ++i) acc += isFiniteValue<T>(px[i]) ? 0.0 : 1.0;
+            return acc;
+          });
           break;
       }
       *mp<T>(out) = T(acc);
@@ -425,12 +443,13 @@ class CpuBackend final : public Backend {
       using T = decltype(z);
       const T* px = cp<T>(x);
       T* po = mp<T>(out);
-#pragma omp parallel for if (groups * size > kParallelThreshold)
-      for (int64_t g = 0; g < groups; ++g) {
-        double acc = 0;
-        for (int64_t i = 0; i < size; ++i) acc += double(px[g * size + i]) * double(px[g * size + i]);
-        po[g] = T(std::sqrt(acc));
-      }
+      parallelFor(groups, size, [&](int64_t lo, int64_t hi) {
+        for (int64_t g = lo; g < hi; ++g) {
+          double acc = 0;
+          for (int64_t i = 0; i < size; ++i) acc += double(px[g * size + i]) * double(px[g * size + i]);
+          po[g] = T(std::sqrt(acc));
+        }
+      });
     });
   }
 
@@ -445,21 +464,24 @@ class CpuBackend final : public Backend {
       const T *pl = cp<T>(logits), *pw = cp<T>(weights);
       T* pd = mp<T>(dlogits);
       double total = 0;
-#pragma omp parallel for reduction(+ : total) if (rows * classes > kParallelThreshold)
-      for (int64_t r = 0; r < rows; ++r) {
-        const T* row = pl + r * classes;
-        const double w = pw ? double(pw[r]) : 1.0;
-        double mx = -INFINITY;
-        for (int64_t c = 0; c < classes; ++c) mx = std::max(mx, double(row[c]));
-        double se = 0;
-        for (int64_t c = 0; c < classes; ++c) se += std::exp(double(row[c]) - mx);
-        const double lse = mx + std::log(se);
-        total += w * (lse - double(row[targets[r]]));
-        if (pd) {
-          for (int64_t c = 0; c < classes; ++c)
-            pd[r * classes + c] = T(w * (std::exp(double(row[c]) - lse) - (c == targets[r] ? 1.0 : 0.0)));
+      total += parallelSum(rows, classes, [&](int64_t lo, int64_t hi) {
+        double total = 0;
+        for (int64_t r = lo; r < hi; ++r) {
+          const T* row = pl + r * classes;
+          const double w = pw ? double(pw[r]) : 1.0;
+          double mx = -INFINITY;
+          for (int64_t c = 0; c < classes; ++c) mx = std::max(mx, double(row[c]));
+          double se = 0;
+          for (int64_t c = 0; c < classes; ++c) se += std::exp(double(row[c]) - mx);
+          const double lse = mx + std::log(se);
+          total += w * (lse - double(row[targets[r]]));
+          if (pd) {
+            for (int64_t c = 0; c < classes; ++c)
+              pd[r * classes + c] = T(w * (std::exp(double(row[c]) - lse) - (c == targets[r] ? 1.0 : 0.0)));
+          }
         }
-      }
+        return total;
+      });
       *mp<T>(loss) = T(total);
     });
   }
@@ -471,15 +493,18 @@ class CpuBackend final : public Backend {
       const T *py = cp<T>(y), *pt = cp<T>(target), *pw = cp<T>(weights);
       T* pd = mp<T>(dy);
       double total = 0;
-#pragma omp parallel for reduction(+ : total) if (rows * cols > kParallelThreshold)
-      for (int64_t r = 0; r < rows; ++r) {
-        const double w = pw ? double(pw[r]) : 1.0;
-        for (int64_t c = 0; c < cols; ++c) {
-          const double e = double(py[r * cols + c]) - double(pt[r * cols + c]);
-          total += w * e * e;
-          if (pd) pd[r * cols + c] = T(2.0 * w * e);
+      total += parallelSum(rows, cols, [&](int64_t lo, int64_t hi) {
+        double total = 0;
+        for (int64_t r = lo; r < hi; ++r) {
+          const double w = pw ? double(pw[r]) : 1.0;
+          for (int64_t c = 0; c < cols; ++c) {
+            const double e = double(py[r * cols + c]) - double(pt[r * cols + c]);
+            total += w * e * e;
+            if (pd) pd[r * cols + c] = T(2.0 * w * e);
+          }
         }
-      }
+        return total;
+      });
       *mp<T>(loss) = T(total);
     });
   }
