@@ -113,9 +113,12 @@ export function matmul<D extends FloatDType>(a: Tensor<D>, b: Tensor<D>): Tensor
 }
 
 export interface LU<D extends FloatDType = FloatDType> {
-  /** L (unit lower, below the diagonal) and U (upper) packed in one n×n matrix. */
+  /**
+   * The factors of Aᵀ = P L U (L unit lower, U upper) packed in LAPACK's column-major layout,
+   * which is how a row-major A is factorised without transposing it; pass to luSolve.
+   */
   lu: Tensor<D>;
-  /** 1-based row interchanges (LAPACK convention), int32. */
+  /** P as LAPACK's 1-based row interchanges, int32. */
   pivots: Tensor<'int32'>;
 }
 

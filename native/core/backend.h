@@ -18,7 +18,7 @@ enum class Op : int {
   Fill, RandomNormal, RandomUniform, Copy,
   Axpby, Mul, BiasActivation, ActivationBackward, MarginSigmoid, MarginSigmoidBackward,
   Reduce, ColumnSum, GroupNorms, SoftmaxCrossEntropy, MeanSquaredError,
-  ScaleColumns, ColumnDots, AddDiagonal,
+  ScaleColumns, ColumnDots, AddDiagonal, Antisymmetrize,
   LstmCellForward, LstmCellBackward,
 };
 
@@ -50,8 +50,9 @@ class Backend {
                                   int64_t ldb, int64_t strideB, double beta, void* C, int64_t ldc,
                                   int64_t strideC, int64_t batch) = 0;
 
-  // In-place LU with partial pivoting of an n×n matrix; pivots are 1-based (LAPACK's).
-  // A singular matrix raises ErrorCode::Numeric.
+  // In-place LU with partial pivoting of an n×n row-major matrix A, stored as LAPACK's
+  // factorisation of the column-major view of the buffer, Aᵀ = P L U (no transposes needed);
+  // pivots are LAPACK's 1-based row interchanges. A singular matrix raises ErrorCode::Numeric.
   virtual void luFactor(DType dt, int64_t n, void* A, int32_t* pivots) = 0;
   // Solves A X = B in place of B (n×nrhs) from luFactor's output.
   virtual void luSolve(DType dt, int64_t n, int64_t nrhs, const void* LU, const int32_t* pivots, void* B) = 0;
@@ -87,6 +88,8 @@ class Backend {
   virtual void columnDots(DType dt, int64_t rows, int64_t cols, const void* x, const void* y, void* out) = 0;
   // x[i, i] += value for an n×n matrix.
   virtual void addDiagonal(DType dt, int64_t n, double value, void* x) = 0;
+  // out = x − xᵀ for an n×n matrix (out may be x).
+  virtual void antisymmetrize(DType dt, int64_t n, const void* x, void* out) = 0;
 
   // One LSTM step for `rows` sequences of n units (PyTorch gate order i, f, g, o), fused:
   // gates (rows × 4n) holds the pre-activations without biases on entry and the activated

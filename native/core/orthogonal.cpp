@@ -5,22 +5,20 @@ namespace orthornn {
 void cayleyStep(Backend& b, DType dt, int64_t n, void* M, const void* G, double lr, Workspace& ws) {
   const size_t nn = size_t(n) * size_t(n);
   void* A = ws.get(0, nn, dt);
-  void* L = ws.get(1, nn, dt);
-  void* R = ws.get(2, nn, dt);
-  int32_t* piv = ws.get<int32_t>(3, size_t(n));
-  // A = G Mᵀ − M Gᵀ (skew-symmetric)
+  void* Y = ws.get(1, nn, dt);
+  int32_t* piv = ws.get<int32_t>(2, size_t(n));
+  // A = G Mᵀ − M Gᵀ = X − Xᵀ with X = G Mᵀ: one product instead of two.
   b.gemm(dt, false, true, n, n, n, 1.0, G, n, M, n, 0.0, A, n);
-  b.gemm(dt, false, true, n, n, n, -1.0, M, n, G, n, 1.0, A, n);
-  // L = I + η/2 A
-  b.axpby(dt, int64_t(nn), lr / 2, A, 0.0, A, L);
-  b.addDiagonal(dt, n, 1.0, L);
-  // R = (I − η/2 A) M = M − η/2 A M
-  b.copy(R, M, nn * dtypeSize(dt));
-  b.gemm(dt, false, false, n, n, n, -lr / 2, A, n, M, n, 1.0, R, n);
-  // M ← L⁻¹ R. I + (skew) is never singular: its eigenvalues are 1 + iλ.
-  b.luFactor(dt, n, L, piv);
-  b.luSolve(dt, n, n, L, piv, R);
-  b.copy(M, R, nn * dtypeSize(dt));
+  b.antisymmetrize(dt, n, A, A);
+  // L = I + η/2 A, factorised in place. I + (skew) is never singular: its eigenvalues are 1 + iλ.
+  b.axpby(dt, int64_t(nn), lr / 2, A, 0.0, A, A);
+  b.addDiagonal(dt, n, 1.0, A);
+  b.luFactor(dt, n, A, piv);
+  // (I + B)⁻¹(I − B) = 2(I + B)⁻¹ − I, so M_new = 2 L⁻¹ M − M: the solve replaces the
+  // product (I − η/2 A) M.
+  b.copy(Y, M, nn * dtypeSize(dt));
+  b.luSolve(dt, n, n, A, piv, Y);
+  b.axpby(dt, int64_t(nn), 2.0, Y, -1.0, M, M);
 }
 
 void orthogonalityError(Backend& b, DType dt, int64_t n, const void* M, void* out, Workspace& ws) {

@@ -6,7 +6,7 @@
 namespace orthornn {
 
 // M ← (I + η/2 A)⁻¹ (I − η/2 A) M with A = G Mᵀ − M Gᵀ, by an LU solve (never an inverse).
-// M and G are n×n; `ws` holds the scratch (slots 0..3 are used).
+// M and G are n×n; `ws` holds the scratch (slots 0..2).
 void cayleyStep(Backend& b, DType dt, int64_t n, void* M, const void* G, double lr, Workspace& ws);
 
 // ‖MᵀM − I‖_max written to `out` (one element of dt).

@@ -121,6 +121,8 @@ class CpuBackend final : public Backend {
     });
   }
 
+  // Row-major A is column-major Aᵀ to LAPACK: factorising that directly (Aᵀ = P L U) avoids
+  // the two full transposes LAPACKE's row-major interface makes on every call.
   void luFactor(DType dt, int64_t n64, void* A, int32_t* piv) override {
     const int n = blasDim(n64, "n");
     if (n == 0) return;
@@ -130,9 +132,9 @@ class CpuBackend final : public Backend {
       using T = decltype(z);
       requireFiniteMatrix(cp<T>(A), int64_t(n) * n, "luFactor");
       if constexpr (std::is_same_v<T, float>)
-        info = LAPACKE_sgetrf(LAPACK_ROW_MAJOR, n, n, mp<T>(A), n, piv);
+        info = LAPACKE_sgetrf(LAPACK_COL_MAJOR, n, n, mp<T>(A), n, piv);
       else
-        info = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, n, n, mp<T>(A), n, piv);
+        info = LAPACKE_dgetrf(LAPACK_COL_MAJOR, n, n, mp<T>(A), n, piv);
     });
     if (info > 0)
       fail(ErrorCode::Numeric, "the matrix is singular: U[" + std::to_string(info - 1) + ", " +
@@ -140,18 +142,26 @@ class CpuBackend final : public Backend {
     if (info < 0) fail(ErrorCode::Internal, "getrf rejected argument " + std::to_string(-info));
   }
 
+  // With Aᵀ = P L U, A X = B is X = P L⁻ᵀ U⁻ᵀ B, i.e. Xᵀ = Bᵀ U⁻¹ L⁻¹ Pᵀ: two right-side
+  // triangular solves on the column-major view of B (which is Bᵀ), then P's row swaps.
   void luSolve(DType dt, int64_t n64, int64_t nrhs64, const void* LU, const int32_t* piv, void* B) override {
     const int n = blasDim(n64, "n"), nrhs = blasDim(nrhs64, "nrhs");
     if (n == 0 || nrhs == 0) return;
-    lapack_int info = 0;
     onFloat(dt, "luSolve", [&](auto z) {
       using T = decltype(z);
-      if constexpr (std::is_same_v<T, float>)
-        info = LAPACKE_sgetrs(LAPACK_ROW_MAJOR, 'N', n, nrhs, cp<T>(LU), n, piv, mp<T>(B), nrhs);
-      else
-        info = LAPACKE_dgetrs(LAPACK_ROW_MAJOR, 'N', n, nrhs, cp<T>(LU), n, piv, mp<T>(B), nrhs);
+      T* b = mp<T>(B);
+      if constexpr (std::is_same_v<T, float>) {
+        cblas_strsm(CblasColMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, nrhs, n, 1.0f, cp<T>(LU), n, b, nrhs);
+        cblas_strsm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasUnit, nrhs, n, 1.0f, cp<T>(LU), n, b, nrhs);
+      } else {
+        cblas_dtrsm(CblasColMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, nrhs, n, 1.0, cp<T>(LU), n, b, nrhs);
+        cblas_dtrsm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasUnit, nrhs, n, 1.0, cp<T>(LU), n, b, nrhs);
+      }
+      for (int i = n - 1; i >= 0; --i) {  // P = P_1 ⋯ P_n applied to rows: the last swap first
+        const int p = piv[i] - 1;
+        if (p != i) std::swap_ranges(b + int64_t(i) * nrhs, b + int64_t(i + 1) * nrhs, b + int64_t(p) * nrhs);
+      }
     });
-    if (info != 0) fail(ErrorCode::Internal, "getrs rejected argument " + std::to_string(-info));
   }
 
   void qr(DType dt, int64_t m64, int64_t n64, const void* A, void* Qv, void* Rv) override {
@@ -275,12 +285,24 @@ class CpuBackend final : public Backend {
       using T = decltype(z);
       const T *px = cp<T>(x), *pb = cp<T>(bias);
       T* po = mp<T>(out);
-      // tanh costs about as much as 8 additions
-      parallelFor(rows, cols * 8, [&](int64_t lo, int64_t hi) {
-        for (int64_t r = lo; r < hi; ++r)
-          for (int64_t c = 0; c < cols; ++c)
-            po[r * cols + c] = activate<T>(act, px[r * cols + c] + (pb ? pb[c] : T(0)));
-      });
+      // One loop per activation so that each vectorises (a switch inside would not).
+      auto loop = [&](auto phi) {
+        parallelFor(rows, cols, [&](int64_t lo, int64_t hi) {
+          for (int64_t r = lo; r < hi; ++r) {
+            const T* xr = px + r * cols;
+            T* orow = po + r * cols;
+            if (pb)
+              for (int64_t c = 0; c < cols; ++c) orow[c] = phi(xr[c] + pb[c]);
+            else
+              for (int64_t c = 0; c < cols; ++c) orow[c] = phi(xr[c]);
+          }
+        });
+      };
+      switch (act) {
+        case Activation::Tanh: loop([](T a) { return activate<T>(Activation::Tanh, a); }); break;
+        case Activation::Relu: loop([](T a) { return activate<T>(Activation::Relu, a); }); break;
+        default: loop([](T a) { return a; }); break;
+      }
     });
   }
 
@@ -339,6 +361,22 @@ class CpuBackend final : public Backend {
     onFloat(dt, "addDiagonal", [&](auto z) {
       using T = decltype(z);
       for (int64_t i = 0; i < n; ++i) mp<T>(x)[i * n + i] += T(value);
+    });
+  }
+
+  void antisymmetrize(DType dt, int64_t n, const void* x, void* out) override {
+    onFloat(dt, "antisymmetrize", [&](auto z) {
+      using T = decltype(z);
+      const T* px = cp<T>(x);
+      T* po = mp<T>(out);
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t j = i + 1; j < n; ++j) {
+          const T a = px[i * n + j] - px[j * n + i];  // read both before writing: out may be x
+          po[i * n + j] = a;
+          po[j * n + i] = -a;
+        }
+        po[i * n + i] = T(0);
+      }
     });
   }
 

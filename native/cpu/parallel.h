@@ -42,8 +42,9 @@ class ParallelPool {
   bool stopping_ = false;
 };
 
-// Loops of at least this many element operations are split across the pool.
-constexpr int64_t kParallelGrain = 1 << 16;
+// Loops of at least this many element operations are split across the pool: waking a
+// sleeping worker costs tens of microseconds, worth it only for large loops.
+constexpr int64_t kParallelGrain = 1 << 20;
 
 // body(begin, end) over [0, count); `cost` weighs one index in element operations.
 template <typename F>
