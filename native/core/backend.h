@@ -18,7 +18,7 @@ enum class Op : int {
   Fill, RandomNormal, RandomUniform, Copy,
   Axpby, Mul, BiasActivation, ActivationBackward, MarginSigmoid, MarginSigmoidBackward,
   Reduce, ColumnSum, GroupNorms, SoftmaxCrossEntropy, MeanSquaredError,
-  ScaleColumns, ColumnDots, AddDiagonal, Antisymmetrize,
+  ScaleColumns, ColumnDots, AddDiagonal, Antisymmetrize, Transpose,
   LstmCellForward, LstmCellBackward,
 };
 
@@ -88,6 +88,8 @@ class Backend {
   virtual void columnDots(DType dt, int64_t rows, int64_t cols, const void* x, const void* y, void* out) = 0;
   // x[i, i] += value for an n×n matrix.
   virtual void addDiagonal(DType dt, int64_t n, double value, void* x) = 0;
+  // out (cols × rows) = xᵀ for a rows × cols x; out must not overlap x.
+  virtual void transpose(DType dt, int64_t rows, int64_t cols, const void* x, void* out) = 0;
   // out = x − xᵀ for an n×n matrix (out may be x).
   virtual void antisymmetrize(DType dt, int64_t n, const void* x, void* out) = 0;
 

@@ -7,7 +7,7 @@ namespace {
 
 // Workspace slots.
 enum Slot : size_t {
-  kW = 10, kS, kUS, kH, kA, kDH, kY, kDY, kG, kGV, kDS, kTmp, kP, kOnes, kPInit,
+  kW = 10, kS, kUS, kH, kA, kDH, kY, kDY, kG, kGV, kDS, kTmp, kP, kOnes, kWt,
 };
 
 void requireTensor(const Tensor& t, const char* name, DType dt, int64_t numel) {
@@ -39,13 +39,16 @@ void initialHidden(Backend& be, DType dt, int64_t B, int64_t n, const ElmanParam
 }
 
 // A = X W_inᵀ for all T·B rows at once; then per step A_t += H_{t−1} Wᵀ, H_t = φ(A_t + b).
+// Wᵀ is transposed once up front: a plain (NN) product per step runs faster than an NT one.
 void forwardRecurrence(Backend& be, const ElmanConfig& cfg, const ElmanParameters& params, DType dt, int64_t T, int64_t B,
-                       const void* X, const void* W, void* A, void* H) {
+                       const void* X, const void* W, void* A, void* H, Workspace& ws) {
   const int64_t n = cfg.hiddenSize, d = cfg.inputSize;
+  void* Wt = ws.get(kWt, size_t(n * n), dt);
+  be.transpose(dt, n, n, W, Wt);
   be.gemm(dt, false, true, T * B, n, d, 1.0, X, d, params.W_in.data(), d, 0.0, A, n);
   for (int64_t t = 0; t < T; ++t) {
     char* At = at(A, t * B * n, dt);
-    be.gemm(dt, false, true, B, n, n, 1.0, at(H, t * B * n, dt), n, W, n, 1.0, At, n);
+    be.gemm(dt, false, false, B, n, n, 1.0, at(H, t * B * n, dt), n, Wt, n, 1.0, At, n);
     be.biasActivation(dt, cfg.activation, B, n, At, params.b.data(), at(H, (t + 1) * B * n, dt));
   }
 }
@@ -113,7 +116,7 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
   void* H = ws.get(kH, size_t((T + 1) * B * n), dt);  // H[0] = initial state, H[t] = h_t
   void* A = ws.get(kA, size_t(T * B * n), dt);        // pre-activations, then reused for da_t
   initialHidden(be, dt, B, n, P, batch.initialState, H);
-  forwardRecurrence(be, cfg, P, dt, T, B, batch.x.data(), W, A, H);
+  forwardRecurrence(be, cfg, P, dt, T, B, batch.x.data(), W, A, H, ws);
 
   // Outputs for the scored rows only: Y = H_scored W_outᵀ + c.
   const void* Hs = cfg.lastStepOnly ? at(H, T * B * n, dt) : at(H, B * n, dt);
@@ -229,7 +232,7 @@ void elmanForward(Backend& be, const ElmanConfig& cfg, const ElmanParameters& P,
   void* H = ws.get(kH, size_t((T + 1) * B * n), dt);
   void* A = ws.get(kA, size_t(T * B * n), dt);
   initialHidden(be, dt, B, n, P, initialState, H);
-  forwardRecurrence(be, cfg, P, dt, T, B, x.data(), W, A, H);
+  forwardRecurrence(be, cfg, P, dt, T, B, x.data(), W, A, H, ws);
   be.gemm(dt, false, true, T * B, k, n, 1.0, at(H, B * n, dt), n, P.W_out.data(), n, 0.0, outputs.data(), k);
   be.biasActivation(dt, Activation::Identity, T * B, k, outputs.data(), P.c.data(), outputs.data());
   be.copy(finalState.data(), at(H, T * B * n, dt), size_t(B * n) * dtypeSize(dt));

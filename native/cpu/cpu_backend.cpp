@@ -364,6 +364,19 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void transpose(DType dt, int64_t rows, int64_t cols, const void* x, void* out) override {
+    onFloat(dt, "transpose", [&](auto z) {
+      using T = decltype(z);
+      const T* px = cp<T>(x);
+      T* po = mp<T>(out);
+      constexpr int64_t tile = 32;  // both sides stay in cache
+      for (int64_t i0 = 0; i0 < rows; i0 += tile)
+        for (int64_t j0 = 0; j0 < cols; j0 += tile)
+          for (int64_t i = i0; i < std::min(rows, i0 + tile); ++i)
+            for (int64_t j = j0; j < std::min(cols, j0 + tile); ++j) po[j * rows + i] = px[i * cols + j];
+    });
+  }
+
   void antisymmetrize(DType dt, int64_t n, const void* x, void* out) override {
     onFloat(dt, "antisymmetrize", [&](auto z) {
       using T = decltype(z);

@@ -195,6 +195,7 @@ class CudaBackend final : public Backend {
   void columnDots(DType, int64_t, int64_t, const void*, const void*, void*) override { unsupported("columnDots"); }
   void addDiagonal(DType, int64_t, double, void*) override { unsupported("addDiagonal"); }
   void antisymmetrize(DType, int64_t, const void*, void*) override { unsupported("antisymmetrize"); }
+  void transpose(DType, int64_t, int64_t, const void*, void*) override { unsupported("transpose"); }
   void lstmCellForward(DType, int64_t, int64_t, void*, const void*, const void*, const void*, void*, void*) override {
     unsupported("lstmCellForward");
   }
