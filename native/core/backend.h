@@ -113,6 +113,17 @@ class Backend {
   // out[g] = ‖x[g, :]‖₂  (per-step hidden gradient norms over a T × (B·n) view).
   virtual void groupNorms(DType dt, int64_t groups, int64_t groupSize, const void* x, void* out) = 0;
 
+  // The Elman recurrence (DESIGN §2.4), all T steps in one call so that a backend can keep
+  // W hot and its threads busy across steps. Row-major, B × n blocks per step.
+  // Forward: for t = 0..T−1: A[t] += H[t] · Wt; H[t+1] = φ(A[t] + bias). A holds the input
+  // projection on entry; H[0] the initial state; Wt is Wᵀ.
+  virtual void elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
+                                      const void* bias, void* A, void* H);
+  // Backward: for t = T−1..0: dH[t] += dA[t+1] · W (t + 1 < T); dA[t] = dH[t] ⊙ φ'(H[t+1]).
+  // dH holds the output contribution on entry and the total ∂L/∂h_t on return.
+  virtual void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
+                                       const void* H, void* dH, void* dA);
+
   // loss = Σ_r w_r · (−log softmax(logits_r)[target_r]); dlogits_r = w_r (softmax(logits_r) − e_target).
   // weights null means w ≡ 1; dlogits null skips the gradient. Targets outside [0, classes)
   // raise ErrorCode::Range.

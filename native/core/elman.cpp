@@ -38,19 +38,15 @@ void initialHidden(Backend& be, DType dt, int64_t B, int64_t n, const ElmanParam
   }
 }
 
-// A = X W_inᵀ for all T·B rows at once; then per step A_t += H_{t−1} Wᵀ, H_t = φ(A_t + b).
-// Wᵀ is transposed once up front: a plain (NN) product per step runs faster than an NT one.
+// A = X W_inᵀ for all T·B rows at once; then the recurrence A_t += H_{t−1} Wᵀ, H_t = φ(A_t + b)
+// with Wᵀ transposed once up front (a plain NN product per step runs faster than an NT one).
 void forwardRecurrence(Backend& be, const ElmanConfig& cfg, const ElmanParameters& params, DType dt, int64_t T, int64_t B,
                        const void* X, const void* W, void* A, void* H, Workspace& ws) {
   const int64_t n = cfg.hiddenSize, d = cfg.inputSize;
   void* Wt = ws.get(kWt, size_t(n * n), dt);
   be.transpose(dt, n, n, W, Wt);
   be.gemm(dt, false, true, T * B, n, d, 1.0, X, d, params.W_in.data(), d, 0.0, A, n);
-  for (int64_t t = 0; t < T; ++t) {
-    char* At = at(A, t * B * n, dt);
-    be.gemm(dt, false, false, B, n, n, 1.0, at(H, t * B * n, dt), n, Wt, n, 1.0, At, n);
-    be.biasActivation(dt, cfg.activation, B, n, At, params.b.data(), at(H, (t + 1) * B * n, dt));
-  }
+  be.elmanForwardRecurrence(dt, cfg.activation, T, B, n, Wt, params.b.data(), A, H);
 }
 
 }  // namespace
@@ -140,12 +136,7 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
     be.gemm(dt, false, false, T * B, n, k, 1.0, dY, k, P.W_out.data(), n, 0.0, dH, n);
   }
   void* dA = A;  // the pre-activations are not needed any more
-  for (int64_t t = T - 1; t >= 0; --t) {
-    char* dHt = at(dH, t * B * n, dt);
-    // dh_t += Wᵀ da_{t+1}  (row form: dA_{t+1} W)
-    if (t + 1 < T) be.gemm(dt, false, false, B, n, n, 1.0, at(dA, (t + 1) * B * n, dt), n, W, n, 1.0, dHt, n);
-    be.activationBackward(dt, cfg.activation, B * n, dHt, at(H, (t + 1) * B * n, dt), at(dA, t * B * n, dt));
-  }
+  be.elmanBackwardRecurrence(dt, cfg.activation, T, B, n, W, H, dH, dA);
   if (g.hiddenGradientNorms.storage) {
     requireTensor(g.hiddenGradientNorms, "hiddenGradientNorms", dt, T);
     be.groupNorms(dt, T, B * n, dH, g.hiddenGradientNorms.data());
