@@ -19,7 +19,7 @@ done
 
 cd "$(dirname "$0")/.."
 
-packages=(libopenblas-dev liblapacke-dev cmake g++ make python3 pkg-config)
+packages=(libopenblas-dev liblapacke-dev libxsmm-dev cmake g++ make python3 pkg-config)
 [ "$cuda" = 1 ] && packages+=(nvidia-cuda-toolkit)
 
 os_id=""; codename=""

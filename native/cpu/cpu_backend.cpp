@@ -15,6 +15,7 @@
 #include "../core/backend.h"
 #include "../core/random.h"
 #include "parallel.h"
+#include "recurrence.h"
 
 extern "C" char* openblas_get_config(void);
 
@@ -362,6 +363,18 @@ class CpuBackend final : public Backend {
       using T = decltype(z);
       for (int64_t i = 0; i < n; ++i) mp<T>(x)[i * n + i] += T(value);
     });
+  }
+
+  void elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
+                              const void* bias, void* A, void* H) override {
+    if (!fastElmanForwardRecurrence(dt, act, T, B, n, Wt, bias, A, H))
+      Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, A, H);
+  }
+
+  void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W, const void* H,
+                               void* dH, void* dA) override {
+    if (!fastElmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA))
+      Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA);
   }
 
   void transpose(DType dt, int64_t rows, int64_t cols, const void* x, void* out) override {

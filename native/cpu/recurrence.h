@@ -1,0 +1,23 @@
+// The CPU's fast Elman recurrence: small-matrix JIT kernels (libxsmm) for the per-step
+// B × n · n × n products, which BLAS must re-pack every call, split by columns across the
+// cores by a team of threads that spin (not sleep) for the duration of the recurrence, so a
+// step costs one barrier instead of a thread wake-up. Each thread applies the activation to
+// its own columns right after its product.
+#pragma once
+#include <cstdint>
+#include "../core/dtype.h"
+#include "../core/elementwise.h"
+
+namespace orthornn {
+
+// Returns false (having done nothing) where the fast path does not apply: built without
+// libxsmm, a shape where BLAS is faster, or no JIT kernel for the shape.
+bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
+                                const void* bias, void* A, void* H);
+bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
+                                 const void* H, void* dH, void* dA);
+
+// Whether this build has the fast path (for backends()).
+bool fastRecurrenceCompiled();
+
+}  // namespace orthornn
