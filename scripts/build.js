@@ -4,6 +4,7 @@
 //   ORTHORNN_BUILD=cmake|gyp   force a build system
 //   ORTHORNN_CUDA=ON|OFF|AUTO  force the CUDA backend on or off (default AUTO)
 //   ORTHORNN_NVCC=/path/nvcc   the nvcc to use (its toolkit must hold cuBLAS and cuSOLVER)
+//   ORTHORNN_LIBXSMM=OFF       build without libxsmm even where it is installed
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -52,6 +53,7 @@ function buildCmake() {
   const mode = (process.env.ORTHORNN_CUDA || 'AUTO').toUpperCase();
   const args = ['compile', '--out', 'build', '--CDCMAKE_BUILD_TYPE=Release'];
   const env = { ...process.env };
+  if ((process.env.ORTHORNN_LIBXSMM || '').toUpperCase() === 'OFF') args.push('--CDORTHORNN_LIBXSMM=OFF');
   if (mode === 'OFF') {
     args.push('--CDORTHORNN_CUDA=OFF');
   } else {
