@@ -76,7 +76,19 @@ function buildCmake() {
   run(process.execPath, [require.resolve('cmake-js/bin/cmake-js'), ...args], env);
 }
 
+// node-gyp has no find step of its own: check the headers it needs, for one clear message
+// instead of a compiler error.
+function requireBlasHeaders() {
+  const dirs = ['/usr/include', '/usr/local/include', '/usr/include/x86_64-linux-gnu', '/usr/include/aarch64-linux-gnu', '/usr/include/openblas'];
+  const missing = ['cblas.h', 'lapacke.h'].filter((h) => !dirs.some((d) => fs.existsSync(path.join(d, h))));
+  if (missing.length) {
+    console.error(`orthornn needs OpenBLAS (cblas) and LAPACKE (${missing.join(', ')} not found): install them with \`npm run setup\`, or on Debian/Ubuntu \`sudo apt-get install libopenblas-dev liblapacke-dev\`.`);
+    process.exit(1);
+  }
+}
+
 function buildGyp() {
+  requireBlasHeaders();
   run(process.execPath, [require.resolve('node-gyp/bin/node-gyp.js'), 'rebuild']);
 }
 
