@@ -19,12 +19,14 @@ void Backend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_
 }
 
 void Backend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                      const void* H, void* dH, void* dA) {
+                                      const void* H, void* dH, void* dA, void* hiddenNorms, void* db) {
   for (int64_t t = T - 1; t >= 0; --t) {
     char* dHt = at(dH, t * B * n, dt);
     if (t + 1 < T) gemm(dt, false, false, B, n, n, 1.0, at(dA, (t + 1) * B * n, dt), n, W, n, 1.0, dHt, n);
     activationBackward(dt, act, B * n, dHt, at(H, (t + 1) * B * n, dt), at(dA, t * B * n, dt));
   }
+  if (hiddenNorms) groupNorms(dt, T, B * n, dH, hiddenNorms);
+  if (db) columnSum(dt, T * B, n, dA, 0.0, db);
 }
 
 }  // namespace orthornn

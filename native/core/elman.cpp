@@ -136,11 +136,9 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
     be.gemm(dt, false, false, T * B, n, k, 1.0, dY, k, P.W_out.data(), n, 0.0, dH, n);
   }
   void* dA = A;  // the pre-activations are not needed any more
-  be.elmanBackwardRecurrence(dt, cfg.activation, T, B, n, W, H, dH, dA);
-  if (g.hiddenGradientNorms.storage) {
-    requireTensor(g.hiddenGradientNorms, "hiddenGradientNorms", dt, T);
-    be.groupNorms(dt, T, B * n, dH, g.hiddenGradientNorms.data());
-  }
+  requireTensor(g.b, "db", dt, n);
+  if (g.hiddenGradientNorms.storage) requireTensor(g.hiddenGradientNorms, "hiddenGradientNorms", dt, T);
+  be.elmanBackwardRecurrence(dt, cfg.activation, T, B, n, W, H, dH, dA, g.hiddenGradientNorms.data(), g.b.data());
   // dL/d(initial state) = dA_1 W; for a learned h0, summed over the batch.
   if (g.initialState.storage || g.h0.storage) {
     void* dh0 = ws.get(kTmp, size_t(B * n), dt);
@@ -156,11 +154,9 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
   }
   // Weight gradients: one GEMM each over all T·B rows.
   requireTensor(g.W_in, "dW_in", dt, n * d);
-  requireTensor(g.b, "db", dt, n);
   requireTensor(g.W_out, "dW_out", dt, k * n);
   requireTensor(g.c, "dc", dt, k);
   be.gemm(dt, true, false, n, d, T * B, 1.0, dA, n, batch.x.data(), d, 0.0, g.W_in.data(), d);
-  be.columnSum(dt, T * B, n, dA, 0.0, g.b.data());
   be.gemm(dt, true, false, k, n, scoredRows, 1.0, dY, k, Hs, n, 0.0, g.W_out.data(), n);
   be.columnSum(dt, scoredRows, k, dY, 0.0, g.c.data());
 

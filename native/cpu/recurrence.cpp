@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -19,7 +20,8 @@ namespace orthornn {
 bool fastElmanForwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, const void*, const void*, void*, void*) {
   return false;
 }
-bool fastElmanBackwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, const void*, const void*, void*, void*) {
+bool fastElmanBackwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, const void*, const void*, void*, void*,
+                                 void*, void*) {
   return false;
 }
 bool fastRecurrenceCompiled() { return false; }
@@ -208,12 +210,16 @@ bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, cons
 }
 
 template <typename T>
-bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, const T* H, T* dH, T* dA) {
+bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, const T* H, T* dH, T* dA, T* hiddenNorms,
+              T* db) {
   SpinTeam& team = SpinTeam::instance();
   SpinTeam::Session session(team);
   const int count = session.acquired() ? std::min<int>(team.size(), int(std::max<int64_t>(1, n / 32))) : 1;
   Plan<T> plan(B, n, count);
   if (!plan.ok) return false;
+  // Each part owns its columns: it sums their squares per step and their dA into db with no
+  // sharing, while the blocks are still in cache.
+  std::vector<double> squares(size_t(count) * size_t(T_), 0.0), bias(size_t(n), 0.0);
   int64_t t = 0;
   const std::function<void(int)> step = [&](int p) {
     const int64_t c0 = plan.parts.begin(p), c1 = plan.parts.end(p);
@@ -222,13 +228,30 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
     if (t + 1 < T_) plan.kernels[size_t(p)].fn(W + c0, dA + (t + 1) * B * n, dHt + c0);
     const T* Ht = H + (t + 1) * B * n;
     T* dAt = dA + t * B * n;
-    for (int64_t r = 0; r < B; ++r)
-      for (int64_t c = c0; c < c1; ++c) dAt[r * n + c] = dHt[r * n + c] * activationDerivativeFromOutput<T>(act, Ht[r * n + c]);
+    double sq = 0;
+    for (int64_t r = 0; r < B; ++r) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const T g = dHt[r * n + c];
+        const T a = g * activationDerivativeFromOutput<T>(act, Ht[r * n + c]);
+        dAt[r * n + c] = a;
+        sq += double(g) * double(g);
+        bias[size_t(c)] += double(a);
+      }
+    }
+    squares[size_t(p) * size_t(T_) + size_t(t)] = sq;
   };
   for (t = T_ - 1; t >= 0; --t) {
     if (count > 1) team.run(step);
     else step(0);
   }
+  if (hiddenNorms)
+    for (int64_t s = 0; s < T_; ++s) {
+      double total = 0;
+      for (int p = 0; p < count; ++p) total += squares[size_t(p) * size_t(T_) + size_t(s)];
+      hiddenNorms[s] = T(std::sqrt(total));
+    }
+  if (db)
+    for (int64_t c = 0; c < n; ++c) db[c] = T(bias[size_t(c)]);
   return true;
 }
 
@@ -245,13 +268,15 @@ bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, 
 }
 
 bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                 const void* H, void* dH, void* dA) {
+                                 const void* H, void* dH, void* dA, void* hiddenNorms, void* db) {
   if (!applies(dt, B, n)) return false;
   if (dt == DType::F32)
     return backward<float>(act, T, B, n, static_cast<const float*>(W), static_cast<const float*>(H),
-                           static_cast<float*>(dH), static_cast<float*>(dA));
+                           static_cast<float*>(dH), static_cast<float*>(dA), static_cast<float*>(hiddenNorms),
+                           static_cast<float*>(db));
   return backward<double>(act, T, B, n, static_cast<const double*>(W), static_cast<const double*>(H),
-                          static_cast<double*>(dH), static_cast<double*>(dA));
+                          static_cast<double*>(dH), static_cast<double*>(dA), static_cast<double*>(hiddenNorms),
+                          static_cast<double*>(db));
 }
 
 bool fastRecurrenceCompiled() { return true; }
