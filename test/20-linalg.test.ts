@@ -1,16 +1,9 @@
 import assert from 'node:assert/strict';
 import { Context, NumericError, ops } from '../lib/index';
-import type { FloatDType } from '../lib/index';
 import {
-  DTYPES, announceSeed, assertClose, availableBackends, naiveGemm, orthonormalityError, randomArray, rng, TEST_SEED, tolFor,
+  DTYPES, announceSeed, assertClose, availableBackends, naiveGemm, orthonormalityError, randomArray, rng, skipUnless, TEST_SEED,
+  tolFor,
 } from './helpers';
-
-function skipUnless(this: Mocha.Context, ctx: Context, op: string, dtype: FloatDType): void {
-  if (!ctx.supports(op, dtype)) {
-    console.log(`      skipped: the ${ctx.backend} backend does not implement ${op} for ${dtype} yet`);
-    this.skip();
-  }
-}
 
 for (const device of availableBackends()) {
   describe(`20 linear algebra on ${device}: against naive references`, () => {

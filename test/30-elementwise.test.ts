@@ -1,14 +1,7 @@
 import assert from 'node:assert/strict';
 import { Context, ops } from '../lib/index';
-import type { Activation, FloatDType } from '../lib/index';
-import { DTYPES, announceSeed, assertClose, availableBackends, randomArray, TEST_SEED } from './helpers';
-
-function skipUnless(this: Mocha.Context, ctx: Context, op: string, dtype: FloatDType): void {
-  if (!ctx.supports(op, dtype)) {
-    console.log(`      skipped: the ${ctx.backend} backend does not implement ${op} for ${dtype} yet`);
-    this.skip();
-  }
-}
+import type { Activation } from '../lib/index';
+import { DTYPES, announceSeed, assertClose, availableBackends, randomArray, skipUnless, TEST_SEED } from './helpers';
 
 // Independent references, written from the definitions rather than from the native code.
 const refAct: Record<Activation, (a: number) => number> = {

@@ -97,12 +97,13 @@ describe('50 asynchrony: work runs off the JS thread, in order, with errors at t
     assert.equal(await ctx.full([], 5).item(), 5);
   });
 
+  // Generous timeouts: a cold start loads the CUDA libraries the addon links (hundreds of MB).
   it('a process exits by itself when no await is pending, and waits for pending ones', function () {
     const idle = spawnSync(process.execPath, ['-e', `
       const a = require(${JSON.stringify(addonPath)});
       const c = new a.NativeContext('cpu', 0);
       c.empty([10], 'float64');
-      console.log('idle');`], { encoding: 'utf8', timeout: 20_000 });
+      console.log('idle');`], { encoding: 'utf8', timeout: 90_000 });
     assert.equal(idle.status, 0, `idle process: ${idle.stderr}`);
     assert.equal(idle.stdout.trim(), 'idle');
     const busy = spawnSync(process.execPath, ['-e', `
@@ -112,7 +113,7 @@ describe('50 asynchrony: work runs off the JS thread, in order, with errors at t
       c.randomNormal(t, 3, 0, 1);
       const o = c.empty([600, 600], 'float64');
       for (let i = 0; i < 10; i++) c.gemm(t, t, o, false, false, 1, 0);
-      c.read(o).then((v) => console.log('read', v.length));`], { encoding: 'utf8', timeout: 60_000 });
+      c.read(o).then((v) => console.log('read', v.length));`], { encoding: 'utf8', timeout: 90_000 });
     assert.equal(busy.status, 0, `busy process: ${busy.stderr}`);
     assert.equal(busy.stdout.trim(), 'read 360000');
   });

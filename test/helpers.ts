@@ -1,6 +1,7 @@
 /** Shared test utilities: seeded data, naive references, tolerance checks. */
 import assert from 'node:assert/strict';
 import { backends, Context } from '../lib/index';
+import type { FloatDType } from '../lib/index';
 
 /**
  * Fresh random data each run, reproducible from the printed seed:
@@ -102,4 +103,12 @@ export const DTYPES = ['float32', 'float64'] as const;
 export function tolFor(dtype: 'float32' | 'float64', k = 1): { atol: number; rtol: number } {
   const scale = Math.sqrt(Math.max(1, k));
   return dtype === 'float32' ? { atol: 2e-6 * scale, rtol: 2e-5 * scale } : { atol: 1e-13 * scale, rtol: 1e-12 * scale };
+}
+
+/** Skips the calling test, saying why, when the context's backend lacks the op for the dtype. */
+export function skipUnless(this: Mocha.Context, ctx: Context, op: string, dtype: FloatDType): void {
+  if (!ctx.supports(op, dtype)) {
+    console.log(`      skipped: the ${ctx.backend} backend does not implement ${op} for ${dtype} yet`);
+    this.skip();
+  }
 }

@@ -1,5 +1,7 @@
 #include "elman.h"
 
+#include "output_layer.h"
+
 #include <string>
 
 namespace orthornn {
@@ -114,27 +116,10 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
   initialHidden(be, dt, B, n, P, batch.initialState, H);
   forwardRecurrence(be, cfg, P, dt, T, B, batch.x.data(), W, A, H, ws);
 
-  // Outputs for the scored rows only: Y = H_scored W_outᵀ + c.
-  const void* Hs = cfg.lastStepOnly ? at(H, T * B * n, dt) : at(H, B * n, dt);
-  void* Y = ws.get(kY, size_t(scoredRows * k), dt);
-  void* dY = ws.get(kDY, size_t(scoredRows * k), dt);
-  be.gemm(dt, false, true, scoredRows, k, n, 1.0, Hs, n, P.W_out.data(), n, 0.0, Y, k);
-  be.biasActivation(dt, Activation::Identity, scoredRows, k, Y, P.c.data(), Y);
-  if (cfg.loss == Loss::CrossEntropy)
-    be.softmaxCrossEntropy(dt, scoredRows, k, Y, static_cast<const int32_t*>(batch.targets.data()), batch.weights.data(),
-                           g.loss.data(), dY);
-  else
-    be.meanSquaredError(dt, scoredRows, k, Y, batch.targets.data(), batch.weights.data(), g.loss.data(), dY);
-
+  const OutputLayer out{T, B, n, k, cfg.lastStepOnly, cfg.loss, &P.W_out, &P.c};
   // --- backward --------------------------------------------------------------------------
-  // dH[t] (t = 0..T−1 for h_{t+1}) starts as the output contribution dY W_out.
   void* dH = ws.get(kDH, size_t(T * B * n), dt);
-  if (cfg.lastStepOnly) {
-    be.fill(dt, (T - 1) * B * n, 0.0, dH);
-    be.gemm(dt, false, false, B, n, k, 1.0, dY, k, P.W_out.data(), n, 0.0, at(dH, (T - 1) * B * n, dt), n);
-  } else {
-    be.gemm(dt, false, false, T * B, n, k, 1.0, dY, k, P.W_out.data(), n, 0.0, dH, n);
-  }
+  const void* dY = outputLayerForwardBackward(be, dt, out, H, batch.targets, batch.weights, g.loss, dH, ws, kY, kDY);
   void* dA = A;  // the pre-activations are not needed any more
   requireTensor(g.b, "db", dt, n);
   if (g.hiddenGradientNorms.storage) requireTensor(g.hiddenGradientNorms, "hiddenGradientNorms", dt, T);
@@ -157,8 +142,7 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
   requireTensor(g.W_out, "dW_out", dt, k * n);
   requireTensor(g.c, "dc", dt, k);
   be.gemm(dt, true, false, n, d, T * B, 1.0, dA, n, batch.x.data(), d, 0.0, g.W_in.data(), d);
-  be.gemm(dt, true, false, k, n, scoredRows, 1.0, dY, k, Hs, n, 0.0, g.W_out.data(), n);
-  be.columnSum(dt, scoredRows, k, dY, 0.0, g.c.data());
+  outputLayerGradients(be, dt, out, H, dY, g.W_out.data(), g.c.data());
 
   // G = ∂L/∂W = Σ_t da_t h_{t−1}ᵀ  (dAᵀ H[0..T−1])
   void* G = cfg.recurrent == Recurrent::Svd ? ws.get(kG, size_t(n * n), dt) : g.W.data();

@@ -1,5 +1,7 @@
 #include "lstm.h"
 
+#include "output_layer.h"
+
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -136,7 +138,6 @@ void lstmLossAndGradients(Backend& be, const LstmConfig& cfg, const LstmParamete
   const int64_t T = shape.T, B = shape.B, n = cfg.hiddenSize, d = cfg.inputSize, k = cfg.outputSize, n4 = 4 * n;
   const DType dt = P.weight_ih_l0.dtype;
   const size_t es = dtypeSize(dt);
-  const int64_t scoredRows = cfg.lastStepOnly ? B : T * B;
 
   // --- forward ---------------------------------------------------------------------------
   void* Z = ws.get(kZ, size_t(T * B * n4), dt);
@@ -145,27 +146,10 @@ void lstmLossAndGradients(Backend& be, const LstmConfig& cfg, const LstmParamete
   initialState(be, dt, B, n, batch.h0, batch.c0, H, C);
   forwardRecurrence(be, cfg, P, dt, T, B, batch.x.data(), Z, H, C);
 
-  // Outputs for the scored rows only: Y = H_scored W_outᵀ + c.
-  const void* Hs = cfg.lastStepOnly ? at(H, T * B * n, dt) : at(H, B * n, dt);
-  void* Y = ws.get(kY, size_t(scoredRows * k), dt);
-  void* dY = ws.get(kDY, size_t(scoredRows * k), dt);
-  be.gemm(dt, false, true, scoredRows, k, n, 1.0, Hs, n, P.W_out.data(), n, 0.0, Y, k);
-  be.biasActivation(dt, Activation::Identity, scoredRows, k, Y, P.c.data(), Y);
-  if (cfg.loss == Loss::CrossEntropy)
-    be.softmaxCrossEntropy(dt, scoredRows, k, Y, static_cast<const int32_t*>(batch.targets.data()), batch.weights.data(),
-                           g.loss.data(), dY);
-  else
-    be.meanSquaredError(dt, scoredRows, k, Y, batch.targets.data(), batch.weights.data(), g.loss.data(), dY);
-
+  const OutputLayer out{T, B, n, k, cfg.lastStepOnly, cfg.loss, &P.W_out, &P.c};
   // --- backward --------------------------------------------------------------------------
-  // dH[t] (for h_{t+1}) starts as the output contribution dY W_out.
   void* dH = ws.get(kDH, size_t(T * B * n), dt);
-  if (cfg.lastStepOnly) {
-    be.fill(dt, (T - 1) * B * n, 0.0, dH);
-    be.gemm(dt, false, false, B, n, k, 1.0, dY, k, P.W_out.data(), n, 0.0, at(dH, (T - 1) * B * n, dt), n);
-  } else {
-    be.gemm(dt, false, false, T * B, n, k, 1.0, dY, k, P.W_out.data(), n, 0.0, dH, n);
-  }
+  const void* dY = outputLayerForwardBackward(be, dt, out, H, batch.targets, batch.weights, g.loss, dH, ws, kY, kDY);
   void* dC = ws.get(kDC, size_t(B * n), dt);
   be.fill(dt, B * n, 0.0, dC);
   void* dZ = Z;  // the cell op turns each step's activated gates into their gradients
@@ -186,8 +170,7 @@ void lstmLossAndGradients(Backend& be, const LstmConfig& cfg, const LstmParamete
   be.gemm(dt, true, false, n4, n, T * B, 1.0, dZ, n4, H, n, 0.0, g.weight_hh_l0.data(), n);
   be.columnSum(dt, T * B, n4, dZ, 0.0, g.bias_ih_l0.data());
   be.copy(g.bias_hh_l0.data(), g.bias_ih_l0.data(), size_t(n4) * es);
-  be.gemm(dt, true, false, k, n, scoredRows, 1.0, dY, k, Hs, n, 0.0, g.W_out.data(), n);
-  be.columnSum(dt, scoredRows, k, dY, 0.0, g.c.data());
+  outputLayerGradients(be, dt, out, H, dY, g.W_out.data(), g.c.data());
 }
 
 void lstmForward(Backend& be, const LstmConfig& cfg, const LstmParameters& P, const Tensor& x,

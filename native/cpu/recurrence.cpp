@@ -63,10 +63,12 @@ class SpinTeam {
     std::unique_lock<std::mutex> lock_;
   };
 
-  // Runs job(part) for every part, the caller taking part 0; returns when all are done.
-  void run(const std::function<void(int)>& job) {
+  // Runs job(part) for part = 0..parts−1 (parts ≤ size()), the caller taking part 0;
+  // returns when all are done. Helpers beyond `parts` sit this one out.
+  void run(int parts, const std::function<void(int)>& job) {
     job_ = &job;
-    remaining_.store(int(helpers_.size()), std::memory_order_relaxed);
+    parts_ = parts;
+    remaining_.store(parts - 1, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
     job(0);
     while (remaining_.load(std::memory_order_acquire) != 0) relax();
@@ -111,6 +113,7 @@ class SpinTeam {
           continue;
         }
         seen = g;
+        if (part >= parts_) continue;
         (*job_)(part);
         remaining_.fetch_sub(1, std::memory_order_acq_rel);
       }
@@ -127,6 +130,7 @@ class SpinTeam {
   uint64_t startGeneration_ = 0;
   bool stopping_ = false;
   const std::function<void(int)>* job_ = nullptr;
+  int parts_ = 0;  // published with job_ by the release on generation_
 };
 
 // Above this the n × n recurrent matrix no longer sits in a core's cache and BLAS, which
@@ -203,7 +207,7 @@ bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, cons
       for (int64_t c = c0; c < c1; ++c) Hnext[r * n + c] = activate<T>(act, At[r * n + c] + bias[c]);
   };
   for (t = 0; t < T_; ++t) {
-    if (count > 1) team.run(step);
+    if (count > 1) team.run(count, step);
     else step(0);
   }
   return true;
@@ -241,7 +245,7 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
     squares[size_t(p) * size_t(T_) + size_t(t)] = sq;
   };
   for (t = T_ - 1; t >= 0; --t) {
-    if (count > 1) team.run(step);
+    if (count > 1) team.run(count, step);
     else step(0);
   }
   if (hiddenNorms)

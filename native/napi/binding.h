@@ -84,6 +84,27 @@ void enqueueOn(Napi::Env env, ContextState& ctx, const char* op, Context::Work w
 Napi::Object newTensor(Napi::Env env, const std::shared_ptr<ContextState>& ctx, std::vector<int64_t> shape, DType dtype,
                        Tensor* out);
 
+// Reading the plain-object arguments of the model bindings (native/napi/args.cpp).
+using WorkspaceRef = std::shared_ptr<Workspace>;  // what createWorkspace() wraps in an External
+WorkspaceRef workspaceArg(const Napi::CallbackInfo& info, size_t i);
+Napi::Object objectArg(const Napi::CallbackInfo& info, size_t i, const char* name);
+double numberField(Napi::Env env, const Napi::Object& o, const char* key);
+int64_t sizeField(Napi::Env env, const Napi::Object& o, const char* key);  // a positive integer
+std::string stringField(Napi::Env env, const Napi::Object& o, const char* key);
+// The tensor at o[key] (empty when absent); errors name it `what.key`.
+Tensor tensorField(Napi::Env env, const ContextState& ctx, const Napi::Object& o, const char* key,
+                   const char* what = nullptr);
+
+// Runs a native validation on the JS thread, so its Range/Type errors throw synchronously.
+template <typename F>
+void checkNow(Napi::Env env, F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    throwError(env, e.code(), e.what());
+  }
+}
+
 // Registered by Init (native/napi/models.cpp).
 void registerModelBindings(Napi::Env env, Napi::Object exports);
 void registerLstmBindings(Napi::Env env, Napi::Object exports);  // native/napi/lstm.cpp

@@ -2,42 +2,11 @@
 // NativeContext first, like models.cpp. Objects of tensors are read into plain C++ structs
 // here, on the JS thread, and validated there (bad shapes and dtypes throw synchronously);
 // the queued work sees only those structs.
-#include <cmath>
-
 #include "../core/lstm.h"
 #include "binding.h"
 
 namespace orthornn::napi {
 namespace {
-
-using WorkspaceRef = std::shared_ptr<Workspace>;  // what createWorkspace() wraps (models.cpp)
-
-WorkspaceRef workspaceArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsExternal()) throwError(info.Env(), ErrorCode::Type, "argument 'workspace' must come from createWorkspace()");
-  return *info[i].As<Napi::External<WorkspaceRef>>().Data();
-}
-
-Napi::Object objectArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsObject()) throwError(info.Env(), ErrorCode::Type, std::string("argument '") + name + "' must be an object");
-  return info[i].As<Napi::Object>();
-}
-
-int64_t sizeField(Napi::Env env, const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throwError(env, ErrorCode::Type, std::string("config.") + key + " must be a number");
-  const double x = v.As<Napi::Number>().DoubleValue();
-  if (!(x >= 1 && x <= 9.0e15 && std::floor(x) == x))
-    throwError(env, ErrorCode::Range, std::string("config.") + key + " must be a positive integer, got " + std::to_string(x));
-  return int64_t(x);
-}
-
-Tensor tensorField(Napi::Env env, const ContextState& ctx, const Napi::Object& o, const char* key, const char* what) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return Tensor{};
-  const std::string name = std::string(what) + "." + key;
-  if (!TensorWrap::Is(env, v)) throwError(env, ErrorCode::Type, "'" + name + "' must be a tensor");
-  return TensorWrap::Unwrap(v.As<Napi::Object>())->tensor(env, &ctx, name.c_str());
-}
 
 LstmConfig parseLstmConfig(Napi::Env env, const Napi::Object& o) {
   LstmConfig c;
@@ -70,16 +39,6 @@ LstmParameters parseLstmParameters(Napi::Env env, const ContextState& ctx, const
 std::optional<Tensor> present(Tensor t) {
   if (!t.storage) return std::nullopt;
   return t;
-}
-
-// A Range/Type error found while validating on the JS thread is thrown synchronously.
-template <typename F>
-void checkNow(Napi::Env env, F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    throwError(env, e.code(), e.what());
-  }
 }
 
 // lstmLossAndGradients(context, workspace, config, params, batch, grads)

@@ -10,8 +10,6 @@
 namespace orthornn::napi {
 namespace {
 
-using WorkspaceRef = std::shared_ptr<Workspace>;
-
 // createWorkspace(context): scratch memory a model keeps across steps.
 Napi::Value CreateWorkspace(const Napi::CallbackInfo& info) {
   auto ctx = contextArg(info, 0);
@@ -22,11 +20,6 @@ Napi::Value CreateWorkspace(const Napi::CallbackInfo& info) {
   return Napi::External<WorkspaceRef>::New(info.Env(), ws, [](Napi::BasicEnv, WorkspaceRef* p) { delete p; });
 }
 
-WorkspaceRef workspaceArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsExternal()) throwError(info.Env(), ErrorCode::Type, "argument 'workspace' must come from createWorkspace()");
-  return *info[i].As<Napi::External<WorkspaceRef>>().Data();
-}
-
 // releaseWorkspace(context, workspace): frees its buffers once the work queued before is done.
 Napi::Value ReleaseWorkspace(const Napi::CallbackInfo& info) {
   auto ctx = contextArg(info, 0);
@@ -35,35 +28,11 @@ Napi::Value ReleaseWorkspace(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Object objectArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsObject()) throwError(info.Env(), ErrorCode::Type, std::string("argument '") + name + "' must be an object");
-  return info[i].As<Napi::Object>();
-}
-
-double numberField(Napi::Env env, const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throwError(env, ErrorCode::Type, std::string("config.") + key + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-std::string stringField(Napi::Env env, const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsString()) throwError(env, ErrorCode::Type, std::string("config.") + key + " must be a string");
-  return v.As<Napi::String>();
-}
-
-Tensor tensorField(Napi::Env env, const ContextState& ctx, const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return Tensor{};
-  if (!TensorWrap::Is(env, v)) throwError(env, ErrorCode::Type, std::string("'") + key + "' must be a tensor");
-  return TensorWrap::Unwrap(v.As<Napi::Object>())->tensor(env, &ctx, key);
-}
-
 ElmanConfig parseElmanConfig(Napi::Env env, const Napi::Object& o) {
   ElmanConfig c;
-  c.inputSize = int64_t(numberField(env, o, "inputSize"));
-  c.hiddenSize = int64_t(numberField(env, o, "hiddenSize"));
-  c.outputSize = int64_t(numberField(env, o, "outputSize"));
+  c.inputSize = sizeField(env, o, "inputSize");
+  c.hiddenSize = sizeField(env, o, "hiddenSize");
+  c.outputSize = sizeField(env, o, "outputSize");
   const std::string act = stringField(env, o, "activation");
   if (act == "tanh") c.activation = Activation::Tanh;
   else if (act == "relu") c.activation = Activation::Relu;
@@ -99,16 +68,6 @@ ElmanParameters parseElmanParameters(Napi::Env env, const ContextState& ctx, con
   p.c = tensorField(env, ctx, o, "c");
   p.h0 = tensorField(env, ctx, o, "h0");
   return p;
-}
-
-// A Range/Type error found while validating on the JS thread is thrown synchronously.
-template <typename F>
-void checkNow(Napi::Env env, F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    throwError(env, e.code(), e.what());
-  }
 }
 
 // elmanLossAndGradients(context, workspace, config, params, batch, grads)
