@@ -39,7 +39,7 @@ export function memoryOf(device = 'cpu'): MemoryRecord {
   return memory().find((m) => m.device === device) ?? { device, tensors: 0, bytes: 0 };
 }
 
-/** Shorthands on the default context of a device (default 'cpu'). */
+/** A tensor on the default context of a device (default 'cpu'): see Context.tensor. */
 export function tensor<A extends Float32Array | Float64Array | Int32Array>(data: A, shape: readonly number[], options: { device?: string; allowNonFinite?: boolean } = {}) {
   const { device, ...rest } = options;
   return defaultContext(device).tensor(data, shape, rest);
