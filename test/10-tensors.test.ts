@@ -4,11 +4,18 @@ import { announceSeed, newContext, randomArray } from './helpers';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
-/** Runs GC until finalisers (which run after a collection, not during it) have freed what they can. */
+/**
+ * Runs GC until the live-tensor count stops changing: finalisers run after a collection, not
+ * during it, so garbage from earlier tests can otherwise be freed in the middle of a check.
+ */
 async function collect(): Promise<void> {
-  for (let i = 0; i < 4; i++) {
+  let last = -1;
+  for (let i = 0; i < 20; i++) {
     gc?.();
     await new Promise((r) => setImmediate(r));
+    const now = memoryOf('cpu').tensors;
+    if (now === last) return;
+    last = now;
   }
 }
 
@@ -123,17 +130,21 @@ describe('10 tensors: creation, read-back, lifecycle, memory', () => {
     await collect();
     const before = memoryOf('cpu');
     const ts: Tensor[] = [];
-    for (let i = 0; i < 50; i++) ts.push(ctx.randn([64, 64]), ops.matmul(ctx.randn([64, 64]), ctx.randn([64, 64])));
+    for (let i = 0; i < 50; i++) {
+      const a = ctx.randn([64, 64]), b = ctx.randn([64, 64]);
+      const { q, r } = ops.qr(a);
+      ts.push(a, b, ops.matmul(a, b), q, r);
+    }
     const mid = memoryOf('cpu');
-    assert.ok(mid.tensors >= before.tensors + 100, `tensors counted: ${before.tensors} -> ${mid.tensors}`);
-    assert.ok(mid.bytes >= before.bytes + 100 * 64 * 64 * 4);
+    assert.ok(mid.tensors >= before.tensors + 200, `tensors counted: ${before.tensors} -> ${mid.tensors}`);
+    assert.ok(mid.bytes >= before.bytes + 200 * 64 * 64 * 4);
     await ctx.sync();
     for (const t of ts) t.dispose();
-    // the matmul operands were never held by the test: only GC frees them
     await collect();
     const after = memoryOf('cpu');
-    if (gc) assert.deepEqual(after, before);
-    else assert.ok(after.tensors <= before.tensors + 100);
+    // Back to the baseline (or below it, should older garbage have gone meanwhile).
+    assert.ok(after.tensors <= before.tensors, `tensors: ${before.tensors} before, ${after.tensors} after`);
+    assert.ok(after.bytes <= before.bytes, `bytes: ${before.bytes} before, ${after.bytes} after`);
   });
 
   it('garbage collection frees tensors nobody disposed (the finaliser backstop)', async function () {
@@ -147,10 +158,10 @@ describe('10 tensors: creation, read-back, lifecycle, memory', () => {
     (() => {
       for (let i = 0; i < 20; i++) ctx.zeros([1000]);
     })();
-    assert.equal(memoryOf('cpu').tensors, before.tensors + 20);
+    assert.ok(memoryOf('cpu').tensors >= before.tensors + 20);
     await ctx.sync();
     await collect();
-    assert.equal(memoryOf('cpu').tensors, before.tensors);
+    assert.ok(memoryOf('cpu').tensors <= before.tensors, 'the 20 unreferenced tensors were freed');
   });
 
   it('disposing a context frees its tensors, rejects pending reads, and refuses new work', async () => {
