@@ -1,12 +1,55 @@
 #include "context.h"
 
+#include <cstdlib>
+#include <set>
+
 namespace orthornn {
 
+namespace {
+// Every live context, so that an exit (process.exit(), an uncaught exception) stops their
+// workers before the libraries' own exit handlers run: OpenBLAS joins its threads at exit
+// and hangs if one of ours is still inside a BLAS call.
+std::mutex& registryMutex() {
+  static std::mutex* m = new std::mutex();
+  return *m;
+}
+std::set<Context*>& registry() {
+  static std::set<Context*>* s = new std::set<Context*>();
+  return *s;
+}
+void abandonAllAtExit() {
+  std::lock_guard<std::mutex> lock(registryMutex());
+  for (Context* c : registry()) c->abandon();
+}
+}  // namespace
+
 Context::Context(std::shared_ptr<Backend> backend) : backend_(std::move(backend)) {
+  {
+    std::lock_guard<std::mutex> lock(registryMutex());
+    static const bool registered = (std::atexit(abandonAllAtExit), true);
+    (void)registered;
+    registry().insert(this);
+  }
   worker_ = std::thread([this] { run(); });
 }
 
-Context::~Context() { close(); }
+Context::~Context() {
+  {
+    std::lock_guard<std::mutex> lock(registryMutex());
+    registry().erase(this);
+  }
+  close();
+}
+
+void Context::abandon() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closing_ = true;
+    queue_.clear();
+  }
+  wake_.notify_one();
+  if (worker_.joinable()) worker_.join();
+}
 
 bool Context::closed() const {
   std::lock_guard<std::mutex> lock(mutex_);

@@ -44,6 +44,10 @@ class Context {
   // Cancels everything not yet started (completions receive a Disposed failure), waits for
   // the op in flight, and stops the worker. Idempotent.
   void close();
+  // At process exit: drops the queue without running its completions (their promises can no
+  // longer settle), waits for the op in flight and stops the worker, so that no worker is
+  // inside a library (BLAS) while that library's exit handlers run.
+  void abandon();
 
  private:
   struct Task {

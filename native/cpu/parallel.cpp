@@ -4,23 +4,16 @@
 
 namespace orthornn {
 
+// Never destroyed: joining its threads from a static destructor would hang an exit that
+// happens while a context's worker is still using the pool.
 ParallelPool& ParallelPool::instance() {
-  static ParallelPool pool;
-  return pool;
+  static ParallelPool* pool = new ParallelPool();
+  return *pool;
 }
 
 ParallelPool::ParallelPool() {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 1; i < cores; ++i) workers_.emplace_back([this, i] { work(int(i)); });
-}
-
-ParallelPool::~ParallelPool() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-  }
-  start_.notify_all();
-  for (auto& t : workers_) t.join();
 }
 
 int ParallelPool::run(int64_t count, int64_t grain, const std::function<void(int, int64_t, int64_t)>& body) {
@@ -55,8 +48,7 @@ void ParallelPool::work(int index) {
     int64_t begin, end;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      start_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-      if (stopping_) return;
+      start_.wait(lock, [&] { return generation_ != seen; });
       seen = generation_;
       if (index >= chunks_) continue;  // not needed for this loop
       body = body_;

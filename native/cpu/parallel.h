@@ -24,8 +24,6 @@ class ParallelPool {
   // The most chunks run() will use.
   int maxChunks() const { return int(workers_.size()) + 1; }
 
-  ~ParallelPool();
-
  private:
   ParallelPool();
   void work(int index);
@@ -39,7 +37,6 @@ class ParallelPool {
   int chunks_ = 0;
   uint64_t generation_ = 0;
   int pending_ = 0;
-  bool stopping_ = false;
 };
 
 // Loops of at least this many element operations are split across the pool: waking a

@@ -11,7 +11,8 @@
 namespace orthornn {
 
 // Returns false (having done nothing) where the fast path does not apply: built without
-// libxsmm, a shape where BLAS is faster, or no JIT kernel for the shape.
+// libxsmm, a matrix whose per-thread share exceeds the L2 cache (BLAS is faster there), or
+// no JIT kernel for the shape.
 bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
                                 const void* bias, void* A, void* H);
 bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
