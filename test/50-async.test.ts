@@ -97,6 +97,25 @@ describe('50 asynchrony: work runs off the JS thread, in order, with errors at t
     assert.equal(await ctx.full([], 5).item(), 5);
   });
 
+  it('process.exit() in the middle of training steps exits cleanly (no crash, no hang)', function () {
+    const lib = JSON.stringify(path.resolve(__dirname, '..', 'lib', 'index.ts'));
+    for (const n of [64, 512]) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', `
+        const { Context, ElmanRNN } = require(${lib});
+        (async () => {
+          const ctx = new Context();
+          const m = await ElmanRNN.create({ inputSize: 4, hiddenSize: ${n}, outputSize: 4, context: ctx });
+          const x = ctx.randn([400, 32, 4]);
+          const targets = ctx.zeros([400, 32], { dtype: 'int32' });
+          for (let i = 0; i < 3; i++) m.lossAndGradients({ x, targets });
+          setTimeout(() => { console.log('exiting'); process.exit(0); }, 100);
+        })();`], { encoding: 'utf8', timeout: 90_000 });
+      assert.equal(r.signal, null, `n = ${n}: killed by ${r.signal} (timeout or crash)`);
+      assert.equal(r.status, 0, `n = ${n}: ${r.stderr}`);
+      assert.equal(r.stdout.trim(), 'exiting');
+    }
+  });
+
   // Generous timeouts: a cold start loads the CUDA libraries the addon links (hundreds of MB).
   it('a process exits by itself when no await is pending, and waits for pending ones', function () {
     const idle = spawnSync(process.execPath, ['-e', `

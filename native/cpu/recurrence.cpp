@@ -32,6 +32,12 @@ bool fastRecurrenceCompiled() { return false; }
 
 namespace {
 
+// libxsmm frees its JIT code from an exit handler it registers on first use. Initialising it
+// when the addon loads registers that handler before the one that stops the contexts'
+// workers (native/core/context.cpp), so at exit the workers stop first and never jump into
+// freed code (exit handlers run last-registered first).
+const bool libxsmmReady = (libxsmm_init(), true);
+
 inline void relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
