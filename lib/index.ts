@@ -21,6 +21,10 @@ export type { InitScheme } from './models/init';
 export type { StateDict } from './models/parameters';
 export { ReorthonormalizationPolicy } from './models/orthogonality';
 export type { ReorthonormalizationOptions } from './models/orthogonality';
+export { CopyTask } from './tasks/copy';
+export type { CopyBatch } from './tasks/copy';
+export { AddingTask } from './tasks/adding';
+export type { AddingBatch } from './tasks/adding';
 export * from './errors';
 export type { Activation, BackendInfo, DType, FloatDType, MemoryRecord } from './native';
 

@@ -1,0 +1,25 @@
+/** Seeded random numbers for task data (xoroshiro128+ from pure-rand): the same seed gives the same batches everywhere. */
+import prand from 'pure-rand';
+import { rangeError } from '../errors';
+
+export class TaskRandom {
+  private readonly generator: prand.RandomGenerator;
+
+  constructor(seed: number) {
+    if (!Number.isSafeInteger(seed) || seed < 0) throw rangeError('TaskRandom', 'seed', 'a non-negative safe integer', String(seed));
+    // pure-rand seeds with 32 bits; fold the high bits in so that large seeds still differ.
+    this.generator = prand.xoroshiro128plus((seed ^ Math.floor(seed / 2 ** 32)) | 0);
+  }
+
+  /** An integer in [low, high]. */
+  int(low: number, high: number): number {
+    return prand.unsafeUniformIntDistribution(low, high, this.generator);
+  }
+
+  /** A float in [0, 1) with 53 random bits. */
+  uniform(): number {
+    const hi = prand.unsafeUniformIntDistribution(0, (1 << 26) - 1, this.generator);
+    const lo = prand.unsafeUniformIntDistribution(0, (1 << 27) - 1, this.generator);
+    return (hi * 2 ** 27 + lo) / 2 ** 53;
+  }
+}
