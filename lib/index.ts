@@ -21,6 +21,8 @@ export type { InitScheme } from './models/init';
 export type { StateDict } from './models/parameters';
 export { ReorthonormalizationPolicy } from './models/orthogonality';
 export type { ReorthonormalizationOptions } from './models/orthogonality';
+export { Adam, Optimizer, RMSprop, SGD } from './optim/optimizers';
+export type { OptimizerOptions } from './optim/optimizers';
 export { CopyTask } from './tasks/copy';
 export type { CopyBatch } from './tasks/copy';
 export { AddingTask } from './tasks/adding';

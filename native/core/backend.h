@@ -18,7 +18,7 @@ enum class Op : int {
   Fill, RandomNormal, RandomUniform, Copy,
   Axpby, Mul, BiasActivation, ActivationBackward, MarginSigmoid, MarginSigmoidBackward,
   Reduce, ColumnSum, GroupNorms, SoftmaxCrossEntropy, MeanSquaredError,
-  ScaleColumns, ColumnDots, AddDiagonal, Antisymmetrize, Transpose,
+  ScaleColumns, ColumnDots, AddDiagonal, Antisymmetrize, Transpose, OptimizerUpdate,
   LstmCellForward, LstmCellBackward,
 };
 
@@ -105,6 +105,15 @@ class Backend {
   // lstmCellBackwardAt).
   virtual void lstmCellBackward(DType dt, int64_t rows, int64_t n, void* gates, const void* cPrev, const void* c,
                                 const void* dh, void* dc) = 0;
+
+  // Optimiser steps over `count` parameters in place (elementwise.h has the rules). `state1`
+  // is RMSprop's mean square, Adam's m, or SGD's momentum buffer; `state2` is Adam's v.
+  virtual void rmspropStep(DType dt, int64_t count, double lr, double rho, double eps, double decay, void* param,
+                           const void* grad, void* meanSquare) = 0;
+  virtual void adamStep(DType dt, int64_t count, double lr, double beta1, double beta2, double eps, double decay,
+                        int64_t step, void* param, const void* grad, void* m, void* v) = 0;
+  virtual void sgdStep(DType dt, int64_t count, double lr, double momentum, double decay, bool first, void* param,
+                       const void* grad, void* buffer) = 0;
 
   // One value of dtype dt written to out.
   virtual void reduce(DType dt, Reduction kind, int64_t count, const void* x, void* out) = 0;

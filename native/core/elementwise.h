@@ -121,6 +121,33 @@ ORTHORNN_HD void lstmCellBackwardAt(T& gi, T& gf, T& gg, T& go, T cPrev, T c, T 
   dc = dct * f;
 }
 
+// Optimiser updates for one element (PyTorch's conventions; weight decay as L2 on the gradient).
+// RMSprop: ms ← ρ ms + (1 − ρ) g², p ← p − lr g / (√ms + ε).
+template <typename T>
+ORTHORNN_HD void rmspropUpdate(T& p, T g, T& ms, T lr, T rho, T eps, T decay) {
+  g += decay * p;
+  ms = rho * ms + (T(1) - rho) * g * g;
+  p -= lr * g / (sqrt(ms) + eps);
+}
+
+// Adam: m ← β1 m + (1 − β1) g, v ← β2 v + (1 − β2) g², p ← p − lr m̂ / (√v̂ + ε) with the bias
+// corrections c1 = 1 − β1^t, c2 = 1 − β2^t passed in.
+template <typename T>
+ORTHORNN_HD void adamUpdate(T& p, T g, T& m, T& v, T lr, T beta1, T beta2, T eps, T decay, T c1, T c2) {
+  g += decay * p;
+  m = beta1 * m + (T(1) - beta1) * g;
+  v = beta2 * v + (T(1) - beta2) * g * g;
+  p -= lr * (m / c1) / (sqrt(v / c2) + eps);
+}
+
+// SGD with momentum: b ← μ b + g (b ← g on the first step), p ← p − lr b.
+template <typename T>
+ORTHORNN_HD void sgdUpdate(T& p, T g, T& b, T lr, T momentum, T decay, bool first) {
+  g += decay * p;
+  b = first ? g : momentum * b + g;
+  p -= lr * b;
+}
+
 template <typename T>
 ORTHORNN_HD bool isFiniteValue(T x) {
   return x - x == T(0);  // false for NaN and ±Inf, without <cmath> classification on device

@@ -448,6 +448,44 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void rmspropStep(DType dt, int64_t count, double lr, double rho, double eps, double decay, void* param,
+                   const void* grad, void* meanSquare) override {
+    onFloat(dt, "rmspropStep", [&](auto z) {
+      using T = decltype(z);
+      T *p = mp<T>(param), *ms = mp<T>(meanSquare);
+      const T* g = cp<T>(grad);
+      parallelFor(count, 8, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) rmspropUpdate<T>(p[i], g[i], ms[i], T(lr), T(rho), T(eps), T(decay));
+      });
+    });
+  }
+
+  void adamStep(DType dt, int64_t count, double lr, double beta1, double beta2, double eps, double decay, int64_t step,
+                void* param, const void* grad, void* m, void* v) override {
+    const double c1 = 1 - std::pow(beta1, double(step)), c2 = 1 - std::pow(beta2, double(step));
+    onFloat(dt, "adamStep", [&](auto z) {
+      using T = decltype(z);
+      T *p = mp<T>(param), *pm = mp<T>(m), *pv = mp<T>(v);
+      const T* g = cp<T>(grad);
+      parallelFor(count, 8, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i)
+          adamUpdate<T>(p[i], g[i], pm[i], pv[i], T(lr), T(beta1), T(beta2), T(eps), T(decay), T(c1), T(c2));
+      });
+    });
+  }
+
+  void sgdStep(DType dt, int64_t count, double lr, double momentum, double decay, bool first, void* param,
+               const void* grad, void* buffer) override {
+    onFloat(dt, "sgdStep", [&](auto z) {
+      using T = decltype(z);
+      T *p = mp<T>(param), *b = mp<T>(buffer);
+      const T* g = cp<T>(grad);
+      parallelFor(count, 4, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) sgdUpdate<T>(p[i], g[i], b[i], T(lr), T(momentum), T(decay), first);
+      });
+    });
+  }
+
   void reduce(DType dt, Reduction kind, int64_t count, const void* x, void* out) override {
     onFloat(dt, "reduce", [&](auto z) {
       using T = decltype(z);

@@ -203,6 +203,13 @@ class CudaBackend final : public Backend {
     unsupported("lstmCellBackward");
   }
   void reduce(DType, Reduction, int64_t, const void*, void*) override { unsupported("reduce"); }
+  void rmspropStep(DType, int64_t, double, double, double, double, void*, const void*, void*) override {
+    unsupported("rmspropStep");
+  }
+  void adamStep(DType, int64_t, double, double, double, double, double, int64_t, void*, const void*, void*, void*) override {
+    unsupported("adamStep");
+  }
+  void sgdStep(DType, int64_t, double, double, double, bool, void*, const void*, void*) override { unsupported("sgdStep"); }
   void columnSum(DType, int64_t, int64_t, const void*, double, void*) override { unsupported("columnSum"); }
   void groupNorms(DType, int64_t, int64_t, const void*, void*) override { unsupported("groupNorms"); }
   void softmaxCrossEntropy(DType, int64_t, int64_t, const void*, const int32_t*, const void*, void*, void*) override {

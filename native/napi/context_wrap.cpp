@@ -99,6 +99,9 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
             InstanceMethod<&ContextWrap::Axpby>("axpby"),
             InstanceMethod<&ContextWrap::Mul>("mul"),
             InstanceMethod<&ContextWrap::ScaleColumns>("scaleColumns"),
+            InstanceMethod<&ContextWrap::RmspropStep>("rmspropStep"),
+            InstanceMethod<&ContextWrap::AdamStep>("adamStep"),
+            InstanceMethod<&ContextWrap::SgdStep>("sgdStep"),
             InstanceMethod<&ContextWrap::BiasActivation>("biasActivation"),
             InstanceMethod<&ContextWrap::ActivationBackward>("activationBackward"),
             InstanceMethod<&ContextWrap::MarginSigmoid>("marginSigmoid"),
@@ -195,7 +198,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
         {"activationBackward", Op::ActivationBackward}, {"marginSigmoid", Op::MarginSigmoid},
         {"marginSigmoidBackward", Op::MarginSigmoidBackward}, {"reduce", Op::Reduce}, {"columnSum", Op::ColumnSum},
         {"groupNorms", Op::GroupNorms}, {"softmaxCrossEntropy", Op::SoftmaxCrossEntropy},
-        {"meanSquaredError", Op::MeanSquaredError}, {"scaleColumns", Op::ScaleColumns}};
+        {"meanSquaredError", Op::MeanSquaredError}, {"scaleColumns", Op::ScaleColumns},
+        {"optimizerUpdate", Op::OptimizerUpdate}};
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsString()) throwError(env, ErrorCode::Type, "supports(op: string, dtype: string)");
     auto it = ops.find(info[0].As<Napi::String>());
@@ -502,6 +506,53 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     const int64_t cols = lastDim(x), rows = cols ? x.numel() / cols : 0;
     requireNumel(env, sc, cols, "s");
     enqueue(env, "scaleColumns", [=](orthornn::Backend& b) { b.scaleColumns(x.dtype, rows, cols, x.data(), sc.data(), out.data()); });
+    return env.Undefined();
+  }
+
+  // The parameter, its gradient and its optimiser state: one float dtype, one size.
+  void requireOptimizerTensors(Napi::Env env, std::initializer_list<std::pair<const Tensor*, const char*>> ts) {
+    const auto& [first, firstName] = *ts.begin();
+    requireFloat(env, *first, firstName);
+    for (const auto& [t, name] : ts) requireSame(env, *first, firstName, *t, name);
+  }
+
+  // rmspropStep(param, grad, meanSquare, lr, rho, eps, decay)
+  Napi::Value RmspropStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Tensor p = tensorArg(info, 0, "param"), g = tensorArg(info, 1, "grad"), ms = tensorArg(info, 2, "meanSquare");
+    requireOptimizerTensors(env, {{&p, "param"}, {&g, "grad"}, {&ms, "meanSquare"}});
+    const double lr = number(env, info[3], "lr"), rho = number(env, info[4], "rho"), eps = number(env, info[5], "eps"),
+                 decay = number(env, info[6], "weightDecay");
+    enqueue(env, "rmspropStep", [=](orthornn::Backend& b) {
+      b.rmspropStep(p.dtype, p.numel(), lr, rho, eps, decay, p.data(), g.data(), ms.data());
+    });
+    return env.Undefined();
+  }
+
+  // adamStep(param, grad, m, v, lr, beta1, beta2, eps, decay, step)
+  Napi::Value AdamStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Tensor p = tensorArg(info, 0, "param"), g = tensorArg(info, 1, "grad"), m = tensorArg(info, 2, "m"), v = tensorArg(info, 3, "v");
+    requireOptimizerTensors(env, {{&p, "param"}, {&g, "grad"}, {&m, "m"}, {&v, "v"}});
+    const double lr = number(env, info[4], "lr"), b1 = number(env, info[5], "beta1"), b2 = number(env, info[6], "beta2"),
+                 eps = number(env, info[7], "eps"), decay = number(env, info[8], "weightDecay"), step = number(env, info[9], "step");
+    if (!(step >= 1) || step != std::floor(step)) throwError(env, ErrorCode::Range, "argument 'step' must be a positive integer");
+    enqueue(env, "adamStep", [=](orthornn::Backend& b) {
+      b.adamStep(p.dtype, p.numel(), lr, b1, b2, eps, decay, int64_t(step), p.data(), g.data(), m.data(), v.data());
+    });
+    return env.Undefined();
+  }
+
+  // sgdStep(param, grad, buffer, lr, momentum, decay, first)
+  Napi::Value SgdStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Tensor p = tensorArg(info, 0, "param"), g = tensorArg(info, 1, "grad"), buf = tensorArg(info, 2, "buffer");
+    requireOptimizerTensors(env, {{&p, "param"}, {&g, "grad"}, {&buf, "buffer"}});
+    const double lr = number(env, info[3], "lr"), mom = number(env, info[4], "momentum"), decay = number(env, info[5], "weightDecay");
+    const bool first = boolean(env, info[6], "first");
+    enqueue(env, "sgdStep", [=](orthornn::Backend& b) {
+      b.sgdStep(p.dtype, p.numel(), lr, mom, decay, first, p.data(), g.data(), buf.data());
+    });
     return env.Undefined();
   }
 
