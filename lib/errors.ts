@@ -13,7 +13,8 @@ export type ErrorCode =
   | 'ERR_ORTHORNN_DEVICE'
   | 'ERR_ORTHORNN_OUT_OF_MEMORY'
   | 'ERR_ORTHORNN_INTERNAL'
-  | 'ERR_ORTHORNN_NATIVE_LOAD';
+  | 'ERR_ORTHORNN_NATIVE_LOAD'
+  | 'ERR_ORTHORNN_DATA';
 
 export class OrthornnError extends Error {
   readonly code: ErrorCode;
@@ -69,6 +70,13 @@ export class InternalError extends OrthornnError {
 export class NativeLoadError extends OrthornnError {
   constructor(message: string) {
     super(message, 'ERR_ORTHORNN_NATIVE_LOAD');
+  }
+}
+
+/** A data file is missing, unreadable or malformed. */
+export class DataError extends OrthornnError {
+  constructor(message: string) {
+    super(message, 'ERR_ORTHORNN_DATA');
   }
 }
 

@@ -26,6 +26,8 @@ export type { OptimizerOptions } from './optim/optimizers';
 export { CopyTask } from './tasks/copy';
 export type { CopyBatch } from './tasks/copy';
 export { AddingTask } from './tasks/adding';
+export { MnistTask, readIdx, defaultMnistDir } from './tasks/mnist';
+export type { MnistBatch, MnistSplit } from './tasks/mnist';
 export type { AddingBatch } from './tasks/adding';
 export * from './errors';
 export type { Activation, BackendInfo, DType, FloatDType, MemoryRecord } from './native';
