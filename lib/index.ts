@@ -27,6 +27,8 @@ export { CopyTask } from './tasks/copy';
 export type { CopyBatch } from './tasks/copy';
 export { AddingTask } from './tasks/adding';
 export { MnistTask, readIdx, defaultMnistDir } from './tasks/mnist';
+export { PtbCharTask, bitsPerCharacter, END_OF_SENTENCE } from './tasks/ptb';
+export type { PtbBatch } from './tasks/ptb';
 export type { MnistBatch, MnistSplit } from './tasks/mnist';
 export type { AddingBatch } from './tasks/adding';
 export * from './errors';
