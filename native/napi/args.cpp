@@ -34,6 +34,19 @@ std::string stringField(Napi::Env env, const Napi::Object& o, const char* key) {
   return v.As<Napi::String>();
 }
 
+bool booleanField(Napi::Env env, const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean()) throwError(env, ErrorCode::Type, std::string("config.") + key + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+Loss lossField(Napi::Env env, const Napi::Object& o) {
+  const std::string loss = stringField(env, o, "loss");
+  if (loss == "crossEntropy") return Loss::CrossEntropy;
+  if (loss == "mse") return Loss::MeanSquaredError;
+  throwError(env, ErrorCode::Range, "config.loss must be 'crossEntropy' or 'mse', got '" + loss + "'");
+}
+
 Tensor tensorField(Napi::Env env, const ContextState& ctx, const Napi::Object& o, const char* key, const char* what) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return Tensor{};

@@ -11,6 +11,7 @@
 
 #include "../core/backend.h"
 #include "../core/context.h"
+#include "../core/elman.h"  // Loss
 #include "../core/error.h"
 #include "../core/tensor.h"
 #include "../core/workspace.h"
@@ -91,6 +92,9 @@ Napi::Object objectArg(const Napi::CallbackInfo& info, size_t i, const char* nam
 double numberField(Napi::Env env, const Napi::Object& o, const char* key);
 int64_t sizeField(Napi::Env env, const Napi::Object& o, const char* key);  // a positive integer
 std::string stringField(Napi::Env env, const Napi::Object& o, const char* key);
+bool booleanField(Napi::Env env, const Napi::Object& o, const char* key);
+// config.loss: 'crossEntropy' or 'mse'.
+Loss lossField(Napi::Env env, const Napi::Object& o);
 // The tensor at o[key] (empty when absent); errors name it `what.key`.
 Tensor tensorField(Napi::Env env, const ContextState& ctx, const Napi::Object& o, const char* key,
                    const char* what = nullptr);

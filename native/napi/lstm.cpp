@@ -13,15 +13,8 @@ LstmConfig parseLstmConfig(Napi::Env env, const Napi::Object& o) {
   c.inputSize = sizeField(env, o, "inputSize");
   c.hiddenSize = sizeField(env, o, "hiddenSize");
   c.outputSize = sizeField(env, o, "outputSize");
-  Napi::Value lossValue = o.Get("loss");
-  if (!lossValue.IsString()) throwError(env, ErrorCode::Type, "config.loss must be a string");
-  const std::string loss = lossValue.As<Napi::String>();
-  if (loss == "crossEntropy") c.loss = Loss::CrossEntropy;
-  else if (loss == "mse") c.loss = Loss::MeanSquaredError;
-  else throwError(env, ErrorCode::Range, "config.loss must be 'crossEntropy' or 'mse', got '" + loss + "'");
-  Napi::Value last = o.Get("lastStepOnly");
-  if (!last.IsBoolean()) throwError(env, ErrorCode::Type, "config.lastStepOnly must be a boolean");
-  c.lastStepOnly = last.As<Napi::Boolean>().Value();
+  c.loss = lossField(env, o);
+  c.lastStepOnly = booleanField(env, o, "lastStepOnly");
   return c;
 }
 

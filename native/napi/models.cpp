@@ -46,13 +46,8 @@ ElmanConfig parseElmanConfig(Napi::Env env, const Napi::Object& o) {
   c.margin = numberField(env, o, "margin");
   c.penalty = numberField(env, o, "penalty");
   c.spectrumPrior = numberField(env, o, "spectrumPrior");
-  const std::string loss = stringField(env, o, "loss");
-  if (loss == "crossEntropy") c.loss = Loss::CrossEntropy;
-  else if (loss == "mse") c.loss = Loss::MeanSquaredError;
-  else throwError(env, ErrorCode::Range, "config.loss must be 'crossEntropy' or 'mse', got '" + loss + "'");
-  Napi::Value last = o.Get("lastStepOnly");
-  if (!last.IsBoolean()) throwError(env, ErrorCode::Type, "config.lastStepOnly must be a boolean");
-  c.lastStepOnly = last.As<Napi::Boolean>().Value();
+  c.loss = lossField(env, o);
+  c.lastStepOnly = booleanField(env, o, "lastStepOnly");
   return c;
 }
 
