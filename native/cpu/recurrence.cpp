@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -192,18 +193,42 @@ struct Plan {
   }
 };
 
+// One recurrence on the team: holds it, splits the columns, and runs each step's parts.
+// `ok` is false when the fast path does not apply (W's share too big for L2, no kernel).
+template <typename T>
+class Recurrence {
+ public:
+  Recurrence(int64_t B, int64_t n)
+      : session_(SpinTeam::instance()),
+        count_(session_.acquired() ? std::min<int>(SpinTeam::instance().size(), int(std::max<int64_t>(1, n / 32))) : 1) {
+    if (fitsCache(n, sizeof(T), count_)) {
+      plan_.emplace(B, n, count_);
+      if (!plan_->ok) plan_.reset();
+    }
+  }
+  bool ok() const { return plan_.has_value(); }
+  int parts() const { return count_; }
+  const Plan<T>& plan() const { return *plan_; }
+  void step(const std::function<void(int)>& body) {
+    if (count_ > 1) SpinTeam::instance().run(count_, body);
+    else body(0);
+  }
+
+ private:
+  SpinTeam::Session session_;
+  int count_;
+  std::optional<Plan<T>> plan_;
+};
+
 bool applies(DType dt, int64_t B, int64_t n) {
   return (dt == DType::F32 || dt == DType::F64) && B >= 1 && n >= 1 && B * n <= (int64_t(1) << 24);
 }
 
 template <typename T>
 bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, const T* bias, T* A, T* H) {
-  SpinTeam& team = SpinTeam::instance();
-  SpinTeam::Session session(team);
-  const int count = session.acquired() ? std::min<int>(team.size(), int(std::max<int64_t>(1, n / 32))) : 1;
-  if (!fitsCache(n, sizeof(T), count)) return false;
-  Plan<T> plan(B, n, count);
-  if (!plan.ok) return false;
+  Recurrence<T> rec(B, n);
+  if (!rec.ok()) return false;
+  const Plan<T>& plan = rec.plan();
   int64_t t = 0;
   const std::function<void(int)> step = [&](int p) {
     const int64_t c0 = plan.parts.begin(p), c1 = plan.parts.end(p);
@@ -216,22 +241,17 @@ bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, cons
     for (int64_t r = 0; r < B; ++r)
       for (int64_t c = c0; c < c1; ++c) Hnext[r * n + c] = activate<T>(act, At[r * n + c] + bias[c]);
   };
-  for (t = 0; t < T_; ++t) {
-    if (count > 1) team.run(count, step);
-    else step(0);
-  }
+  for (t = 0; t < T_; ++t) rec.step(step);
   return true;
 }
 
 template <typename T>
 bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, const T* H, T* dH, T* dA, T* hiddenNorms,
               T* db) {
-  SpinTeam& team = SpinTeam::instance();
-  SpinTeam::Session session(team);
-  const int count = session.acquired() ? std::min<int>(team.size(), int(std::max<int64_t>(1, n / 32))) : 1;
-  if (!fitsCache(n, sizeof(T), count)) return false;
-  Plan<T> plan(B, n, count);
-  if (!plan.ok) return false;
+  Recurrence<T> rec(B, n);
+  if (!rec.ok()) return false;
+  const Plan<T>& plan = rec.plan();
+  const int count = rec.parts();
   // Each part owns its columns: it sums their squares per step and their dA into db with no
   // sharing, while the blocks are still in cache.
   std::vector<double> squares(size_t(count) * size_t(T_), 0.0), bias(size_t(n), 0.0);
@@ -255,10 +275,7 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
     }
     squares[size_t(p) * size_t(T_) + size_t(t)] = sq;
   };
-  for (t = T_ - 1; t >= 0; --t) {
-    if (count > 1) team.run(count, step);
-    else step(0);
-  }
+  for (t = T_ - 1; t >= 0; --t) rec.step(step);
   if (hiddenNorms)
     for (int64_t s = 0; s < T_; ++s) {
       double total = 0;
