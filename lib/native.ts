@@ -97,6 +97,8 @@ export interface ElmanNativeConfig {
   margin: number;
   penalty: number;
   spectrumPrior: number;
+  /** > 0: clip ∂L/∂a_t element-wise to [−c, c] in BPTT (default 0: none). */
+  clipPreactivation?: number;
   loss: 'crossEntropy' | 'mse';
   lastStepOnly: boolean;
 }

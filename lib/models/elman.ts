@@ -32,9 +32,14 @@ export interface ElmanRNNOptions<D extends FloatDType = 'float32'> extends Model
   init?: InitScheme;
   /** Learn the initial state h0 (default false: h0 = 0). */
   learnH0?: boolean;
+  /**
+   * Clip ∂L/∂a_t, the gradient of the recurrent pre-activations, element-wise to [−c, c]
+   * during BPTT (the authors clipped at 100). Default 0: no clipping.
+   */
+  clipPreactivation?: number;
 }
 
-const ELMAN_KEYS = ['activation', 'recurrent', 'margin', 'penalty', 'spectrumPrior', 'init', 'learnH0'];
+const ELMAN_KEYS = ['activation', 'recurrent', 'margin', 'penalty', 'spectrumPrior', 'init', 'learnH0', 'clipPreactivation'];
 
 export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D> {
   readonly activation: Activation;
@@ -44,6 +49,7 @@ export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D
   readonly spectrumPrior: number;
   readonly init: InitScheme;
   readonly learnH0: boolean;
+  readonly clipPreactivation: number;
 
   /** Builds and initialises a model (awaits the initialisation, which runs on the device). */
   static async create<D extends FloatDType = 'float32'>(options: ElmanRNNOptions<D>): Promise<ElmanRNN<D>> {
@@ -69,6 +75,7 @@ export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D
     if (!['orthogonal', 'identity', 'glorot'].includes(this.init)) throw rangeError(fn, 'init', "'orthogonal', 'identity' or 'glorot'", String(this.init));
     this.learnH0 = options.learnH0 ?? false;
     if (typeof this.learnH0 !== 'boolean') throw typeError(fn, 'learnH0', 'a boolean', this.learnH0);
+    this.clipPreactivation = nonNegative(fn, 'clipPreactivation', options.clipPreactivation ?? 0);
 
     const [n, d, k] = [this.hiddenSize, this.inputSize, this.outputSize];
     const shapes: Record<string, number[]> = { W_in: [n, d], b: [n] };
@@ -131,6 +138,7 @@ export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D
       spectrumPrior: this.spectrumPrior,
       loss,
       lastStepOnly,
+      clipPreactivation: this.clipPreactivation,
     };
   }
 

@@ -92,6 +92,41 @@ export abstract class Optimizer<D extends FloatDType = FloatDType> {
 
   protected abstract update(param: Tensor<D>, grad: Tensor, slots: Tensor<D>[]): void;
 
+  /** The names of the per-parameter state tensors (PyTorch's). */
+  abstract readonly slotNames: readonly string[];
+
+  /** The optimiser's state tensors by `<parameter>.<slot>` (what checkpoints hold), read back. */
+  async state(): Promise<Record<string, Float32Array | Float64Array>> {
+    const out: Record<string, Float32Array | Float64Array> = {};
+    for (const [name, list] of Object.entries(this.slots)) {
+      for (const [i, t] of list.entries()) out[`${name}.${this.slotNames[i]}`] = (await t.read()) as Float32Array | Float64Array;
+    }
+    return out;
+  }
+
+  /** Restores state() and the step count; every slot must be present with its parameter's size. */
+  loadState(values: Record<string, Float32Array | Float64Array>, steps: number): void {
+    const fn = `${this.fn}.loadState`;
+    if (!Number.isSafeInteger(steps) || steps < 0) throw rangeError(fn, 'steps', 'a non-negative integer', String(steps));
+    const staged: [Tensor<D>, Float32Array | Float64Array][] = [];
+    for (const [name, list] of Object.entries(this.slots)) {
+      for (const [i, t] of list.entries()) {
+        const key = `${name}.${this.slotNames[i]}`;
+        const v = values[key];
+        if (!(v instanceof Float32Array || v instanceof Float64Array)) throw rangeError(fn, 'values', `a typed array for '${key}'`, v === undefined ? 'none' : typeof v);
+        if (v.length !== t.size) throw rangeError(fn, `values.${key}`, `${t.size} values`, String(v.length));
+        staged.push([t, v]);
+      }
+    }
+    for (const [t, v] of staged) {
+      const data = t.dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v);
+      const src = this.context.tensor(data, t.shape) as Tensor<D>;
+      this.context.native.copy(src.handle, t.handle);
+      src.dispose();
+    }
+    this.steps = steps;
+  }
+
   /** Frees the optimiser's state (the parameters stay). */
   dispose(): void {
     for (const list of Object.values(this.slots)) for (const t of list) t.dispose();
@@ -100,6 +135,7 @@ export abstract class Optimizer<D extends FloatDType = FloatDType> {
 
 /** RMSprop: ms ← ρ ms + (1 − ρ) g², p ← p − lr g / (√ms + ε). */
 export class RMSprop<D extends FloatDType = FloatDType> extends Optimizer<D> {
+  readonly slotNames = ['square_avg'] as const;
   readonly rho: number;
   readonly eps: number;
   constructor(params: Record<string, Tensor<D>>, options: OptimizerOptions & { rho?: number; eps?: number }) {
@@ -114,6 +150,7 @@ export class RMSprop<D extends FloatDType = FloatDType> extends Optimizer<D> {
 
 /** Adam with bias correction: p ← p − lr m̂ / (√v̂ + ε). */
 export class Adam<D extends FloatDType = FloatDType> extends Optimizer<D> {
+  readonly slotNames = ['exp_avg', 'exp_avg_sq'] as const;
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;
@@ -130,6 +167,7 @@ export class Adam<D extends FloatDType = FloatDType> extends Optimizer<D> {
 
 /** SGD with (optional) momentum: b ← μ b + g, p ← p − lr b. */
 export class SGD<D extends FloatDType = FloatDType> extends Optimizer<D> {
+  readonly slotNames = ['momentum_buffer'] as const;
   readonly momentum: number;
   constructor(params: Record<string, Tensor<D>>, options: OptimizerOptions & { momentum?: number }) {
     super('SGD', params, options, ['momentum'], 1);

@@ -19,7 +19,8 @@ export interface AddingBatch {
 export class AddingTask {
   readonly length: number;
   readonly target: 'sum' | 'mean';
-  private readonly random: TaskRandom;
+  /** The seeded stream of batches (its state() goes into checkpoints). */
+  readonly random: TaskRandom;
 
   constructor(options: { length: number; target?: 'sum' | 'mean'; seed?: number }) {
     const { length, target = 'sum', seed = 0 } = options;

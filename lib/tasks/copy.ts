@@ -25,7 +25,8 @@ export interface CopyBatch {
 export class CopyTask {
   readonly delay: number;
   readonly steps: number;
-  private readonly random: TaskRandom;
+  /** The seeded stream of batches (its state() goes into checkpoints). */
+  readonly random: TaskRandom;
 
   constructor(options: { delay: number; seed?: number }) {
     const { delay, seed = 0 } = options;

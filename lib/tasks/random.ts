@@ -3,12 +3,24 @@ import prand from 'pure-rand';
 import { rangeError } from '../errors';
 
 export class TaskRandom {
-  private readonly generator: prand.RandomGenerator;
+  private generator: prand.RandomGenerator;
 
   constructor(seed: number) {
     if (!Number.isSafeInteger(seed) || seed < 0) throw rangeError('TaskRandom', 'seed', 'a non-negative safe integer', String(seed));
     // pure-rand seeds with 32 bits; fold the high bits in so that large seeds still differ.
     this.generator = prand.xoroshiro128plus((seed ^ Math.floor(seed / 2 ** 32)) | 0);
+  }
+
+  /** The generator's position, for checkpoints: `restore(state())` continues the same stream. */
+  state(): number[] {
+    return [...this.generator.getState!()];
+  }
+
+  restore(state: readonly number[]): void {
+    if (!Array.isArray(state) || state.length !== 4 || !state.every((v) => Number.isInteger(v))) {
+      throw rangeError('TaskRandom.restore', 'state', 'the 4 integers of state()', JSON.stringify(state));
+    }
+    this.generator = prand.xoroshiro128plus.fromState(state);
   }
 
   /** An integer in [low, high]. */

@@ -19,14 +19,19 @@ void Backend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_
 }
 
 void Backend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                      const void* H, void* dH, void* dA, void* hiddenNorms, void* db) {
+                                      const void* H, void* dH, void* dA, void* hiddenNorms, void* db, double clip) {
   for (int64_t t = T - 1; t >= 0; --t) {
     char* dHt = at(dH, t * B * n, dt);
     if (t + 1 < T) gemm(dt, false, false, B, n, n, 1.0, at(dA, (t + 1) * B * n, dt), n, W, n, 1.0, dHt, n);
     activationBackward(dt, act, B * n, dHt, at(H, (t + 1) * B * n, dt), at(dA, t * B * n, dt));
+    if (clip > 0) clipElements(dt, B * n, clip, at(dA, t * B * n, dt));
   }
   if (hiddenNorms) groupNorms(dt, T, B * n, dH, hiddenNorms);
   if (db) columnSum(dt, T * B, n, dA, 0.0, db);
+}
+
+void Backend::clipElements(DType, int64_t, double, void*) {
+  throw Error(ErrorCode::Unsupported, "clipElements is not implemented by the " + std::string(name()) + " backend");
 }
 
 }  // namespace orthornn

@@ -132,8 +132,12 @@ class Backend {
   // dH holds the output contribution on entry and the total ∂L/∂h_t on return. Also writes,
   // when not null, hiddenNorms[t] = ‖dH[t]‖ (T values) and db = Σ_t Σ_b dA[t] (n values),
   // which a backend can accumulate while the blocks are in cache.
+  // clip > 0 clips every dA[t] element-wise to [−clip, clip] before it propagates (the
+  // authors' clipping of the recurrent pre-activation gradient); clip ≤ 0 does nothing.
   virtual void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                       const void* H, void* dH, void* dA, void* hiddenNorms, void* db);
+                                       const void* H, void* dH, void* dA, void* hiddenNorms, void* db, double clip);
+  // x = clipGradient(x, c) element-wise, in place.
+  virtual void clipElements(DType dt, int64_t count, double c, void* x);
 
   // loss = Σ_r w_r · (−log softmax(logits_r)[target_r]); dlogits_r = w_r (softmax(logits_r) − e_target).
   // weights null means w ≡ 1; dlogits null skips the gradient. Targets outside [0, classes)

@@ -58,6 +58,13 @@ ORTHORNN_HD T activationDerivativeFromOutput(Activation act, T h) {
   }
 }
 
+// Element-wise gradient clipping to [−c, c]; c ≤ 0 leaves g as it is. NaN stays NaN.
+template <typename T>
+ORTHORNN_HD T clipGradient(T g, T c) {
+  if (!(c > T(0))) return g;
+  return g > c ? c : (g < -c ? -c : g);
+}
+
 template <typename T>
 ORTHORNN_HD T sigmoid(T x) {
   // Two branches keep exp() from overflowing for large |x|.

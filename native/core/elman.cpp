@@ -123,7 +123,8 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
   void* dA = A;  // the pre-activations are not needed any more
   requireTensor(g.b, "db", dt, n);
   if (g.hiddenGradientNorms.storage) requireTensor(g.hiddenGradientNorms, "hiddenGradientNorms", dt, T);
-  be.elmanBackwardRecurrence(dt, cfg.activation, T, B, n, W, H, dH, dA, g.hiddenGradientNorms.data(), g.b.data());
+  be.elmanBackwardRecurrence(dt, cfg.activation, T, B, n, W, H, dH, dA, g.hiddenGradientNorms.data(), g.b.data(),
+                             cfg.clipPreactivation);
   // dL/d(initial state) = dA_1 W; for a learned h0, summed over the batch.
   if (g.initialState.storage || g.h0.storage) {
     void* dh0 = ws.get(kTmp, size_t(B * n), dt);

@@ -22,6 +22,7 @@ struct ElmanConfig {
   double spectrumPrior = 0;  // γ of γ Σ (s_i − 1)² (svd)
   Loss loss = Loss::CrossEntropy;
   bool lastStepOnly = false;  // score the last step only (outputs computed for it alone)
+  double clipPreactivation = 0;  // > 0: clip ∂L/∂a_t element-wise to [−c, c] in BPTT
 };
 
 // Parameters by their DESIGN names; those a parameterisation does not use are left empty.

@@ -372,9 +372,19 @@ class CpuBackend final : public Backend {
   }
 
   void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W, const void* H,
-                               void* dH, void* dA, void* hiddenNorms, void* db) override {
-    if (!fastElmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db))
-      Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db);
+                               void* dH, void* dA, void* hiddenNorms, void* db, double clip) override {
+    if (!fastElmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db, clip))
+      Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db, clip);
+  }
+
+  void clipElements(DType dt, int64_t count, double c, void* x) override {
+    onFloat(dt, "clipElements", [&](auto z) {
+      using T = decltype(z);
+      T* px = mp<T>(x);
+      parallelFor(count, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) px[i] = clipGradient<T>(px[i], T(c));
+      });
+    });
   }
 
   void transpose(DType dt, int64_t rows, int64_t cols, const void* x, void* out) override {
@@ -614,7 +624,15 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::shared_ptr<Backend> createCpuBackend() { return std::make_shared<CpuBackend>(); }
+std::shared_ptr<Backend> createCpuBackend() {
+  static const bool threadsSet = [] {
+    const char* env = std::getenv("ORTHORNN_NUM_THREADS");
+    if (env && *env) openblas_set_num_threads(int(cpuThreads()));
+    return true;
+  }();
+  (void)threadsSet;
+  return std::make_shared<CpuBackend>();
+}
 
 BackendInfo cpuBackendInfo() {
   BackendInfo info;

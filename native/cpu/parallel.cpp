@@ -1,6 +1,7 @@
 #include "parallel.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace orthornn {
 
@@ -11,8 +12,20 @@ ParallelPool& ParallelPool::instance() {
   return *pool;
 }
 
+unsigned cpuThreads() {
+  static const unsigned threads = [] {
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    const char* env = std::getenv("ORTHORNN_NUM_THREADS");
+    if (!env || !*env) return cores;
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    return (end && *end == '\0' && v >= 1 && v <= 4096) ? unsigned(v) : cores;
+  }();
+  return threads;
+}
+
 ParallelPool::ParallelPool() {
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const unsigned cores = cpuThreads();
   for (unsigned i = 1; i < cores; ++i) workers_.emplace_back([this, i] { work(int(i)); });
 }
 

@@ -11,6 +11,10 @@
 
 namespace orthornn {
 
+// Threads for the CPU backend (its loops, the recurrence team and OpenBLAS): the
+// ORTHORNN_NUM_THREADS environment variable when set to a positive integer, else the cores.
+unsigned cpuThreads();
+
 class ParallelPool {
  public:
   // Shared by every CPU context of the process.

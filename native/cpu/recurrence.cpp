@@ -1,4 +1,5 @@
 #include "recurrence.h"
+#include "parallel.h"
 
 #ifdef ORTHORNN_WITH_LIBXSMM
 #include <libxsmm.h>
@@ -24,7 +25,7 @@ bool fastElmanForwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, co
   return false;
 }
 bool fastElmanBackwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, const void*, const void*, void*, void*,
-                                 void*, void*) {
+                                 void*, void*, double) {
   return false;
 }
 bool fastRecurrenceCompiled() { return false; }
@@ -87,7 +88,7 @@ class SpinTeam {
 
  private:
   SpinTeam() {
-    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    const unsigned cores = cpuThreads();
     for (unsigned i = 1; i < cores; ++i) helpers_.emplace_back([this, i] { loop(int(i)); });
   }
 
@@ -247,7 +248,7 @@ bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, cons
 
 template <typename T>
 bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, const T* H, T* dH, T* dA, T* hiddenNorms,
-              T* db) {
+              T* db, T clip) {
   Recurrence<T> rec(B, n);
   if (!rec.ok()) return false;
   const Plan<T>& plan = rec.plan();
@@ -267,7 +268,7 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
     for (int64_t r = 0; r < B; ++r) {
       for (int64_t c = c0; c < c1; ++c) {
         const T g = dHt[r * n + c];
-        const T a = g * activationDerivativeFromOutput<T>(act, Ht[r * n + c]);
+        const T a = clipGradient<T>(g * activationDerivativeFromOutput<T>(act, Ht[r * n + c]), clip);
         dAt[r * n + c] = a;
         sq += double(g) * double(g);
         bias[size_t(c)] += double(a);
@@ -300,15 +301,15 @@ bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, 
 }
 
 bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                 const void* H, void* dH, void* dA, void* hiddenNorms, void* db) {
+                                 const void* H, void* dH, void* dA, void* hiddenNorms, void* db, double clip) {
   if (!applies(dt, B, n)) return false;
   if (dt == DType::F32)
     return backward<float>(act, T, B, n, static_cast<const float*>(W), static_cast<const float*>(H),
                            static_cast<float*>(dH), static_cast<float*>(dA), static_cast<float*>(hiddenNorms),
-                           static_cast<float*>(db));
+                           static_cast<float*>(db), float(clip));
   return backward<double>(act, T, B, n, static_cast<const double*>(W), static_cast<const double*>(H),
                           static_cast<double*>(dH), static_cast<double*>(dA), static_cast<double*>(hiddenNorms),
-                          static_cast<double*>(db));
+                          static_cast<double*>(db), clip);
 }
 
 bool fastRecurrenceCompiled() { return true; }

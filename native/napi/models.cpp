@@ -1,6 +1,7 @@
 // Bindings of the model math (native/core/elman, orthogonal): module functions taking the
 // NativeContext first. Objects of tensors are read into plain C++ structs here, on the JS
 // thread; the queued work sees only those.
+#include <cmath>
 #include <algorithm>
 
 #include "../core/elman.h"
@@ -48,6 +49,11 @@ ElmanConfig parseElmanConfig(Napi::Env env, const Napi::Object& o) {
   c.spectrumPrior = numberField(env, o, "spectrumPrior");
   c.loss = lossField(env, o);
   c.lastStepOnly = booleanField(env, o, "lastStepOnly");
+  if (!o.Get("clipPreactivation").IsUndefined()) {
+    c.clipPreactivation = numberField(env, o, "clipPreactivation");
+    if (!(c.clipPreactivation >= 0 && std::isfinite(c.clipPreactivation)))
+      throwError(env, ErrorCode::Range, "config.clipPreactivation must be a finite number ≥ 0 (0: no clipping)");
+  }
   return c;
 }
 

@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+/**
+ * The `orthornn` command: train, eval, plot and sweep. Every training option of
+ * lib/train/config.ts is a flag (`hidden` → `--hidden 128`, `learnH0` → `--learn-h0 true`).
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { OrthornnError } from '../errors';
+import { OPTIONS, parseOption, type TrainConfig } from '../train/config';
+import { evalCommand } from './eval';
+import { plotCommand } from './plot';
+import { sweepCommand } from './sweep';
+import { trainCommand } from './train';
+
+export function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** Adds a flag for every training option; values are parsed and checked by the config's table. */
+export function addTrainOptions(cmd: Command): Command {
+  for (const [key, spec] of Object.entries(OPTIONS)) {
+    const kind = spec.kind;
+    const choices = Array.isArray(kind) ? ` (${(kind as readonly string[]).join(' | ')})` : '';
+    const fallback = spec.zeroMeans ? `; default: ${spec.zeroMeans}` : spec.fallback !== '' ? `; default: ${spec.fallback}` : '';
+    const option = new Option(`--${kebab(key)} <value>`, `${spec.help}${choices}${fallback}`).argParser((raw: string) => {
+      try {
+        return parseOption(key, raw);
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message);
+      }
+    });
+    cmd.addOption(option);
+  }
+  return cmd;
+}
+
+/** The training options given on the command line (commander's camelCase keys are the config's). */
+export function trainOptionsOf(opts: Record<string, unknown>): Partial<TrainConfig> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(OPTIONS)) if (opts[key] !== undefined) out[key] = opts[key];
+  return out as Partial<TrainConfig>;
+}
+
+export function program(): Command {
+  const root = new Command('orthornn')
+    .description('Recurrent networks with near-orthogonal recurrent matrices (Vorontsov et al., ICML 2017)')
+    .showHelpAfterError('(add --help for the options)');
+
+  addTrainOptions(
+    root
+      .command('train')
+      .description('train a model on a task; writes config.json, metrics.jsonl, checkpoints and plots into the run folder')
+      .option('--resume <runDir>', 'continue a run from its last.safetensors (other options are taken from the checkpoint, but --steps)')
+      .addOption(new Option('--plot-format <format>', 'the figures made at the end').choices(['svg', 'png', 'none']).default('svg'))
+      .option('--quiet', 'no progress output'),
+  ).action(async (opts: Record<string, unknown>) => trainCommand(trainOptionsOf(opts), opts));
+
+  root
+    .command('eval')
+    .description('evaluate a checkpoint on a split')
+    .argument('<checkpoint>', 'a .safetensors checkpoint written by train (or a run folder: its best.safetensors)')
+    .addOption(new Option('--split <split>', 'the split').choices(['valid', 'test']).default('test'))
+    .option('--data-dir <dir>', 'the data folder, when it moved since training')
+    .option('--text-file <file>', 'the text corpus, when it moved since training')
+    .option('--json', 'print the metrics as JSON')
+    .action(async (checkpoint: string, opts: Record<string, unknown>) => evalCommand(checkpoint, opts));
+
+  root
+    .command('plot')
+    .description('plot a run folder: learning curves, the hidden-gradient-norm map, singular values, orthogonality')
+    .argument('<runDir>', 'a run folder written by train')
+    .addOption(new Option('--format <format>', 'the image format').choices(['svg', 'png']).default('svg'))
+    .option('--out <dir>', 'where the figures go (default <runDir>/plots)')
+    .action(async (runDir: string, opts: Record<string, unknown>) => plotCommand(runDir, opts));
+
+  addTrainOptions(
+    root
+      .command('sweep')
+      .description('train every combination of a grid, several processes at once, and print a summary table')
+      .option('--grid <key=values...>', "options to vary, e.g. --grid margin=0,0.01,0.1 seed=1,2 (keys as in config: 'margin', 'batchSize')")
+      .option('--jobs <n>', 'processes at once (default: half the cores, at least 1)', (v: string) => {
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('--jobs must be a positive integer');
+        return n;
+      })
+      .option('--threads <n>', 'BLAS threads per process (default: cores / jobs)', (v: string) => {
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('--threads must be a positive integer');
+        return n;
+      }),
+  ).action(async (opts: Record<string, unknown>) => sweepCommand(trainOptionsOf(opts), opts));
+
+  return root;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (err) {
+    // Our errors name the argument and what was expected: print the message, not a stack.
+    const known = err instanceof OrthornnError || err instanceof RangeError || err instanceof TypeError;
+    process.stderr.write(`orthornn: ${known ? (err as Error).message : (err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+if (require.main === module) void main(process.argv);

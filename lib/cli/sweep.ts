@@ -1,0 +1,153 @@
+/**
+ * `orthornn sweep`: every combination of a grid of training options, run as separate
+ * `orthornn train` processes a few at a time (each with its share of the cores), then one
+ * summary table of the best validation and the test metrics per run.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Table from 'cli-table3';
+import { rangeError } from '../errors';
+import { OPTIONS, parseOption, resolveConfig, type TrainConfig } from '../train/config';
+import type { EvalRecord, RunRecord } from '../train/records';
+
+export interface SweepRun {
+  name: string;
+  values: Partial<TrainConfig>;
+  dir: string;
+  status: 'ok' | 'failed';
+  exitCode: number | null;
+  seconds: number;
+  steps?: number;
+  best?: EvalRecord;
+  test?: EvalRecord;
+  error?: string;
+}
+
+/** Parses `key=v1,v2` entries into the list of combinations (in order, the last key varying fastest). */
+export function expandGrid(entries: string[]): Partial<TrainConfig>[] {
+  let combos: Record<string, unknown>[] = [{}];
+  const seen = new Set<string>();
+  for (const entry of entries) {
+    const eq = entry.indexOf('=');
+    if (eq < 1) throw rangeError('sweep', '--grid', "entries 'key=value1,value2,…'", JSON.stringify(entry));
+    const key = entry.slice(0, eq).trim();
+    if (!(key in OPTIONS)) throw rangeError('sweep', '--grid', `keys among ${Object.keys(OPTIONS).join(', ')}`, `unknown key '${key}'`);
+    if (key === 'out') throw rangeError('sweep', '--grid', 'training options other than out (each run gets its own folder)', "'out'");
+    if (seen.has(key)) throw rangeError('sweep', '--grid', 'each key once', `'${key}' twice`);
+    seen.add(key);
+    const values = entry.slice(eq + 1).split(',').map((v) => parseOption(key, v.trim()));
+    if (values.length === 0 || entry.slice(eq + 1).trim() === '') throw rangeError('sweep', '--grid', `values for '${key}'`, 'none');
+    combos = combos.flatMap((c) => values.map((v) => ({ ...c, [key]: v })));
+  }
+  return combos as Partial<TrainConfig>[];
+}
+
+function runName(values: Partial<TrainConfig>): string {
+  const parts = Object.entries(values).map(([k, v]) => `${k}-${String(v)}`);
+  return (parts.join('_') || 'run').replace(/[^A-Za-z0-9._=-]/g, '_');
+}
+
+function flagsOf(options: Partial<TrainConfig>): string[] {
+  return Object.entries(options).flatMap(([k, v]) => [`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, String(v)]);
+}
+
+function readRecords(dir: string): RunRecord[] {
+  const file = path.join(dir, 'metrics.jsonl');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as RunRecord);
+}
+
+/** Runs one child `orthornn train`; resolves with its summary (never rejects). */
+function runOne(base: Partial<TrainConfig>, values: Partial<TrainConfig>, dir: string, threads: number): Promise<SweepRun> {
+  const name = path.basename(dir);
+  mkdirSync(dir, { recursive: true });
+  const log = createWriteStream(path.join(dir, 'train.log'));
+  const script = path.join(__dirname, `main${path.extname(__filename)}`);
+  const args = [...process.execArgv, script, 'train', '--quiet', ...flagsOf({ ...base, ...values, out: dir })];
+  const env = { ...process.env, ORTHORNN_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stdout.pipe(log, { end: false });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      log.write(chunk);
+    });
+    const finish = (exitCode: number | null, error?: string) => {
+      log.end();
+      const seconds = (performance.now() - started) / 1000;
+      let records: RunRecord[] = [];
+      try {
+        records = readRecords(dir);
+      } catch {
+        // a torn metrics file: the run failed anyway
+      }
+      const valids = records.filter((r): r is EvalRecord => r.type === 'valid');
+      const test = records.find((r): r is EvalRecord => r.type === 'test');
+      const best = test ? valids.find((v) => v.step === test.step) : undefined;
+      const steps = records.reduce((m, r) => Math.max(m, r.step), 0) || undefined;
+      const ok = exitCode === 0 && !error;
+      resolve({ name, values, dir, status: ok ? 'ok' : 'failed', exitCode, seconds, steps, best, test, error: ok ? undefined : error ?? stderr.trim().split('\n').pop() });
+    };
+    child.on('error', (err) => finish(null, err.message));
+    child.on('close', (code) => finish(code));
+  });
+}
+
+function metricText(r?: EvalRecord): string {
+  if (!r) return '–';
+  if (r.accuracy !== undefined) return `${(100 * r.accuracy).toFixed(2)}%`;
+  if (r.bitsPerChar !== undefined) return `${r.bitsPerChar.toFixed(3)} bpc`;
+  return r.loss.toPrecision(4);
+}
+
+export function summaryTable(runs: SweepRun[], keys: string[]): string {
+  const table = new Table({ head: [...keys, 'status', 'steps', 'best valid', 'test', 'seconds'], style: { head: [], border: [] } });
+  for (const r of runs) {
+    table.push([...keys.map((k) => String(r.values[k as keyof TrainConfig])), r.status === 'ok' ? 'ok' : `failed: ${r.error ?? `exit ${r.exitCode}`}`.slice(0, 60),
+      String(r.steps ?? '–'), metricText(r.best), metricText(r.test), r.seconds.toFixed(1)]);
+  }
+  return table.toString();
+}
+
+export async function sweep(base: Partial<TrainConfig>, grid: string[], options: { jobs?: number; threads?: number; log?: (line: string) => void } = {}): Promise<{ dir: string; runs: SweepRun[]; table: string }> {
+  const combos = expandGrid(grid);
+  // Every combination must be a valid configuration before anything starts.
+  for (const c of combos) resolveConfig({ ...base, ...c, out: 'x' });
+  const cores = Math.max(1, os.availableParallelism());
+  const jobs = Math.min(combos.length, options.jobs ?? Math.max(1, Math.floor(cores / 2)));
+  const threads = options.threads ?? Math.max(1, Math.floor(cores / jobs));
+  const dir = base.out || path.join('runs', `sweep-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const { out: _out, ...rest } = base;
+  mkdirSync(dir, { recursive: true });
+  const log = options.log ?? (() => {});
+  log(`sweep of ${combos.length} runs, ${jobs} at a time with ${threads} thread(s) each → ${dir}`);
+  const runs: SweepRun[] = new Array(combos.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < combos.length) {
+      const i = next++;
+      const runDir = path.join(dir, runName(combos[i]));
+      const r = await runOne(rest, combos[i], runDir, threads);
+      runs[i] = r;
+      log(`[${runs.filter(Boolean).length}/${combos.length}] ${r.name}: ${r.status}${r.status === 'ok' ? `, test ${metricText(r.test)}` : ` (${r.error})`} in ${r.seconds.toFixed(1)} s`);
+    }
+  };
+  await Promise.all(Array.from({ length: jobs }, worker));
+  const keys = [...new Set(combos.flatMap((c) => Object.keys(c)))];
+  const table = summaryTable(runs, keys);
+  writeFileSync(path.join(dir, 'summary.json'), `${JSON.stringify({ base: rest, grid, runs }, null, 2)}\n`);
+  writeFileSync(path.join(dir, 'summary.txt'), `${table}\n`);
+  return { dir, runs, table };
+}
+
+export async function sweepCommand(base: Partial<TrainConfig>, flags: Record<string, unknown>): Promise<void> {
+  const grid = (flags.grid as string[] | undefined) ?? [];
+  if (grid.length === 0) throw rangeError('sweep', '--grid', 'at least one key=values entry', 'none');
+  const { dir, runs, table } = await sweep(base, grid, { jobs: flags.jobs as number | undefined, threads: flags.threads as number | undefined, log: (l) => process.stdout.write(`${l}\n`) });
+  process.stdout.write(`${table}\nsummary: ${path.join(dir, 'summary.json')}\n`);
+  if (runs.some((r) => r.status !== 'ok')) process.exitCode = 1;
+}

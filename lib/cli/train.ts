@@ -1,0 +1,74 @@
+/** `orthornn train`: one run with a progress bar (or plain lines when not on a terminal). */
+import { SingleBar } from 'cli-progress';
+import type { TrainConfig } from '../train/config';
+import type { EvalRecord, TaskMetrics } from '../train/records';
+import { Trainer, type Progress } from '../train/trainer';
+import { makePlots } from './plot';
+
+export function formatMetrics(m: TaskMetrics): string {
+  const parts = [`loss ${m.loss.toPrecision(4)}`];
+  if (m.accuracy !== undefined) parts.push(`accuracy ${(100 * m.accuracy).toFixed(2)}%`);
+  if (m.bitsPerChar !== undefined) parts.push(`${m.bitsPerChar.toFixed(3)} bits/char`);
+  if (m.mse !== undefined) parts.push(`MSE ${m.mse.toPrecision(4)}`);
+  return parts.join(', ');
+}
+
+function validText(v?: EvalRecord): string {
+  if (!v) return '–';
+  if (v.accuracy !== undefined) return `${(100 * v.accuracy).toFixed(1)}%`;
+  if (v.bitsPerChar !== undefined) return `${v.bitsPerChar.toFixed(3)} bpc`;
+  return v.loss.toPrecision(3);
+}
+
+export async function trainCommand(options: Partial<TrainConfig>, flags: Record<string, unknown>): Promise<void> {
+  const quiet = Boolean(flags.quiet);
+  const log = (line: string) => {
+    if (!quiet) process.stdout.write(`${line}\n`);
+  };
+  let trainer: Trainer;
+  if (typeof flags.resume === 'string') {
+    const others = Object.keys(options).filter((k) => k !== 'steps');
+    if (others.length > 0) throw new RangeError(`train: with --resume only --steps may be given (the rest comes from the checkpoint), got --${others.join(', --')}`);
+    trainer = await Trainer.resume(flags.resume, { steps: options.steps });
+    log(`resuming ${trainer.runDir} at step ${trainer.step}`);
+  } else {
+    trainer = await Trainer.create(options);
+  }
+  const { config } = trainer;
+  log(`task ${config.task}, model ${config.model} (${config.hidden} units, ${config.model === 'svd' ? `margin ${config.margin}, ` : ''}${config.model === 'lstm' ? '' : `${config.activation}, `}${config.dtype}), ` +
+    `${config.optimizer} lr ${config.lr}, batch ${config.batchSize}, ${trainer.plannedSteps} steps → ${trainer.runDir}`);
+  const tty = !quiet && process.stderr.isTTY;
+  const bar = tty
+    ? new SingleBar({ format: ' {bar} {value}/{total} | loss {loss} | valid {valid} | {rate} steps/s | ETA {eta_formatted}', hideCursor: true, etaBuffer: 50 })
+    : null;
+  const started = performance.now();
+  let lastLine = 0;
+  const onStep = (p: Progress) => {
+    const rate = ((p.step - startStep) / ((performance.now() - started) / 1000)).toFixed(1);
+    if (bar) {
+      if (!bar.isActive) bar.start(p.totalSteps, p.step, { loss: '–', valid: '–', rate });
+      bar.update(p.step, { loss: p.loss.toPrecision(3), valid: validText(p.valid), rate });
+    } else if (!quiet && (performance.now() - lastLine > 10_000 || p.step === p.totalSteps)) {
+      lastLine = performance.now();
+      log(`step ${p.step}/${p.totalSteps}: loss ${p.loss.toPrecision(4)}, valid ${validText(p.valid)}, ${rate} steps/s`);
+    }
+  };
+  const startStep = trainer.step;
+  try {
+    const result = await trainer.run({ onStep });
+    bar?.stop();
+    const seconds = result.seconds;
+    log(`${result.reachedTarget ? 'target reached' : 'budget spent'} after ${result.steps} steps in ${seconds.toFixed(1)} s`);
+    if (result.best) log(`best valid (step ${result.best.step}): ${formatMetrics(result.best)}`);
+    if (result.test) log(`test on the best weights: ${formatMetrics(result.test)}`);
+    const format = String(flags.plotFormat ?? 'svg');
+    if (format !== 'none') {
+      const files = await makePlots(trainer.runDir, format as 'svg' | 'png');
+      log(`plots: ${files.join(', ')}`);
+    }
+    log(`run folder: ${trainer.runDir} (config.json, metrics.jsonl, last.safetensors, best.safetensors)`);
+  } finally {
+    bar?.stop();
+    trainer.dispose();
+  }
+}

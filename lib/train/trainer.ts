@@ -1,0 +1,396 @@
+/**
+ * The training loop (DESIGN §2.7): batches from a task source, one native loss-and-gradients
+ * call per step, optional clipping by global norm, RMSprop/Adam/SGD on the Euclidean
+ * parameters (weight decay only on weight matrices), Cayley steps on U and V, the spectrum p
+ * at its own learning rate (lr / 2m by default), learning-rate schedules, re-orthonormalisation
+ * when rounding drift passes a tolerance, validation with best-weight tracking, test metrics
+ * on the best weights, metrics records and resumable checkpoints in a run folder.
+ */
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Context, defaultContext } from '../context';
+import { rangeError } from '../errors';
+import { ElmanRNN } from '../models/elman';
+import { LSTM } from '../models/lstm';
+import type { StateDict } from '../models/parameters';
+import type { FloatDType } from '../native';
+import * as ops from '../ops';
+import { Adam, RMSprop, SGD, type Optimizer } from '../optim/optimizers';
+import type { Tensor } from '../tensor';
+import { readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint';
+import { resolveConfig, type TrainConfig } from './config';
+import type { EvalRecord, GradientNormsRecord, RunRecord, SpectrumStats, TaskMetrics, TrainRecord } from './records';
+import { createSource, MetricTotals, type EvalSplit, type HostBatch, type TaskSource } from './sources';
+
+export type Model = ElmanRNN<FloatDType> | LSTM<FloatDType>;
+
+/** Live progress for a progress bar. */
+export interface Progress {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  /** The latest validation. */
+  valid?: EvalRecord;
+}
+
+export interface TrainHooks {
+  /** After every step. */
+  onStep?(progress: Progress): void;
+  /** Every record, as it is written. */
+  onRecord?(record: RunRecord): void;
+}
+
+export interface TrainResult {
+  runDir: string;
+  steps: number;
+  /** Whether a target (accuracy or loss) was reached. */
+  reachedTarget: boolean;
+  best?: EvalRecord;
+  test?: EvalRecord;
+  seconds: number;
+}
+
+/** Builds the model a configuration describes, on `context`. */
+export async function createModel(config: TrainConfig, source: Pick<TaskSource, 'inputSize' | 'outputSize'>, context: Context): Promise<Model> {
+  const common = { inputSize: source.inputSize, hiddenSize: config.hidden, outputSize: source.outputSize, dtype: config.dtype, context, seed: config.seed };
+  if (config.model === 'lstm') return LSTM.create(common);
+  return ElmanRNN.create({
+    ...common,
+    activation: config.activation,
+    recurrent: config.model,
+    init: config.init,
+    learnH0: config.learnH0,
+    clipPreactivation: config.clipPreactivation || undefined,
+    ...(config.model === 'svd' ? { margin: config.margin, spectrumPrior: config.spectrumPrior } : {}),
+    ...(config.model === 'penalty' ? { penalty: config.penalty } : {}),
+  });
+}
+
+/** The learning-rate factor of a schedule at `step` (counted from 1). */
+export function scheduleFactor(config: TrainConfig, step: number): number {
+  return config.schedule === 'step' ? config.decayRate ** Math.floor((step - 1) / config.decayEvery) : 1;
+}
+
+function spectrumStats(values: ArrayLike<number>): SpectrumStats {
+  let min = Infinity, max = -Infinity, sum = 0, sq = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    min = Math.min(min, v);
+    max = Math.max(max, v);
+    sum += v;
+    sq += v * v;
+  }
+  const mean = sum / values.length;
+  return { min, mean, max, std: Math.sqrt(Math.max(0, sq / values.length - mean * mean)) };
+}
+
+/** Evaluates a model on (a prefix of) a held-out split with forward passes. */
+export async function evaluate(model: Model, source: TaskSource, split: EvalSplit, options: { batchSize: number; limit?: number }): Promise<TaskMetrics & { sequences: number }> {
+  const total = Math.min(source.evalSize(split), options.limit ?? Infinity);
+  if (total < 1) throw rangeError('evaluate', split, 'at least one sequence', 'an empty split');
+  const totals = new MetricTotals();
+  for (let from = 0; from < total; from += options.batchSize) {
+    const batch = source.evalBatch(split, from, Math.min(options.batchSize, total - from));
+    const x = toTensor(model, batch.x, [batch.T, batch.B, source.inputSize]);
+    const { outputs, ...rest } = model.forward(x);
+    x.dispose();
+    const y = (await outputs.read()) as Float32Array | Float64Array;
+    for (const t of [outputs, ...Object.values(rest)]) t.dispose();
+    source.score(batch, y, totals);
+  }
+  return { ...totals.metrics(source), sequences: totals.sequences };
+}
+
+function toTensor(model: Model, data: Float32Array, shape: number[]): Tensor<FloatDType> {
+  const values = model.dtype === 'float32' ? data : Float64Array.from(data);
+  return model.context.tensor(values, shape) as Tensor<FloatDType>;
+}
+
+/** Optimiser groups: weight matrices (decayed), other Euclidean parameters, the spectrum. */
+interface Groups {
+  weights: Optimizer<FloatDType>;
+  others?: Optimizer<FloatDType>;
+  spectrum?: Optimizer<FloatDType>;
+  baseLr: { weights: number; others: number; spectrum: number; cayley: number };
+}
+
+const DECAYED = new Set(['W_in', 'W', 'W_out', 'weight_ih_l0', 'weight_hh_l0']);
+
+function makeOptimizer(config: TrainConfig, params: Record<string, Tensor<FloatDType>>, lr: number, weightDecay: number): Optimizer<FloatDType> {
+  if (config.optimizer === 'adam') return new Adam(params, { lr, weightDecay });
+  if (config.optimizer === 'sgd') return new SGD(params, { lr, weightDecay, momentum: config.momentum });
+  return new RMSprop(params, { lr, weightDecay, rho: 0.9 });
+}
+
+function makeGroups(config: TrainConfig, model: Model): Groups {
+  const weights: Record<string, Tensor<FloatDType>> = {}, others: Record<string, Tensor<FloatDType>> = {};
+  for (const [name, t] of Object.entries(model.parameters)) {
+    if (name === 'U' || name === 'V' || name === 'p') continue;
+    (DECAYED.has(name) ? weights : others)[name] = t;
+  }
+  const spectrumLr = config.spectrumLr || (config.margin > 0 ? config.lr / (2 * config.margin) : config.lr);
+  const hasSpectrum = config.model === 'svd' && config.margin > 0; // m = 0: s ≡ 1, dL/dp = 0
+  return {
+    weights: makeOptimizer(config, weights, config.lr, config.weightDecay),
+    others: Object.keys(others).length > 0 ? makeOptimizer(config, others, config.lr, 0) : undefined,
+    spectrum: hasSpectrum ? makeOptimizer(config, { p: model.parameters.p }, spectrumLr, 0) : undefined,
+    baseLr: { weights: config.lr, others: config.lr, spectrum: spectrumLr, cayley: config.cayleyLr || config.lr },
+  };
+}
+
+export class Trainer {
+  readonly config: TrainConfig;
+  readonly source: TaskSource;
+  readonly model: Model;
+  readonly runDir: string;
+  /** Steps taken (restored from a checkpoint when resuming). */
+  step = 0;
+  private readonly groups: Groups;
+  private readonly totalSteps: number;
+  private best?: { record: EvalRecord; state: StateDict };
+  private lastValid?: EvalRecord;
+  private startedAt = 0;
+  private readonly ownsContext: boolean;
+
+  private constructor(config: TrainConfig, source: TaskSource, model: Model, runDir: string, ownsContext: boolean) {
+    this.config = config;
+    this.source = source;
+    this.model = model;
+    this.runDir = runDir;
+    this.ownsContext = ownsContext;
+    this.groups = makeGroups(config, model);
+    const perEpoch = source.epochLength ? Math.floor(source.epochLength / config.batchSize) : 0;
+    this.totalSteps = config.steps || Math.max(1, Math.round(config.epochs * perEpoch));
+  }
+
+  /** A fresh run: resolves the configuration, loads the task, builds the model, creates the run folder. */
+  static async create(options: Partial<TrainConfig>, extra: { context?: Context } = {}): Promise<Trainer> {
+    const config = resolveConfig(options);
+    const runDir = config.out || path.join('runs', `${config.task}-${config.model}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    config.out = runDir;
+    const source = createSource(config);
+    const context = extra.context ?? (config.device === 'cpu' ? new Context() : defaultContext(config.device));
+    const model = await createModel(config, source, context);
+    mkdirSync(runDir, { recursive: true });
+    writeFileSync(path.join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    writeFileSync(path.join(runDir, 'metrics.jsonl'), '');
+    return new Trainer(config, source, model, runDir, extra.context === undefined && config.device === 'cpu');
+  }
+
+  /**
+   * Continues a run from its checkpoint (default `<runDir>/last.safetensors`): parameters,
+   * optimiser state, step, the task's data stream and the best weights so far. The next step
+   * computes exactly what the uninterrupted run computed.
+   */
+  static async resume(runDir: string, extra: { context?: Context; checkpoint?: string; steps?: number } = {}): Promise<Trainer> {
+    const file = extra.checkpoint ?? path.join(runDir, 'last.safetensors');
+    const ckpt = readCheckpoint(file);
+    const config = resolveConfig({ ...ckpt.config, out: runDir, ...(extra.steps ? { steps: extra.steps, epochs: 0 } : {}) }, { stored: true });
+    const source = createSource(config);
+    const context = extra.context ?? (config.device === 'cpu' ? new Context() : defaultContext(config.device));
+    const model = await createModel(config, source, context);
+    const trainer = new Trainer(config, source, model, runDir, extra.context === undefined && config.device === 'cpu');
+    trainer.restore(ckpt);
+    const bestFile = path.join(runDir, 'best.safetensors');
+    if (ckpt.best && existsSync(bestFile)) trainer.best = { record: ckpt.best, state: readCheckpoint(bestFile).parameters };
+    if (extra.steps) writeFileSync(path.join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    return trainer;
+  }
+
+  private restore(ckpt: Checkpoint): void {
+    this.model.loadState(ckpt.parameters);
+    for (const [name, opt] of Object.entries(this.optimizers())) {
+      const steps = ckpt.optimizerSteps[name];
+      if (steps === undefined) throw rangeError('resume', 'checkpoint', `optimiser state for the '${name}' group`, 'none');
+      opt.loadState(ckpt.optimizer, steps);
+    }
+    this.source.restore(ckpt.source);
+    this.step = ckpt.step;
+    this.lastValid = ckpt.best;
+  }
+
+  private optimizers(): Record<string, Optimizer<FloatDType>> {
+    const out: Record<string, Optimizer<FloatDType>> = { weights: this.groups.weights };
+    if (this.groups.others) out.others = this.groups.others;
+    if (this.groups.spectrum) out.spectrum = this.groups.spectrum;
+    return out;
+  }
+
+  private record(record: RunRecord, hooks: TrainHooks): void {
+    appendFileSync(path.join(this.runDir, 'metrics.jsonl'), `${JSON.stringify(record)}\n`);
+    hooks.onRecord?.(record);
+  }
+
+  private elapsed(): number {
+    return (performance.now() - this.startedAt) / 1000;
+  }
+
+  /** Writes `<runDir>/last.safetensors` (atomically). */
+  async checkpoint(file = path.join(this.runDir, 'last.safetensors')): Promise<void> {
+    const optimizer: Record<string, Float32Array | Float64Array> = {};
+    const optimizerSteps: Record<string, number> = {};
+    for (const [name, opt] of Object.entries(this.optimizers())) {
+      Object.assign(optimizer, await opt.state());
+      optimizerSteps[name] = opt.steps;
+    }
+    writeCheckpoint(file, {
+      config: this.config,
+      step: this.step,
+      parameters: await this.model.state(),
+      optimizer,
+      optimizerSteps,
+      source: this.source.state(),
+      best: this.best?.record,
+      shapes: this.shapes(),
+    });
+  }
+
+  private shapes(): Record<string, readonly number[]> {
+    return Object.fromEntries(Object.entries(this.model.parameters).map(([name, t]) => [name, t.shape]));
+  }
+
+  /** One training step; returns the loss. */
+  async trainStep(hooks: TrainHooks = {}): Promise<number> {
+    const { config, model, source } = this;
+    const step = ++this.step;
+    const batch: HostBatch = source.trainBatch(config.batchSize);
+    const x = toTensor(model, batch.x, [batch.T, batch.B, source.inputSize]);
+    const targetShape = source.loss === 'mse' ? [batch.B, source.outputSize] : batch.score === 'last' ? [batch.B] : [batch.T, batch.B];
+    const targets =
+      source.loss === 'mse'
+        ? toTensor(model, batch.targets as Float32Array, targetShape)
+        : model.context.tensor(batch.targets as Int32Array, targetShape);
+    let result;
+    try {
+      result = await model.lossAndGradients({ x: x as never, targets, loss: source.loss, score: batch.score, mask: batch.mask });
+    } finally {
+      x.dispose();
+      targets.dispose();
+    }
+    const grads = result.gradients as Record<string, Tensor<FloatDType>>;
+    const logging = step % config.logEvery === 0 || step === this.totalSteps;
+    let gradientNorm = NaN;
+    if (config.clipNorm > 0 || logging) {
+      const squares = Object.values(grads).map((g) => ops.sumSquares(g));
+      let total = 0;
+      for (const s of squares) total += await s.item();
+      for (const s of squares) s.dispose();
+      gradientNorm = Math.sqrt(total);
+      if (config.clipNorm > 0 && gradientNorm > config.clipNorm) {
+        const f = config.clipNorm / gradientNorm;
+        for (const g of Object.values(grads)) ops.scale(g, f, { out: g });
+      }
+    }
+    const factor = scheduleFactor(config, step);
+    const { baseLr } = this.groups;
+    this.groups.weights.lr = baseLr.weights * factor;
+    this.groups.weights.step(grads);
+    if (this.groups.others) {
+      this.groups.others.lr = baseLr.others * factor;
+      this.groups.others.step(grads);
+    }
+    if (this.groups.spectrum) {
+      this.groups.spectrum.lr = baseLr.spectrum * factor;
+      this.groups.spectrum.step(grads);
+    }
+    const svd = model instanceof ElmanRNN && model.recurrent === 'svd';
+    if (svd) {
+      ops.cayleyStep(model.parameters.U, grads.U, baseLr.cayley * factor);
+      ops.cayleyStep(model.parameters.V, grads.V, baseLr.cayley * factor);
+    }
+    if (logging) {
+      const record: TrainRecord = { type: 'train', step, epoch: source.epoch, time: this.elapsed(), loss: result.loss, lr: baseLr.weights * factor, gradientNorm };
+      if (svd) {
+        const errors = [model.parameters.U, model.parameters.V].map((m) => ops.orthogonalityError(m));
+        const [u, v] = [await errors[0].item(), await errors[1].item()];
+        for (const e of errors) e.dispose();
+        record.orthogonality = { U: u, V: v };
+        if (config.reorthTolerance > 0) {
+          if (u > config.reorthTolerance) ops.reorthonormalize(model.parameters.U);
+          if (v > config.reorthTolerance) ops.reorthonormalize(model.parameters.V);
+        }
+      }
+      if (model instanceof ElmanRNN) record.singularValues = spectrumStats(await model.singularValues());
+      this.record(record, hooks);
+    }
+    const normsEvery = config.gradientNormsEvery || Math.max(1, Math.floor(this.totalSteps / 100));
+    if (step % normsEvery === 0 || step === 1) {
+      const norms: GradientNormsRecord = { type: 'gradientNorms', step, norms: Array.from(result.hiddenGradientNorms) };
+      this.record(norms, hooks);
+    }
+    return result.loss;
+  }
+
+  /** Validation on the configured number of sequences; tracks the best weights. */
+  async validate(hooks: TrainHooks = {}): Promise<EvalRecord> {
+    const { config, source } = this;
+    const metrics = await evaluate(this.model, source, 'valid', { batchSize: config.evalBatchSize, limit: config.validSize || undefined });
+    const record: EvalRecord = { type: 'valid', step: this.step, time: this.elapsed(), ...metrics };
+    this.record(record, hooks);
+    this.lastValid = record;
+    const better =
+      !this.best ||
+      (source.selectBy === 'accuracy' ? (record.accuracy ?? 0) > (this.best.record.accuracy ?? 0) : record.loss < this.best.record.loss);
+    if (better) {
+      this.best = { record, state: await this.model.state() };
+      writeCheckpoint(path.join(this.runDir, 'best.safetensors'), {
+        config: this.config, step: this.step, parameters: this.best.state, optimizer: {}, optimizerSteps: {}, source: null, shapes: this.shapes(),
+      });
+    }
+    return record;
+  }
+
+  private reached(record: EvalRecord): boolean {
+    const { targetAccuracy, targetLoss } = this.config;
+    return (targetAccuracy > 0 && (record.accuracy ?? 0) >= targetAccuracy) || (targetLoss > 0 && record.loss <= targetLoss);
+  }
+
+  /** Trains to the configured budget (or a target), then tests the best weights. */
+  async run(hooks: TrainHooks = {}): Promise<TrainResult> {
+    const { config } = this;
+    this.startedAt = performance.now();
+    let reachedTarget = false;
+    let loss = NaN;
+    while (this.step < this.totalSteps && !reachedTarget) {
+      loss = await this.trainStep(hooks);
+      const validating = this.step % config.validEvery === 0 || this.step === this.totalSteps;
+      if (validating) {
+        reachedTarget = this.reached(await this.validate(hooks));
+        if (config.checkpointEvery === 0) await this.checkpoint();
+      }
+      if (config.checkpointEvery > 0 && this.step % config.checkpointEvery === 0) await this.checkpoint();
+      hooks.onStep?.({ step: this.step, totalSteps: this.totalSteps, epoch: this.source.epoch, loss, valid: this.lastValid });
+    }
+    await this.checkpoint();
+    let test: EvalRecord | undefined;
+    if (this.best) {
+      // Test metrics on the best validation weights.
+      this.model.loadState(this.best.state);
+      const metrics = await evaluate(this.model, this.source, 'test', { batchSize: config.evalBatchSize });
+      test = { type: 'test', step: this.best.record.step, time: this.elapsed(), ...metrics };
+      this.record(test, hooks);
+    }
+    return { runDir: this.runDir, steps: this.step, reachedTarget, best: this.best?.record, test, seconds: this.elapsed() };
+  }
+
+  get plannedSteps(): number {
+    return this.totalSteps;
+  }
+
+  dispose(): void {
+    for (const opt of Object.values(this.optimizers())) opt.dispose();
+    this.model.dispose();
+    if (this.ownsContext) this.model.context.dispose();
+  }
+}
+
+/** Trains one configuration end to end (see Trainer). */
+export async function train(options: Partial<TrainConfig>, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const trainer = await Trainer.create(options);
+  try {
+    return await trainer.run(hooks);
+  } finally {
+    trainer.dispose();
+  }
+}
