@@ -76,6 +76,7 @@ export function program(): Command {
     root
       .command('sweep')
       .description('train every combination of a grid, several processes at once, and print a summary table')
+      .addOption(new Option('--plot-format <format>', "each run's figures").choices(['svg', 'png', 'none']).default('svg'))
       .option('--grid <key=values...>', "options to vary, e.g. --grid margin=0,0.01,0.1 seed=1,2 (keys as in config: 'margin', 'batchSize')")
       .option('--jobs <n>', 'processes at once (default: half the cores, at least 1)', (v: string) => {
         const n = Number(v);

@@ -60,12 +60,12 @@ function readRecords(dir: string): RunRecord[] {
 }
 
 /** Runs one child `orthornn train`; resolves with its summary (never rejects). */
-function runOne(base: Partial<TrainConfig>, values: Partial<TrainConfig>, dir: string, threads: number): Promise<SweepRun> {
+function runOne(base: Partial<TrainConfig>, values: Partial<TrainConfig>, dir: string, threads: number, plotFormat: string): Promise<SweepRun> {
   const name = path.basename(dir);
   mkdirSync(dir, { recursive: true });
   const log = createWriteStream(path.join(dir, 'train.log'));
   const script = path.join(__dirname, `main${path.extname(__filename)}`);
-  const args = [...process.execArgv, script, 'train', '--quiet', ...flagsOf({ ...base, ...values, out: dir })];
+  const args = [...process.execArgv, script, 'train', '--quiet', '--plot-format', plotFormat, ...flagsOf({ ...base, ...values, out: dir })];
   const env = { ...process.env, ORTHORNN_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
   const started = performance.now();
   return new Promise((resolve) => {
@@ -113,7 +113,7 @@ export function summaryTable(runs: SweepRun[], keys: string[]): string {
   return table.toString();
 }
 
-export async function sweep(base: Partial<TrainConfig>, grid: string[], options: { jobs?: number; threads?: number; log?: (line: string) => void } = {}): Promise<{ dir: string; runs: SweepRun[]; table: string }> {
+export async function sweep(base: Partial<TrainConfig>, grid: string[], options: { jobs?: number; threads?: number; plotFormat?: 'svg' | 'png' | 'none'; log?: (line: string) => void } = {}): Promise<{ dir: string; runs: SweepRun[]; table: string }> {
   const combos = expandGrid(grid);
   // Every combination must be a valid configuration before anything starts.
   for (const c of combos) resolveConfig({ ...base, ...c, out: 'x' });
@@ -131,7 +131,7 @@ export async function sweep(base: Partial<TrainConfig>, grid: string[], options:
     while (next < combos.length) {
       const i = next++;
       const runDir = path.join(dir, runName(combos[i]));
-      const r = await runOne(rest, combos[i], runDir, threads);
+      const r = await runOne(rest, combos[i], runDir, threads, options.plotFormat ?? 'svg');
       runs[i] = r;
       log(`[${runs.filter(Boolean).length}/${combos.length}] ${r.name}: ${r.status}${r.status === 'ok' ? `, test ${metricText(r.test)}` : ` (${r.error})`} in ${r.seconds.toFixed(1)} s`);
     }
@@ -147,7 +147,7 @@ export async function sweep(base: Partial<TrainConfig>, grid: string[], options:
 export async function sweepCommand(base: Partial<TrainConfig>, flags: Record<string, unknown>): Promise<void> {
   const grid = (flags.grid as string[] | undefined) ?? [];
   if (grid.length === 0) throw rangeError('sweep', '--grid', 'at least one key=values entry', 'none');
-  const { dir, runs, table } = await sweep(base, grid, { jobs: flags.jobs as number | undefined, threads: flags.threads as number | undefined, log: (l) => process.stdout.write(`${l}\n`) });
+  const { dir, runs, table } = await sweep(base, grid, { jobs: flags.jobs as number | undefined, threads: flags.threads as number | undefined, plotFormat: flags.plotFormat as 'svg' | 'png' | 'none', log: (l) => process.stdout.write(`${l}\n`) });
   process.stdout.write(`${table}\nsummary: ${path.join(dir, 'summary.json')}\n`);
   if (runs.some((r) => r.status !== 'ok')) process.exitCode = 1;
 }

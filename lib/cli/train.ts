@@ -42,7 +42,7 @@ export async function trainCommand(options: Partial<TrainConfig>, flags: Record<
     ? new SingleBar({ format: ' {bar} {value}/{total} | loss {loss} | valid {valid} | {rate} steps/s | ETA {eta_formatted}', hideCursor: true, etaBuffer: 50 })
     : null;
   const started = performance.now();
-  let lastLine = 0;
+  let lastLine = performance.now();
   const onStep = (p: Progress) => {
     const rate = ((p.step - startStep) / ((performance.now() - started) / 1000)).toFixed(1);
     if (bar) {
