@@ -224,6 +224,39 @@ describe('86 training: configuration, checkpoints, the training loop', () => {
       });
     }
 
+    it('optimiser groups: weight decay only on weight matrices, the spectrum at lr / 2m, U and V only through Cayley steps', async () => {
+      type Groups = { weights: { params: object; weightDecay: number }; others?: { params: object; weightDecay: number }; spectrum?: { params: object; lr: number; weightDecay: number }; baseLr: { cayley: number } };
+      const groupsOf = (t: Trainer) => (t as unknown as { groups: Groups }).groups;
+      const svd = await Trainer.create({ task: 'copy', delay: 3, hidden: 8, margin: 0.05, lr: 0.002, weightDecay: 0.1, learnH0: true, out: path.join(tmp, 'groups-svd') });
+      try {
+        const g = groupsOf(svd);
+        assert.deepEqual(Object.keys(g.weights.params).sort(), ['W_in', 'W_out']);
+        assert.equal(g.weights.weightDecay, 0.1);
+        assert.deepEqual(Object.keys(g.others!.params).sort(), ['b', 'c', 'h0']);
+        assert.equal(g.others!.weightDecay, 0);
+        assert.deepEqual(Object.keys(g.spectrum!.params), ['p']);
+        assert.equal(g.spectrum!.weightDecay, 0);
+        assert.ok(Math.abs(g.spectrum!.lr - 0.002 / 0.1) < 1e-15, `spectrum lr ${g.spectrum!.lr}`);
+        assert.equal(g.baseLr.cayley, 0.002);
+      } finally {
+        svd.dispose();
+      }
+      const plain = await Trainer.create({ task: 'copy', delay: 3, hidden: 8, model: 'plain', weightDecay: 0.1, out: path.join(tmp, 'groups-plain') });
+      try {
+        assert.deepEqual(Object.keys(groupsOf(plain).weights.params).sort(), ['W', 'W_in', 'W_out']);
+        assert.equal(groupsOf(plain).spectrum, undefined);
+      } finally {
+        plain.dispose();
+      }
+      const lstm = await Trainer.create({ task: 'copy', delay: 3, hidden: 8, model: 'lstm', weightDecay: 0.1, out: path.join(tmp, 'groups-lstm') });
+      try {
+        assert.deepEqual(Object.keys(groupsOf(lstm).weights.params).sort(), ['W_out', 'weight_hh_l0', 'weight_ih_l0']);
+        assert.deepEqual(Object.keys(groupsOf(lstm).others!.params).sort(), ['bias_hh_l0', 'bias_ih_l0', 'c']);
+      } finally {
+        lstm.dispose();
+      }
+    });
+
     it('refuses a resume without a checkpoint, naming the file', async () => {
       await assert.rejects(Trainer.resume(path.join(tmp, 'nothing-here')), /cannot read '.*nothing-here\/last\.safetensors'/);
     });
