@@ -40,13 +40,28 @@ namespace {
 // freed code (exit handlers run last-registered first).
 const bool libxsmmReady = (libxsmm_init(), true);
 
-inline void relax() {
+// A busy wait that stays cheap when the machine is oversubscribed: it spins (pause) for a
+// few microseconds, the time a recurrence step takes, then yields its core on every round, so
+// a descheduled partner (another process's threads, a sweep) gets to run instead of this
+// thread burning a whole time slice.
+class Backoff {
+ public:
+  void wait() {
+    if (spins_ < kSpins) {
+      ++spins_;
 #if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#else
-  std::this_thread::yield();
+      __builtin_ia32_pause();
 #endif
-}
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  void reset() { spins_ = 0; }
+
+ private:
+  static constexpr int kSpins = 1 << 12;
+  int spins_ = 0;
+};
 
 // Helpers sleep until a recurrence starts, then spin on a generation counter until it ends.
 class SpinTeam {
@@ -83,7 +98,8 @@ class SpinTeam {
     remaining_.store(parts - 1, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
     job(0);
-    while (remaining_.load(std::memory_order_acquire) != 0) relax();
+    Backoff backoff;
+    while (remaining_.load(std::memory_order_acquire) != 0) backoff.wait();
   }
 
  private:
@@ -108,12 +124,14 @@ class SpinTeam {
         wake_.wait(lock, [this] { return active_.load(std::memory_order_acquire); });
         seen = startGeneration_;
       }
+      Backoff backoff;
       while (active_.load(std::memory_order_acquire)) {
         const uint64_t g = generation_.load(std::memory_order_acquire);
         if (g == seen) {
-          relax();
+          backoff.wait();
           continue;
         }
+        backoff.reset();
         seen = g;
         if (part >= parts_) continue;
         (*job_)(part);
