@@ -6,7 +6,7 @@
  * when rounding drift passes a tolerance, validation with best-weight tracking, test metrics
  * on the best weights, metrics records and resumable checkpoints in a run folder.
  */
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Context, defaultContext } from '../context';
 import { rangeError } from '../errors';
@@ -169,6 +169,10 @@ export class Trainer {
     const config = resolveConfig(options);
     const runDir = config.out || path.join('runs', `${config.task}-${config.model}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
     config.out = runDir;
+    const metricsFile = path.join(runDir, 'metrics.jsonl');
+    if (existsSync(metricsFile) && statSync(metricsFile).size > 0) {
+      throw rangeError('train', 'out', 'a new run folder (or resume this one)', `'${runDir}', which already holds a run`);
+    }
     const source = createSource(config);
     const context = extra.context ?? (config.device === 'cpu' ? new Context() : defaultContext(config.device));
     const model = await createModel(config, source, context);
