@@ -32,7 +32,7 @@ export type { PtbBatch } from './tasks/ptb';
 export type { MnistBatch, MnistSplit } from './tasks/mnist';
 export type { AddingBatch } from './tasks/adding';
 export * from './errors';
-export type { Activation, BackendInfo, DType, FloatDType, MemoryRecord } from './native';
+export type { Activation, BackendInfo, DType, FloatDType, LaunchCounters, MemoryRecord } from './native';
 
 /** Every backend of this build: `{ name, compiled, available, device }`. */
 export function backends(): BackendInfo[] {

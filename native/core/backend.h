@@ -24,6 +24,18 @@ enum class Op : int {
 
 enum class Reduction : int { Sum = 0, SumSquares = 1, MaxAbs = 2, CountNonFinite = 3 };
 
+// Work a backend has submitted to its device since it was created, for benchmarks (launches
+// per training step): kernels and copies launched one by one, library calls (cuBLAS, cuSOLVER;
+// each may run several kernels), CUDA graph launches with the nodes they ran, and graphs
+// captured or re-captured. All zero on the CPU.
+struct LaunchCounters {
+  int64_t kernels = 0;
+  int64_t libraryCalls = 0;
+  int64_t graphs = 0;
+  int64_t graphNodes = 0;
+  int64_t graphsBuilt = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -31,6 +43,8 @@ class Backend {
   virtual const char* name() const = 0;        // "cpu", "cuda"
   virtual std::string device() const = 0;      // "cpu", "cuda:0"
   virtual bool supports(Op op, DType dtype) const = 0;
+  // Safe to call from any thread.
+  virtual LaunchCounters launchCounters() const { return {}; }
 
   // Memory. Uploads and downloads are complete when the call returns.
   virtual void* allocate(size_t bytes) = 0;
