@@ -33,6 +33,9 @@ describe('90 CUDA backend against the CPU backend', function () {
 
   before(function () {
     announceSeed();
+    if (!cuda.available && process.env.ORTHORNN_REQUIRE_GPU === '1') {
+      throw new Error(`ORTHORNN_REQUIRE_GPU=1 (npm run test:gpu) but the cuda backend is unavailable: ${cuda.reason ?? (cuda.compiled ? 'unknown reason' : 'not compiled into this build')}`);
+    }
     if (!cuda.available) {
       console.log(`      skipped: the cuda backend is ${cuda.compiled ? 'compiled but unavailable' : 'not compiled into this build'}: ${cuda.reason ?? 'unknown reason'}`);
       this.skip();
@@ -69,6 +72,15 @@ describe('90 CUDA backend against the CPU backend', function () {
             }));
           }
         }
+      });
+
+      it('batched gemm (cuBLAS strided-batched): per-batch and shared operands', async () => {
+        const [batch, m, k, n] = [4, 9, 7, 5];
+        const A = data(dtype, batch * m * k), B = data(dtype, batch * k * n), S = data(dtype, k * n);
+        await parity('batched gemm', dtype, (c) => ({
+          both: ops.gemm(T(c, A, [batch, m, k]), T(c, B, [batch, k, n])),
+          shared: ops.gemm(T(c, A, [batch, m, k]), T(c, S, [k, n])),
+        }));
       });
 
       it('luFactor and luSolve (the Cayley solve): factors, pivots and solutions', async () => {

@@ -57,6 +57,8 @@ int cublasDim(int64_t v, const char* what) {
 }
 
 namespace {
+thread_local int tlsDevice = -1;  // the device this thread last made current through bind()
+
 template <typename T>
 __global__ void scale_matrix_kernel(T* C, int64_t rows, int64_t cols, int64_t ldc, T beta) {
   const int64_t count = rows * cols;
@@ -69,7 +71,7 @@ __global__ void scale_matrix_kernel(T* C, int64_t rows, int64_t cols, int64_t ld
 
 CudaBackend::CudaBackend(int device) : device_(device) {
   try {
-    ORTHORNN_CUDA(cudaSetDevice(device_));
+    bind();
     cudaDeviceProp prop;
     ORTHORNN_CUDA(cudaGetDeviceProperties(&prop, device_));
     deviceName_ = "cuda:" + std::to_string(device_);
@@ -102,7 +104,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
 CudaBackend::~CudaBackend() { release(); }
 
 void CudaBackend::release() noexcept {
-  cudaSetDevice(device_);
+  if (cudaSetDevice(device_) == cudaSuccess) tlsDevice = device_;
   if (stream_) cudaStreamSynchronize(stream_);
   releaseGraphs();
   for (Buffer& b : scratch_) {
@@ -138,6 +140,12 @@ LaunchCounters CudaBackend::launchCounters() const {
   return c;
 }
 
+void CudaBackend::bind() {
+  if (tlsDevice == device_) return;
+  ORTHORNN_CUDA(cudaSetDevice(device_));
+  tlsDevice = device_;
+}
+
 void CudaBackend::launched(const char* kernel) {
   cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess) cudaFail(status, kernel);
@@ -147,14 +155,14 @@ void CudaBackend::launched(const char* kernel) {
 // --- memory ------------------------------------------------------------------------------
 
 void* CudaBackend::allocate(size_t bytes) {
-  ORTHORNN_CUDA(cudaSetDevice(device_));
+  bind();
   void* p = nullptr;
   ORTHORNN_CUDA(cudaMalloc(&p, bytes));
   return p;
 }
 
 void CudaBackend::deallocate(void* ptr, size_t) noexcept {
-  cudaSetDevice(device_);
+  if (tlsDevice != device_ && cudaSetDevice(device_) == cudaSuccess) tlsDevice = device_;
   cudaFree(ptr);  // waits for the kernels still using it
 }
 
@@ -174,7 +182,10 @@ void* CudaBackend::scratch(ScratchSlot slot, size_t bytes) {
   Buffer& b = scratch_[slot];
   if (b.bytes >= bytes && b.ptr) return b.ptr;
   const size_t grown = std::max(bytes, b.bytes + b.bytes / 2);
-  if (b.ptr) internalRelease(b.ptr, b.bytes);
+  if (b.ptr) {
+    ORTHORNN_CUDA(cudaStreamSynchronize(stream_));  // queued kernels may still use the old buffer
+    internalRelease(b.ptr, b.bytes);
+  }
   b = Buffer{};
   b.ptr = internalAllocate(grown == 0 ? 16 : grown);
   b.bytes = grown == 0 ? 16 : grown;
@@ -187,6 +198,7 @@ unsigned* CudaBackend::tickets(size_t count) {
 }
 
 void CudaBackend::upload(void* dst, const void* src, size_t bytes) {
+  bind();
   if (bytes == 0) return;
   ORTHORNN_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
   ORTHORNN_CUDA(cudaStreamSynchronize(stream_));  // the source is the caller's staging memory
@@ -194,6 +206,7 @@ void CudaBackend::upload(void* dst, const void* src, size_t bytes) {
 }
 
 void CudaBackend::download(void* dst, const void* src, size_t bytes) {
+  bind();
   if (bytes > 0) {
     ORTHORNN_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     counters_.kernels.fetch_add(1, std::memory_order_relaxed);
@@ -202,12 +215,14 @@ void CudaBackend::download(void* dst, const void* src, size_t bytes) {
 }
 
 void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
+  bind();
   if (dst == src || bytes == 0) return;
   ORTHORNN_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
   if (!capturing_) counters_.kernels.fetch_add(1, std::memory_order_relaxed);
 }
 
 void CudaBackend::synchronize() {
+  bind();
   ORTHORNN_CUDA(cudaMemcpyAsync(hostFault_, fault_, sizeof(DeviceFault), cudaMemcpyDeviceToHost, stream_));
   ORTHORNN_CUDA(cudaStreamSynchronize(stream_));
   if (hostFault_->kind != kNoFault) raisePendingFault();
@@ -255,6 +270,7 @@ void CudaBackend::gemmStridedBatched(DType dt, bool ta, bool tb, int64_t m64, in
                                      const void* A, int64_t lda64, int64_t sA, const void* B, int64_t ldb64, int64_t sB,
                                      double beta, void* C, int64_t ldc64, int64_t sC, int64_t batch64) {
   require(isFloat(dt), ErrorCode::Type, std::string("gemm: expected float32 or float64, got ") + dtypeName(dt));
+  bind();
   const int m = cublasDim(m64, "m"), n = cublasDim(n64, "n"), k = cublasDim(k64, "k");
   const int batch = cublasDim(batch64, "batch");
   const int ldc = cublasDim(ldc64, "ldc");

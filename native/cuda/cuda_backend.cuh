@@ -153,7 +153,13 @@ class CudaBackend final : public Backend {
                         void* loss, void* dy) override;
 
   // --- for the .cu files ---------------------------------------------------------------
-  cudaStream_t stream() const { return stream_; }
+  // The stream, with this device made current on the calling thread (a context's worker
+  // thread never chose one; every launch goes through here or bind()).
+  cudaStream_t stream() {
+    bind();
+    return stream_;
+  }
+  void bind();
   // Checks a launch just made and counts it (a node of the graph being captured, if any).
   void launched(const char* kernel);
   // Counts a cuBLAS/cuSOLVER call made on the stream.

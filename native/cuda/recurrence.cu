@@ -133,6 +133,7 @@ void CudaBackend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, in
   require(isFloat(dt), ErrorCode::Type, std::string("elmanForwardRecurrence: expected float32 or float64, got ") +
                                             dtypeName(dt));
   if (T <= 0 || B <= 0 || n <= 0) return;
+  bind();
   if (!graphsEnabled_) return forwardSteps(dt, act, T, B, n, Wt, bias, A, H);
   Graph key;
   key.forward = true;
@@ -151,6 +152,7 @@ void CudaBackend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, i
   require(isFloat(dt), ErrorCode::Type, std::string("elmanBackwardRecurrence: expected float32 or float64, got ") +
                                             dtypeName(dt));
   if (T <= 0 || B <= 0 || n <= 0) return;
+  bind();
   if (!graphsEnabled_) {
     backwardSteps(dt, act, T, B, n, W, H, dH, dA);
   } else {

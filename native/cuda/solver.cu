@@ -72,6 +72,7 @@ void CudaBackend::luFactor(DType dt, int64_t n64, void* A, int32_t* piv) {
   const int n = cublasDim(n64, "n");
   if (n == 0) return;
   require(isFloat(dt), ErrorCode::Type, std::string("luFactor: expected float32 or float64, got ") + dtypeName(dt));
+  bind();
   checkFinite(dt, int64_t(n) * n, A, kOpLuFactor);
   int* info = static_cast<int*>(scratch(kSolverInfo, sizeof(int)));
   int lwork = 0;
@@ -95,6 +96,7 @@ void CudaBackend::luSolve(DType dt, int64_t n64, int64_t nrhs64, const void* LU,
   const int n = cublasDim(n64, "n"), nrhs = cublasDim(nrhs64, "nrhs");
   if (n == 0 || nrhs == 0) return;
   require(isFloat(dt), ErrorCode::Type, std::string("luSolve: expected float32 or float64, got ") + dtypeName(dt));
+  bind();
   if (dt == DType::F32) {
     const float one = 1.0f;
     const float* lu = static_cast<const float*>(LU);
@@ -125,6 +127,7 @@ void CudaBackend::qr(DType dt, int64_t m64, int64_t n64, const void* A, void* Q,
   const int m = cublasDim(m64, "m"), n = cublasDim(n64, "n"), k = std::min(m, n);
   if (k == 0) return;
   require(isFloat(dt), ErrorCode::Type, std::string("qr: expected float32 or float64, got ") + dtypeName(dt));
+  bind();
   const size_t es = dtypeSize(dt);
   checkFinite(dt, int64_t(m) * n, A, kOpQr);
   void* work = scratch(kSolverCopy, size_t(m) * n * es);
@@ -173,6 +176,7 @@ void CudaBackend::svd(DType dt, int64_t m64, int64_t n64, const void* A, void* U
   const int m = cublasDim(m64, "m"), n = cublasDim(n64, "n"), k = std::min(m, n);
   if (k == 0) return;
   require(isFloat(dt), ErrorCode::Type, std::string("svd: expected float32 or float64, got ") + dtypeName(dt));
+  bind();
   const size_t es = dtypeSize(dt);
   checkFinite(dt, int64_t(m) * n, A, kOpSvd);
   void* work = scratch(kSolverCopy, size_t(m) * n * es);
