@@ -328,19 +328,20 @@ __device__ inline double warpMax(double v) {
 }
 
 // One warp per row, in double like the CPU: loss = Σ_r w_r (lse_r − x_r[t_r]),
-// dlogits_r = w_r (softmax(x_r) − e_t). A class id out of range is a fault; its row adds
-// nothing and gets a zero gradient.
+// dlogits_r = w_r (softmax(x_r) − e_t). A class id out of range is a fault naming the first
+// such row (like the CPU's check); its row adds nothing and gets a zero gradient.
 template <typename T>
 __global__ void softmax_xent_kernel(int64_t rows, int64_t classes, const T* logits, const int32_t* targets,
-                                    const T* weights, T* dlogits, double* partials, unsigned* ticket, T* loss,
-                                    DeviceFault* fault) {
+                                    const T* weights, T* dlogits, double* partials, long long* badPartials,
+                                    unsigned* ticket, T* loss, DeviceFault* fault) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, perBlock = blockDim.x >> 5;
   double total = 0;
+  long long firstBad = LLONG_MAX;
   for (int64_t r = int64_t(blockIdx.x) * perBlock + warp; r < rows; r += int64_t(gridDim.x) * perBlock) {
     const T* row = logits + r * classes;
     const int32_t t = targets[r];
     if (t < 0 || t >= classes) {
-      if (lane == 0) raiseFault(fault, kOpSoftmaxCrossEntropy, kBadTarget, r, t, classes);
+      if (lane == 0 && r < firstBad) firstBad = r;
       if (dlogits)
         for (int64_t c = lane; c < classes; c += 32) dlogits[r * classes + c] = T(0);
       continue;
@@ -359,14 +360,25 @@ __global__ void softmax_xent_kernel(int64_t rows, int64_t classes, const T* logi
         dlogits[r * classes + c] = T(w * (exp(double(row[c]) - lse) - (c == t ? 1.0 : 0.0)));
   }
   total = blockReduce(total, SumOp());
-  if (threadIdx.x == 0) partials[blockIdx.x] = total;
+  firstBad = blockMin(firstBad);
+  if (threadIdx.x == 0) {
+    partials[blockIdx.x] = total;
+    badPartials[blockIdx.x] = firstBad;
+  }
   if (!lastBlockDone(ticket, gridDim.x)) return;
   double sum = 0;
+  long long bad = LLONG_MAX;
   const volatile double* vp = partials;
-  for (unsigned b = threadIdx.x; b < gridDim.x; b += blockDim.x) sum += vp[b];
+  const volatile long long* vb = badPartials;
+  for (unsigned b = threadIdx.x; b < gridDim.x; b += blockDim.x) {
+    sum += vp[b];
+    bad = vb[b] < bad ? vb[b] : bad;
+  }
   sum = blockReduce(sum, SumOp());
+  bad = blockMin(bad);
   if (threadIdx.x == 0) {
     *loss = T(sum);
+    if (bad != LLONG_MAX) raiseFault(fault, kOpSoftmaxCrossEntropy, kBadTarget, bad, targets[bad], classes);
     *ticket = 0;
   }
 }
@@ -648,8 +660,8 @@ void CudaBackend::softmaxCrossEntropy(DType dt, int64_t rows, int64_t classes, c
     int64_t blocks = (rows + warps - 1) / warps;
     blocks = blocks < 1 ? 1 : (blocks > kReduceBlocks ? kReduceBlocks : blocks);
     softmax_xent_kernel<T><<<unsigned(blocks), kThreads, 0, stream()>>>(
-        rows, classes, cp<T>(logits), targets, cp<T>(weights), mp<T>(dlogits), partials(size_t(blocks)), tickets(1),
-        mp<T>(loss), fault());
+        rows, classes, cp<T>(logits), targets, cp<T>(weights), mp<T>(dlogits), partials(size_t(blocks)),
+        static_cast<long long*>(scratch(kIndex, size_t(blocks) * sizeof(long long))), tickets(1), mp<T>(loss), fault());
     launched("softmax_xent_kernel");
   });
 }
