@@ -53,7 +53,7 @@ function findCuda() {
 
 function buildCmake() {
   const mode = (process.env.ORTHORNN_CUDA || 'AUTO').toUpperCase();
-  const args = ['compile', '--out', 'build', '--CDCMAKE_BUILD_TYPE=Release'];
+  const args = ['--out', 'build', '--CDCMAKE_BUILD_TYPE=Release'];
   const env = { ...process.env };
   if ((process.env.ORTHORNN_LIBXSMM || '').toUpperCase() === 'OFF') args.push('--CDORTHORNN_LIBXSMM=OFF');
   if (mode === 'OFF') {
@@ -85,7 +85,11 @@ function buildCmake() {
       args.push('--CDORTHORNN_CUDA=OFF');
     }
   }
-  run(process.execPath, [require.resolve('cmake-js/bin/cmake-js'), ...args], env);
+  // Configure every time (incrementally), so that changed options (ORTHORNN_CUDA,
+  // ORTHORNN_CUDA_ARCHITECTURES, ...) reach an existing build folder; then build.
+  const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
+  run(process.execPath, [cmakeJs, 'configure', ...args], env);
+  run(process.execPath, [cmakeJs, 'build', '--out', 'build'], env);
 }
 
 // node-gyp has no find step of its own: check the headers it needs, for one clear message

@@ -12,17 +12,17 @@
 import assert from 'node:assert/strict';
 import { backends, Context, ElmanRNN, LSTM, memoryOf, NumericError, ops, RMSprop, Adam, SGD } from '../lib/index';
 import type { Activation, FloatDType, LossKind, RecurrentKind, Scoring, SequenceBatch, Tensor } from '../lib/index';
-import { announceSeed, assertClose, randomArray, rng, TEST_SEED } from './helpers';
+import { announceSeed, assertClose, naiveGemm, randomArray, rng, TEST_SEED } from './helpers';
 
 const cuda = backends().find((b) => b.name === 'cuda')!;
 
 type Build = (ctx: Context) => Record<string, Tensor<any>>;
 
 /** Tolerance of a CUDA result against the CPU's: relative, and absolute at the same fraction of the result's scale. */
-function parityTol(dtype: FloatDType, ref: ArrayLike<number>): { atol: number; rtol: number } {
+function parityTol(dtype: FloatDType, ref: ArrayLike<number>, float32 = 1e-4): { atol: number; rtol: number } {
   let scale = 0;
   for (let i = 0; i < ref.length; i++) if (Number.isFinite(ref[i])) scale = Math.max(scale, Math.abs(ref[i]));
-  const rtol = dtype === 'float64' ? 1e-9 : 1e-4;
+  const rtol = dtype === 'float64' ? 1e-9 : float32;
   return { rtol, atol: rtol * Math.max(scale, 1e-30) };
 }
 
@@ -50,11 +50,11 @@ describe('90 CUDA backend against the CPU backend', function () {
   });
 
   /** Runs `build` on both contexts (its inputs come from the closure, so they are the same) and compares every output. */
-  async function parity(label: string, dtype: FloatDType, build: Build): Promise<void> {
+  async function parity(label: string, dtype: FloatDType, build: Build, float32 = 1e-4): Promise<void> {
     const a = build(cpu), b = build(gpu);
     for (const key of Object.keys(a)) {
       const ref = await a[key].read(), got = await b[key].read();
-      assertClose(got, ref, parityTol(dtype, ref), `${label}: ${key}`);
+      assertClose(got, ref, parityTol(dtype, ref, float32), `${label}: ${key}`);
     }
   }
 
@@ -86,17 +86,29 @@ describe('90 CUDA backend against the CPU backend', function () {
       it('luFactor and luSolve (the Cayley solve): factors, pivots and solutions', async () => {
         for (const [n, r] of [[1, 1], [7, 3], [64, 64], [130, 5]]) {
           const A = data(dtype, n * n), B = data(dtype, n * r);
-          await parity(`lu n = ${n}`, dtype, (c) => {
-            const f = ops.luFactor(T(c, A, [n, n]));
-            return { lu: f.lu, pivots: f.pivots, x: ops.luSolve(f, T(c, B, [n, r])) };
-          });
+          if (dtype === 'float64') {
+            await parity(`lu n = ${n}`, dtype, (c) => {
+              const f = ops.luFactor(T(c, A, [n, n]));
+              return { lu: f.lu, pivots: f.pivots, x: ops.luSolve(f, T(c, B, [n, r])) };
+            });
+          } else {
+            // float32: a near-tie between pivot candidates may be broken the other way, and a
+            // random matrix's condition number amplifies rounding, so the GPU's solution is
+            // checked by its residual ‖A x − b‖ instead.
+            const x = await ops.luSolve(ops.luFactor(T(gpu, A, [n, n])), T(gpu, B, [n, r])).read();
+            const Ax = naiveGemm(A, x, n, r, n);
+            let xMax = 0;
+            for (const v of x) xMax = Math.max(xMax, Math.abs(v));
+            assertClose(Ax, B, { atol: 1e-5 * n * Math.max(1, xMax) }, `lu n = ${n}: residual`);
+          }
         }
       });
 
       it('qr with diag(R) ≥ 0: Q and R equal, tall, wide and square', async () => {
         for (const [m, n] of [[1, 1], [9, 9], [40, 7], [7, 40], [128, 128]]) {
           const A = data(dtype, m * n);
-          await parity(`qr ${m}×${n}`, dtype, (c) => ops.qr(T(c, A, [m, n])));
+          // float32: Q's later columns move by rounding × cond(A), so a looser bound there.
+          await parity(`qr ${m}×${n}`, dtype, (c) => ops.qr(T(c, A, [m, n])), 2e-3);
         }
       });
 
@@ -235,8 +247,10 @@ describe('90 CUDA backend against the CPU backend', function () {
             ops.cayleyStep(M, T(c, G, [n, n]), 0.3);
             const P = ops.copy(M);
             ops.axpby(1, P, 1e-3, T(c, G, [n, n]), { out: P });
-            return { M, error: ops.orthogonalityError(M), reorthonormalized: ops.reorthonormalize(P) };
-          });
+            return { M, reorthonormalized: ops.reorthonormalize(P) };
+          }, 2e-3);
+          const err = await ops.orthogonalityError(ops.cayleyStep(ops.qr(T(gpu, M0, [n, n])).q, T(gpu, G, [n, n]), 0.3)).item();
+          assert.ok(err <= (dtype === 'float64' ? 1e-12 : 1e-5) * Math.max(1, n / 10), `cayley n = ${n}: ‖MᵀM − I‖ = ${err}`);
         }
       });
     });
