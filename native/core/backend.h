@@ -149,6 +149,17 @@ class Backend {
   virtual void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
                                        const void* H, void* dH, void* dA, void* hiddenNorms, void* db);
 
+  // The LSTM recurrence (PyTorch gate order), all T steps in one call like the Elman one.
+  // Forward: for t = 0..T−1: Z[t] += H[t] · W_hhᵀ (Z: T × B × 4n holds X W_ihᵀ on entry);
+  // then lstmCellForward on Z[t] with the biases and C[t], writing C[t+1] and H[t+1].
+  virtual void lstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* biasIh,
+                                     const void* biasHh, void* Z, void* H, void* C);
+  // Backward: dC (B × n) holds ∂L/∂c_T through nothing (zeros) on entry; for t = T−1..0:
+  // dH[t] += dZ[t+1] · W_hh (t + 1 < T); lstmCellBackward turns Z[t] (activated gates) into
+  // dZ[t] and carries dC to ∂L/∂c_{t}. On return dC is ∂L/∂c_0.
+  virtual void lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C,
+                                      void* Z, void* dH, void* dC);
+
   // loss = Σ_r w_r · (−log softmax(logits_r)[target_r]); dlogits_r = w_r (softmax(logits_r) − e_target).
   // weights null means w ≡ 1; dlogits null skips the gradient. Targets outside [0, classes)
   // raise ErrorCode::Range.

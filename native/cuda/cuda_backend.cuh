@@ -147,6 +147,10 @@ class CudaBackend final : public Backend {
                               const void* bias, void* A, void* H) override;
   void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
                                const void* H, void* dH, void* dA, void* hiddenNorms, void* db) override;
+  void lstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* biasIh,
+                             const void* biasHh, void* Z, void* H, void* C) override;
+  void lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C, void* Z,
+                              void* dH, void* dC) override;
   void softmaxCrossEntropy(DType dt, int64_t rows, int64_t classes, const void* logits, const int32_t* targets,
                            const void* weights, void* loss, void* dlogits) override;
   void meanSquaredError(DType dt, int64_t rows, int64_t cols, const void* y, const void* target, const void* weights,
@@ -175,8 +179,9 @@ class CudaBackend final : public Backend {
   void checkFinite(DType dt, int64_t count, const void* x, int op);
 
  private:
+  enum GraphKind : int { kElmanForward, kElmanBackward, kLstmForward, kLstmBackward };
   struct Graph {
-    bool forward = true;
+    int kind = kElmanForward;
     DType dt = DType::F32;
     Activation act = Activation::Tanh;
     int64_t T = 0, B = 0, n = 0;

@@ -1,4 +1,4 @@
-// CUDA backend, part 4: the Elman recurrence. Per step the forward pass is one cuBLAS product
+// CUDA backend, part 4: the Elman and LSTM recurrences. Per step the forward pass is one cuBLAS product
 // (A[t] += H[t] Wᵀ) and one fused bias+activation kernel; the backward pass one product
 // (dH[t] += dA[t+1] W) and one activation-backward kernel. Small per-step products are
 // launch-bound, so the T steps are captured once into a CUDA graph and replayed with a single
@@ -46,7 +46,7 @@ void CudaBackend::releaseGraphs() noexcept {
 template <typename Steps>
 void CudaBackend::runAsGraph(const Graph& key, Steps&& steps) {
   auto sameShape = [&](const Graph& g) {
-    return g.forward == key.forward && g.dt == key.dt && g.act == key.act && g.T == key.T && g.B == key.B && g.n == key.n;
+    return g.kind == key.kind && g.dt == key.dt && g.act == key.act && g.T == key.T && g.B == key.B && g.n == key.n;
   };
   auto samePointers = [&](const Graph& g) { return std::equal(std::begin(g.p), std::end(g.p), std::begin(key.p)); };
   Graph* hit = nullptr;
@@ -119,7 +119,7 @@ void CudaBackend::runAsGraph(const Graph& key, Steps&& steps) {
       }
     }
     cudaGraphDestroy(graph);
-    if (status != cudaSuccess) cudaFail(status, "cudaGraphInstantiateWithFlags (Elman recurrence)");
+    if (status != cudaSuccess) cudaFail(status, "cudaGraphInstantiateWithFlags (recurrence)");
     counters_.graphsBuilt.fetch_add(1, std::memory_order_relaxed);
   }
   hit->lastUse = ++graphClock_;
@@ -136,7 +136,7 @@ void CudaBackend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, in
   bind();
   if (!graphsEnabled_) return forwardSteps(dt, act, T, B, n, Wt, bias, A, H);
   Graph key;
-  key.forward = true;
+  key.kind = kElmanForward;
   key.dt = dt;
   key.act = act;
   key.T = T;
@@ -157,7 +157,7 @@ void CudaBackend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, i
     backwardSteps(dt, act, T, B, n, W, H, dH, dA);
   } else {
     Graph key;
-    key.forward = false;
+    key.kind = kElmanBackward;
     key.dt = dt;
     key.act = act;
     key.T = T;
@@ -170,6 +170,46 @@ void CudaBackend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, i
   // Outside the graph: these use the reductions' scratch, which may move between calls.
   if (hiddenNorms) groupNorms(dt, T, B * n, dH, hiddenNorms);
   if (db) columnSum(dt, T * B, n, dA, 0.0, db);
+}
+
+// The LSTM recurrence: the same two launches per step (a product and the fused cell), so
+// the same graph treatment.
+void CudaBackend::lstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh,
+                                        const void* biasIh, const void* biasHh, void* Z, void* H, void* C) {
+  require(isFloat(dt), ErrorCode::Type, std::string("lstmForwardRecurrence: expected float32 or float64, got ") +
+                                            dtypeName(dt));
+  if (T <= 0 || B <= 0 || n <= 0) return;
+  bind();
+  auto steps = [&] { Backend::lstmForwardRecurrence(dt, T, B, n, Whh, biasIh, biasHh, Z, H, C); };
+  if (!graphsEnabled_) return steps();
+  Graph key;
+  key.kind = kLstmForward;
+  key.dt = dt;
+  key.T = T;
+  key.B = B;
+  key.n = n;
+  const void* p[6] = {Whh, biasIh, biasHh, Z, H, C};
+  std::copy(std::begin(p), std::end(p), std::begin(key.p));
+  runAsGraph(key, steps);
+}
+
+void CudaBackend::lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C,
+                                         void* Z, void* dH, void* dC) {
+  require(isFloat(dt), ErrorCode::Type, std::string("lstmBackwardRecurrence: expected float32 or float64, got ") +
+                                            dtypeName(dt));
+  if (T <= 0 || B <= 0 || n <= 0) return;
+  bind();
+  auto steps = [&] { Backend::lstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC); };
+  if (!graphsEnabled_) return steps();
+  Graph key;
+  key.kind = kLstmBackward;
+  key.dt = dt;
+  key.T = T;
+  key.B = B;
+  key.n = n;
+  const void* p[6] = {Whh, C, Z, dH, dC, nullptr};
+  std::copy(std::begin(p), std::end(p), std::begin(key.p));
+  runAsGraph(key, steps);
 }
 
 }  // namespace cuda
