@@ -154,9 +154,9 @@ class Backend {
   // then lstmCellForward on Z[t] with the biases and C[t], writing C[t+1] and H[t+1].
   virtual void lstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* biasIh,
                                      const void* biasHh, void* Z, void* H, void* C);
-  // Backward: dC (B × n) holds ∂L/∂c_T through nothing (zeros) on entry; for t = T−1..0:
-  // dH[t] += dZ[t+1] · W_hh (t + 1 < T); lstmCellBackward turns Z[t] (activated gates) into
-  // dZ[t] and carries dC to ∂L/∂c_{t}. On return dC is ∂L/∂c_0.
+  // Backward: dC (B × n) is zero on entry (nothing reaches the last cell state from later);
+  // for t = T−1..0: dH[t] += dZ[t+1] · W_hh (t + 1 < T), then lstmCellBackward turns Z[t]
+  // (activated gates) into dZ[t] and carries dC one step back. On return dC is ∂L/∂C[0].
   virtual void lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C,
                                       void* Z, void* dH, void* dC);
 
