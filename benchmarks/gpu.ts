@@ -14,10 +14,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { backends, Context, ElmanRNN, ops, RMSprop, type FloatDType, type Tensor } from '../lib/index';
 
-const USAGE = `Usage: npx tsx benchmarks/gpu.ts [--quick] [--json FILE]
+const USAGE = `Usage: npx tsx benchmarks/gpu.ts [--quick] [--json FILE] [--device cuda|cpu]
 
   --quick        fewer runs and shapes (seconds)
-  --json FILE    where to write the records (default: bench-results/gpu.json)`;
+  --json FILE    where to write the records (default: bench-results/gpu.json)
+  --device cpu   run everything on the CPU instead (a check of this script without a GPU)`;
 
 interface StepRecord {
   suite: 'gpuTrainStep';
@@ -42,6 +43,7 @@ interface GemmRecord {
   n: number;
   medianMs: number;
   gflops: number;
+  device: string;
 }
 
 function median(xs: number[]): number {
@@ -65,7 +67,7 @@ async function gemmRate(ctx: Context, dtype: FloatDType, n: number, runs: number
   for (let i = 0; i < runs; i++) times.push(await once());
   for (const t of [a, b, c]) t.dispose();
   const ms = median(times);
-  return { suite: 'gpuGemm', dtype, n, medianMs: ms, gflops: (2 * n ** 3) / (ms * 1e6) };
+  return { suite: 'gpuGemm', dtype, n, medianMs: ms, gflops: (2 * n ** 3) / (ms * 1e6), device: ctx.device };
 }
 
 async function trainStep(device: string, graphs: boolean | null, shape: { n: number; B: number; T: number; scored: 'all' | 'last' }, runs: number): Promise<StepRecord> {
@@ -111,29 +113,32 @@ async function trainStep(device: string, graphs: boolean | null, shape: { n: num
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' }, device: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     console.log(USAGE);
     return;
   }
   const quick = values.quick ?? false;
+  const device = values.device ?? 'cuda';
+  if (device !== 'cuda' && device !== 'cpu') throw new Error(`--device must be 'cuda' or 'cpu', got '${device}'`);
+  const onGpu = device === 'cuda';
   const cuda = backends().find((b) => b.name === 'cuda')!;
-  if (!cuda.available) {
+  if (onGpu && !cuda.available) {
     const why = `the cuda backend is ${cuda.compiled ? 'compiled but unavailable' : 'not compiled into this build'}: ${cuda.reason ?? 'unknown reason'}`;
     if (process.env.ORTHORNN_REQUIRE_GPU === '1') throw new Error(`GPU benchmark: ORTHORNN_REQUIRE_GPU=1 but ${why}`);
     console.log(`GPU benchmark skipped: ${why}`);
     return;
   }
-  console.log(`GPU benchmark on ${cuda.device}${quick ? ' (quick)' : ''}`);
+  console.log(`GPU benchmark on ${onGpu ? cuda.device : 'the CPU (--device cpu: a check of this script)'}${quick ? ' (quick)' : ''}`);
   const runs = quick ? 5 : 21;
 
   const gemm: GemmRecord[] = [];
-  const ctx = new Context({ device: 'cuda' });
+  const ctx = new Context({ device });
   for (const dtype of ['float32', 'float64'] as const) {
     for (const n of quick ? [128, 1024] : [128, 512, 1024, 4096]) gemm.push(await gemmRate(ctx, dtype, n, runs));
   }
   ctx.dispose();
-  console.log('\nGEMM n×n·n×n on cuda (median per op)');
+  console.log(`\nGEMM n×n·n×n on ${device} (median per op)`);
   for (const r of gemm) console.log(`  ${r.dtype.padEnd(8)} n = ${String(r.n).padStart(5)}  ${r.medianMs.toFixed(4).padStart(9)} ms  ${r.gflops.toFixed(0).padStart(7)} GFLOP/s`);
 
   const shapes = [
@@ -144,8 +149,10 @@ async function main(): Promise<void> {
   ];
   const steps: StepRecord[] = [];
   for (const shape of quick ? shapes.slice(0, 2) : shapes) {
-    steps.push(await trainStep('cuda', true, shape, runs));
-    steps.push(await trainStep('cuda', false, shape, runs));
+    if (onGpu) {
+      steps.push(await trainStep('cuda', true, shape, runs));
+      steps.push(await trainStep('cuda', false, shape, runs));
+    }
     steps.push(await trainStep('cpu', null, shape, quick ? 3 : 5));
   }
   console.log('\nsvd-RNN training step, float32 (forward, loss, BPTT, 2 Cayley steps, RMSprop), median ms');
@@ -157,7 +164,7 @@ async function main(): Promise<void> {
   }
   const file = values.json ?? path.join('bench-results', 'gpu.json');
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), device: cuda.device, quick, records: [...gemm, ...steps] }, null, 2));
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), device: onGpu ? cuda.device : 'cpu', quick, records: [...gemm, ...steps] }, null, 2));
   console.log(`\nwrote ${file}`);
 }
 
