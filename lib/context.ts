@@ -1,5 +1,5 @@
 import { DeviceError, DisposedError, rangeError, typeError } from './errors';
-import { type DType, type FloatDType, type NativeContext, type NativeWorkspace, native } from './native';
+import { type DType, type FloatDType, type LaunchCounters, type NativeContext, type NativeWorkspace, native } from './native';
 import { Tensor, type ArrayFor } from './tensor';
 import { checkDType, checkFinite, checkFloatDType, checkOptions, checkSeed, checkShape } from './validate';
 
@@ -141,6 +141,15 @@ export class Context {
     const t = this.randomTarget<D>('rand', shape, options);
     this.native.randomUniform(t.handle, this.seedFor('rand', options.seed), low, high);
     return t;
+  }
+
+  /**
+   * What this context's backend has submitted to its device so far (all zero on the CPU):
+   * difference two readings around an awaited training step for its launch count.
+   */
+  launchCounters(): LaunchCounters {
+    this.assertLive('launchCounters');
+    return this.native.launchCounters();
   }
 
   /** Resolves when everything queued so far has run; rejects with the first failure since the last await. */

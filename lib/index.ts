@@ -46,7 +46,7 @@ export { readSafetensors, writeSafetensors, encodeSafetensors, decodeSafetensors
 export type { SafetensorsFile, SafetensorsEntry } from './io/safetensors';
 export { plotRun, renderSpec } from './plot/index';
 export * from './errors';
-export type { Activation, BackendInfo, DType, FloatDType, MemoryRecord } from './native';
+export type { Activation, BackendInfo, DType, FloatDType, LaunchCounters, MemoryRecord } from './native';
 
 /** Every backend of this build: `{ name, compiled, available, device }`. */
 export function backends(): BackendInfo[] {

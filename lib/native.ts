@@ -49,11 +49,28 @@ export interface NativeTensor {
 
 type T = NativeTensor;
 
+/**
+ * Work a context's backend has submitted to its device since it was created (all zero on the
+ * CPU). Launches per training step = kernels + libraryCalls + graphs, differenced around a step.
+ */
+export interface LaunchCounters {
+  /** Kernels and copies launched one by one. */
+  kernels: number;
+  /** cuBLAS and cuSOLVER calls (each may run several kernels). */
+  libraryCalls: number;
+  /** CUDA graph launches (the Elman recurrence), and the nodes they ran. */
+  graphs: number;
+  graphNodes: number;
+  /** Graphs captured or re-captured (new shapes or buffers). */
+  graphsBuilt: number;
+}
+
 export interface NativeContext {
   readonly backend: string;
   readonly device: string;
   readonly disposed: boolean;
   supports(op: string, dtype: DType): boolean;
+  launchCounters(): LaunchCounters;
   fromArray(data: Float32Array | Float64Array | Int32Array, shape: number[]): T;
   empty(shape: number[], dtype: DType): T;
   read(t: T): Promise<Float32Array | Float64Array | Int32Array>;

@@ -4,6 +4,8 @@
 //   ORTHORNN_BUILD=cmake|gyp   force a build system
 //   ORTHORNN_CUDA=ON|OFF|AUTO  force the CUDA backend on or off (default AUTO)
 //   ORTHORNN_NVCC=/path/nvcc   the nvcc to use (its toolkit must hold cuBLAS and cuSOLVER)
+//   ORTHORNN_CUDA_ARCHITECTURES="80;90"  GPU architectures to compile for (default 70;75;80;86;89;90,
+//                              or those the toolkit supports); one architecture builds much faster
 //   ORTHORNN_LIBXSMM=OFF       build without libxsmm even where it is installed
 'use strict';
 const { spawnSync } = require('node:child_process');
@@ -51,7 +53,7 @@ function findCuda() {
 
 function buildCmake() {
   const mode = (process.env.ORTHORNN_CUDA || 'AUTO').toUpperCase();
-  const args = ['compile', '--out', 'build', '--CDCMAKE_BUILD_TYPE=Release'];
+  const args = ['--out', 'build', '--CDCMAKE_BUILD_TYPE=Release'];
   const env = { ...process.env };
   if ((process.env.ORTHORNN_LIBXSMM || '').toUpperCase() === 'OFF') args.push('--CDORTHORNN_LIBXSMM=OFF');
   if (mode === 'OFF') {
@@ -63,6 +65,16 @@ function buildCmake() {
       env.PATH = `${toolkit.bin}${path.delimiter}${env.PATH}`;
       env.CUDACXX = toolkit.nvcc;
       args.push(`--CDCMAKE_CUDA_COMPILER=${toolkit.nvcc}`, `--CDORTHORNN_CUDA=${mode === 'ON' ? 'ON' : 'AUTO'}`);
+      const archs = process.env.ORTHORNN_CUDA_ARCHITECTURES;
+      if (archs) {
+        if (!/^\d+[a-z]?(-real|-virtual)?(;\d+[a-z]?(-real|-virtual)?)*$/.test(archs)) {
+          console.error(`orthornn: ORTHORNN_CUDA_ARCHITECTURES must be a ;-separated list like "80;90", got '${archs}'`);
+          process.exit(1);
+        }
+        args.push(`--CDORTHORNN_CUDA_ARCHITECTURES=${archs}`);
+      } else {
+        args.push('--CDORTHORNN_CUDA_ARCHITECTURES=DEFAULT');
+      }
     } else if (mode === 'ON') {
       console.error(`orthornn: ORTHORNN_CUDA=ON but no CUDA toolkit with cuBLAS and cuSOLVER was found (looked at: ${seen.join(', ') || 'none'})`);
       process.exit(1);
@@ -73,7 +85,11 @@ function buildCmake() {
       args.push('--CDORTHORNN_CUDA=OFF');
     }
   }
-  run(process.execPath, [require.resolve('cmake-js/bin/cmake-js'), ...args], env);
+  // Configure every time (incrementally), so that changed options (ORTHORNN_CUDA,
+  // ORTHORNN_CUDA_ARCHITECTURES, ...) reach an existing build folder; then build.
+  const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
+  run(process.execPath, [cmakeJs, 'configure', ...args], env);
+  run(process.execPath, [cmakeJs, 'build', '--out', 'build'], env);
 }
 
 // node-gyp has no find step of its own: check the headers it needs, for one clear message

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { backends } from '../lib/index';
+import { backends, Context, ops } from '../lib/index';
 import { native } from '../lib/native';
 import { announceSeed, skippedBackends } from './helpers';
 
@@ -34,6 +34,17 @@ describe('00 setup: the addon and its backends', () => {
       assert.ok(cuda.deviceCount > 0);
     }
     console.log(`      cuda: compiled=${cuda.compiled} available=${cuda.available}${cuda.reason ? ` (${cuda.reason})` : ` (${cuda.device})`}`);
+  });
+
+  it('launchCounters() counts device submissions: all zero on the CPU, a number per kind', async () => {
+    const ctx = new Context({ device: 'cpu' });
+    try {
+      ops.gemm(ctx.zeros([4, 4]), ctx.zeros([4, 4]));
+      await ctx.sync();
+      assert.deepEqual(ctx.launchCounters(), { kernels: 0, libraryCalls: 0, graphs: 0, graphNodes: 0, graphsBuilt: 0 });
+    } finally {
+      ctx.dispose();
+    }
   });
 
   it('the CI build includes CUDA when ORTHORNN_EXPECT_CUDA=1 (set by .ci/run after the CMake build)', function () {

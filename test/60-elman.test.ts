@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Context, ElmanRNN, NumericError, ops } from '../lib/index';
 import type { Activation, FloatDType, LossKind, RecurrentKind, Scoring, SequenceBatch, Tensor } from '../lib/index';
-import { announceSeed, assertClose, naiveGemm, randomArray, rng, TEST_SEED } from './helpers';
+import { announceSeed, assertClose, naiveGemm, randomArray, rng, TEST_SEED, availableBackends } from './helpers';
 
 interface Case {
   activation: Activation;
@@ -92,11 +92,11 @@ async function checkGradients(ctx: Context, model: ElmanRNN<FloatDType>, batch: 
   }
 }
 
-describe('60 Elman RNN: forward, loss and BPTT against finite differences and independent formulas', function () {
+for (const device of availableBackends()) describe(`60 Elman RNN on ${device}: forward, loss and BPTT against finite differences and independent formulas`, function () {
   let ctx: Context;
   before(() => {
     announceSeed();
-    ctx = new Context({ seed: TEST_SEED });
+    ctx = new Context({ device, seed: TEST_SEED });
   });
   after(() => ctx.dispose());
 

@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict';
 import { Context, ElmanRNN, ops } from '../lib/index';
 import type { Tensor } from '../lib/index';
-import { announceSeed, assertClose, naiveGemm, randomArray, rng, TEST_SEED } from './helpers';
+import { announceSeed, assertClose, naiveGemm, randomArray, rng, TEST_SEED, availableBackends } from './helpers';
 
 // The CPU runs the recurrence on one of three paths by size: a single-threaded JIT kernel
 // (n < 64), JIT kernels split by columns across threads (n ≥ 64 while each thread's share of
 // W fits its L2 cache), and BLAS (beyond that, and at every size in builds without
 // libxsmm). The small models of suite 60 cover the first; these sizes cover the other two
 // against an independent reference (n = 1100 in float64 is 4.8 MB of W per thread: BLAS).
-describe('61 Elman recurrence at the sizes of every CPU code path', () => {
+for (const device of availableBackends()) describe(`61 Elman recurrence at the sizes of every CPU code path on ${device}`, () => {
   let ctx: Context;
   before(() => {
     announceSeed();
-    ctx = new Context({ seed: TEST_SEED });
+    ctx = new Context({ device, seed: TEST_SEED });
   });
   after(() => ctx.dispose());
 

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { Context, ElmanRNN, LSTM, ops } from '../lib/index';
 import type { Tensor } from '../lib/index';
-import { announceSeed, randomArray, TEST_SEED } from './helpers';
+import { announceSeed, randomArray, TEST_SEED, availableBackends } from './helpers';
 
-describe('66 LSTM model: PyTorch names, initialisation, training through the model API', () => {
+for (const device of availableBackends()) describe(`66 LSTM model on ${device}: PyTorch names, initialisation, training through the model API`, () => {
   let ctx: Context;
   before(() => {
     announceSeed();
-    ctx = new Context({ seed: TEST_SEED });
+    ctx = new Context({ device, seed: TEST_SEED });
   });
   after(() => ctx.dispose());
 

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { Context, ElmanRNN, ops, ReorthonormalizationPolicy } from '../lib/index';
 import type { FloatDType, Tensor } from '../lib/index';
-import { announceSeed, assertClose, naiveGemm, orthonormalityError, randomArray, TEST_SEED } from './helpers';
+import { announceSeed, assertClose, naiveGemm, orthonormalityError, randomArray, TEST_SEED, availableBackends } from './helpers';
 
-describe('70 Cayley steps and orthogonality', () => {
+for (const device of availableBackends()) describe(`70 Cayley steps and orthogonality on ${device}`, () => {
   let ctx: Context;
   before(() => {
     announceSeed();
-    ctx = new Context({ seed: TEST_SEED });
+    ctx = new Context({ device, seed: TEST_SEED });
   });
   after(() => ctx.dispose());
 

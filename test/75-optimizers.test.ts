@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Adam, Context, RMSprop, SGD } from '../lib/index';
 import type { Tensor } from '../lib/index';
-import { announceSeed, assertClose, randomArray } from './helpers';
+import { announceSeed, assertClose, availableBackends, randomArray } from './helpers';
 
 // Independent JS versions of PyTorch's update rules.
 function reference(kind: 'rmsprop' | 'adam' | 'sgd', p: Float64Array, grads: Float64Array[], o: { lr: number; decay: number; rho?: number; beta1?: number; beta2?: number; momentum?: number; eps?: number }): Float64Array {
@@ -27,11 +27,11 @@ function reference(kind: 'rmsprop' | 'adam' | 'sgd', p: Float64Array, grads: Flo
   return x;
 }
 
-describe('75 optimisers: RMSprop, Adam, SGD against PyTorch\'s update rules', () => {
+for (const device of availableBackends()) describe(`75 optimisers on ${device}: RMSprop, Adam, SGD against PyTorch's update rules`, () => {
   let ctx: Context;
   before(() => {
     announceSeed();
-    ctx = new Context();
+    ctx = new Context({ device });
   });
   after(() => ctx.dispose());
 

@@ -65,6 +65,7 @@ export abstract class RecurrentModel<D extends FloatDType> {
   protected readonly workspace: NativeWorkspace;
   private readonly weightCache = new Map<string, Tensor>();
   private readonly stateGrads = new Map<string, Tensor<D>>();
+  private readonly stepBuffers = new Map<string, Tensor<D>>();
   private params?: ParameterSet<D>;
   private disposed = false;
 
@@ -143,8 +144,10 @@ export abstract class RecurrentModel<D extends FloatDType> {
       for (const t of prepared.temporary) t.dispose();
       throw rangeError(fn, 'batch.initialCellState', 'given only to an LSTM', 'a cell state for a model without one');
     }
-    const loss = this.context.empty<D>([], { dtype: this.dtype });
-    const norms = this.context.empty<D>([prepared.T], { dtype: this.dtype });
+    // Kept across calls like the gradients: a steady-state training step allocates nothing
+    // (on a GPU an allocation and its free would each stall the stream).
+    const loss = this.stepBuffer('loss', []);
+    const norms = this.stepBuffer('hiddenGradientNorms', [prepared.T]);
     const dInit = batch.initialState ? this.stateGradient('h', prepared.B) : undefined;
     const dCell = batch.initialCellState ? this.stateGradient('c', prepared.B) : undefined;
     try {
@@ -152,20 +155,28 @@ export abstract class RecurrentModel<D extends FloatDType> {
     } finally {
       for (const t of prepared.temporary) t.dispose();
     }
-    try {
-      const value = await loss.item();
-      if (!Number.isFinite(value)) await this.diagnoseNonFinite(fn, batch, value);
-      return {
-        loss: value,
-        gradients: this.grads,
-        hiddenGradientNorms: (await norms.read()) as Float32Array | Float64Array,
-        initialStateGradient: dInit,
-        initialCellStateGradient: dCell,
-      };
-    } finally {
-      loss.dispose();
-      norms.dispose();
+    // Both reads are queued now, right behind this call's work, so that a next call queued
+    // before these resolve cannot overwrite the buffers first.
+    const [value, hiddenGradientNorms] = await Promise.all([loss.item(), norms.read()]);
+    if (!Number.isFinite(value)) await this.diagnoseNonFinite(fn, batch, value);
+    return {
+      loss: value,
+      gradients: this.grads,
+      hiddenGradientNorms: hiddenGradientNorms as Float32Array | Float64Array,
+      initialStateGradient: dInit,
+      initialCellStateGradient: dCell,
+    };
+  }
+
+  /** An output buffer of lossAndGradients, reused while its shape stays the same. */
+  private stepBuffer(key: string, shape: number[]): Tensor<D> {
+    let t = this.stepBuffers.get(key);
+    if (!t || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      t?.dispose();
+      t = this.context.empty<D>(shape, { dtype: this.dtype });
+      this.stepBuffers.set(key, t);
     }
+    return t;
   }
 
   /** A non-finite loss: say whether the data or the model is to blame. */
@@ -220,6 +231,7 @@ export abstract class RecurrentModel<D extends FloatDType> {
     for (const t of Object.values(this.grads)) t.dispose();
     for (const t of this.weightCache.values()) t.dispose();
     for (const t of this.stateGrads.values()) t.dispose();
+    for (const t of this.stepBuffers.values()) t.dispose();
     if (!this.context.disposed) native().releaseWorkspace(this.context.native, this.workspace);
   }
 }

@@ -34,4 +34,26 @@ void Backend::clipElements(DType, int64_t, double, void*) {
   throw Error(ErrorCode::Unsupported, "clipElements is not implemented by the " + std::string(name()) + " backend");
 }
 
+void Backend::lstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* biasIh,
+                                    const void* biasHh, void* Z, void* H, void* C) {
+  const int64_t n4 = 4 * n;
+  for (int64_t t = 0; t < T; ++t) {
+    char* Zt = at(Z, t * B * n4, dt);
+    gemm(dt, false, true, B, n4, n, 1.0, at(H, t * B * n, dt), n, Whh, n, 1.0, Zt, n4);
+    lstmCellForward(dt, B, n, Zt, biasIh, biasHh, at(C, t * B * n, dt), at(C, (t + 1) * B * n, dt),
+                    at(H, (t + 1) * B * n, dt));
+  }
+}
+
+void Backend::lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C,
+                                     void* Z, void* dH, void* dC) {
+  const int64_t n4 = 4 * n;
+  for (int64_t t = T - 1; t >= 0; --t) {
+    char* dHt = at(dH, t * B * n, dt);
+    // dh_t += W_hhᵀ dz_{t+1}  (row form: dZ_{t+1} W_hh)
+    if (t + 1 < T) gemm(dt, false, false, B, n, n4, 1.0, at(Z, (t + 1) * B * n4, dt), n4, Whh, n, 1.0, dHt, n);
+    lstmCellBackward(dt, B, n, at(Z, t * B * n4, dt), at(C, t * B * n, dt), at(C, (t + 1) * B * n, dt), dHt, dC);
+  }
+}
+
 }  // namespace orthornn

@@ -24,6 +24,18 @@ enum class Op : int {
 
 enum class Reduction : int { Sum = 0, SumSquares = 1, MaxAbs = 2, CountNonFinite = 3 };
 
+// Work a backend has submitted to its device since it was created, for benchmarks (launches
+// per training step): kernels and copies launched one by one, library calls (cuBLAS, cuSOLVER;
+// each may run several kernels), CUDA graph launches with the nodes they ran, and graphs
+// captured or re-captured. All zero on the CPU.
+struct LaunchCounters {
+  int64_t kernels = 0;
+  int64_t libraryCalls = 0;
+  int64_t graphs = 0;
+  int64_t graphNodes = 0;
+  int64_t graphsBuilt = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -31,6 +43,8 @@ class Backend {
   virtual const char* name() const = 0;        // "cpu", "cuda"
   virtual std::string device() const = 0;      // "cpu", "cuda:0"
   virtual bool supports(Op op, DType dtype) const = 0;
+  // Safe to call from any thread.
+  virtual LaunchCounters launchCounters() const { return {}; }
 
   // Memory. Uploads and downloads are complete when the call returns.
   virtual void* allocate(size_t bytes) = 0;
@@ -138,6 +152,17 @@ class Backend {
                                        const void* H, void* dH, void* dA, void* hiddenNorms, void* db, double clip);
   // x = clipGradient(x, c) element-wise, in place.
   virtual void clipElements(DType dt, int64_t count, double c, void* x);
+
+  // The LSTM recurrence (PyTorch gate order), all T steps in one call like the Elman one.
+  // Forward: for t = 0..T−1: Z[t] += H[t] · W_hhᵀ (Z: T × B × 4n holds X W_ihᵀ on entry);
+  // then lstmCellForward on Z[t] with the biases and C[t], writing C[t+1] and H[t+1].
+  virtual void lstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* biasIh,
+                                     const void* biasHh, void* Z, void* H, void* C);
+  // Backward: dC (B × n) is zero on entry (nothing reaches the last cell state from later);
+  // for t = T−1..0: dH[t] += dZ[t+1] · W_hh (t + 1 < T), then lstmCellBackward turns Z[t]
+  // (activated gates) into dZ[t] and carries dC one step back. On return dC is ∂L/∂C[0].
+  virtual void lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C,
+                                      void* Z, void* dH, void* dC);
 
   // loss = Σ_r w_r · (−log softmax(logits_r)[target_r]); dlogits_r = w_r (softmax(logits_r) − e_target).
   // weights null means w ≡ 1; dlogits null skips the gradient. Targets outside [0, classes)

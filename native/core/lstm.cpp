@@ -58,12 +58,7 @@ void forwardRecurrence(Backend& be, const LstmConfig& cfg, const LstmParameters&
                        const void* X, void* Z, void* H, void* C) {
   const int64_t n = cfg.hiddenSize, d = cfg.inputSize, n4 = 4 * n;
   be.gemm(dt, false, true, T * B, n4, d, 1.0, X, d, P.weight_ih_l0.data(), d, 0.0, Z, n4);
-  for (int64_t t = 0; t < T; ++t) {
-    char* Zt = at(Z, t * B * n4, dt);
-    be.gemm(dt, false, true, B, n4, n, 1.0, at(H, t * B * n, dt), n, P.weight_hh_l0.data(), n, 1.0, Zt, n4);
-    be.lstmCellForward(dt, B, n, Zt, P.bias_ih_l0.data(), P.bias_hh_l0.data(), at(C, t * B * n, dt),
-                       at(C, (t + 1) * B * n, dt), at(H, (t + 1) * B * n, dt));
-  }
+  be.lstmForwardRecurrence(dt, T, B, n, P.weight_hh_l0.data(), P.bias_ih_l0.data(), P.bias_hh_l0.data(), Z, H, C);
 }
 
 }  // namespace
@@ -153,13 +148,7 @@ void lstmLossAndGradients(Backend& be, const LstmConfig& cfg, const LstmParamete
   void* dC = ws.get(kDC, size_t(B * n), dt);
   be.fill(dt, B * n, 0.0, dC);
   void* dZ = Z;  // the cell op turns each step's activated gates into their gradients
-  for (int64_t t = T - 1; t >= 0; --t) {
-    char* dHt = at(dH, t * B * n, dt);
-    // dh_t += W_hhᵀ dz_{t+1}  (row form: dZ_{t+1} W_hh)
-    if (t + 1 < T)
-      be.gemm(dt, false, false, B, n, n4, 1.0, at(dZ, (t + 1) * B * n4, dt), n4, P.weight_hh_l0.data(), n, 1.0, dHt, n);
-    be.lstmCellBackward(dt, B, n, at(dZ, t * B * n4, dt), at(C, t * B * n, dt), at(C, (t + 1) * B * n, dt), dHt, dC);
-  }
+  be.lstmBackwardRecurrence(dt, T, B, n, P.weight_hh_l0.data(), C, dZ, dH, dC);
   if (g.hiddenGradientNorms.storage) be.groupNorms(dt, T, B * n, dH, g.hiddenGradientNorms.data());
   // dL/dh_0 = dZ_1 W_hh; dL/dc_0 is the carry left after the first step.
   if (g.h0.storage) be.gemm(dt, false, false, B, n, n4, 1.0, dZ, n4, P.weight_hh_l0.data(), n, 0.0, g.h0.data(), n);

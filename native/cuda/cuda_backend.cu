@@ -1,240 +1,325 @@
-// CUDA backend: device query, allocation and copies on the context's stream, cuBLAS
-// products, and the seeded fills. The factorisations (cuSOLVER) and the fused model
-// kernels arrive with the full CUDA backend; until then they raise Unsupported, and
-// supports() says so, so callers and tests can skip instead of crashing.
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-#include <cusolverDn.h>
-
+// CUDA backend, part 1: the device and its handles, memory and copies, cuBLAS products,
+// internal scratch, the deferred device faults and the backend listing.
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
-#include "../core/backend.h"
-#include "../core/random.h"
+#include "../core/tensor.h"
+#include "cuda_backend.cuh"
 
 namespace orthornn {
-namespace {
+namespace cuda {
 
-[[noreturn]] void cudaFail(cudaError_t status, const char* call) {
-  cudaGetLastError();  // clear the sticky-free error so the context stays usable
+void cudaFail(cudaError_t status, const char* call) {
+  cudaGetLastError();  // clear a non-sticky error so that the context stays usable
   if (status == cudaErrorMemoryAllocation)
-    fail(ErrorCode::OutOfMemory, std::string(call) + ": out of device memory");
+    fail(ErrorCode::OutOfMemory, std::string(call) + ": out of device memory (cudaErrorMemoryAllocation)");
   fail(ErrorCode::Device, std::string(call) + " failed: " + cudaGetErrorName(status) + " (" +
                               cudaGetErrorString(status) + ")");
 }
 
-#define ORTHORNN_CUDA(call)                          \
-  do {                                               \
-    cudaError_t status_ = (call);                    \
-    if (status_ != cudaSuccess) cudaFail(status_, #call); \
-  } while (0)
+void cublasFail(cublasStatus_t status, const char* call) {
+  const std::string what = std::string(call) + " failed: " + cublasGetStatusName(status);
+  if (status == CUBLAS_STATUS_ALLOC_FAILED) fail(ErrorCode::OutOfMemory, what + ": out of device memory");
+  if (status == CUBLAS_STATUS_INVALID_VALUE) fail(ErrorCode::Range, what + " (an argument is out of range)");
+  fail(ErrorCode::Device, what);
+}
 
-#define ORTHORNN_CUBLAS(call)                                                                       \
-  do {                                                                                              \
-    cublasStatus_t status_ = (call);                                                                \
-    if (status_ != CUBLAS_STATUS_SUCCESS)                                                           \
-      fail(status_ == CUBLAS_STATUS_ALLOC_FAILED ? ErrorCode::OutOfMemory : ErrorCode::Device,      \
-           std::string(#call) + " failed: cuBLAS status " + std::to_string(static_cast<int>(status_))); \
-  } while (0)
+namespace {
+const char* cusolverStatusName(cusolverStatus_t s) {
+  switch (s) {
+    case CUSOLVER_STATUS_NOT_INITIALIZED: return "CUSOLVER_STATUS_NOT_INITIALIZED";
+    case CUSOLVER_STATUS_ALLOC_FAILED: return "CUSOLVER_STATUS_ALLOC_FAILED";
+    case CUSOLVER_STATUS_INVALID_VALUE: return "CUSOLVER_STATUS_INVALID_VALUE";
+    case CUSOLVER_STATUS_ARCH_MISMATCH: return "CUSOLVER_STATUS_ARCH_MISMATCH";
+    case CUSOLVER_STATUS_EXECUTION_FAILED: return "CUSOLVER_STATUS_EXECUTION_FAILED";
+    case CUSOLVER_STATUS_INTERNAL_ERROR: return "CUSOLVER_STATUS_INTERNAL_ERROR";
+    case CUSOLVER_STATUS_NOT_SUPPORTED: return "CUSOLVER_STATUS_NOT_SUPPORTED";
+    default: return "cuSOLVER status";
+  }
+}
+}  // namespace
 
-#define ORTHORNN_CUSOLVER(call)                                                                       \
-  do {                                                                                                \
-    cusolverStatus_t status_ = (call);                                                                \
-    if (status_ != CUSOLVER_STATUS_SUCCESS)                                                           \
-      fail(ErrorCode::Device, std::string(#call) + " failed: cuSOLVER status " + std::to_string(static_cast<int>(status_))); \
-  } while (0)
+void cusolverFail(cusolverStatus_t status, const char* call) {
+  const std::string what = std::string(call) + " failed: " + cusolverStatusName(status) + " (" +
+                           std::to_string(static_cast<int>(status)) + ")";
+  if (status == CUSOLVER_STATUS_ALLOC_FAILED) fail(ErrorCode::OutOfMemory, what + ": out of device memory");
+  if (status == CUSOLVER_STATUS_INVALID_VALUE) fail(ErrorCode::Range, what + " (an argument is out of range)");
+  fail(ErrorCode::Device, what);
+}
+
+int cublasDim(int64_t v, const char* what) {
+  require(v >= 0 && v <= INT_MAX, ErrorCode::Range,
+          std::string(what) + " = " + std::to_string(v) + " is outside the range cuBLAS/cuSOLVER accept");
+  return static_cast<int>(v);
+}
+
+namespace {
+thread_local int tlsDevice = -1;  // the device this thread last made current through bind()
 
 template <typename T>
-__global__ void fill_kernel(T* x, int64_t count, T value) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
-    x[i] = value;
+__global__ void scale_matrix_kernel(T* C, int64_t rows, int64_t cols, int64_t ldc, T beta) {
+  const int64_t count = rows * cols;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
+    T& c = C[(i / cols) * ldc + i % cols];
+    c = beta == T(0) ? T(0) : beta * c;
+  }
 }
+}  // namespace
 
-template <typename T>
-__global__ void random_normal_kernel(T* x, int64_t count, uint64_t seed, double mean, double stddev) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
-    x[i] = T(mean + stddev * philoxNormal(seed, uint64_t(i)));
-}
-
-template <typename T>
-__global__ void random_uniform_kernel(T* x, int64_t count, uint64_t seed, double low, double high) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
-    x[i] = T(low + (high - low) * philoxUniform(seed, uint64_t(i)));
-}
-
-unsigned gridFor(int64_t count) {
-  int64_t blocks = (count + 255) / 256;
-  return static_cast<unsigned>(blocks < 4096 ? (blocks < 1 ? 1 : blocks) : 4096);
-}
-
-class CudaBackend final : public Backend {
- public:
-  explicit CudaBackend(int device) : device_(device) {
-    ORTHORNN_CUDA(cudaSetDevice(device_));
+CudaBackend::CudaBackend(int device) : device_(device) {
+  try {
+    bind();
+    cudaDeviceProp prop;
+    ORTHORNN_CUDA(cudaGetDeviceProperties(&prop, device_));
+    deviceName_ = "cuda:" + std::to_string(device_);
     ORTHORNN_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     ORTHORNN_CUBLAS(cublasCreate(&blas_));
     ORTHORNN_CUBLAS(cublasSetStream(blas_, stream_));
-    // Exact float32 products unless a caller opts into TF32 later.
+    // Exact float32 products: no TF32 (GPU results are compared with the CPU's).
     ORTHORNN_CUBLAS(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
+    // A workspace of our own, so that cuBLAS never allocates while a graph is captured
+    // (NVIDIA recommends 32 MiB on Hopper, 4 MiB before).
+    blasWorkspaceBytes_ = prop.major >= 9 ? (size_t(32) << 20) : (size_t(4) << 20);
+    blasWorkspace_ = internalAllocate(blasWorkspaceBytes_);
+    ORTHORNN_CUBLAS(cublasSetWorkspace(blas_, blasWorkspace_, blasWorkspaceBytes_));
     ORTHORNN_CUSOLVER(cusolverDnCreate(&solver_));
     ORTHORNN_CUSOLVER(cusolverDnSetStream(solver_, stream_));
-  }
-  ~CudaBackend() override {
-    cudaSetDevice(device_);
-    if (solver_) cusolverDnDestroy(solver_);
-    if (blas_) cublasDestroy(blas_);
-    if (stream_) cudaStreamDestroy(stream_);
-  }
-
-  const char* name() const override { return "cuda"; }
-  std::string device() const override { return "cuda:" + std::to_string(device_); }
-
-  bool supports(Op op, DType dt) const override {
-    switch (op) {
-      case Op::Gemm:
-      case Op::GemmStridedBatched:
-      case Op::Fill:
-      case Op::RandomNormal:
-      case Op::RandomUniform:
-      case Op::Copy:
-        return isFloat(dt);
-      default:
-        return false;
-    }
-  }
-
-  void* allocate(size_t bytes) override {
-    ORTHORNN_CUDA(cudaSetDevice(device_));
-    void* p = nullptr;
-    ORTHORNN_CUDA(cudaMalloc(&p, bytes));
-    return p;
-  }
-  void deallocate(void* ptr, size_t) noexcept override {
-    cudaSetDevice(device_);
-    cudaFree(ptr);
-  }
-  void upload(void* dst, const void* src, size_t bytes) override {
-    ORTHORNN_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    ORTHORNN_CUSOLVER(cusolverDnCreateGesvdjInfo(&gesvdj_));
+    fault_ = static_cast<DeviceFault*>(internalAllocate(sizeof(DeviceFault)));
+    ORTHORNN_CUDA(cudaMemsetAsync(fault_, 0, sizeof(DeviceFault), stream_));
+    ORTHORNN_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&hostFault_), sizeof(DeviceFault), cudaHostAllocDefault));
+    std::memset(hostFault_, 0, sizeof(DeviceFault));
+    const char* graphs = std::getenv("ORTHORNN_CUDA_GRAPHS");
+    graphsEnabled_ = !(graphs && std::string(graphs) == "0");
     ORTHORNN_CUDA(cudaStreamSynchronize(stream_));
+  } catch (...) {
+    release();
+    throw;
   }
-  void download(void* dst, const void* src, size_t bytes) override {
+}
+
+CudaBackend::~CudaBackend() { release(); }
+
+void CudaBackend::release() noexcept {
+  if (cudaSetDevice(device_) == cudaSuccess) tlsDevice = device_;
+  if (stream_) cudaStreamSynchronize(stream_);
+  releaseGraphs();
+  for (Buffer& b : scratch_) {
+    if (b.ptr) internalRelease(b.ptr, b.bytes);
+    b = Buffer{};
+  }
+  if (gesvdj_) cusolverDnDestroyGesvdjInfo(gesvdj_);
+  if (solver_) cusolverDnDestroy(solver_);
+  if (blas_) cublasDestroy(blas_);
+  if (blasWorkspace_) internalRelease(blasWorkspace_, blasWorkspaceBytes_);
+  if (fault_) internalRelease(fault_, sizeof(DeviceFault));
+  if (hostFault_) cudaFreeHost(hostFault_);
+  if (stream_) cudaStreamDestroy(stream_);
+  gesvdj_ = nullptr;
+  solver_ = nullptr;
+  blas_ = nullptr;
+  blasWorkspace_ = nullptr;
+  fault_ = nullptr;
+  hostFault_ = nullptr;
+  stream_ = nullptr;
+  cudaGetLastError();
+}
+
+bool CudaBackend::supports(Op, DType dt) const { return isFloat(dt); }
+
+LaunchCounters CudaBackend::launchCounters() const {
+  LaunchCounters c;
+  c.kernels = counters_.kernels.load();
+  c.libraryCalls = counters_.libraryCalls.load();
+  c.graphs = counters_.graphs.load();
+  c.graphNodes = counters_.graphNodes.load();
+  c.graphsBuilt = counters_.graphsBuilt.load();
+  return c;
+}
+
+void CudaBackend::bind() {
+  if (tlsDevice == device_) return;
+  ORTHORNN_CUDA(cudaSetDevice(device_));
+  tlsDevice = device_;
+}
+
+void CudaBackend::launched(const char* kernel) {
+  cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess) cudaFail(status, kernel);
+  if (!capturing_) counters_.kernels.fetch_add(1, std::memory_order_relaxed);
+}
+
+// --- memory ------------------------------------------------------------------------------
+
+void* CudaBackend::allocate(size_t bytes) {
+  bind();
+  void* p = nullptr;
+  ORTHORNN_CUDA(cudaMalloc(&p, bytes));
+  return p;
+}
+
+void CudaBackend::deallocate(void* ptr, size_t) noexcept {
+  if (tlsDevice != device_ && cudaSetDevice(device_) == cudaSuccess) tlsDevice = device_;
+  cudaFree(ptr);  // waits for the kernels still using it
+}
+
+// Internal buffers count in memory() like tensors do, under the same device name.
+void* CudaBackend::internalAllocate(size_t bytes) {
+  void* p = allocate(bytes);
+  recordAllocation(deviceName_, int64_t(bytes));
+  return p;
+}
+
+void CudaBackend::internalRelease(void* p, size_t bytes) noexcept {
+  deallocate(p, bytes);
+  recordRelease(deviceName_, int64_t(bytes));
+}
+
+void* CudaBackend::scratch(ScratchSlot slot, size_t bytes) {
+  Buffer& b = scratch_[slot];
+  if (b.bytes >= bytes && b.ptr) return b.ptr;
+  const size_t grown = std::max(bytes, b.bytes + b.bytes / 2);
+  if (b.ptr) {
+    ORTHORNN_CUDA(cudaStreamSynchronize(stream_));  // queued kernels may still use the old buffer
+    internalRelease(b.ptr, b.bytes);
+  }
+  b = Buffer{};
+  b.ptr = internalAllocate(grown == 0 ? 16 : grown);
+  b.bytes = grown == 0 ? 16 : grown;
+  if (slot == kCounters) ORTHORNN_CUDA(cudaMemsetAsync(b.ptr, 0, b.bytes, stream_));
+  return b.ptr;
+}
+
+unsigned* CudaBackend::tickets(size_t count) {
+  return static_cast<unsigned*>(scratch(kCounters, std::max<size_t>(count, 64) * sizeof(unsigned)));
+}
+
+void CudaBackend::upload(void* dst, const void* src, size_t bytes) {
+  bind();
+  if (bytes == 0) return;
+  ORTHORNN_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+  ORTHORNN_CUDA(cudaStreamSynchronize(stream_));  // the source is the caller's staging memory
+  counters_.kernels.fetch_add(1, std::memory_order_relaxed);
+}
+
+void CudaBackend::download(void* dst, const void* src, size_t bytes) {
+  bind();
+  if (bytes > 0) {
     ORTHORNN_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
-    ORTHORNN_CUDA(cudaStreamSynchronize(stream_));
+    counters_.kernels.fetch_add(1, std::memory_order_relaxed);
   }
-  void copy(void* dst, const void* src, size_t bytes) override {
-    if (dst != src) ORTHORNN_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
-  }
-  void synchronize() override { ORTHORNN_CUDA(cudaStreamSynchronize(stream_)); }
+  synchronize();
+}
 
-  // Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: swap the operands.
-  void gemm(DType dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void* A, int64_t lda,
-            const void* B, int64_t ldb, double beta, void* C, int64_t ldc) override {
-    gemmStridedBatched(dt, ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
-  }
+void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
+  bind();
+  if (dst == src || bytes == 0) return;
+  ORTHORNN_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+  if (!capturing_) counters_.kernels.fetch_add(1, std::memory_order_relaxed);
+}
 
-  void gemmStridedBatched(DType dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void* A,
-                          int64_t lda, int64_t sA, const void* B, int64_t ldb, int64_t sB, double beta, void* C,
-                          int64_t ldc, int64_t sC, int64_t batch) override {
-    if (m == 0 || n == 0 || batch == 0) return;
-    const cublasOperation_t opA = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opB = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    if (dt == DType::F32) {
-      const float a = float(alpha), b = float(beta);
-      ORTHORNN_CUBLAS(cublasSgemmStridedBatched(blas_, opB, opA, int(n), int(m), int(k), &a,
-                                                static_cast<const float*>(B), int(ldb), sB,
-                                                static_cast<const float*>(A), int(lda), sA, &b,
-                                                static_cast<float*>(C), int(ldc), sC, int(batch)));
-    } else if (dt == DType::F64) {
-      ORTHORNN_CUBLAS(cublasDgemmStridedBatched(blas_, opB, opA, int(n), int(m), int(k), &alpha,
-                                                static_cast<const double*>(B), int(ldb), sB,
-                                                static_cast<const double*>(A), int(lda), sA, &beta,
-                                                static_cast<double*>(C), int(ldc), sC, int(batch)));
-    } else {
-      fail(ErrorCode::Type, "gemm: expected float32 or float64");
+void CudaBackend::synchronize() {
+  bind();
+  ORTHORNN_CUDA(cudaMemcpyAsync(hostFault_, fault_, sizeof(DeviceFault), cudaMemcpyDeviceToHost, stream_));
+  ORTHORNN_CUDA(cudaStreamSynchronize(stream_));
+  if (hostFault_->kind != kNoFault) raisePendingFault();
+}
+
+void CudaBackend::raisePendingFault() {
+  const DeviceFault f = *hostFault_;
+  std::memset(hostFault_, 0, sizeof(DeviceFault));
+  // Cleared before raising, so the context stays usable after the error is reported.
+  ORTHORNN_CUDA(cudaMemsetAsync(fault_, 0, sizeof(DeviceFault), stream_));
+  ORTHORNN_CUDA(cudaStreamSynchronize(stream_));
+  const char* op = f.op == kOpSoftmaxCrossEntropy ? "softmaxCrossEntropy"
+                   : f.op == kOpLuFactor           ? "luFactor"
+                   : f.op == kOpQr                 ? "qr"
+                   : f.op == kOpSvd                ? "svd"
+                                                   : "a cuda op";
+  switch (f.kind) {
+    case kBadTarget:
+      fail(ErrorCode::Range, std::string(op) + ": target " + std::to_string(f.b) + " at row " + std::to_string(f.a) +
+                                 " is not a class id in [0, " + std::to_string(f.c) + ")");
+    case kNonFinite:
+      fail(ErrorCode::Numeric, std::string(op) + ": the input contains " + (f.b ? "NaN" : "Inf") + " at flat index " +
+                                   std::to_string(f.a));
+    case kSingular:
+      fail(ErrorCode::Numeric, std::string(op) + ": the matrix is singular: U[" + std::to_string(f.a) + ", " +
+                                   std::to_string(f.a) + "] is exactly zero");
+    case kNoConvergence:
+      fail(ErrorCode::Numeric, std::string(op) + ": the SVD did not converge (gesvdj info " + std::to_string(f.a) + ")");
+    case kSolverArgument:
+      fail(ErrorCode::Internal, std::string(op) + ": cuSOLVER rejected argument " + std::to_string(f.a));
+    default:
+      fail(ErrorCode::Internal, std::string(op) + ": unknown device fault " + std::to_string(f.kind));
+  }
+}
+
+// --- products ----------------------------------------------------------------------------
+
+void CudaBackend::gemm(DType dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void* A,
+                       int64_t lda, const void* B, int64_t ldb, double beta, void* C, int64_t ldc) {
+  gemmStridedBatched(dt, ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+}
+
+// Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: swap the operands.
+void CudaBackend::gemmStridedBatched(DType dt, bool ta, bool tb, int64_t m64, int64_t n64, int64_t k64, double alpha,
+                                     const void* A, int64_t lda64, int64_t sA, const void* B, int64_t ldb64, int64_t sB,
+                                     double beta, void* C, int64_t ldc64, int64_t sC, int64_t batch64) {
+  require(isFloat(dt), ErrorCode::Type, std::string("gemm: expected float32 or float64, got ") + dtypeName(dt));
+  bind();
+  const int m = cublasDim(m64, "m"), n = cublasDim(n64, "n"), k = cublasDim(k64, "k");
+  const int batch = cublasDim(batch64, "batch");
+  const int ldc = cublasDim(ldc64, "ldc");
+  if (m == 0 || n == 0 || batch == 0) return;
+  if (k == 0) {  // C = β C (cuBLAS would reject the zero leading dimensions of A and B)
+    for (int i = 0; i < batch; ++i) {
+      if (dt == DType::F32)
+        scale_matrix_kernel<float><<<gridFor(int64_t(m) * n), kThreads, 0, stream_>>>(
+            static_cast<float*>(C) + i * sC, m, n, ldc, float(beta));
+      else
+        scale_matrix_kernel<double><<<gridFor(int64_t(m) * n), kThreads, 0, stream_>>>(
+            static_cast<double*>(C) + i * sC, m, n, ldc, beta);
+      launched("scale_matrix_kernel");
     }
+    return;
   }
+  const int lda = cublasDim(lda64, "lda"), ldb = cublasDim(ldb64, "ldb");
+  const cublasOperation_t opA = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opB = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (dt == DType::F32) {
+    const float a = float(alpha), b = float(beta);
+    if (batch == 1)
+      ORTHORNN_CUBLAS(cublasSgemm(blas_, opB, opA, n, m, k, &a, static_cast<const float*>(B), ldb,
+                                  static_cast<const float*>(A), lda, &b, static_cast<float*>(C), ldc));
+    else
+      ORTHORNN_CUBLAS(cublasSgemmStridedBatched(blas_, opB, opA, n, m, k, &a, static_cast<const float*>(B), ldb, sB,
+                                                static_cast<const float*>(A), lda, sA, &b, static_cast<float*>(C), ldc,
+                                                sC, batch));
+  } else {
+    if (batch == 1)
+      ORTHORNN_CUBLAS(cublasDgemm(blas_, opB, opA, n, m, k, &alpha, static_cast<const double*>(B), ldb,
+                                  static_cast<const double*>(A), lda, &beta, static_cast<double*>(C), ldc));
+    else
+      ORTHORNN_CUBLAS(cublasDgemmStridedBatched(blas_, opB, opA, n, m, k, &alpha, static_cast<const double*>(B), ldb,
+                                                sB, static_cast<const double*>(A), lda, sA, &beta,
+                                                static_cast<double*>(C), ldc, sC, batch));
+  }
+  libraryCall();
+}
 
-  void fill(DType dt, int64_t count, double value, void* x) override {
-    if (count == 0) return;
-    if (dt == DType::F32) fill_kernel<float><<<gridFor(count), 256, 0, stream_>>>(static_cast<float*>(x), count, float(value));
-    else if (dt == DType::F64) fill_kernel<double><<<gridFor(count), 256, 0, stream_>>>(static_cast<double*>(x), count, value);
-    else fill_kernel<int32_t><<<gridFor(count), 256, 0, stream_>>>(static_cast<int32_t*>(x), count, int32_t(value));
-    ORTHORNN_CUDA(cudaGetLastError());
-  }
-  void randomNormal(DType dt, int64_t count, uint64_t seed, double mean, double stddev, void* x) override {
-    if (count == 0) return;
-    if (dt == DType::F32) random_normal_kernel<float><<<gridFor(count), 256, 0, stream_>>>(static_cast<float*>(x), count, seed, mean, stddev);
-    else random_normal_kernel<double><<<gridFor(count), 256, 0, stream_>>>(static_cast<double*>(x), count, seed, mean, stddev);
-    ORTHORNN_CUDA(cudaGetLastError());
-  }
-  void randomUniform(DType dt, int64_t count, uint64_t seed, double low, double high, void* x) override {
-    if (count == 0) return;
-    if (dt == DType::F32) random_uniform_kernel<float><<<gridFor(count), 256, 0, stream_>>>(static_cast<float*>(x), count, seed, low, high);
-    else random_uniform_kernel<double><<<gridFor(count), 256, 0, stream_>>>(static_cast<double*>(x), count, seed, low, high);
-    ORTHORNN_CUDA(cudaGetLastError());
-  }
+}  // namespace cuda
 
-  [[noreturn]] void unsupported(const char* op) {
-    fail(ErrorCode::Unsupported, std::string(op) + " is not implemented by the cuda backend yet");
-  }
-  void luFactor(DType, int64_t, void*, int32_t*) override { unsupported("luFactor"); }
-  void luSolve(DType, int64_t, int64_t, const void*, const int32_t*, void*) override { unsupported("luSolve"); }
-  void qr(DType, int64_t, int64_t, const void*, void*, void*) override { unsupported("qr"); }
-  void svd(DType, int64_t, int64_t, const void*, void*, void*, void*) override { unsupported("svd"); }
-  void axpby(DType, int64_t, double, const void*, double, const void*, void*) override { unsupported("axpby"); }
-  void mul(DType, int64_t, const void*, const void*, void*) override { unsupported("mul"); }
-  void biasActivation(DType, Activation, int64_t, int64_t, const void*, const void*, void*) override {
-    unsupported("biasActivation");
-  }
-  void activationBackward(DType, Activation, int64_t, const void*, const void*, void*) override {
-    unsupported("activationBackward");
-  }
-  void marginSigmoid(DType, int64_t, double, const void*, void*) override { unsupported("marginSigmoid"); }
-  void marginSigmoidBackward(DType, int64_t, double, const void*, const void*, void*) override {
-    unsupported("marginSigmoidBackward");
-  }
-  void scaleColumns(DType, int64_t, int64_t, const void*, const void*, void*) override { unsupported("scaleColumns"); }
-  void columnDots(DType, int64_t, int64_t, const void*, const void*, void*) override { unsupported("columnDots"); }
-  void addDiagonal(DType, int64_t, double, void*) override { unsupported("addDiagonal"); }
-  void antisymmetrize(DType, int64_t, const void*, void*) override { unsupported("antisymmetrize"); }
-  void transpose(DType, int64_t, int64_t, const void*, void*) override { unsupported("transpose"); }
-  void lstmCellForward(DType, int64_t, int64_t, void*, const void*, const void*, const void*, void*, void*) override {
-    unsupported("lstmCellForward");
-  }
-  void lstmCellBackward(DType, int64_t, int64_t, void*, const void*, const void*, const void*, void*) override {
-    unsupported("lstmCellBackward");
-  }
-  void reduce(DType, Reduction, int64_t, const void*, void*) override { unsupported("reduce"); }
-  void rmspropStep(DType, int64_t, double, double, double, double, void*, const void*, void*) override {
-    unsupported("rmspropStep");
-  }
-  void adamStep(DType, int64_t, double, double, double, double, double, int64_t, void*, const void*, void*, void*) override {
-    unsupported("adamStep");
-  }
-  void sgdStep(DType, int64_t, double, double, double, bool, void*, const void*, void*) override { unsupported("sgdStep"); }
-  void columnSum(DType, int64_t, int64_t, const void*, double, void*) override { unsupported("columnSum"); }
-  void groupNorms(DType, int64_t, int64_t, const void*, void*) override { unsupported("groupNorms"); }
-  void softmaxCrossEntropy(DType, int64_t, int64_t, const void*, const int32_t*, const void*, void*, void*) override {
-    unsupported("softmaxCrossEntropy");
-  }
-  void meanSquaredError(DType, int64_t, int64_t, const void*, const void*, const void*, void*, void*) override {
-    unsupported("meanSquaredError");
-  }
-
- private:
-  int device_;
-  cudaStream_t stream_ = nullptr;
-  cublasHandle_t blas_ = nullptr;
-  cusolverDnHandle_t solver_ = nullptr;
-};
-
-}  // namespace
-
-std::shared_ptr<Backend> createCudaBackend(int deviceIndex) { return std::make_shared<CudaBackend>(deviceIndex); }
+std::shared_ptr<Backend> createCudaBackend(int deviceIndex) { return std::make_shared<cuda::CudaBackend>(deviceIndex); }
 
 BackendInfo cudaBackendInfo() {
   BackendInfo info;
   info.name = "cuda";
   info.compiled = true;
   int count = 0;
+  // No driver, an old driver or no device: an error status, never a crash.
   cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess || count == 0) {
     cudaGetLastError();
@@ -248,6 +333,8 @@ BackendInfo cudaBackendInfo() {
   if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
     info.device = std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ", " +
                   std::to_string(prop.totalGlobalMem >> 20) + " MiB)";
+  } else {
+    cudaGetLastError();
   }
   return info;
 }

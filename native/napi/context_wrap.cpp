@@ -82,6 +82,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
             InstanceAccessor<&ContextWrap::Device>("device"),
             InstanceAccessor<&ContextWrap::Disposed>("disposed"),
             InstanceMethod<&ContextWrap::Supports>("supports"),
+            InstanceMethod<&ContextWrap::LaunchCounters>("launchCounters"),
             InstanceMethod<&ContextWrap::FromArray>("fromArray"),
             InstanceMethod<&ContextWrap::Empty>("empty"),
             InstanceMethod<&ContextWrap::Read>("read"),
@@ -189,6 +190,20 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value Backend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), state_->core->backend()->name()); }
   Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), state_->core->backend()->device()); }
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), state_->disposed); }
+
+  // Counts of the work submitted to the device so far (all zero on the CPU); read without
+  // waiting, so a caller that wants a step's exact count awaits the step first.
+  Napi::Value LaunchCounters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const orthornn::LaunchCounters c = state_->core->backend()->launchCounters();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("kernels", Napi::Number::New(env, double(c.kernels)));
+    o.Set("libraryCalls", Napi::Number::New(env, double(c.libraryCalls)));
+    o.Set("graphs", Napi::Number::New(env, double(c.graphs)));
+    o.Set("graphNodes", Napi::Number::New(env, double(c.graphNodes)));
+    o.Set("graphsBuilt", Napi::Number::New(env, double(c.graphsBuilt)));
+    return o;
+  }
 
   Napi::Value Supports(const Napi::CallbackInfo& info) {
     static const std::map<std::string, Op> ops = {

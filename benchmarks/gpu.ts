@@ -1,0 +1,174 @@
+/**
+ * GPU benchmark: `npx tsx benchmarks/gpu.ts [--quick] [--json FILE]` (part of `npm run test:gpu`).
+ *
+ * On the cuda backend: square GEMM rates, and full svd-RNN training steps (forward, loss, BPTT,
+ * Cayley steps on U and V, RMSprop on the rest) at the DESIGN §5 shapes, each with the
+ * recurrence replayed as CUDA graphs and launched step by step (ORTHORNN_CUDA_GRAPHS=0), with
+ * the host launches per training step from the context's launch counters. The CPU's time for
+ * the same step is measured alongside (skipped for the largest shapes with --quick). Medians
+ * after warm-up. Without a usable GPU it says why and exits with status 0, unless
+ * ORTHORNN_REQUIRE_GPU=1, which makes that an error.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { backends, Context, ElmanRNN, ops, RMSprop, type FloatDType, type Tensor } from '../lib/index';
+
+const USAGE = `Usage: npx tsx benchmarks/gpu.ts [--quick] [--json FILE] [--device cuda|cpu]
+
+  --quick        fewer runs and shapes (seconds)
+  --json FILE    where to write the records (default: bench-results/gpu.json)
+  --device cpu   run everything on the CPU instead (a check of this script without a GPU)`;
+
+interface StepRecord {
+  suite: 'gpuTrainStep';
+  backend: string;
+  graphs: boolean | null;
+  dtype: FloatDType;
+  n: number;
+  B: number;
+  T: number;
+  scored: 'all' | 'last';
+  medianMs: number;
+  minMs: number;
+  runs: number;
+  /** Host submissions per step: kernels and copies + library calls + graph launches (cuda only). */
+  launchesPerStep: number | null;
+  graphNodesPerStep: number | null;
+}
+
+interface GemmRecord {
+  suite: 'gpuGemm';
+  dtype: FloatDType;
+  n: number;
+  medianMs: number;
+  gflops: number;
+  device: string;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function gemmRate(ctx: Context, dtype: FloatDType, n: number, runs: number): Promise<GemmRecord> {
+  const a = ctx.randn<FloatDType>([n, n], { dtype, seed: 1 }), b = ctx.randn<FloatDType>([n, n], { dtype, seed: 2 });
+  const c = ctx.empty<FloatDType>([n, n], { dtype });
+  const reps = Math.max(1, Math.min(200, Math.round(2e10 / (2 * n ** 3))));
+  const once = async () => {
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) ops.gemm(a, b, { out: c });
+    await ctx.sync();
+    return (performance.now() - t0) / reps;
+  };
+  await once();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push(await once());
+  for (const t of [a, b, c]) t.dispose();
+  const ms = median(times);
+  return { suite: 'gpuGemm', dtype, n, medianMs: ms, gflops: (2 * n ** 3) / (ms * 1e6), device: ctx.device };
+}
+
+async function trainStep(device: string, graphs: boolean | null, shape: { n: number; B: number; T: number; scored: 'all' | 'last' }, runs: number): Promise<StepRecord> {
+  if (graphs !== null) process.env.ORTHORNN_CUDA_GRAPHS = graphs ? '1' : '0';  // read when the context is created
+  const ctx = new Context({ device, seed: 1 });
+  try {
+    const { n, B, T, scored } = shape;
+    const d = 1, k = 10;
+    const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: 0.1, context: ctx, seed: 1 });
+    const { U, V, ...euclidean } = model.parameters;
+    const opt = new RMSprop(euclidean, { lr: 1e-4 });
+    const x = ctx.randn([T, B, d], { seed: 3 });
+    const targets = ctx.tensor(Int32Array.from({ length: scored === 'last' ? B : T * B }, (_, i) => i % k), scored === 'last' ? [B] : [T, B]);
+    const step = async () => {
+      const r = await model.lossAndGradients({ x: x as Tensor<'float32'>, targets, score: scored });
+      opt.step(r.gradients);
+      ops.cayleyStep(U, r.gradients.U, 1e-4);
+      ops.cayleyStep(V, r.gradients.V, 1e-4);
+      await ctx.sync();
+    };
+    for (let i = 0; i < 3; i++) await step();
+    const c0 = ctx.launchCounters();
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await step();
+      times.push(performance.now() - t0);
+    }
+    const c1 = ctx.launchCounters();
+    const cuda = device !== 'cpu';
+    model.dispose();
+    opt.dispose();
+    return {
+      suite: 'gpuTrainStep', backend: ctx.backend, graphs, dtype: 'float32', ...shape,
+      medianMs: median(times), minMs: Math.min(...times), runs,
+      launchesPerStep: cuda ? (c1.kernels + c1.libraryCalls + c1.graphs - c0.kernels - c0.libraryCalls - c0.graphs) / runs : null,
+      graphNodesPerStep: cuda ? (c1.graphNodes - c0.graphNodes) / runs : null,
+    };
+  } finally {
+    ctx.dispose();
+    delete process.env.ORTHORNN_CUDA_GRAPHS;
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' }, device: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const quick = values.quick ?? false;
+  const device = values.device ?? 'cuda';
+  if (device !== 'cuda' && device !== 'cpu') throw new Error(`--device must be 'cuda' or 'cpu', got '${device}'`);
+  const onGpu = device === 'cuda';
+  const cuda = backends().find((b) => b.name === 'cuda')!;
+  if (onGpu && !cuda.available) {
+    const why = `the cuda backend is ${cuda.compiled ? 'compiled but unavailable' : 'not compiled into this build'}: ${cuda.reason ?? 'unknown reason'}`;
+    if (process.env.ORTHORNN_REQUIRE_GPU === '1') throw new Error(`GPU benchmark: ORTHORNN_REQUIRE_GPU=1 but ${why}`);
+    console.log(`GPU benchmark skipped: ${why}`);
+    return;
+  }
+  console.log(`GPU benchmark on ${onGpu ? cuda.device : 'the CPU (--device cpu: a check of this script)'}${quick ? ' (quick)' : ''}`);
+  const runs = quick ? 5 : 21;
+
+  const gemm: GemmRecord[] = [];
+  const ctx = new Context({ device });
+  for (const dtype of ['float32', 'float64'] as const) {
+    for (const n of quick ? [128, 1024] : [128, 512, 1024, 4096]) gemm.push(await gemmRate(ctx, dtype, n, runs));
+  }
+  ctx.dispose();
+  console.log(`\nGEMM n×n·n×n on ${device} (median per op)`);
+  for (const r of gemm) console.log(`  ${r.dtype.padEnd(8)} n = ${String(r.n).padStart(5)}  ${r.medianMs.toFixed(4).padStart(9)} ms  ${r.gflops.toFixed(0).padStart(7)} GFLOP/s`);
+
+  const shapes = [
+    { n: 128, B: 32, T: 100, scored: 'all' as const },
+    { n: 128, B: 64, T: 784, scored: 'last' as const },
+    { n: 512, B: 32, T: 200, scored: 'all' as const },
+    { n: 1024, B: 16, T: 100, scored: 'all' as const },
+  ];
+  const steps: StepRecord[] = [];
+  for (const shape of quick ? shapes.slice(0, 2) : shapes) {
+    if (onGpu) {
+      steps.push(await trainStep('cuda', true, shape, runs));
+      steps.push(await trainStep('cuda', false, shape, runs));
+    }
+    steps.push(await trainStep('cpu', null, shape, quick ? 3 : 5));
+  }
+  console.log('\nsvd-RNN training step, float32 (forward, loss, BPTT, 2 Cayley steps, RMSprop), median ms');
+  console.log('  n     B    T    scored  backend  recurrence     ms/step   launches/step  graph nodes/step');
+  for (const r of steps) {
+    const how = r.backend === 'cpu' ? '-' : r.graphs ? 'CUDA graphs' : 'step by step';
+    console.log(`  ${String(r.n).padEnd(5)} ${String(r.B).padEnd(4)} ${String(r.T).padEnd(4)} ${r.scored.padEnd(7)} ${r.backend.padEnd(8)} ${how.padEnd(13)} ` +
+      `${r.medianMs.toFixed(2).padStart(9)}   ${r.launchesPerStep === null ? '-'.padStart(13) : String(Math.round(r.launchesPerStep)).padStart(13)}  ${r.graphNodesPerStep === null ? '-' : Math.round(r.graphNodesPerStep)}`);
+  }
+  const file = values.json ?? path.join('bench-results', 'gpu.json');
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), device: onGpu ? cuda.device : 'cpu', quick, records: [...gemm, ...steps] }, null, 2));
+  console.log(`\nwrote ${file}`);
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exitCode = 1;
+});

@@ -1,0 +1,211 @@
+// CUDA backend, part 3: the factorisations, on cuSOLVER (getrf, geqrf/orgqr, gesvdj) and
+// cuBLAS (trsm). Same conventions as the CPU backend (native/core/backend.h): the LU factors
+// the column-major view of the row-major buffer, Aᵀ = P L U, and the solve works on the
+// column-major view of B, so neither needs a transpose; QR has diag(R) ≥ 0; NaN/Inf input,
+// a singular matrix and an SVD that does not converge are Numeric errors. Those conditions
+// are found on the device and raised at the next synchronisation (cuda_backend.cuh), so a
+// Cayley step queues without waiting for the GPU.
+#include <algorithm>
+
+#include "cuda_backend.cuh"
+
+namespace orthornn {
+namespace cuda {
+namespace {
+
+// cuSOLVER's devInfo after getrf (op luFactor), or after gesvdj (op svd).
+__global__ void solver_info_kernel(const int* info, DeviceFault* fault, int op) {
+  const int v = *info;
+  if (v < 0) raiseFault(fault, op, kSolverArgument, -v, 0, 0);
+  else if (v > 0 && op == kOpLuFactor) raiseFault(fault, op, kSingular, v - 1, 0, 0);
+  else if (v > 0) raiseFault(fault, op, kNoConvergence, v, 0, 0);
+}
+
+// P = P_1 ⋯ P_n applied to the rows of B (n × nrhs, row-major): the last swap first. One
+// thread per column; the swaps are sequential in i.
+template <typename T>
+__global__ void row_swaps_kernel(int n, int nrhs, const int32_t* piv, T* b) {
+  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < nrhs; j += int64_t(gridDim.x) * blockDim.x) {
+    for (int i = n - 1; i >= 0; --i) {
+      const int p = piv[i] - 1;
+      if (p != i) {
+        const T t = b[int64_t(i) * nrhs + j];
+        b[int64_t(i) * nrhs + j] = b[int64_t(p) * nrhs + j];
+        b[int64_t(p) * nrhs + j] = t;
+      }
+    }
+  }
+}
+
+// R (k × n, row-major) from geqrf's column-major m × n output, rows negated where
+// diag(R) < 0; the signs are kept for Q.
+template <typename T>
+__global__ void qr_r_kernel(int m, int n, int k, const T* work, T* R, T* signs) {
+  const int64_t count = int64_t(k) * n;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < count; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = e / n, j = e % n;
+    const T sign = work[i * m + i] < T(0) ? T(-1) : T(1);
+    R[e] = j >= i ? sign * work[j * m + i] : T(0);
+    if (j == i) signs[i] = sign;
+  }
+}
+
+// Q (m × k, row-major) from orgqr's column-major m × k output, columns signed like R's rows.
+template <typename T>
+__global__ void qr_q_kernel(int m, int k, const T* work, const T* signs, T* Q) {
+  const int64_t count = int64_t(m) * k;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < count; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = e / k, c = e % k;
+    Q[e] = signs[c] * work[c * m + r];
+  }
+}
+
+template <typename T>
+cusolverStatus_t getrfBufferSize(cusolverDnHandle_t h, int n, T* A, int* lwork) {
+  if constexpr (std::is_same_v<T, float>) return cusolverDnSgetrf_bufferSize(h, n, n, A, n, lwork);
+  else return cusolverDnDgetrf_bufferSize(h, n, n, A, n, lwork);
+}
+
+}  // namespace
+
+void CudaBackend::luFactor(DType dt, int64_t n64, void* A, int32_t* piv) {
+  const int n = cublasDim(n64, "n");
+  if (n == 0) return;
+  require(isFloat(dt), ErrorCode::Type, std::string("luFactor: expected float32 or float64, got ") + dtypeName(dt));
+  bind();
+  checkFinite(dt, int64_t(n) * n, A, kOpLuFactor);
+  int* info = static_cast<int*>(scratch(kSolverInfo, sizeof(int)));
+  int lwork = 0;
+  if (dt == DType::F32) {
+    ORTHORNN_CUSOLVER(cusolverDnSgetrf_bufferSize(solver_, n, n, static_cast<float*>(A), n, &lwork));
+    auto* work = static_cast<float*>(scratch(kSolverWork, size_t(std::max(lwork, 1)) * sizeof(float)));
+    ORTHORNN_CUSOLVER(cusolverDnSgetrf(solver_, n, n, static_cast<float*>(A), n, work, piv, info));
+  } else {
+    ORTHORNN_CUSOLVER(cusolverDnDgetrf_bufferSize(solver_, n, n, static_cast<double*>(A), n, &lwork));
+    auto* work = static_cast<double*>(scratch(kSolverWork, size_t(std::max(lwork, 1)) * sizeof(double)));
+    ORTHORNN_CUSOLVER(cusolverDnDgetrf(solver_, n, n, static_cast<double*>(A), n, work, piv, info));
+  }
+  libraryCall();
+  solver_info_kernel<<<1, 1, 0, stream_>>>(info, fault_, kOpLuFactor);
+  launched("solver_info_kernel");
+}
+
+// With Aᵀ = P L U, A X = B is X = P L⁻ᵀ U⁻ᵀ B, i.e. Xᵀ = Bᵀ U⁻¹ L⁻¹ Pᵀ: two right-side
+// triangular solves on the column-major view of B (which is Bᵀ), then P's row swaps.
+void CudaBackend::luSolve(DType dt, int64_t n64, int64_t nrhs64, const void* LU, const int32_t* piv, void* B) {
+  const int n = cublasDim(n64, "n"), nrhs = cublasDim(nrhs64, "nrhs");
+  if (n == 0 || nrhs == 0) return;
+  require(isFloat(dt), ErrorCode::Type, std::string("luSolve: expected float32 or float64, got ") + dtypeName(dt));
+  bind();
+  if (dt == DType::F32) {
+    const float one = 1.0f;
+    const float* lu = static_cast<const float*>(LU);
+    float* b = static_cast<float*>(B);
+    ORTHORNN_CUBLAS(cublasStrsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, CUBLAS_DIAG_NON_UNIT,
+                                nrhs, n, &one, lu, n, b, nrhs));
+    ORTHORNN_CUBLAS(cublasStrsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, CUBLAS_DIAG_UNIT, nrhs,
+                                n, &one, lu, n, b, nrhs));
+    row_swaps_kernel<float><<<gridFor(nrhs), kThreads, 0, stream_>>>(n, nrhs, piv, b);
+  } else {
+    const double one = 1.0;
+    const double* lu = static_cast<const double*>(LU);
+    double* b = static_cast<double*>(B);
+    ORTHORNN_CUBLAS(cublasDtrsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, CUBLAS_DIAG_NON_UNIT,
+                                nrhs, n, &one, lu, n, b, nrhs));
+    ORTHORNN_CUBLAS(cublasDtrsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, CUBLAS_DIAG_UNIT, nrhs,
+                                n, &one, lu, n, b, nrhs));
+    row_swaps_kernel<double><<<gridFor(nrhs), kThreads, 0, stream_>>>(n, nrhs, piv, b);
+  }
+  libraryCall();
+  libraryCall();
+  launched("row_swaps_kernel");
+}
+
+// Thin QR of row-major A (m × n): the transpose into a column-major copy, geqrf, R with the
+// sign fix, orgqr in place, Q with the same signs.
+void CudaBackend::qr(DType dt, int64_t m64, int64_t n64, const void* A, void* Q, void* R) {
+  const int m = cublasDim(m64, "m"), n = cublasDim(n64, "n"), k = std::min(m, n);
+  if (k == 0) return;
+  require(isFloat(dt), ErrorCode::Type, std::string("qr: expected float32 or float64, got ") + dtypeName(dt));
+  bind();
+  const size_t es = dtypeSize(dt);
+  checkFinite(dt, int64_t(m) * n, A, kOpQr);
+  void* work = scratch(kSolverCopy, size_t(m) * n * es);
+  transpose(dt, m, n, A, work);  // row-major n × m is column-major m × n
+  void* tau = scratch(kSolverAux, size_t(k) * es);
+  void* signs = scratch(kSolverSigns, size_t(k) * es);
+  int* info = static_cast<int*>(scratch(kSolverInfo, sizeof(int)));
+  int lq = 0, lo = 0;
+  if (dt == DType::F32) {
+    float *w = static_cast<float*>(work), *t = static_cast<float*>(tau);
+    ORTHORNN_CUSOLVER(cusolverDnSgeqrf_bufferSize(solver_, m, n, w, m, &lq));
+    ORTHORNN_CUSOLVER(cusolverDnSorgqr_bufferSize(solver_, m, k, k, w, m, t, &lo));
+    auto* ws = static_cast<float*>(scratch(kSolverWork, size_t(std::max({lq, lo, 1})) * es));
+    ORTHORNN_CUSOLVER(cusolverDnSgeqrf(solver_, m, n, w, m, t, ws, std::max(lq, 1), info));
+    libraryCall();
+    qr_r_kernel<float><<<gridFor(int64_t(k) * n), kThreads, 0, stream_>>>(m, n, k, w, static_cast<float*>(R),
+                                                                           static_cast<float*>(signs));
+    launched("qr_r_kernel");
+    ORTHORNN_CUSOLVER(cusolverDnSorgqr(solver_, m, k, k, w, m, t, ws, std::max(lo, 1), info));
+    libraryCall();
+    qr_q_kernel<float><<<gridFor(int64_t(m) * k), kThreads, 0, stream_>>>(m, k, w, static_cast<const float*>(signs),
+                                                                          static_cast<float*>(Q));
+  } else {
+    double *w = static_cast<double*>(work), *t = static_cast<double*>(tau);
+    ORTHORNN_CUSOLVER(cusolverDnDgeqrf_bufferSize(solver_, m, n, w, m, &lq));
+    ORTHORNN_CUSOLVER(cusolverDnDorgqr_bufferSize(solver_, m, k, k, w, m, t, &lo));
+    auto* ws = static_cast<double*>(scratch(kSolverWork, size_t(std::max({lq, lo, 1})) * es));
+    ORTHORNN_CUSOLVER(cusolverDnDgeqrf(solver_, m, n, w, m, t, ws, std::max(lq, 1), info));
+    libraryCall();
+    qr_r_kernel<double><<<gridFor(int64_t(k) * n), kThreads, 0, stream_>>>(m, n, k, w, static_cast<double*>(R),
+                                                                            static_cast<double*>(signs));
+    launched("qr_r_kernel");
+    ORTHORNN_CUSOLVER(cusolverDnDorgqr(solver_, m, k, k, w, m, t, ws, std::max(lo, 1), info));
+    libraryCall();
+    qr_q_kernel<double><<<gridFor(int64_t(m) * k), kThreads, 0, stream_>>>(m, k, w, static_cast<const double*>(signs),
+                                                                           static_cast<double*>(Q));
+  }
+  launched("qr_q_kernel");
+}
+
+// Thin SVD by Jacobi (gesvdj, singular values sorted descending). The column-major view of
+// row-major A (m × n) is Aᵀ = V S Uᵀ: gesvdj of that n × m matrix returns V as its "U" —
+// column-major n × k, which is exactly row-major Vt (k × n) — and U as its "V", column-major
+// m × k, which one transpose turns into row-major U (m × k).
+void CudaBackend::svd(DType dt, int64_t m64, int64_t n64, const void* A, void* U, void* S, void* Vt) {
+  const int m = cublasDim(m64, "m"), n = cublasDim(n64, "n"), k = std::min(m, n);
+  if (k == 0) return;
+  require(isFloat(dt), ErrorCode::Type, std::string("svd: expected float32 or float64, got ") + dtypeName(dt));
+  bind();
+  const size_t es = dtypeSize(dt);
+  checkFinite(dt, int64_t(m) * n, A, kOpSvd);
+  void* work = scratch(kSolverCopy, size_t(m) * n * es);
+  copy(work, A, size_t(m) * n * es);  // gesvdj destroys its input
+  void* Ucm = scratch(kSolverAux, size_t(m) * k * es);
+  int* info = static_cast<int*>(scratch(kSolverInfo, sizeof(int)));
+  int lwork = 0;
+  if (dt == DType::F32) {
+    auto *w = static_cast<float*>(work), *s = static_cast<float*>(S), *vt = static_cast<float*>(Vt),
+         *u = static_cast<float*>(Ucm);
+    ORTHORNN_CUSOLVER(cusolverDnSgesvdj_bufferSize(solver_, CUSOLVER_EIG_MODE_VECTOR, 1, n, m, w, n, s, vt, n, u, m,
+                                                   &lwork, gesvdj_));
+    auto* ws = static_cast<float*>(scratch(kSolverWork, size_t(std::max(lwork, 1)) * es));
+    ORTHORNN_CUSOLVER(cusolverDnSgesvdj(solver_, CUSOLVER_EIG_MODE_VECTOR, 1, n, m, w, n, s, vt, n, u, m, ws,
+                                        std::max(lwork, 1), info, gesvdj_));
+  } else {
+    auto *w = static_cast<double*>(work), *s = static_cast<double*>(S), *vt = static_cast<double*>(Vt),
+         *u = static_cast<double*>(Ucm);
+    ORTHORNN_CUSOLVER(cusolverDnDgesvdj_bufferSize(solver_, CUSOLVER_EIG_MODE_VECTOR, 1, n, m, w, n, s, vt, n, u, m,
+                                                   &lwork, gesvdj_));
+    auto* ws = static_cast<double*>(scratch(kSolverWork, size_t(std::max(lwork, 1)) * es));
+    ORTHORNN_CUSOLVER(cusolverDnDgesvdj(solver_, CUSOLVER_EIG_MODE_VECTOR, 1, n, m, w, n, s, vt, n, u, m, ws,
+                                        std::max(lwork, 1), info, gesvdj_));
+  }
+  libraryCall();
+  solver_info_kernel<<<1, 1, 0, stream_>>>(info, fault_, kOpSvd);
+  launched("solver_info_kernel");
+  transpose(dt, k, m, Ucm, U);  // column-major m × k is row-major k × m
+}
+
+}  // namespace cuda
+}  // namespace orthornn
