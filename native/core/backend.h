@@ -129,11 +129,14 @@ class Backend {
   virtual void elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
                                       const void* bias, void* A, void* H);
   // Backward: for t = T−1..0: dH[t] += dA[t+1] · W (t + 1 < T); dA[t] = dH[t] ⊙ φ'(H[t+1]).
-  // dH holds the output contribution on entry and the total ∂L/∂h_t on return. Also writes,
+  // dH holds the output contribution on entry and the total ∂L/∂h_t on return; dH[t] for
+  // t < givenFrom is not read on entry but taken as zero (only the last step scored: T − 1
+  // spares filling T − 1 blocks with zeros; 0 when every block is given). Also writes,
   // when not null, hiddenNorms[t] = ‖dH[t]‖ (T values) and db = Σ_t Σ_b dA[t] (n values),
   // which a backend can accumulate while the blocks are in cache.
   virtual void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                       const void* H, void* dH, void* dA, void* hiddenNorms, void* db);
+                                       const void* H, void* dH, void* dA, void* hiddenNorms, void* db,
+                                       int64_t givenFrom);
 
   // loss = Σ_r w_r · (−log softmax(logits_r)[target_r]); dlogits_r = w_r (softmax(logits_r) − e_target).
   // weights null means w ≡ 1; dlogits null skips the gradient. Targets outside [0, classes)

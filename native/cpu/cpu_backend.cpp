@@ -372,9 +372,9 @@ class CpuBackend final : public Backend {
   }
 
   void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W, const void* H,
-                               void* dH, void* dA, void* hiddenNorms, void* db) override {
-    if (!fastElmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db))
-      Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db);
+                               void* dH, void* dA, void* hiddenNorms, void* db, int64_t givenFrom) override {
+    if (!fastElmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db, givenFrom))
+      Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db, givenFrom);
   }
 
   void transpose(DType dt, int64_t rows, int64_t cols, const void* x, void* out) override {

@@ -24,7 +24,7 @@ bool fastElmanForwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, co
   return false;
 }
 bool fastElmanBackwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, const void*, const void*, void*, void*,
-                                 void*, void*) {
+                                 void*, void*, int64_t) {
   return false;
 }
 bool fastRecurrenceCompiled() { return false; }
@@ -327,7 +327,7 @@ bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, cons
 
 template <typename T>
 bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, const T* H, T* dH, T* dA, T* hiddenNorms,
-              T* db) {
+              T* db, int64_t givenFrom) {
   Recurrence<T> rec(B, n);
   if (!rec.ok()) return false;
   const Plan<T>& plan = rec.plan();
@@ -340,6 +340,9 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
     const int64_t c0 = plan.parts.begin(p), c1 = plan.parts.end(p);
     if (c1 <= c0) return;
     T* dHt = dH + t * B * n;
+    // A block not given is zero: cleared here, while it is about to be in cache anyway.
+    if (t < givenFrom)
+      for (int64_t r = 0; r < B; ++r) std::fill(dHt + r * n + c0, dHt + r * n + c1, T(0));
     if (t + 1 < T_) plan.kernels[size_t(p)].fn(W + c0, dA + (t + 1) * B * n, dHt + c0);
     const T* Ht = H + (t + 1) * B * n;
     T* dAt = dA + t * B * n;
@@ -371,15 +374,15 @@ bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, 
 }
 
 bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                 const void* H, void* dH, void* dA, void* hiddenNorms, void* db) {
+                                 const void* H, void* dH, void* dA, void* hiddenNorms, void* db, int64_t givenFrom) {
   if (!applies(dt, B, n)) return false;
   if (dt == DType::F32)
     return backward<float>(act, T, B, n, static_cast<const float*>(W), static_cast<const float*>(H),
                            static_cast<float*>(dH), static_cast<float*>(dA), static_cast<float*>(hiddenNorms),
-                           static_cast<float*>(db));
+                           static_cast<float*>(db), givenFrom);
   return backward<double>(act, T, B, n, static_cast<const double*>(W), static_cast<const double*>(H),
                           static_cast<double*>(dH), static_cast<double*>(dA), static_cast<double*>(hiddenNorms),
-                          static_cast<double*>(db));
+                          static_cast<double*>(db), givenFrom);
 }
 
 bool fastRecurrenceCompiled() { return true; }

@@ -16,7 +16,7 @@ namespace orthornn {
 bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
                                 const void* bias, void* A, void* H);
 bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                 const void* H, void* dH, void* dA, void* hiddenNorms, void* db);
+                                 const void* H, void* dH, void* dA, void* hiddenNorms, void* db, int64_t givenFrom);
 
 // Whether this build has the fast path (for backends()).
 bool fastRecurrenceCompiled();
