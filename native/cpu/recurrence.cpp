@@ -8,6 +8,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -74,26 +75,47 @@ class SpinTeam {
     std::unique_lock<std::mutex> lock_;
   };
 
-  // Runs job(part) for part = 0..parts−1 (parts ≤ size()), the caller taking part 0;
-  // returns when all are done. Helpers beyond `parts` sit this one out.
+  // Runs job(part) for part = 0..parts−1 (parts ≤ size()) and returns when all are done.
+  // Helper i takes part i; the caller takes part 0 and then every part whose helper has not
+  // claimed it yet. On a busy machine the OS may deschedule a helper for milliseconds: the
+  // step then costs the caller that helper's share instead of a wait for it.
   void run(int parts, const std::function<void(int)>& job) {
     job_ = &job;
-    parts_ = parts;
-    remaining_.store(parts - 1, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
+    completed_.store(0, std::memory_order_relaxed);
+    const uint64_t g = (generation_.load(std::memory_order_relaxed) >> kPartBits) + 1;
+    generation_.store(g << kPartBits | uint64_t(parts), std::memory_order_release);
     job(0);
-    while (remaining_.load(std::memory_order_acquire) != 0) relax();
+    int mine = 1;
+    for (int p = 1; p < parts; ++p)
+      if (claim(p, g)) {
+        job(p);
+        ++mine;
+      }
+    completed_.fetch_add(mine, std::memory_order_acq_rel);
+    while (completed_.load(std::memory_order_acquire) != parts) relax();
   }
 
  private:
-  SpinTeam() {
+  // generation_ holds the generation above kPartBits and that run's part count below.
+  static constexpr int kPartBits = 16;
+
+  SpinTeam() : claimed_(new std::atomic<uint64_t>[std::max(1u, std::thread::hardware_concurrency())]) {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < cores; ++i) claimed_[i].store(0, std::memory_order_relaxed);
     for (unsigned i = 1; i < cores; ++i) helpers_.emplace_back([this, i] { loop(int(i)); });
+  }
+
+  // Part p of generation g, for whoever gets there first. Every part of a generation is
+  // claimed before run() returns, so a helper that wakes up late fails here and never reads
+  // a job_ that has moved on.
+  bool claim(int p, uint64_t g) {
+    uint64_t c = claimed_[p].load(std::memory_order_relaxed);
+    return c < g && claimed_[p].compare_exchange_strong(c, g, std::memory_order_acq_rel, std::memory_order_relaxed);
   }
 
   void activate() {
     std::lock_guard<std::mutex> lock(mutex_);
-    startGeneration_ = generation_.load(std::memory_order_relaxed);
+    startGeneration_ = generation_.load(std::memory_order_relaxed) >> kPartBits;
     active_.store(true, std::memory_order_release);
     wake_.notify_all();
   }
@@ -108,15 +130,17 @@ class SpinTeam {
         seen = startGeneration_;
       }
       while (active_.load(std::memory_order_acquire)) {
-        const uint64_t g = generation_.load(std::memory_order_acquire);
+        const uint64_t word = generation_.load(std::memory_order_acquire);
+        const uint64_t g = word >> kPartBits;
         if (g == seen) {
           relax();
           continue;
         }
         seen = g;
-        if (part >= parts_) continue;
+        const int parts = int(word & ((uint64_t(1) << kPartBits) - 1));
+        if (part >= parts || !claim(part, g)) continue;
         (*job_)(part);
-        remaining_.fetch_sub(1, std::memory_order_acq_rel);
+        completed_.fetch_add(1, std::memory_order_acq_rel);
       }
     }
   }
@@ -127,10 +151,10 @@ class SpinTeam {
   std::condition_variable wake_;
   std::atomic<bool> active_{false};
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> remaining_{0};
+  std::atomic<int> completed_{0};
+  std::unique_ptr<std::atomic<uint64_t>[]> claimed_;  // per part: the last generation that claimed it
   uint64_t startGeneration_ = 0;
-  const std::function<void(int)>* job_ = nullptr;
-  int parts_ = 0;  // published with job_ by the release on generation_
+  const std::function<void(int)>* job_ = nullptr;  // published by the release on generation_
 };
 
 // The kernels stream each thread's columns of the recurrent matrix from its core's L2 cache
