@@ -91,9 +91,9 @@ export class TorchPeer {
     return this.request({ op: 'setup', case: c, margin, lr, seed });
   }
 
-  /** Seconds per training step, for `steps` consecutive steps, and the peer's peak RSS. */
-  async run(steps: number): Promise<{ times: number[]; peakRssBytes: number }> {
-    const r = await this.request({ op: 'run', steps });
+  /** Seconds per training step, for `steps` consecutive steps after `warmup` untimed ones, and the peer's peak RSS. */
+  async run(steps: number, warmup = 0): Promise<{ times: number[]; peakRssBytes: number }> {
+    const r = await this.request({ op: 'run', steps, warmup });
     return { times: r.times as number[], peakRssBytes: Number(r.peakRssBytes) };
   }
 

@@ -342,9 +342,14 @@ const cayleySuite: Suite = async ({ backends, quick, peer, provenance }) => {
           const roundRatios: number[] = [];
           for (let round = 0; round < rounds; round++) {
             const mine: number[] = [];
+            if (peer) {
+              await settle(quick);
+              await batch(1);
+            }
             for (let i = 0; i < 2; i++) mine.push((await timeOnce(() => batch(reps))) / reps);
             ours.push(...mine);
             if (peer) {
+              await settle(quick);
               const t = await peer.cayley(n, Math.max(2, Math.min(reps, 20)), LR);
               theirs.push(...t);
               roundRatios.push(sum(t) / t.length / (sum(mine) / mine.length));
@@ -402,6 +407,16 @@ function designFlops(c: TrainCase): number {
 }
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+
+/**
+ * Pause at each switch between our steps and the peer's, then one untimed step. OpenBLAS's
+ * threads (ours, and the peer's: PyTorch uses the system BLAS) busy-wait for about 2^28
+ * cycles (~0.1 s) after each call before they sleep: without the pause each side's first
+ * steps would share the cores with the other's spinning threads, and without the untimed
+ * step they would pay for waking their own. Neither happens to a user running one of them.
+ */
+const SETTLE_MS = 250;
+const settle = (quick: boolean) => new Promise<void>((resolve) => setTimeout(resolve, quick ? 20 : SETTLE_MS));
 const peakRssBytes = () => process.resourceUsage().maxRSS * 1024;
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
@@ -428,7 +443,7 @@ const trainStepSuite: Suite = async ({ backends, quick, earlier, peer, provenanc
   ]);
   console.log(
     `\nTraining step (${dtype}, svd m = ${MARGIN}, tanh): forward + loss + BPTT + RMSprop on W_in, b, p, W_out, c + Cayley on U and V;` +
-      `\n${rounds * perRound} steps each after warm-up, ours and the peer's alternating; speedup = median over rounds of torch / ours,` +
+      `\n${rounds * perRound} steps each after warm-up, ours and the peer's alternating (${perRound} at a time, each side after a pause and an untimed step); speedup = median over rounds of torch / ours,` +
       `\nof mins = torch's fastest step / our fastest; RSS = this process's peak so far`,
   );
   table.printHeader();
@@ -467,10 +482,15 @@ const trainStepSuite: Suite = async ({ backends, quick, earlier, peer, provenanc
           let peerRss = 0;
           for (let round = 0; round < rounds; round++) {
             const mine: number[] = [];
+            if (peer) {
+              await settle(quick);
+              await step();
+            }
             for (let i = 0; i < perRound; i++) mine.push(await timeOnce(step));
             ours.push(...mine);
             if (peer) {
-              const r = await peer.run(perRound);
+              await settle(quick);
+              const r = await peer.run(perRound, 1);
               theirs.push(...r.times);
               peerRss = r.peakRssBytes;
               roundRatios.push(sum(r.times) / sum(mine));
