@@ -343,13 +343,13 @@ const cayleySuite: Suite = async ({ backends, quick, peer, provenance }) => {
           for (let round = 0; round < rounds; round++) {
             const mine: number[] = [];
             if (peer) {
-              await settle(quick);
+              await settle();
               await batch(1);
             }
             for (let i = 0; i < 2; i++) mine.push((await timeOnce(() => batch(reps))) / reps);
             ours.push(...mine);
             if (peer) {
-              await settle(quick);
+              await settle();
               const t = await peer.cayley(n, Math.max(2, Math.min(reps, 20)), LR);
               theirs.push(...t);
               roundRatios.push(sum(t) / t.length / (sum(mine) / mine.length));
@@ -416,7 +416,7 @@ const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
  * step they would pay for waking their own. Neither happens to a user running one of them.
  */
 const SETTLE_MS = 250;
-const settle = (quick: boolean) => new Promise<void>((resolve) => setTimeout(resolve, quick ? 20 : SETTLE_MS));
+const settle = () => new Promise<void>((resolve) => setTimeout(resolve, SETTLE_MS));
 const peakRssBytes = () => process.resourceUsage().maxRSS * 1024;
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
@@ -483,13 +483,13 @@ const trainStepSuite: Suite = async ({ backends, quick, earlier, peer, provenanc
           for (let round = 0; round < rounds; round++) {
             const mine: number[] = [];
             if (peer) {
-              await settle(quick);
+              await settle();
               await step();
             }
             for (let i = 0; i < perRound; i++) mine.push(await timeOnce(step));
             ours.push(...mine);
             if (peer) {
-              await settle(quick);
+              await settle();
               const r = await peer.run(perRound, 1);
               theirs.push(...r.times);
               peerRss = r.peakRssBytes;
