@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <functional>
@@ -94,6 +95,10 @@ class SpinTeam {
     completed_.fetch_add(mine, std::memory_order_acq_rel);
     while (completed_.load(std::memory_order_acquire) != parts) relax();
   }
+
+  // Within a session: let the helpers sleep while the caller carries on alone, and wake them.
+  void pause() { deactivate(); }
+  void resume() { activate(); }
 
  private:
   // generation_ holds the generation above kPartBits and that run's part count below.
@@ -222,26 +227,65 @@ struct Plan {
 template <typename T>
 class Recurrence {
  public:
-  Recurrence(int64_t B, int64_t n)
+  Recurrence(int64_t steps, int64_t B, int64_t n)
       : session_(SpinTeam::instance()),
         count_(session_.acquired() ? std::min<int>(SpinTeam::instance().size(), int(std::max<int64_t>(1, n / 32))) : 1) {
     if (fitsCache(n, sizeof(T), count_)) {
       plan_.emplace(B, n, count_);
       if (!plan_->ok) plan_.reset();
     }
+    probe_ = count_ > 1 && steps >= 8 * kProbe;
   }
   bool ok() const { return plan_.has_value(); }
   int parts() const { return count_; }
   const Plan<T>& plan() const { return *plan_; }
+  // One step: every part, on the team or all on the caller. Which is faster depends on the
+  // machine's load as much as on the shape: with more runnable threads than cores the OS
+  // deschedules helpers in the middle of their parts, and a barrier per step can cost more
+  // than the second core gains. So long recurrences time both: kProbe steps on the team, then
+  // kProbe alone, keep the faster for kReprobe steps, and measure again.
   void step(const std::function<void(int)>& body) {
-    if (count_ > 1) SpinTeam::instance().run(count_, body);
-    else body(0);
+    if (count_ == 1) {
+      body(0);
+      return;
+    }
+    const int64_t phase = step_++ % kReprobe;
+    if (phase == 0 && alone_) {
+      SpinTeam::instance().resume();
+      alone_ = false;
+    }
+    const bool probing = probe_ && phase < 2 * kProbe;
+    const Clock::time_point start = probing ? Clock::now() : Clock::time_point();
+    if (alone_) {
+      for (int p = 0; p < count_; ++p) body(p);
+    } else {
+      SpinTeam::instance().run(count_, body);
+    }
+    if (!probing) return;
+    // The first steps on the team pay for waking the helpers: not counted.
+    if (phase >= 2) (phase < kProbe ? team_ : alone_time_) += Clock::now() - start;
+    if (phase == kProbe - 1) {
+      alone_ = true;
+      SpinTeam::instance().pause();
+      alone_time_ = Clock::duration::zero();
+    } else if (phase == 2 * kProbe - 1) {
+      // Compare like with like: the team's kProbe − 2 measured steps, scaled.
+      alone_ = alone_time_ * (kProbe - 2) < team_ * kProbe;
+      if (!alone_) SpinTeam::instance().resume();
+      team_ = Clock::duration::zero();
+    }
   }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr int64_t kProbe = 16, kReprobe = 512;
   SpinTeam::Session session_;
   int count_;
   std::optional<Plan<T>> plan_;
+  bool probe_ = false;  // set by the constructor for recurrences long enough to afford it
+  int64_t step_ = 0;
+  bool alone_ = false;
+  Clock::duration team_{}, alone_time_{};
 };
 
 // The element-wise half of each step (the activation forward; φ' and the norm and bias sums
@@ -331,7 +375,7 @@ bool applies(DType dt, int64_t B, int64_t n) {
 
 template <typename T>
 bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, const T* bias, T* A, T* H) {
-  Recurrence<T> rec(B, n);
+  Recurrence<T> rec(T_, B, n);
   if (!rec.ok()) return false;
   const Plan<T>& plan = rec.plan();
   int64_t t = 0;
@@ -352,7 +396,7 @@ bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, cons
 template <typename T>
 bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, const T* H, T* dH, T* dA, T* hiddenNorms,
               T* db, int64_t givenFrom) {
-  Recurrence<T> rec(B, n);
+  Recurrence<T> rec(T_, B, n);
   if (!rec.ok()) return false;
   const Plan<T>& plan = rec.plan();
   const int count = rec.parts();
