@@ -9,6 +9,13 @@ import { createInterface, type Interface } from 'node:readline';
 
 const SCRIPT = path.join(__dirname, 'peers', 'torch_step.py');
 
+/**
+ * The environment as it was before orthornn loaded (it sets OPENBLAS_THREAD_TIMEOUT for its
+ * own process when unset): PyTorch uses the system OpenBLAS too, and is faster with its
+ * default busy-waiting, so the peer gets the user's setting, not ours.
+ */
+const ORIGINAL_OPENBLAS_THREAD_TIMEOUT = process.env.OPENBLAS_THREAD_TIMEOUT;
+
 /** Interpreters tried in order: ORTHORNN_BENCH_PYTHON, Debian's (python3-torch), then PATH's. */
 function candidates(): string[] {
   const list = [process.env.ORTHORNN_BENCH_PYTHON, '/usr/bin/python3', 'python3'].filter((p): p is string => !!p);
@@ -60,7 +67,9 @@ export class TorchPeer {
       const probe = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
       tried.push(python);
       if (probe.status !== 0) continue;
-      const env = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', OMP_NUM_THREADS: String(threads) };
+      const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', OMP_NUM_THREADS: String(threads) };
+      if (ORIGINAL_OPENBLAS_THREAD_TIMEOUT === undefined) delete env.OPENBLAS_THREAD_TIMEOUT;
+      else env.OPENBLAS_THREAD_TIMEOUT = ORIGINAL_OPENBLAS_THREAD_TIMEOUT;
       const child = spawn(python, [SCRIPT], { env, stdio: ['pipe', 'pipe', 'pipe'] });
       const peer = new TorchPeer(child, { python, torch: '', threads: 0 });
       try {

@@ -49,7 +49,7 @@ interface Header {
   hostname: string;
   machine: Machine;
   quick: boolean;
-  env: { OPENBLAS_CORETYPE: string | null; OPENBLAS_NUM_THREADS: string | null };
+  env: { OPENBLAS_CORETYPE: string | null; OPENBLAS_NUM_THREADS: string | null; OPENBLAS_THREAD_TIMEOUT: string | null };
   backends: BackendInfo[];
   /** The PyTorch peer, or why it did not run. */
   peer: { python: string; torch: string; threads: number } | { skipped: string };
@@ -635,6 +635,7 @@ function header(quick: boolean, peer: TorchPeer | string | null): Header {
     env: {
       OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null,
       OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null,
+      OPENBLAS_THREAD_TIMEOUT: process.env.OPENBLAS_THREAD_TIMEOUT ?? null,
     },
     backends: backends(),
     peer: peer instanceof TorchPeer ? { ...peer.info } : { skipped: peer ?? 'not requested (--no-peer)' },
@@ -714,7 +715,7 @@ async function main(): Promise<number> {
     records.push({ suite: 'skipped', ...provenance, backend: b.name, reason });
   }
   console.log(
-    `OPENBLAS_CORETYPE=${head.env.OPENBLAS_CORETYPE ?? '(unset)'} OPENBLAS_NUM_THREADS=${head.env.OPENBLAS_NUM_THREADS ?? '(unset)'}`,
+    `OPENBLAS_CORETYPE=${head.env.OPENBLAS_CORETYPE ?? '(unset)'} OPENBLAS_NUM_THREADS=${head.env.OPENBLAS_NUM_THREADS ?? '(unset)'} OPENBLAS_THREAD_TIMEOUT=${head.env.OPENBLAS_THREAD_TIMEOUT ?? '(unset)'}`,
   );
   if (peer) console.log(`peer: PyTorch ${peer.info.torch} (${peer.info.python}), ${peer.info.threads} threads, OMP_WAIT_POLICY=PASSIVE`);
   else console.log(`peer: none (${args.peer ? (peerOrReason as string) : '--no-peer'})`);
