@@ -1,37 +1,67 @@
 /**
- * Benchmarks: `npm run bench [-- --quick] [-- --json FILE]`.
+ * Benchmarks: `npm run bench [-- --quick] [-- --json FILE] [-- --check]`.
  *
- * Prints one table per suite and writes every record, with a header describing the machine,
- * to a JSON file. A suite is an async function returning records; add new ones to `suites`.
+ * Every available backend runs the GEMM ceiling, the Cayley step alone and the standard
+ * training-step cases (float32); the PyTorch peer (benchmarks/peers/torch_step.py), when PyTorch
+ * is installed, runs the same Cayley steps and training steps alternately with ours in the same
+ * run, so the ratios hold under whatever else the machine is doing. One table per suite on
+ * stdout; every record, with a header describing the machine, in a JSON file.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { backends, Context, ElmanRNN, memory, memoryOf, ops, type BackendInfo, type FloatDType, type Tensor } from '../lib/index';
+import { backends, Context, ElmanRNN, memory, memoryOf, ops, RMSprop, type BackendInfo, type FloatDType, type Tensor } from '../lib/index';
+import { checkCase, GRAD_RTOL, LOSS_RTOL, type CheckRecord } from './check';
+import { TorchPeer } from './peer';
 
 const USAGE = `Usage: npm run bench -- [options]   (or: npx tsx benchmarks/run.ts [options])
 
 Options:
-  --quick        seconds-long smoke run (fewer sizes and runs), for CI
+  --quick        seconds-long smoke run (T divided by 10, few steps), for CI
   --json FILE    where to write the JSON results (default: bench-results/bench.json)
-  -h, --help     show this help`;
+  --check        first check that the PyTorch peer's loss and gradients agree with ours on the
+                 same parameters and batch (exit status 1 when they do not)
+  --no-peer      do not run the PyTorch peer
+  --only TEXT    only the training cases whose name contains TEXT
+  -h, --help     show this help
+
+The peer needs PyTorch (Debian: python3-torch; npm run setup -- --bench); the interpreter is
+ORTHORNN_BENCH_PYTHON, else /usr/bin/python3, else python3 on the PATH.`;
 
 // ---------------------------------------------------------------------------------------------
 // Records and suites
+
+interface Machine {
+  /** From /proc/cpuinfo where there is one. */
+  cpuModel: string | null;
+  /** CPUs this process may use (os.availableParallelism()): our thread count and the peer's. */
+  cores: number;
+  /** The vector extensions that decide GEMM speed. */
+  simd: string[];
+}
 
 interface Header {
   date: string;
   node: string;
   gitCommit: string | null;
   hostname: string;
-  cpuModel: string | null;
+  machine: Machine;
   quick: boolean;
-  env: { OPENBLAS_CORETYPE: string | null; OPENBLAS_NUM_THREADS: string | null };
+  env: { OPENBLAS_CORETYPE: string | null; OPENBLAS_NUM_THREADS: string | null; OPENBLAS_THREAD_TIMEOUT: string | null };
+  backends: BackendInfo[];
+  /** The PyTorch peer, or why it did not run. */
+  peer: { python: string; torch: string; threads: number } | { skipped: string };
 }
 
-interface GemmRecord {
+/** What every record carries, so records from many runs can be pooled. */
+interface Provenance {
+  commit: string | null;
+  machine: string;
+}
+
+interface GemmRecord extends Provenance {
   suite: 'gemm';
   backend: string;
   device: string;
@@ -47,7 +77,24 @@ interface GemmRecord {
   runs: number;
 }
 
-interface TrainStepRecord {
+interface CayleyRecord extends Provenance {
+  suite: 'cayley';
+  backend: string;
+  device: string;
+  dtype: FloatDType;
+  n: number;
+  /** One cayleyStep on an n × n matrix. */
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  runs: number;
+  /** The same step in the PyTorch peer (null without it). */
+  peerMedianMs: number | null;
+  /** Median over rounds of the peer's mean step / ours in the round: above 1, we are faster. */
+  speedup: number | null;
+}
+
+interface TrainStepRecord extends Provenance {
   suite: 'trainStep';
   backend: string;
   device: string;
@@ -57,7 +104,7 @@ interface TrainStepRecord {
   B: number;
   T: number;
   scored: 'all' | 'last';
-  /** One training step: forward, loss, BPTT, Cayley steps on U and V, SGD on the rest. */
+  /** One training step: forward, loss, BPTT, RMSprop on W_in, b, p, W_out, c, Cayley steps on U and V. */
   medianMs: number;
   minMs: number;
   maxMs: number;
@@ -68,12 +115,29 @@ interface TrainStepRecord {
   gflops: number;
   /** gflops over the same run's float32 square-GEMM rate at this n (null without one). */
   fractionOfGemmCeiling: number | null;
-  /** Bytes held on the device after the timed steps (parameters, gradients, workspace, batch). */
+  /** Bytes the library holds after the timed steps (memory(): parameters, gradients, workspace, batch). */
   memoryBytes: number;
+  /** The process's peak resident set so far (it only grows from case to case). */
+  peakRssBytes: number;
+  /** The peer's step on the same case, timed alternately with ours (null without it). */
+  peer: { medianMs: number; minMs: number; maxMs: number; runs: number; recurrence: string; peakRssBytes: number } | null;
+  /**
+   * Median over rounds of (the peer's mean step / ours) within the round: above 1, we are
+   * faster. Each round runs both back to back, so a load that drifts between rounds cancels.
+   */
+  speedup: number | null;
+  /** The peer's fastest step over our fastest: the ratio on a machine with nothing else to do. */
+  speedupOfMinimums: number | null;
+}
+
+interface SkippedRecord extends Provenance {
+  suite: 'skipped';
+  backend: string;
+  reason: string;
 }
 
 /** Union of every suite's record type. */
-type BenchRecord = GemmRecord | TrainStepRecord;
+type BenchRecord = GemmRecord | CayleyRecord | TrainStepRecord | CheckRecord | SkippedRecord;
 
 interface SuiteEnv {
   /** The backends to run on (available ones only). */
@@ -81,6 +145,10 @@ interface SuiteEnv {
   quick: boolean;
   /** Records of the suites that ran before (the GEMM ceiling for later suites). */
   earlier: readonly BenchRecord[];
+  peer: TorchPeer | null;
+  provenance: Provenance;
+  /** Only the training cases whose name contains this. */
+  only: string | null;
 }
 
 type Suite = (env: SuiteEnv) => Promise<BenchRecord[]>;
@@ -123,10 +191,14 @@ async function measure(fn: () => Promise<void>, options: MeasureOptions = {}): P
     times.push(t);
     total += t;
   }
-  times.sort((a, b) => a - b);
-  const mid = times.length >> 1;
-  const median = times.length % 2 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
-  return { median, min: times[0], max: times[times.length - 1], runs: times.length };
+  return statsOf(times);
+}
+
+function statsOf(times: readonly number[]): Stats {
+  const sorted = [...times].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { median, min: sorted[0], max: sorted[sorted.length - 1], runs: sorted.length };
 }
 
 /**
@@ -148,11 +220,14 @@ async function calibrate(batch: (reps: number) => Promise<void>, targetSeconds: 
 // ---------------------------------------------------------------------------------------------
 // Suites
 
+// ---------------------------------------------------------------------------------------------
+// Suites
+
 const FLOAT_DTYPES: readonly FloatDType[] = ['float32', 'float64'];
 
-const gemmSuite: Suite = async ({ backends, quick }) => {
-  const sizes = quick ? [128, 512] : [128, 512, 1024];
-  const timing: MeasureOptions = quick ? { minRuns: 5, minSeconds: 0.05 } : { minRuns: 5, minSeconds: 0.5 };
+const gemmSuite: Suite = async ({ backends, quick, provenance }) => {
+  const sizes = [128, 256, 512, 1024];
+  const timing: MeasureOptions = quick ? { minRuns: 3, minSeconds: 0.02 } : { minRuns: 5, minSeconds: 0.5 };
   const batchSeconds = quick ? 0.005 : 0.02;
 
   const table = new Table<GemmRecord & { reps: number }>([
@@ -166,7 +241,7 @@ const gemmSuite: Suite = async ({ backends, quick }) => {
     { header: 'max ms', width: 10, value: (r) => r.maxMs.toFixed(3) },
     { header: 'GFLOP/s', width: 8, value: (r) => r.gflops.toFixed(1) },
   ]);
-  console.log('\nGEMM: C = A·B, square n×n, per-op times (medians of timed runs)');
+  console.log('\nGEMM ceiling: C = A·B, square n×n, per-op times (medians of timed runs)');
   table.printHeader();
 
   const records: GemmRecord[] = [];
@@ -179,6 +254,7 @@ const gemmSuite: Suite = async ({ backends, quick }) => {
           continue;
         }
         for (const n of sizes) {
+          if (dtype === 'float64' && (quick || n === 256)) continue;
           const tensors: Tensor[] = [];
           try {
             const a = ctx.randn([n, n], { dtype });
@@ -199,6 +275,7 @@ const gemmSuite: Suite = async ({ backends, quick }) => {
             const perOp = (x: number) => (x / reps) * 1e3;
             const record: GemmRecord = {
               suite: 'gemm',
+              ...provenance,
               backend: info.name,
               device: info.device,
               dtype,
@@ -214,6 +291,82 @@ const gemmSuite: Suite = async ({ backends, quick }) => {
           } finally {
             for (const t of tensors) t.dispose();
           }
+        }
+      }
+    } finally {
+      ctx.dispose();
+    }
+  }
+  return records;
+};
+
+/** Learning rate of every timed step (small: the timed steps must not diverge). */
+const LR = 1e-3;
+const MARGIN = 0.1;
+
+const cayleySuite: Suite = async ({ backends, quick, peer, provenance }) => {
+  const dtype: FloatDType = 'float32';
+  const sizes = quick ? [128, 256] : [128, 256, 512, 1024];
+  const rounds = quick ? 2 : 5;
+  const table = new Table<CayleyRecord>([
+    { header: 'backend', width: 7, value: (r) => r.backend, align: 'left' },
+    { header: 'n', width: 5, value: (r) => String(r.n) },
+    { header: 'runs', width: 5, value: (r) => String(r.runs) },
+    { header: 'median ms', width: 9, value: (r) => r.medianMs.toFixed(3) },
+    { header: 'min ms', width: 8, value: (r) => r.minMs.toFixed(3) },
+    { header: 'max ms', width: 8, value: (r) => r.maxMs.toFixed(3) },
+    { header: 'torch ms', width: 8, value: (r) => (r.peerMedianMs === null ? '-' : r.peerMedianMs.toFixed(3)) },
+    { header: 'speedup', width: 7, value: (r) => (r.speedup === null ? '-' : `${r.speedup.toFixed(2)}x`) },
+  ]);
+  console.log(`\nCayley step alone (${dtype}): M ← (I + η/2 A)⁻¹(I − η/2 A)M, A = GMᵀ − MGᵀ, on one n×n matrix; speedup = median over rounds of torch / ours`);
+  table.printHeader();
+  const records: CayleyRecord[] = [];
+  for (const info of backends) {
+    const ctx = new Context({ device: info.name, seed: 1 });
+    try {
+      for (const n of sizes) {
+        const g0 = ctx.randn([n, n], { dtype });
+        const { q: M, r } = ops.qr(g0);
+        const G = ops.scale(g0, 0.01);
+        g0.dispose();
+        r.dispose();
+        try {
+          const batch = async (reps: number) => {
+            for (let i = 0; i < reps; i++) ops.cayleyStep(M, G, LR);
+            await ctx.sync();
+          };
+          await batch(1);
+          const reps = await calibrate(batch, quick ? 0.005 : 0.05, 256);
+          const ours: number[] = [];
+          const theirs: number[] = [];
+          const roundRatios: number[] = [];
+          for (let round = 0; round < rounds; round++) {
+            const mine: number[] = [];
+            if (peer) {
+              await settle();
+              await batch(1);
+            }
+            for (let i = 0; i < 2; i++) mine.push((await timeOnce(() => batch(reps))) / reps);
+            ours.push(...mine);
+            if (peer) {
+              await settle();
+              const t = await peer.cayley(n, Math.max(2, Math.min(reps, 20)), LR);
+              theirs.push(...t);
+              roundRatios.push(sum(t) / t.length / (sum(mine) / mine.length));
+            }
+          }
+          const s = statsOf(ours);
+          const peerMedian = theirs.length ? statsOf(theirs).median : null;
+          const record: CayleyRecord = {
+            suite: 'cayley', ...provenance, backend: info.name, device: info.device, dtype, n,
+            medianMs: s.median * 1e3, minMs: s.min * 1e3, maxMs: s.max * 1e3, runs: s.runs,
+            peerMedianMs: peerMedian === null ? null : peerMedian * 1e3,
+            speedup: roundRatios.length ? statsOf(roundRatios).median : null,
+          };
+          records.push(record);
+          table.printRow(record);
+        } finally {
+          for (const t of [M, G]) t.dispose();
         }
       }
     } finally {
@@ -241,28 +394,58 @@ const TRAIN_CASES: readonly TrainCase[] = [
   { name: 'n1024 B16 T100', n: 1024, B: 16, T: 100, d: 10, k: 10, score: 'all' },
 ];
 
+function casesFor(quick: boolean, only: string | null): TrainCase[] {
+  return TRAIN_CASES.filter((c) => only === null || c.name.includes(only)).map((c) =>
+    quick ? { ...c, name: `${c.name} (T/10)`, T: Math.ceil(c.T / 10) } : c,
+  );
+}
+
 /** DESIGN §5: recurrent products forward and backward, input and output GEMMs, W and the Cayley solves. */
 function designFlops(c: TrainCase): number {
   const rows = c.score === 'last' ? c.B : c.T * c.B;
   return 6 * c.T * c.B * c.n ** 2 + 4 * c.T * c.B * c.n * c.d + 6 * rows * c.n * c.k + 6 * c.n ** 3;
 }
 
-const trainStepSuite: Suite = async ({ backends, quick, earlier }) => {
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+
+/**
+ * Pause at each switch between our steps and the peer's, then one untimed step. OpenBLAS's
+ * threads (ours, and the peer's: PyTorch uses the system BLAS) busy-wait for about 2^28
+ * cycles (~0.1 s) after each call before they sleep: without the pause each side's first
+ * steps would share the cores with the other's spinning threads, and without the untimed
+ * step they would pay for waking their own. Neither happens to a user running one of them.
+ */
+const SETTLE_MS = 250;
+const settle = () => new Promise<void>((resolve) => setTimeout(resolve, SETTLE_MS));
+const peakRssBytes = () => process.resourceUsage().maxRSS * 1024;
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+
+const trainStepSuite: Suite = async ({ backends, quick, earlier, peer, provenance, only }) => {
   const dtype: FloatDType = 'float32';
+  // Ours and the peer alternate: `perRound` steps of ours, then as many of the peer's.
+  const rounds = quick ? 2 : 8;
+  const perRound = 2;
   const table = new Table<TrainStepRecord>([
     { header: 'backend', width: 7, value: (r) => r.backend, align: 'left' },
-    { header: 'case', width: 24, value: (r) => r.case, align: 'left' },
-    { header: 'runs', width: 4, value: (r) => String(r.runs) },
+    { header: 'case', width: 31, value: (r) => r.case, align: 'left' },
+    { header: 'steps', width: 5, value: (r) => String(r.runs) },
     { header: 'median ms', width: 9, value: (r) => r.medianMs.toFixed(1) },
-    { header: 'min ms', width: 8, value: (r) => r.minMs.toFixed(1) },
-    { header: 'max ms', width: 8, value: (r) => r.maxMs.toFixed(1) },
+    { header: 'min ms', width: 7, value: (r) => r.minMs.toFixed(1) },
+    { header: 'max ms', width: 7, value: (r) => r.maxMs.toFixed(1) },
     { header: 'seq steps/s', width: 11, value: (r) => r.sequenceStepsPerSecond.toFixed(0) },
     { header: 'GFLOP/s', width: 7, value: (r) => r.gflops.toFixed(1) },
     { header: 'of GEMM', width: 7, value: (r) => (r.fractionOfGemmCeiling === null ? '-' : `${(100 * r.fractionOfGemmCeiling).toFixed(0)}%`) },
-    { header: 'MiB', width: 6, value: (r) => (r.memoryBytes / 2 ** 20).toFixed(1) },
+    { header: 'lib MiB', width: 7, value: (r) => mib(r.memoryBytes) },
+    { header: 'RSS MiB', width: 7, value: (r) => mib(r.peakRssBytes) },
+    { header: 'torch ms', width: 8, value: (r) => (r.peer ? r.peer.medianMs.toFixed(1) : '-') },
+    { header: 'speedup', width: 7, value: (r) => (r.speedup === null ? '-' : `${r.speedup.toFixed(2)}x`) },
+    { header: 'of mins', width: 7, value: (r) => (r.speedupOfMinimums === null ? '-' : `${r.speedupOfMinimums.toFixed(2)}x`) },
   ]);
-  console.log(`\nTraining step (${dtype}, svd m = 0.1, tanh): forward + loss + BPTT + Cayley on U and V + SGD on the rest`);
-  if (quick) console.log('(quick: T divided by 10, 3 timed steps)');
+  console.log(
+    `\nTraining step (${dtype}, svd m = ${MARGIN}, tanh): forward + loss + BPTT + RMSprop on W_in, b, p, W_out, c + Cayley on U and V;` +
+      `\n${rounds * perRound} steps each after warm-up, ours and the peer's alternating (${perRound} at a time, each side after a pause and an untimed step); speedup = median over rounds of torch / ours,` +
+      `\nof mins = torch's fastest step / our fastest; RSS = this process's peak so far`,
+  );
   table.printHeader();
   const records: TrainStepRecord[] = [];
   for (const info of backends) {
@@ -272,35 +455,70 @@ const trainStepSuite: Suite = async ({ backends, quick, earlier }) => {
         console.log(`  (${info.name} cannot run the RNN step yet: skipped)`);
         continue;
       }
-      for (const base of TRAIN_CASES) {
-        const c = quick ? { ...base, T: Math.ceil(base.T / 10) } : base;
-        const model = await ElmanRNN.create({ inputSize: c.d, hiddenSize: c.n, outputSize: c.k, margin: 0.1, context: ctx, seed: 1 });
+      for (const c of casesFor(quick, only)) {
+        const model = await ElmanRNN.create({ inputSize: c.d, hiddenSize: c.n, outputSize: c.k, margin: MARGIN, context: ctx, seed: 1 });
         const rows = c.score === 'last' ? c.B : c.T * c.B;
         const x = ctx.randn([c.T, c.B, c.d], { dtype });
         const targets = ctx.tensor(Int32Array.from({ length: rows }, (_, i) => i % c.k), c.score === 'last' ? [c.B] : [c.T, c.B]);
-        const lr = 1e-3;
+        const { U, V, ...euclidean } = model.parameters;
+        const optimizer = new RMSprop(euclidean, { lr: LR, rho: 0.9, eps: 1e-8 });
         const step = async () => {
           const { gradients: g } = await model.lossAndGradients({ x, targets, score: c.score });
-          ops.cayleyStep(model.parameters.U, g.U, lr);
-          ops.cayleyStep(model.parameters.V, g.V, lr);
-          for (const name of ['W_in', 'b', 'p', 'W_out', 'c']) ops.axpby(-lr, g[name], 1, model.parameters[name], { out: model.parameters[name] });
+          optimizer.step(g);
+          ops.cayleyStep(U, g.U, LR);
+          ops.cayleyStep(V, g.V, LR);
           await ctx.sync();
         };
         try {
-          const s = await measure(step, quick ? { minRuns: 3, minSeconds: 0, warmup: 1 } : { minRuns: 10, minSeconds: 1, warmup: 2, maxRuns: 50 });
+          let peerSetup: Record<string, unknown> | null = null;
+          if (peer) {
+            const { name: _name, ...shape } = c;
+            peerSetup = await peer.setup(shape, MARGIN, LR);
+          }
+          for (let i = 0; i < (quick ? 1 : 2); i++) await step();
+          const ours: number[] = [];
+          const theirs: number[] = [];
+          const roundRatios: number[] = [];
+          let peerRss = 0;
+          for (let round = 0; round < rounds; round++) {
+            const mine: number[] = [];
+            if (peer) {
+              await settle();
+              await step();
+            }
+            for (let i = 0; i < perRound; i++) mine.push(await timeOnce(step));
+            ours.push(...mine);
+            if (peer) {
+              await settle();
+              const r = await peer.run(perRound, 1);
+              theirs.push(...r.times);
+              peerRss = r.peakRssBytes;
+              roundRatios.push(sum(r.times) / sum(mine));
+            }
+          }
+          const s = statsOf(ours);
+          const p = theirs.length ? statsOf(theirs) : null;
           const ceiling = earlier.find((r): r is GemmRecord => r.suite === 'gemm' && r.backend === info.name && r.dtype === dtype && r.n === c.n);
           const gflops = designFlops(c) / s.median / 1e9;
           const record: TrainStepRecord = {
-            suite: 'trainStep', backend: info.name, device: info.device, dtype, case: c.name + (quick ? ' (T/10)' : ''),
+            suite: 'trainStep', ...provenance, backend: info.name, device: info.device, dtype, case: c.name,
             n: c.n, B: c.B, T: c.T, scored: c.score,
             medianMs: s.median * 1e3, minMs: s.min * 1e3, maxMs: s.max * 1e3, runs: s.runs,
             sequenceStepsPerSecond: (c.T * c.B) / s.median, gflops,
             fractionOfGemmCeiling: ceiling ? gflops / ceiling.gflops : null,
             memoryBytes: memoryOf(ctx.device).bytes,
+            peakRssBytes: peakRssBytes(),
+            peer: p && {
+              medianMs: p.median * 1e3, minMs: p.min * 1e3, maxMs: p.max * 1e3, runs: p.runs,
+              recurrence: String(peerSetup?.recurrence ?? ''), peakRssBytes: peerRss,
+            },
+            speedup: roundRatios.length ? statsOf(roundRatios).median : null,
+            speedupOfMinimums: p ? p.min / s.min : null,
           };
           records.push(record);
           table.printRow(record);
         } finally {
+          optimizer.dispose();
           model.dispose();
           x.dispose();
           targets.dispose();
@@ -310,10 +528,38 @@ const trainStepSuite: Suite = async ({ backends, quick, earlier }) => {
       ctx.dispose();
     }
   }
+  if (peer) console.log('(torch: the faster of its Python loop and its fused nn.RNN loop per case; see the JSON records)');
   return records;
 };
 
-const suites: readonly Suite[] = [gemmSuite, trainStepSuite];
+const suites: readonly Suite[] = [gemmSuite, cayleySuite, trainStepSuite];
+
+/** The peer agreement check on every case (T/10 with --quick); the records say whether all passed. */
+async function runCheck(peer: TorchPeer, quick: boolean, only: string | null, provenance: Provenance): Promise<(CheckRecord & Provenance)[]> {
+  const table = new Table<CheckRecord>([
+    { header: 'case', width: 31, value: (r) => r.case, align: 'left' },
+    { header: 'loss', width: 10, value: (r) => r.loss.toPrecision(7) },
+    { header: 'torch loss', width: 10, value: (r) => r.peerLoss.toPrecision(7) },
+    { header: 'rel err', width: 7, value: (r) => r.lossRelError.toExponential(1) },
+    { header: 'grad rel err', width: 12, value: (r) => `${r.gradRelError.toExponential(1)} ${r.gradWorst}` },
+    { header: 'after step rel err', width: 18, value: (r) => r.lossAfterStepRelError.toExponential(1) },
+    { header: 'fused/loop', width: 10, value: (r) => r.fusedLossRelError.toExponential(1) },
+    { header: 'ok', width: 4, value: (r) => (r.pass ? 'yes' : 'NO'), align: 'left' },
+  ]);
+  console.log(
+    `\nPeer check (float32, cpu): loss and gradients at the same parameters and batch, and the loss after one RMSprop + Cayley step` +
+      `\n(tolerances: loss ${LOSS_RTOL} relative, gradients ${GRAD_RTOL} of each gradient's max |entry|)`,
+  );
+  table.printHeader();
+  const records: (CheckRecord & Provenance)[] = [];
+  for (const c of casesFor(quick, only)) {
+    const { name, ...shape } = c;
+    const record = { ...(await checkCase(peer, name, shape, MARGIN, LR)), ...provenance };
+    records.push(record);
+    table.printRow(record);
+  }
+  return records;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Output
@@ -364,18 +610,35 @@ function gitCommit(): string | null {
   }
 }
 
-function header(quick: boolean): Header {
+function machine(): Machine {
+  let cpuModel: string | null = os.cpus()[0]?.model ?? null;
+  let simd: string[] = [];
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    cpuModel = /^model name\s*:\s*(.*)$/m.exec(info)?.[1].trim() ?? cpuModel;
+    const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '').split(/\s+/));
+    simd = ['avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_fp16', 'amx_tile'].filter((f) => flags.has(f));
+  } catch {
+    // not Linux: the model from os.cpus() and no flags
+  }
+  return { cpuModel, cores: os.availableParallelism(), simd };
+}
+
+function header(quick: boolean, peer: TorchPeer | string | null): Header {
   return {
     date: new Date().toISOString(),
     node: process.version,
     gitCommit: gitCommit(),
     hostname: os.hostname(),
-    cpuModel: os.cpus()[0]?.model ?? null,
+    machine: machine(),
     quick,
     env: {
       OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null,
       OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null,
+      OPENBLAS_THREAD_TIMEOUT: process.env.OPENBLAS_THREAD_TIMEOUT ?? null,
     },
+    backends: backends(),
+    peer: peer instanceof TorchPeer ? { ...peer.info } : { skipped: peer ?? 'not requested (--no-peer)' },
   };
 }
 
@@ -385,6 +648,9 @@ function header(quick: boolean): Header {
 interface Args {
   quick: boolean;
   json: string;
+  check: boolean;
+  peer: boolean;
+  only: string | null;
   help: boolean;
 }
 
@@ -398,10 +664,13 @@ function parse(argv: string[]): Args | number {
       options: {
         quick: { type: 'boolean', default: false },
         json: { type: 'string', default: 'bench-results/bench.json' },
+        check: { type: 'boolean', default: false },
+        'no-peer': { type: 'boolean', default: false },
+        only: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
-    return { quick: values.quick, json: values.json, help: values.help };
+    return { quick: values.quick, json: values.json, check: values.check, peer: !values['no-peer'], only: values.only ?? null, help: values.help };
   } catch (err) {
     // parseArgs reports unknown options, missing values and positionals as ERR_PARSE_ARGS_*.
     if (err instanceof Error && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS')) {
@@ -419,24 +688,56 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  if (args.check && !args.peer) {
+    console.error(`error: --check compares with the PyTorch peer; it cannot be combined with --no-peer\n\n${USAGE}`);
+    return 2;
+  }
 
   const all = backends();
   const available = all.filter((b) => b.available);
   const skipped = all.filter((b) => !b.available);
-  const head = header(args.quick);
+  const threads = os.availableParallelism();
+  const peerOrReason = args.peer ? await TorchPeer.start(threads) : null;
+  const peer = peerOrReason instanceof TorchPeer ? peerOrReason : null;
+  const head = header(args.quick, peerOrReason);
+  const provenance: Provenance = {
+    commit: head.gitCommit,
+    machine: `${head.machine.cpuModel ?? 'unknown CPU'}, ${head.machine.cores} cores`,
+  };
 
   console.log(`orthornn benchmarks${args.quick ? ' (quick)' : ''}: node ${head.node}, commit ${head.gitCommit ?? 'unknown'}, host ${head.hostname}`);
+  console.log(`machine: ${provenance.machine}${head.machine.simd.length ? ` (${head.machine.simd.join(', ')})` : ''}`);
   for (const b of available) console.log(`backend ${b.name}: ${b.device}`);
-  if (skipped.length) {
-    const why = skipped.map((b) => `${b.name} (${b.compiled ? (b.reason ?? 'unavailable') : 'not compiled into this build'})`);
-    console.log(`skipped backends: ${why.join(', ')}`);
+  const records: BenchRecord[] = [];
+  for (const b of skipped) {
+    const reason = b.compiled ? (b.reason ?? 'unavailable') : 'not compiled into this build';
+    console.log(`backend ${b.name}: skipped (${reason})`);
+    records.push({ suite: 'skipped', ...provenance, backend: b.name, reason });
   }
   console.log(
-    `OPENBLAS_CORETYPE=${head.env.OPENBLAS_CORETYPE ?? '(unset)'} OPENBLAS_NUM_THREADS=${head.env.OPENBLAS_NUM_THREADS ?? '(unset)'}`,
+    `OPENBLAS_CORETYPE=${head.env.OPENBLAS_CORETYPE ?? '(unset)'} OPENBLAS_NUM_THREADS=${head.env.OPENBLAS_NUM_THREADS ?? '(unset)'} OPENBLAS_THREAD_TIMEOUT=${head.env.OPENBLAS_THREAD_TIMEOUT ?? '(unset)'}`,
   );
+  if (peer) console.log(`peer: PyTorch ${peer.info.torch} (${peer.info.python}), ${peer.info.threads} threads, OMP_WAIT_POLICY=PASSIVE`);
+  else console.log(`peer: none (${args.peer ? (peerOrReason as string) : '--no-peer'})`);
 
-  const records: BenchRecord[] = [];
-  for (const suite of suites) records.push(...(await suite({ backends: available, quick: args.quick, earlier: records })));
+  let failed = false;
+  try {
+    if (args.check) {
+      if (!peer) {
+        console.error(`error: --check needs the PyTorch peer: ${peerOrReason as string}`);
+        return 1;
+      }
+      const checks = await runCheck(peer, args.quick, args.only, provenance);
+      records.push(...checks);
+      failed = checks.some((c) => !c.pass);
+      if (failed) console.error('error: the peer disagrees with orthornn (see the table above); its timings are not comparable');
+    }
+    for (const suite of suites) {
+      records.push(...(await suite({ backends: available, quick: args.quick, earlier: records, peer, provenance, only: args.only })));
+    }
+  } finally {
+    peer?.close();
+  }
 
   const leaked = memory().filter((m) => m.tensors > 0);
   if (leaked.length) console.error(`warning: tensors still live after the benchmarks: ${JSON.stringify(leaked)}`);
@@ -444,7 +745,7 @@ async function main(): Promise<number> {
   mkdirSync(path.dirname(path.resolve(args.json)), { recursive: true });
   writeFileSync(args.json, JSON.stringify({ header: head, records }, null, 2) + '\n');
   console.log(`\nwrote ${records.length} records to ${args.json}`);
-  return 0;
+  return failed ? 1 : 0;
 }
 
 main().then(

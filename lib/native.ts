@@ -151,9 +151,20 @@ export interface NativeAddon {
   cudaCompiled: boolean;
 }
 
+/**
+ * OpenBLAS's threads busy-wait about 2^28 cycles (~0.1 s) after every call before they sleep.
+ * Ours follow each input projection with a recurrence whose own threads meet at a barrier every
+ * step, and spinning BLAS threads beside them made the copy case's step take 19 ms instead of
+ * 11 on a 2-core machine about half the time. 2^16 cycles keeps them awake between back-to-back
+ * products and out of the way of the recurrence. OpenBLAS reads the variable when it loads,
+ * with the addon, so it is set just before; a value the user set is kept.
+ */
+const OPENBLAS_THREAD_TIMEOUT = '16';
+
 function load(): NativeAddon {
   const override = process.env.ORTHORNN_ADDON;
   let addon: NativeAddon;
+  if (process.env.OPENBLAS_THREAD_TIMEOUT === undefined) process.env.OPENBLAS_THREAD_TIMEOUT = OPENBLAS_THREAD_TIMEOUT;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     addon = override ? require(override) : require('bindings')({ bindings: 'orthornn.node', module_root: moduleRoot() });

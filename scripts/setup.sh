@@ -2,18 +2,21 @@
 # Installs what building orthornn needs on Debian/Ubuntu, then installs and builds the package.
 #   npm run setup                 OpenBLAS, LAPACKE, CMake and a C++ toolchain
 #   npm run setup -- --cuda       also the CUDA toolkit with cuBLAS/cuSOLVER (Debian: non-free)
+#   npm run setup -- --bench      also PyTorch for the CPU (python3-torch), the benchmark's peer
 #   npm run setup -- --system-only   system packages only, no npm install/build
 # As root (or with passwordless sudo) it installs them; otherwise it prints the commands.
 set -euo pipefail
 
 cuda=0
+bench=0
 system_only=0
 for arg in "$@"; do
   case "$arg" in
     --cuda) cuda=1 ;;
+    --bench) bench=1 ;;
     --system-only) system_only=1 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
-    *) echo "setup: unknown option '$arg' (expected --cuda, --system-only)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "setup: unknown option '$arg' (expected --cuda, --bench, --system-only)" >&2; exit 2 ;;
   esac
 done
 
@@ -21,6 +24,8 @@ cd "$(dirname "$0")/.."
 
 packages=(libopenblas-dev liblapacke-dev libxsmm-dev cmake g++ make python3 pkg-config)
 [ "$cuda" = 1 ] && packages+=(nvidia-cuda-toolkit)
+# The PyTorch peer of `npm run bench` (benchmarks/peers/torch_step.py): Debian's build, CPU only.
+[ "$bench" = 1 ] && packages+=(python3-torch)
 
 os_id=""; codename=""
 if [ -r /etc/os-release ]; then

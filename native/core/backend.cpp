@@ -19,7 +19,9 @@ void Backend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_
 }
 
 void Backend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                      const void* H, void* dH, void* dA, void* hiddenNorms, void* db, double clip) {
+                                      const void* H, void* dH, void* dA, void* hiddenNorms, void* db,
+                                      int64_t givenFrom, double clip) {
+  if (givenFrom > 0) fill(dt, givenFrom * B * n, 0.0, dH);
   for (int64_t t = T - 1; t >= 0; --t) {
     char* dHt = at(dH, t * B * n, dt);
     if (t + 1 < T) gemm(dt, false, false, B, n, n, 1.0, at(dA, (t + 1) * B * n, dt), n, W, n, 1.0, dHt, n);

@@ -143,13 +143,16 @@ class Backend {
   virtual void elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
                                       const void* bias, void* A, void* H);
   // Backward: for t = T−1..0: dH[t] += dA[t+1] · W (t + 1 < T); dA[t] = dH[t] ⊙ φ'(H[t+1]).
-  // dH holds the output contribution on entry and the total ∂L/∂h_t on return. Also writes,
+  // dH holds the output contribution on entry and the total ∂L/∂h_t on return; dH[t] for
+  // t < givenFrom is not read on entry but taken as zero (only the last step scored: T − 1
+  // spares filling T − 1 blocks with zeros; 0 when every block is given). Also writes,
   // when not null, hiddenNorms[t] = ‖dH[t]‖ (T values) and db = Σ_t Σ_b dA[t] (n values),
   // which a backend can accumulate while the blocks are in cache.
   // clip > 0 clips every dA[t] element-wise to [−clip, clip] before it propagates (the
   // authors' clipping of the recurrent pre-activation gradient); clip ≤ 0 does nothing.
   virtual void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                       const void* H, void* dH, void* dA, void* hiddenNorms, void* db, double clip);
+                                       const void* H, void* dH, void* dA, void* hiddenNorms, void* db,
+                                       int64_t givenFrom, double clip);
   // x = clipGradient(x, c) element-wise, in place.
   virtual void clipElements(DType dt, int64_t count, double c, void* x);
 

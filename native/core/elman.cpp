@@ -119,12 +119,15 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
   const OutputLayer out{T, B, n, k, cfg.lastStepOnly, cfg.loss, &P.W_out, &P.c};
   // --- backward --------------------------------------------------------------------------
   void* dH = ws.get(kDH, size_t(T * B * n), dt);
-  const void* dY = outputLayerForwardBackward(be, dt, out, H, batch.targets, batch.weights, g.loss, dH, ws, kY, kDY);
+  // With only the last step scored, the recurrence clears the other steps' dH blocks itself.
+  const int64_t givenFrom = cfg.lastStepOnly ? T - 1 : 0;
+  const void* dY =
+      outputLayerForwardBackward(be, dt, out, H, batch.targets, batch.weights, g.loss, dH, ws, kY, kDY, givenFrom == 0);
   void* dA = A;  // the pre-activations are not needed any more
   requireTensor(g.b, "db", dt, n);
   if (g.hiddenGradientNorms.storage) requireTensor(g.hiddenGradientNorms, "hiddenGradientNorms", dt, T);
   be.elmanBackwardRecurrence(dt, cfg.activation, T, B, n, W, H, dH, dA, g.hiddenGradientNorms.data(), g.b.data(),
-                             cfg.clipPreactivation);
+                             givenFrom, cfg.clipPreactivation);
   // dL/d(initial state) = dA_1 W; for a learned h0, summed over the batch.
   if (g.initialState.storage || g.h0.storage) {
     void* dh0 = ws.get(kTmp, size_t(B * n), dt);

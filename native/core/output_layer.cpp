@@ -10,7 +10,7 @@ const void* scoredHidden(DType dt, const OutputLayer& o, const void* H) {
 
 void* outputLayerForwardBackward(Backend& be, DType dt, const OutputLayer& o, const void* H, const Tensor& targets,
                                  const Tensor& weights, const Tensor& loss, void* dH, Workspace& ws, size_t ySlot,
-                                 size_t dySlot) {
+                                 size_t dySlot, bool zeroUnscored) {
   const int64_t rows = o.scoredRows(), n = o.n, k = o.k;
   const void* Hs = scoredHidden(dt, o, H);
   void* Y = ws.get(ySlot, size_t(rows * k), dt);
@@ -23,7 +23,7 @@ void* outputLayerForwardBackward(Backend& be, DType dt, const OutputLayer& o, co
     be.meanSquaredError(dt, rows, k, Y, targets.data(), weights.data(), loss.data(), dY);
   if (o.lastStepOnly) {
     const int64_t before = (o.T - 1) * o.B * n;
-    be.fill(dt, before, 0.0, dH);
+    if (zeroUnscored) be.fill(dt, before, 0.0, dH);
     be.gemm(dt, false, false, o.B, n, k, 1.0, dY, k, o.W_out->data(), n, 0.0,
             static_cast<char*>(dH) + before * int64_t(dtypeSize(dt)), n);
   } else {

@@ -372,9 +372,10 @@ class CpuBackend final : public Backend {
   }
 
   void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W, const void* H,
-                               void* dH, void* dA, void* hiddenNorms, void* db, double clip) override {
-    if (!fastElmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db, clip))
-      Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db, clip);
+                               void* dH, void* dA, void* hiddenNorms, void* db, int64_t givenFrom,
+                               double clip) override {
+    if (!fastElmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db, givenFrom, clip))
+      Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db, givenFrom, clip);
   }
 
   void clipElements(DType dt, int64_t count, double c, void* x) override {

@@ -6,9 +6,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <functional>
+#include <limits>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -25,7 +28,7 @@ bool fastElmanForwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, co
   return false;
 }
 bool fastElmanBackwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, const void*, const void*, void*, void*,
-                                 void*, void*, double) {
+                                 void*, void*, int64_t, double) {
   return false;
 }
 bool fastRecurrenceCompiled() { return false; }
@@ -40,28 +43,13 @@ namespace {
 // freed code (exit handlers run last-registered first).
 const bool libxsmmReady = (libxsmm_init(), true);
 
-// A busy wait that stays cheap when the machine is oversubscribed: it spins (pause) for a
-// few microseconds, the time a recurrence step takes, then yields its core on every round, so
-// a descheduled partner (another process's threads, a sweep) gets to run instead of this
-// thread burning a whole time slice.
-class Backoff {
- public:
-  void wait() {
-    if (spins_ < kSpins) {
-      ++spins_;
+inline void relax() {
 #if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
 #endif
-    } else {
-      std::this_thread::yield();
-    }
-  }
-  void reset() { spins_ = 0; }
-
- private:
-  static constexpr int kSpins = 1 << 12;
-  int spins_ = 0;
-};
+}
 
 // Helpers sleep until a recurrence starts, then spin on a generation counter until it ends.
 class SpinTeam {
@@ -90,27 +78,51 @@ class SpinTeam {
     std::unique_lock<std::mutex> lock_;
   };
 
-  // Runs job(part) for part = 0..parts−1 (parts ≤ size()), the caller taking part 0;
-  // returns when all are done. Helpers beyond `parts` sit this one out.
+  // Runs job(part) for part = 0..parts−1 (parts ≤ size()) and returns when all are done.
+  // Helper i takes part i; the caller takes part 0 and then every part whose helper has not
+  // claimed it yet. On a busy machine the OS may deschedule a helper for milliseconds: the
+  // step then costs the caller that helper's share instead of a wait for it.
   void run(int parts, const std::function<void(int)>& job) {
     job_ = &job;
-    parts_ = parts;
-    remaining_.store(parts - 1, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
+    completed_.store(0, std::memory_order_relaxed);
+    const uint64_t g = (generation_.load(std::memory_order_relaxed) >> kPartBits) + 1;
+    generation_.store(g << kPartBits | uint64_t(parts), std::memory_order_release);
     job(0);
-    Backoff backoff;
-    while (remaining_.load(std::memory_order_acquire) != 0) backoff.wait();
+    int mine = 1;
+    for (int p = 1; p < parts; ++p)
+      if (claim(p, g)) {
+        job(p);
+        ++mine;
+      }
+    completed_.fetch_add(mine, std::memory_order_acq_rel);
+    while (completed_.load(std::memory_order_acquire) != parts) relax();
   }
 
+  // Within a session: let the helpers sleep while the caller carries on alone, and wake them.
+  void pause() { deactivate(); }
+  void resume() { activate(); }
+
  private:
-  SpinTeam() {
+  // generation_ holds the generation above kPartBits and that run's part count below.
+  static constexpr int kPartBits = 16;
+
+  SpinTeam() : claimed_(new std::atomic<uint64_t>[cpuThreads()]) {
     const unsigned cores = cpuThreads();
+    for (unsigned i = 0; i < cores; ++i) claimed_[i].store(0, std::memory_order_relaxed);
     for (unsigned i = 1; i < cores; ++i) helpers_.emplace_back([this, i] { loop(int(i)); });
+  }
+
+  // Part p of generation g, for whoever gets there first. Every part of a generation is
+  // claimed before run() returns, so a helper that wakes up late fails here and never reads
+  // a job_ that has moved on.
+  bool claim(int p, uint64_t g) {
+    uint64_t c = claimed_[p].load(std::memory_order_relaxed);
+    return c < g && claimed_[p].compare_exchange_strong(c, g, std::memory_order_acq_rel, std::memory_order_relaxed);
   }
 
   void activate() {
     std::lock_guard<std::mutex> lock(mutex_);
-    startGeneration_ = generation_.load(std::memory_order_relaxed);
+    startGeneration_ = generation_.load(std::memory_order_relaxed) >> kPartBits;
     active_.store(true, std::memory_order_release);
     wake_.notify_all();
   }
@@ -124,18 +136,18 @@ class SpinTeam {
         wake_.wait(lock, [this] { return active_.load(std::memory_order_acquire); });
         seen = startGeneration_;
       }
-      Backoff backoff;
       while (active_.load(std::memory_order_acquire)) {
-        const uint64_t g = generation_.load(std::memory_order_acquire);
+        const uint64_t word = generation_.load(std::memory_order_acquire);
+        const uint64_t g = word >> kPartBits;
         if (g == seen) {
-          backoff.wait();
+          relax();
           continue;
         }
-        backoff.reset();
         seen = g;
-        if (part >= parts_) continue;
+        const int parts = int(word & ((uint64_t(1) << kPartBits) - 1));
+        if (part >= parts || !claim(part, g)) continue;
         (*job_)(part);
-        remaining_.fetch_sub(1, std::memory_order_acq_rel);
+        completed_.fetch_add(1, std::memory_order_acq_rel);
       }
     }
   }
@@ -146,10 +158,10 @@ class SpinTeam {
   std::condition_variable wake_;
   std::atomic<bool> active_{false};
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> remaining_{0};
+  std::atomic<int> completed_{0};
+  std::unique_ptr<std::atomic<uint64_t>[]> claimed_;  // per part: the last generation that claimed it
   uint64_t startGeneration_ = 0;
-  const std::function<void(int)>* job_ = nullptr;
-  int parts_ = 0;  // published with job_ by the release on generation_
+  const std::function<void(int)>* job_ = nullptr;  // published by the release on generation_
 };
 
 // The kernels stream each thread's columns of the recurrent matrix from its core's L2 cache
@@ -217,27 +229,150 @@ struct Plan {
 template <typename T>
 class Recurrence {
  public:
-  Recurrence(int64_t B, int64_t n)
+  Recurrence(int64_t steps, int64_t B, int64_t n)
       : session_(SpinTeam::instance()),
         count_(session_.acquired() ? std::min<int>(SpinTeam::instance().size(), int(std::max<int64_t>(1, n / 32))) : 1) {
     if (fitsCache(n, sizeof(T), count_)) {
       plan_.emplace(B, n, count_);
       if (!plan_->ok) plan_.reset();
     }
+    probe_ = count_ > 1 && steps >= 8 * kProbe;
   }
   bool ok() const { return plan_.has_value(); }
   int parts() const { return count_; }
   const Plan<T>& plan() const { return *plan_; }
+  // One step: every part, on the team or all on the caller. Which is faster depends on the
+  // machine's load as much as on the shape: with more runnable threads than cores the OS
+  // deschedules helpers in the middle of their parts, and a barrier per step can cost more
+  // than the second core gains. So long recurrences time both: kProbe steps on the team, then
+  // kProbe alone, keep the faster for kReprobe steps, and measure again.
   void step(const std::function<void(int)>& body) {
-    if (count_ > 1) SpinTeam::instance().run(count_, body);
-    else body(0);
+    if (count_ == 1) {
+      body(0);
+      return;
+    }
+    const int64_t phase = step_++ % kReprobe;
+    if (phase == 0 && alone_) {
+      SpinTeam::instance().resume();
+      alone_ = false;
+    }
+    const bool probing = probe_ && phase < 2 * kProbe;
+    const Clock::time_point start = probing ? Clock::now() : Clock::time_point();
+    if (alone_) {
+      for (int p = 0; p < count_; ++p) body(p);
+    } else {
+      SpinTeam::instance().run(count_, body);
+    }
+    if (!probing) return;
+    // The first steps on the team pay for waking the helpers: not counted.
+    if (phase >= 2) (phase < kProbe ? team_ : alone_time_) += Clock::now() - start;
+    if (phase == kProbe - 1) {
+      alone_ = true;
+      SpinTeam::instance().pause();
+      alone_time_ = Clock::duration::zero();
+    } else if (phase == 2 * kProbe - 1) {
+      // Compare like with like: the team's kProbe − 2 measured steps, scaled.
+      alone_ = alone_time_ * (kProbe - 2) < team_ * kProbe;
+      if (!alone_) SpinTeam::instance().resume();
+      team_ = Clock::duration::zero();
+    }
   }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr int64_t kProbe = 16, kReprobe = 512;
   SpinTeam::Session session_;
   int count_;
   std::optional<Plan<T>> plan_;
+  bool probe_ = false;  // set by the constructor for recurrences long enough to afford it
+  int64_t step_ = 0;
+  bool alone_ = false;
+  Clock::duration team_{}, alone_time_{};
 };
+
+// The element-wise half of each step (the activation forward; φ' and the norm and bias sums
+// backward) runs once per step on a B × (c1 − c0) block, as long as the product beside it at
+// n = 128: compiled for AVX-512 and AVX2 as well as the baseline, chosen when the addon loads.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define ORTHORNN_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef ORTHORNN_SIMD_CLONES
+#define ORTHORNN_SIMD_CLONES
+#endif
+
+template <typename T>
+__attribute__((always_inline)) inline void activateBlock(Activation act, int64_t B, int64_t n, int64_t c0, int64_t c1,
+                                                         const T* __restrict At, const T* __restrict bias,
+                                                         T* __restrict Hnext) {
+  // One loop per activation, so that each inner loop is branch-free.
+  switch (act) {
+    case Activation::Tanh:
+      for (int64_t r = 0; r < B; ++r)
+        for (int64_t c = c0; c < c1; ++c) Hnext[r * n + c] = tanhOf(At[r * n + c] + bias[c]);
+      break;
+    case Activation::Relu:
+      for (int64_t r = 0; r < B; ++r)
+        for (int64_t c = c0; c < c1; ++c) Hnext[r * n + c] = activate<T>(Activation::Relu, At[r * n + c] + bias[c]);
+      break;
+    default:
+      for (int64_t r = 0; r < B; ++r)
+        for (int64_t c = c0; c < c1; ++c) Hnext[r * n + c] = At[r * n + c] + bias[c];
+  }
+}
+
+template <typename T>
+__attribute__((always_inline)) inline double derivativeBlock(Activation act, int64_t B, int64_t n, int64_t c0, int64_t c1,
+                                                             const T* __restrict dHt, const T* __restrict Ht,
+                                                             T* __restrict dAt, double* __restrict bias,
+                                                             double* __restrict squares, T clip) {
+  // clip: the element-wise bound on dA (the authors' pre-activation gradient clipping);
+  // +∞ when off, so the select below leaves every value (NaN included) as it is.
+  // Squares summed per column first: a single running sum would be a reduction that the
+  // compiler may not reorder, and so would keep the loop scalar.
+  for (int64_t c = c0; c < c1; ++c) squares[c] = 0;
+  const auto rows = [&](auto derivative) {
+    for (int64_t r = 0; r < B; ++r) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const T g = dHt[r * n + c];
+        const T raw = g * derivative(Ht[r * n + c]);
+        const T a = raw > clip ? clip : (raw < -clip ? -clip : raw);
+        dAt[r * n + c] = a;
+        squares[c] += double(g) * double(g);
+        bias[c] += double(a);
+      }
+    }
+  };
+  // One loop per activation, so that each inner loop is branch-free.
+  switch (act) {
+    case Activation::Tanh: rows([](T h) { return activationDerivativeFromOutput<T>(Activation::Tanh, h); }); break;
+    case Activation::Relu: rows([](T h) { return activationDerivativeFromOutput<T>(Activation::Relu, h); }); break;
+    default: rows([](T) { return T(1); });
+  }
+  double sq = 0;
+  for (int64_t c = c0; c < c1; ++c) sq += squares[c];
+  return sq;
+}
+
+ORTHORNN_SIMD_CLONES void activateBlockOf(Activation act, int64_t B, int64_t n, int64_t c0, int64_t c1, const float* At,
+                                          const float* bias, float* Hnext) {
+  activateBlock<float>(act, B, n, c0, c1, At, bias, Hnext);
+}
+ORTHORNN_SIMD_CLONES void activateBlockOf(Activation act, int64_t B, int64_t n, int64_t c0, int64_t c1, const double* At,
+                                          const double* bias, double* Hnext) {
+  activateBlock<double>(act, B, n, c0, c1, At, bias, Hnext);
+}
+ORTHORNN_SIMD_CLONES double derivativeBlockOf(Activation act, int64_t B, int64_t n, int64_t c0, int64_t c1,
+                                              const float* dHt, const float* Ht, float* dAt, double* bias,
+                                              double* squares, float clip) {
+  return derivativeBlock<float>(act, B, n, c0, c1, dHt, Ht, dAt, bias, squares, clip);
+}
+ORTHORNN_SIMD_CLONES double derivativeBlockOf(Activation act, int64_t B, int64_t n, int64_t c0, int64_t c1,
+                                              const double* dHt, const double* Ht, double* dAt, double* bias,
+                                              double* squares, double clip) {
+  return derivativeBlock<double>(act, B, n, c0, c1, dHt, Ht, dAt, bias, squares, clip);
+}
 
 bool applies(DType dt, int64_t B, int64_t n) {
   return (dt == DType::F32 || dt == DType::F64) && B >= 1 && n >= 1 && B * n <= (int64_t(1) << 24);
@@ -245,7 +380,7 @@ bool applies(DType dt, int64_t B, int64_t n) {
 
 template <typename T>
 bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, const T* bias, T* A, T* H) {
-  Recurrence<T> rec(B, n);
+  Recurrence<T> rec(T_, B, n);
   if (!rec.ok()) return false;
   const Plan<T>& plan = rec.plan();
   int64_t t = 0;
@@ -257,8 +392,7 @@ bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, cons
     T* Hnext = H + (t + 1) * B * n;
     // Column-major view: A_t[:, c0:c1]ᵀ += (Wt's columns c0:c1)ᵀ · Hprevᵀ.
     plan.kernels[size_t(p)].fn(Wt + c0, Hprev, At + c0);
-    for (int64_t r = 0; r < B; ++r)
-      for (int64_t c = c0; c < c1; ++c) Hnext[r * n + c] = activate<T>(act, At[r * n + c] + bias[c]);
+    activateBlockOf(act, B, n, c0, c1, At, bias, Hnext);
   };
   for (t = 0; t < T_; ++t) rec.step(step);
   return true;
@@ -266,32 +400,27 @@ bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, cons
 
 template <typename T>
 bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, const T* H, T* dH, T* dA, T* hiddenNorms,
-              T* db, T clip) {
-  Recurrence<T> rec(B, n);
+              T* db, int64_t givenFrom, double clip) {
+  Recurrence<T> rec(T_, B, n);
+  const T bound = clip > 0 ? T(clip) : std::numeric_limits<T>::infinity();
   if (!rec.ok()) return false;
   const Plan<T>& plan = rec.plan();
   const int count = rec.parts();
   // Each part owns its columns: it sums their squares per step and their dA into db with no
   // sharing, while the blocks are still in cache.
-  std::vector<double> squares(size_t(count) * size_t(T_), 0.0), bias(size_t(n), 0.0);
+  std::vector<double> squares(size_t(count) * size_t(T_), 0.0), bias(size_t(n), 0.0), columnSquares(static_cast<size_t>(n), 0.0);
   int64_t t = 0;
   const std::function<void(int)> step = [&](int p) {
     const int64_t c0 = plan.parts.begin(p), c1 = plan.parts.end(p);
     if (c1 <= c0) return;
     T* dHt = dH + t * B * n;
+    // A block not given is zero: cleared here, while it is about to be in cache anyway.
+    if (t < givenFrom)
+      for (int64_t r = 0; r < B; ++r) std::fill(dHt + r * n + c0, dHt + r * n + c1, T(0));
     if (t + 1 < T_) plan.kernels[size_t(p)].fn(W + c0, dA + (t + 1) * B * n, dHt + c0);
     const T* Ht = H + (t + 1) * B * n;
     T* dAt = dA + t * B * n;
-    double sq = 0;
-    for (int64_t r = 0; r < B; ++r) {
-      for (int64_t c = c0; c < c1; ++c) {
-        const T g = dHt[r * n + c];
-        const T a = clipGradient<T>(g * activationDerivativeFromOutput<T>(act, Ht[r * n + c]), clip);
-        dAt[r * n + c] = a;
-        sq += double(g) * double(g);
-        bias[size_t(c)] += double(a);
-      }
-    }
+    const double sq = derivativeBlockOf(act, B, n, c0, c1, dHt, Ht, dAt, bias.data(), columnSquares.data(), bound);
     squares[size_t(p) * size_t(T_) + size_t(t)] = sq;
   };
   for (t = T_ - 1; t >= 0; --t) rec.step(step);
@@ -319,15 +448,16 @@ bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, 
 }
 
 bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                 const void* H, void* dH, void* dA, void* hiddenNorms, void* db, double clip) {
+                                 const void* H, void* dH, void* dA, void* hiddenNorms, void* db, int64_t givenFrom,
+                                 double clip) {
   if (!applies(dt, B, n)) return false;
   if (dt == DType::F32)
     return backward<float>(act, T, B, n, static_cast<const float*>(W), static_cast<const float*>(H),
                            static_cast<float*>(dH), static_cast<float*>(dA), static_cast<float*>(hiddenNorms),
-                           static_cast<float*>(db), float(clip));
+                           static_cast<float*>(db), givenFrom, clip);
   return backward<double>(act, T, B, n, static_cast<const double*>(W), static_cast<const double*>(H),
                           static_cast<double*>(dH), static_cast<double*>(dA), static_cast<double*>(hiddenNorms),
-                          static_cast<double*>(db), clip);
+                          static_cast<double*>(db), givenFrom, clip);
 }
 
 bool fastRecurrenceCompiled() { return true; }

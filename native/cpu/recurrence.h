@@ -2,7 +2,10 @@
 // B × n · n × n products, which BLAS must re-pack every call, split by columns across the
 // cores by a team of threads that spin (not sleep) for the duration of the recurrence, so a
 // step costs one barrier instead of a thread wake-up. Each thread applies the activation to
-// its own columns right after its product.
+// its own columns right after its product. The caller takes over a helper's columns that the
+// helper has not started, and long recurrences time the team against the caller alone every
+// 512 steps and keep the faster: on a machine busier than it has cores, one thread can beat two
+// that meet at a barrier every step.
 #pragma once
 #include <cstdint>
 #include "../core/dtype.h"
@@ -16,7 +19,8 @@ namespace orthornn {
 bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
                                 const void* bias, void* A, void* H);
 bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                 const void* H, void* dH, void* dA, void* hiddenNorms, void* db, double clip);
+                                 const void* H, void* dH, void* dA, void* hiddenNorms, void* db, int64_t givenFrom,
+                                 double clip);
 
 // Whether this build has the fast path (for backends()).
 bool fastRecurrenceCompiled();

@@ -150,11 +150,14 @@ void CudaBackend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, in
 }
 
 void CudaBackend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                          const void* H, void* dH, void* dA, void* hiddenNorms, void* db, double clip) {
+                                          const void* H, void* dH, void* dA, void* hiddenNorms, void* db,
+                                          int64_t givenFrom, double clip) {
   require(isFloat(dt), ErrorCode::Type, std::string("elmanBackwardRecurrence: expected float32 or float64, got ") +
                                             dtypeName(dt));
   if (T <= 0 || B <= 0 || n <= 0) return;
   bind();
+  // Blocks not given (only the last step scored) are zero.
+  if (givenFrom > 0) fill(dt, std::min(givenFrom, T) * B * n, 0.0, dH);
   if (!graphsEnabled_) {
     backwardSteps(dt, act, T, B, n, W, H, dH, dA, clip);
   } else {
