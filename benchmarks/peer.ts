@@ -64,7 +64,8 @@ export class TorchPeer {
   static async start(threads: number): Promise<TorchPeer | string> {
     const tried: string[] = [];
     for (const python of candidates()) {
-      const probe = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
+      // An empty or partial torch folder imports as a namespace package: ask for a real function.
+      const probe = spawnSync(python, ['-c', 'import torch; torch.zeros(1)'], { stdio: 'ignore' });
       tried.push(python);
       if (probe.status !== 0) continue;
       const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', OMP_NUM_THREADS: String(threads) };
@@ -78,7 +79,9 @@ export class TorchPeer {
         return peer;
       } catch (err) {
         peer.close();
-        return `the PyTorch peer failed to start with ${python}: ${(err as Error).message}`;
+        // One line: the error's last line (a Python traceback ends with the exception).
+        const lines = (err as Error).message.split('\n').map((l) => l.trim()).filter(Boolean);
+        return `the PyTorch peer failed to start with ${python}: ${lines[lines.length - 1] ?? 'no reason given'}`;
       }
     }
     return `PyTorch not found (tried ${tried.join(', ')}; set ORTHORNN_BENCH_PYTHON, or install it with: npm run setup -- --bench)`;
