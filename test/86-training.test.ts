@@ -218,6 +218,8 @@ describe('86 training: configuration, checkpoints, the training loop', () => {
         assert.equal(b2.step, 10);
         await b2.run();
         b2.dispose();
+        const times = records(split).filter((r): r is TrainRecord => r.type === 'train').map((r) => r.time);
+        for (let i = 1; i < times.length; i++) assert.ok(times[i] >= times[i - 1], 'the clock goes on across the resume');
         const la = trainLosses(whole), lb = trainLosses(split);
         for (let s = 11; s <= 24; s++) assert.equal(lb.get(s), la.get(s), `step ${s}: ${lb.get(s)} after resume, ${la.get(s)} uninterrupted`);
         const pa = readCheckpoint(path.join(whole, 'last.safetensors')).parameters, pb = readCheckpoint(path.join(split, 'last.safetensors')).parameters;

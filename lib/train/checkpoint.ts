@@ -23,6 +23,8 @@ export interface Checkpoint {
   /** The task stream's position (JSON). */
   source: unknown;
   best?: EvalRecord;
+  /** Seconds of training so far (resumed runs continue the clock). */
+  seconds?: number;
   /** Parameter shapes by name (stored with the tensors; flat vectors without them). */
   shapes?: Record<string, readonly number[]>;
 }
@@ -39,6 +41,7 @@ export function writeCheckpoint(file: string, ckpt: Checkpoint): void {
     format: CHECKPOINT_FORMAT,
     config: JSON.stringify(ckpt.config),
     step: String(ckpt.step),
+    seconds: String(ckpt.seconds ?? 0),
     optimizerSteps: JSON.stringify(ckpt.optimizerSteps),
     source: JSON.stringify(ckpt.source ?? null),
   };
@@ -76,5 +79,6 @@ export function readCheckpoint(file: string): Checkpoint {
     optimizerSteps: json('optimizerSteps') as Record<string, number>,
     source: json('source'),
     best: metadata.best ? (json('best') as EvalRecord) : undefined,
+    seconds: Number.isFinite(Number(metadata.seconds)) ? Number(metadata.seconds) : 0,
   };
 }

@@ -29,7 +29,7 @@ export interface TrainRecord extends TaskMetrics {
   type: 'train';
   step: number;
   epoch: number;
-  /** Seconds since the run (or the resumed run) started. */
+  /** Seconds of training since the run started (a resumed run's clock goes on from its checkpoint). */
   time: number;
   lr: number;
   /** The gradients' global norm before clipping. */

@@ -151,6 +151,8 @@ export class Trainer {
   private best?: { record: EvalRecord; state: StateDict };
   private lastValid?: EvalRecord;
   private startedAt = 0;
+  /** Seconds trained before this process (a resumed run's clock goes on from there). */
+  private priorSeconds = 0;
   private readonly ownsContext: boolean;
 
   private constructor(config: TrainConfig, source: TaskSource, model: Model, runDir: string, ownsContext: boolean) {
@@ -212,6 +214,7 @@ export class Trainer {
     this.source.restore(ckpt.source);
     this.step = ckpt.step;
     this.lastValid = ckpt.best;
+    this.priorSeconds = ckpt.seconds ?? 0;
   }
 
   private optimizers(): Record<string, Optimizer<FloatDType>> {
@@ -227,7 +230,7 @@ export class Trainer {
   }
 
   private elapsed(): number {
-    return (performance.now() - this.startedAt) / 1000;
+    return this.priorSeconds + (performance.now() - this.startedAt) / 1000;
   }
 
   /** Writes `<runDir>/last.safetensors` (atomically). */
@@ -246,6 +249,7 @@ export class Trainer {
       optimizerSteps,
       source: this.source.state(),
       best: this.best?.record,
+      seconds: this.elapsed(),
       shapes: this.shapes(),
     });
   }
