@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { Context, DataError, ElmanRNN } from '../lib/index';
+import { Context, DataError, ElmanRNN, memoryOf } from '../lib/index';
 import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from '../lib/io/safetensors';
 import { TextCorpusTask } from '../lib/tasks/text';
 import { readCheckpoint } from '../lib/train/checkpoint';
@@ -262,6 +262,11 @@ describe('86 training: configuration, checkpoints, the training loop', () => {
 
     it('refuses a resume without a checkpoint, naming the file', async () => {
       await assert.rejects(Trainer.resume(path.join(tmp, 'nothing-here')), /cannot read '.*nothing-here\/last\.safetensors'/);
+      // best.safetensors holds weights only: no optimiser state to resume from. Nothing leaks.
+      const before = memoryOf('cpu').tensors;
+      const run = path.join(tmp, 'copy-run');
+      await assert.rejects(Trainer.resume(run, { checkpoint: path.join(run, 'best.safetensors') }), /optimiser state for the 'weights' group/);
+      assert.equal(memoryOf('cpu').tensors, before, 'the failed resume freed its model');
     });
   });
 });

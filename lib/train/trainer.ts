@@ -176,12 +176,23 @@ export class Trainer {
       throw rangeError('train', 'out', 'a new run folder (or resume this one)', `'${runDir}', which already holds a run`);
     }
     const source = createSource(config);
-    const context = extra.context ?? (config.device === 'cpu' ? new Context() : defaultContext(config.device));
-    const model = await createModel(config, source, context);
+    const trainer = await Trainer.build(config, source, runDir, extra.context);
     mkdirSync(runDir, { recursive: true });
     writeFileSync(path.join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     writeFileSync(path.join(runDir, 'metrics.jsonl'), '');
-    return new Trainer(config, source, model, runDir, extra.context === undefined && config.device === 'cpu');
+    return trainer;
+  }
+
+  /** The model on its context (a private CPU context unless one is given), and the trainer; nothing leaks on failure. */
+  private static async build(config: TrainConfig, source: TaskSource, runDir: string, given?: Context): Promise<Trainer> {
+    const owns = given === undefined && config.device === 'cpu';
+    const context = given ?? (owns ? new Context() : defaultContext(config.device));
+    try {
+      return new Trainer(config, source, await createModel(config, source, context), runDir, owns);
+    } catch (err) {
+      if (owns) context.dispose();
+      throw err;
+    }
   }
 
   /**
@@ -194,12 +205,15 @@ export class Trainer {
     const ckpt = readCheckpoint(file);
     const config = resolveConfig({ ...ckpt.config, out: runDir, ...(extra.steps ? { steps: extra.steps, epochs: 0 } : {}) }, { stored: true });
     const source = createSource(config);
-    const context = extra.context ?? (config.device === 'cpu' ? new Context() : defaultContext(config.device));
-    const model = await createModel(config, source, context);
-    const trainer = new Trainer(config, source, model, runDir, extra.context === undefined && config.device === 'cpu');
-    trainer.restore(ckpt);
-    const bestFile = path.join(runDir, 'best.safetensors');
-    if (ckpt.best && existsSync(bestFile)) trainer.best = { record: ckpt.best, state: readCheckpoint(bestFile).parameters };
+    const trainer = await Trainer.build(config, source, runDir, extra.context);
+    try {
+      trainer.restore(ckpt);
+      const bestFile = path.join(runDir, 'best.safetensors');
+      if (ckpt.best && existsSync(bestFile)) trainer.best = { record: ckpt.best, state: readCheckpoint(bestFile).parameters };
+    } catch (err) {
+      trainer.dispose();
+      throw err;
+    }
     if (extra.steps) writeFileSync(path.join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     return trainer;
   }
