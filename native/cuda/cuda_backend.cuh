@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -193,10 +194,14 @@ class CudaBackend final : public Backend {
     size_t nodes = 0;
     uint64_t lastUse = 0;
   };
-  void forwardSteps(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt, const void* bias,
-                    void* A, void* H);
-  void backwardSteps(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W, const void* H, void* dH,
-                     void* dA, double clip);
+  // A recurrence's entry checks: a float dtype, then false when there is nothing to do;
+  // binds the device otherwise.
+  bool startRecurrence(const char* op, DType dt, int64_t T, int64_t B, int64_t n);
+  // Runs `steps` (the Backend's generic step loop, launching on this stream) directly, or as
+  // the graph cached under these shapes, scalars and pointers.
+  template <typename Steps>
+  void replay(GraphKind kind, DType dt, Activation act, int64_t T, int64_t B, int64_t n, double clip,
+              std::initializer_list<const void*> pointers, Steps&& steps);
   // Runs `steps` as a graph cached under `key`, capturing (or updating) it when the key is new.
   template <typename Steps>
   void runAsGraph(const Graph& key, Steps&& steps);

@@ -12,31 +12,8 @@
 namespace orthornn {
 namespace cuda {
 namespace {
-char* at(void* base, int64_t elements, DType dt) { return static_cast<char*>(base) + elements * int64_t(dtypeSize(dt)); }
-const char* at(const void* base, int64_t elements, DType dt) {
-  return static_cast<const char*>(base) + elements * int64_t(dtypeSize(dt));
-}
 constexpr size_t kMaxGraphs = 8;
 }  // namespace
-
-void CudaBackend::forwardSteps(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                               const void* bias, void* A, void* H) {
-  for (int64_t t = 0; t < T; ++t) {
-    char* At = at(A, t * B * n, dt);
-    gemm(dt, false, false, B, n, n, 1.0, at(H, t * B * n, dt), n, Wt, n, 1.0, At, n);
-    biasActivation(dt, act, B, n, At, bias, at(H, (t + 1) * B * n, dt));
-  }
-}
-
-void CudaBackend::backwardSteps(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W, const void* H,
-                                void* dH, void* dA, double clip) {
-  for (int64_t t = T - 1; t >= 0; --t) {
-    char* dHt = at(dH, t * B * n, dt);
-    if (t + 1 < T) gemm(dt, false, false, B, n, n, 1.0, at(dA, (t + 1) * B * n, dt), n, W, n, 1.0, dHt, n);
-    activationBackward(dt, act, B * n, dHt, at(H, (t + 1) * B * n, dt), at(dA, t * B * n, dt));
-    if (clip > 0) clipElements(dt, B * n, clip, at(dA, t * B * n, dt));
-  }
-}
 
 void CudaBackend::releaseGraphs() noexcept {
   for (Graph& g : graphs_)
@@ -130,50 +107,47 @@ void CudaBackend::runAsGraph(const Graph& key, Steps&& steps) {
   counters_.graphNodes.fetch_add(int64_t(hit->nodes), std::memory_order_relaxed);
 }
 
-void CudaBackend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                                         const void* bias, void* A, void* H) {
-  require(isFloat(dt), ErrorCode::Type, std::string("elmanForwardRecurrence: expected float32 or float64, got ") +
-                                            dtypeName(dt));
-  if (T <= 0 || B <= 0 || n <= 0) return;
+bool CudaBackend::startRecurrence(const char* op, DType dt, int64_t T, int64_t B, int64_t n) {
+  require(isFloat(dt), ErrorCode::Type, std::string(op) + ": expected float32 or float64, got " + dtypeName(dt));
+  if (T <= 0 || B <= 0 || n <= 0) return false;
   bind();
-  if (!graphsEnabled_) return forwardSteps(dt, act, T, B, n, Wt, bias, A, H);
+  return true;
+}
+
+template <typename Steps>
+void CudaBackend::replay(GraphKind kind, DType dt, Activation act, int64_t T, int64_t B, int64_t n, double clip,
+                         std::initializer_list<const void*> pointers, Steps&& steps) {
+  if (!graphsEnabled_) return steps();
   Graph key;
-  key.kind = kElmanForward;
+  key.kind = kind;
   key.dt = dt;
   key.act = act;
   key.T = T;
   key.B = B;
   key.n = n;
-  const void* p[6] = {Wt, bias, A, H, nullptr, nullptr};
-  std::copy(std::begin(p), std::end(p), std::begin(key.p));
-  runAsGraph(key, [&] { forwardSteps(dt, act, T, B, n, Wt, bias, A, H); });
+  key.clip = clip;
+  std::copy(pointers.begin(), pointers.end(), std::begin(key.p));
+  runAsGraph(key, steps);
+}
+
+void CudaBackend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
+                                         const void* bias, void* A, void* H) {
+  if (!startRecurrence("elmanForwardRecurrence", dt, T, B, n)) return;
+  replay(kElmanForward, dt, act, T, B, n, 0, {Wt, bias, A, H},
+         [&] { Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, A, H); });
 }
 
 void CudaBackend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
                                           const void* H, void* dH, void* dA, void* hiddenNorms, void* db,
                                           int64_t givenFrom, double clip) {
-  require(isFloat(dt), ErrorCode::Type, std::string("elmanBackwardRecurrence: expected float32 or float64, got ") +
-                                            dtypeName(dt));
-  if (T <= 0 || B <= 0 || n <= 0) return;
-  bind();
+  if (!startRecurrence("elmanBackwardRecurrence", dt, T, B, n)) return;
   // Blocks not given (only the last step scored) are zero.
   if (givenFrom > 0) fill(dt, std::min(givenFrom, T) * B * n, 0.0, dH);
-  if (!graphsEnabled_) {
-    backwardSteps(dt, act, T, B, n, W, H, dH, dA, clip);
-  } else {
-    Graph key;
-    key.kind = kElmanBackward;
-    key.dt = dt;
-    key.act = act;
-    key.T = T;
-    key.B = B;
-    key.n = n;
-    key.clip = clip > 0 ? clip : 0;
-    const void* p[6] = {W, H, dH, dA, nullptr, nullptr};
-    std::copy(std::begin(p), std::end(p), std::begin(key.p));
-    runAsGraph(key, [&] { backwardSteps(dt, act, T, B, n, W, H, dH, dA, key.clip); });
-  }
-  // Outside the graph: these use the reductions' scratch, which may move between calls.
+  const double c = clip > 0 ? clip : 0;
+  // Only the step loop goes into the graph: the norms and db below use the reductions'
+  // scratch, which may move between calls.
+  replay(kElmanBackward, dt, act, T, B, n, c, {W, H, dH, dA},
+         [&] { Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, nullptr, nullptr, 0, c); });
   if (hiddenNorms) groupNorms(dt, T, B * n, dH, hiddenNorms);
   if (db) columnSum(dt, T * B, n, dA, 0.0, db);
 }
@@ -182,40 +156,16 @@ void CudaBackend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, i
 // the same graph treatment.
 void CudaBackend::lstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh,
                                         const void* biasIh, const void* biasHh, void* Z, void* H, void* C) {
-  require(isFloat(dt), ErrorCode::Type, std::string("lstmForwardRecurrence: expected float32 or float64, got ") +
-                                            dtypeName(dt));
-  if (T <= 0 || B <= 0 || n <= 0) return;
-  bind();
-  auto steps = [&] { Backend::lstmForwardRecurrence(dt, T, B, n, Whh, biasIh, biasHh, Z, H, C); };
-  if (!graphsEnabled_) return steps();
-  Graph key;
-  key.kind = kLstmForward;
-  key.dt = dt;
-  key.T = T;
-  key.B = B;
-  key.n = n;
-  const void* p[6] = {Whh, biasIh, biasHh, Z, H, C};
-  std::copy(std::begin(p), std::end(p), std::begin(key.p));
-  runAsGraph(key, steps);
+  if (!startRecurrence("lstmForwardRecurrence", dt, T, B, n)) return;
+  replay(kLstmForward, dt, Activation::Tanh, T, B, n, 0, {Whh, biasIh, biasHh, Z, H, C},
+         [&] { Backend::lstmForwardRecurrence(dt, T, B, n, Whh, biasIh, biasHh, Z, H, C); });
 }
 
 void CudaBackend::lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C,
                                          void* Z, void* dH, void* dC) {
-  require(isFloat(dt), ErrorCode::Type, std::string("lstmBackwardRecurrence: expected float32 or float64, got ") +
-                                            dtypeName(dt));
-  if (T <= 0 || B <= 0 || n <= 0) return;
-  bind();
-  auto steps = [&] { Backend::lstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC); };
-  if (!graphsEnabled_) return steps();
-  Graph key;
-  key.kind = kLstmBackward;
-  key.dt = dt;
-  key.T = T;
-  key.B = B;
-  key.n = n;
-  const void* p[6] = {Whh, C, Z, dH, dC, nullptr};
-  std::copy(std::begin(p), std::end(p), std::begin(key.p));
-  runAsGraph(key, steps);
+  if (!startRecurrence("lstmBackwardRecurrence", dt, T, B, n)) return;
+  replay(kLstmBackward, dt, Activation::Tanh, T, B, n, 0, {Whh, C, Z, dH, dC},
+         [&] { Backend::lstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC); });
 }
 
 }  // namespace cuda
