@@ -5,15 +5,11 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { OrthornnError } from '../errors';
-import { OPTIONS, parseOption, type TrainConfig } from '../train/config';
+import { flagOf, OPTIONS, parseOption, type TrainConfig } from '../train/config';
 import { evalCommand } from './eval';
 import { plotCommand } from './plot';
 import { sweepCommand } from './sweep';
 import { trainCommand } from './train';
-
-export function kebab(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
 
 /** Adds a flag for every training option; values are parsed and checked by the config's table. */
 export function addTrainOptions(cmd: Command): Command {
@@ -21,7 +17,7 @@ export function addTrainOptions(cmd: Command): Command {
     const kind = spec.kind;
     const choices = Array.isArray(kind) ? ` (${(kind as readonly string[]).join(' | ')})` : '';
     const fallback = spec.zeroMeans ? `; default: ${spec.zeroMeans}` : spec.fallback !== '' ? `; default: ${spec.fallback}` : '';
-    const option = new Option(`--${kebab(key)} <value>`, `${spec.help}${choices}${fallback}`).argParser((raw: string) => {
+    const option = new Option(`${flagOf(key)} <value>`, `${spec.help}${choices}${fallback}`).argParser((raw: string) => {
       try {
         return parseOption(key, raw);
       } catch (err) {

@@ -4,13 +4,15 @@
  * summary table of the best validation and the test metrics per run.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Table from 'cli-table3';
 import { rangeError } from '../errors';
-import { OPTIONS, parseOption, resolveConfig, type TrainConfig } from '../train/config';
-import type { EvalRecord, RunRecord } from '../train/records';
+import { flagOf, OPTIONS, parseOption, resolveConfig, type TrainConfig } from '../train/config';
+import { readRun, type Run } from '../plot/read';
+import type { EvalRecord } from '../train/records';
+import { headlineMetric } from './train';
 
 export interface SweepRun {
   name: string;
@@ -50,13 +52,7 @@ function runName(values: Partial<TrainConfig>): string {
 }
 
 function flagsOf(options: Partial<TrainConfig>): string[] {
-  return Object.entries(options).flatMap(([k, v]) => [`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, String(v)]);
-}
-
-function readRecords(dir: string): RunRecord[] {
-  const file = path.join(dir, 'metrics.jsonl');
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as RunRecord);
+  return Object.entries(options).flatMap(([k, v]) => [flagOf(k), String(v)]);
 }
 
 /** Runs one child `orthornn train`; resolves with its summary (never rejects). */
@@ -76,39 +72,32 @@ function runOne(base: Partial<TrainConfig>, values: Partial<TrainConfig>, dir: s
       stderr += chunk.toString();
       log.write(chunk);
     });
-    const finish = (exitCode: number | null, error?: string) => {
+    const finish = async (exitCode: number | null, error?: string) => {
       log.end();
       const seconds = (performance.now() - started) / 1000;
-      let records: RunRecord[] = [];
+      let run: Run | undefined;
       try {
-        records = readRecords(dir);
+        run = await readRun('sweep', dir);
       } catch {
-        // a torn metrics file: the run failed anyway
+        // no metrics, or a torn file: the run failed anyway
       }
-      const valids = records.filter((r): r is EvalRecord => r.type === 'valid');
-      const test = records.find((r): r is EvalRecord => r.type === 'test');
-      const best = test ? valids.find((v) => v.step === test.step) : undefined;
+      const records = run ? [...run.train, ...run.valid, ...run.test, ...run.gradientNorms] : [];
+      const test = run?.test.at(-1);
+      const best = test ? run!.valid.find((v) => v.step === test.step) : undefined;
       const steps = records.reduce((m, r) => Math.max(m, r.step), 0) || undefined;
       const ok = exitCode === 0 && !error;
       resolve({ name, values, dir, status: ok ? 'ok' : 'failed', exitCode, seconds, steps, best, test, error: ok ? undefined : error ?? stderr.trim().split('\n').pop() });
     };
-    child.on('error', (err) => finish(null, err.message));
-    child.on('close', (code) => finish(code));
+    child.on('error', (err) => void finish(null, err.message));
+    child.on('close', (code) => void finish(code));
   });
-}
-
-function metricText(r?: EvalRecord): string {
-  if (!r) return '–';
-  if (r.accuracy !== undefined) return `${(100 * r.accuracy).toFixed(2)}%`;
-  if (r.bitsPerChar !== undefined) return `${r.bitsPerChar.toFixed(3)} bpc`;
-  return r.loss.toPrecision(4);
 }
 
 export function summaryTable(runs: SweepRun[], keys: string[]): string {
   const table = new Table({ head: [...keys, 'status', 'steps', 'best valid', 'test', 'seconds'], style: { head: [], border: [] } });
   for (const r of runs) {
     table.push([...keys.map((k) => String(r.values[k as keyof TrainConfig])), r.status === 'ok' ? 'ok' : `failed: ${r.error ?? `exit ${r.exitCode}`}`.slice(0, 60),
-      String(r.steps ?? '–'), metricText(r.best), metricText(r.test), r.seconds.toFixed(1)]);
+      String(r.steps ?? '–'), headlineMetric(r.best, 2), headlineMetric(r.test, 2), r.seconds.toFixed(1)]);
   }
   return table.toString();
 }
@@ -133,7 +122,7 @@ export async function sweep(base: Partial<TrainConfig>, grid: string[], options:
       const runDir = path.join(dir, runName(combos[i]));
       const r = await runOne(rest, combos[i], runDir, threads, options.plotFormat ?? 'svg');
       runs[i] = r;
-      log(`[${runs.filter(Boolean).length}/${combos.length}] ${r.name}: ${r.status}${r.status === 'ok' ? `, test ${metricText(r.test)}` : ` (${r.error})`} in ${r.seconds.toFixed(1)} s`);
+      log(`[${runs.filter(Boolean).length}/${combos.length}] ${r.name}: ${r.status}${r.status === 'ok' ? `, test ${headlineMetric(r.test, 2)}` : ` (${r.error})`} in ${r.seconds.toFixed(1)} s`);
     }
   };
   await Promise.all(Array.from({ length: jobs }, worker));

@@ -1,9 +1,9 @@
 /** `orthornn train`: one run with a progress bar (or plain lines when not on a terminal). */
 import { SingleBar } from 'cli-progress';
-import type { TrainConfig } from '../train/config';
-import type { EvalRecord, TaskMetrics } from '../train/records';
+import { flagOf, type TrainConfig } from '../train/config';
+import type { TaskMetrics } from '../train/records';
 import { Trainer, type Progress } from '../train/trainer';
-import { makePlots } from './plot';
+import { plotRun } from '../plot/index';
 
 export function formatMetrics(m: TaskMetrics): string {
   const parts = [`loss ${m.loss.toPrecision(4)}`];
@@ -13,11 +13,12 @@ export function formatMetrics(m: TaskMetrics): string {
   return parts.join(', ');
 }
 
-function validText(v?: EvalRecord): string {
-  if (!v) return '–';
-  if (v.accuracy !== undefined) return `${(100 * v.accuracy).toFixed(1)}%`;
-  if (v.bitsPerChar !== undefined) return `${v.bitsPerChar.toFixed(3)} bpc`;
-  return v.loss.toPrecision(3);
+/** The task's headline metric, short: accuracy, else bits per character, else the loss. */
+export function headlineMetric(m: TaskMetrics | undefined, digits = 1): string {
+  if (!m) return '–';
+  if (m.accuracy !== undefined) return `${(100 * m.accuracy).toFixed(digits)}%`;
+  if (m.bitsPerChar !== undefined) return `${m.bitsPerChar.toFixed(3)} bpc`;
+  return m.loss.toPrecision(digits + 2);
 }
 
 export async function trainCommand(options: Partial<TrainConfig>, flags: Record<string, unknown>): Promise<void> {
@@ -28,7 +29,7 @@ export async function trainCommand(options: Partial<TrainConfig>, flags: Record<
   let trainer: Trainer;
   if (typeof flags.resume === 'string') {
     const others = Object.keys(options).filter((k) => k !== 'steps');
-    if (others.length > 0) throw new RangeError(`train: with --resume only --steps may be given (the rest comes from the checkpoint), got --${others.join(', --')}`);
+    if (others.length > 0) throw new RangeError(`train: with --resume only --steps may be given (the rest comes from the checkpoint), got ${others.map(flagOf).join(', ')}`);
     trainer = await Trainer.resume(flags.resume, { steps: options.steps });
     log(`resuming ${trainer.runDir} at step ${trainer.step}`);
   } else {
@@ -47,10 +48,10 @@ export async function trainCommand(options: Partial<TrainConfig>, flags: Record<
     const rate = ((p.step - startStep) / ((performance.now() - started) / 1000)).toFixed(1);
     if (bar) {
       if (!bar.isActive) bar.start(p.totalSteps, p.step, { loss: '–', valid: '–', rate });
-      bar.update(p.step, { loss: p.loss.toPrecision(3), valid: validText(p.valid), rate });
+      bar.update(p.step, { loss: p.loss.toPrecision(3), valid: headlineMetric(p.valid), rate });
     } else if (!quiet && (performance.now() - lastLine > 10_000 || p.step === p.totalSteps)) {
       lastLine = performance.now();
-      log(`step ${p.step}/${p.totalSteps}: loss ${p.loss.toPrecision(4)}, valid ${validText(p.valid)}, ${rate} steps/s`);
+      log(`step ${p.step}/${p.totalSteps}: loss ${p.loss.toPrecision(4)}, valid ${headlineMetric(p.valid)}, ${rate} steps/s`);
     }
   };
   const startStep = trainer.step;
@@ -63,7 +64,7 @@ export async function trainCommand(options: Partial<TrainConfig>, flags: Record<
     if (result.test) log(`test on the best weights: ${formatMetrics(result.test)}`);
     const format = String(flags.plotFormat ?? 'svg');
     if (format !== 'none') {
-      const files = await makePlots(trainer.runDir, format as 'svg' | 'png');
+      const files = await plotRun(trainer.runDir, { format: format as 'svg' | 'png' });
       log(`plots: ${files.join(', ')}`);
     }
     log(`run folder: ${trainer.runDir} (config.json, metrics.jsonl, last.safetensors, best.safetensors)`);

@@ -5,9 +5,10 @@
  * implementation for Node, and the format is a page long, so it lives here.
  * Writes are atomic: a temporary file in the same folder, fsync, then rename.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { DataError } from '../errors';
+import { readBytes } from './files';
 
 export type SafetensorsArray = Float32Array | Float64Array | Int32Array;
 
@@ -102,13 +103,7 @@ export function decodeSafetensors(bytes: Buffer, source = 'safetensors data'): S
 }
 
 export function readSafetensors(file: string): SafetensorsFile {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    throw new DataError(`cannot read '${file}': ${(err as Error).message}`);
-  }
-  return decodeSafetensors(bytes, file);
+  return decodeSafetensors(readBytes(file), file);
 }
 
 /** Writes atomically: a reader sees the old file or the whole new one, never a torn one. */

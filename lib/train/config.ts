@@ -127,6 +127,11 @@ export const TASK_DEFAULTS: Record<TaskName, Partial<TrainConfig>> = {
 
 const FN = 'trainConfig';
 
+/** The command-line flag of an option: `learnH0` → `--learn-h0`. */
+export function flagOf(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
 /** Parses one option's value from a string (CLI flags, sweep grids). */
 export function parseOption(key: string, raw: string): number | string | boolean {
   const spec = OPTIONS[key as keyof TrainConfig];
