@@ -377,11 +377,10 @@ export class Trainer {
     while (this.step < this.totalSteps && !reachedTarget) {
       loss = await this.trainStep(hooks);
       const validating = this.step % config.validEvery === 0 || this.step === this.totalSteps;
-      if (validating) {
-        reachedTarget = this.reached(await this.validate(hooks));
-        if (config.checkpointEvery === 0) await this.checkpoint();
-      }
-      if (config.checkpointEvery > 0 && this.step % config.checkpointEvery === 0) await this.checkpoint();
+      if (validating) reachedTarget = this.reached(await this.validate(hooks));
+      const saving = config.checkpointEvery > 0 ? this.step % config.checkpointEvery === 0 : validating;
+      // The last step is saved once, below.
+      if (saving && this.step < this.totalSteps && !reachedTarget) await this.checkpoint();
       hooks.onStep?.({ step: this.step, totalSteps: this.totalSteps, epoch: this.source.epoch, loss, valid: this.lastValid });
     }
     await this.checkpoint();
