@@ -104,8 +104,8 @@ class Backend {
   virtual void addDiagonal(DType dt, int64_t n, double value, void* x) = 0;
   // out (cols × rows) = xᵀ for a rows × cols x; out must not overlap x.
   virtual void transpose(DType dt, int64_t rows, int64_t cols, const void* x, void* out) = 0;
-  // out = x − xᵀ for an n×n matrix (out may be x).
-  virtual void antisymmetrize(DType dt, int64_t n, const void* x, void* out) = 0;
+  // out = I + alpha (x − xᵀ) for an n×n matrix (the Cayley system); out must not overlap x.
+  virtual void cayleySystem(DType dt, int64_t n, double alpha, const void* x, void* out) = 0;
 
   // One LSTM step for `rows` sequences of n units (PyTorch gate order i, f, g, o), fused:
   // gates (rows × 4n) holds the pre-activations without biases on entry and the activated

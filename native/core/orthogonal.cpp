@@ -4,20 +4,19 @@ namespace orthornn {
 
 void cayleyStep(Backend& b, DType dt, int64_t n, void* M, const void* G, double lr, Workspace& ws) {
   const size_t nn = size_t(n) * size_t(n);
-  void* A = ws.get(0, nn, dt);
+  void* L = ws.get(0, nn, dt);
   void* Y = ws.get(1, nn, dt);
   int32_t* piv = ws.get<int32_t>(2, size_t(n));
-  // A = G Mᵀ − M Gᵀ = X − Xᵀ with X = G Mᵀ: one product instead of two.
-  b.gemm(dt, false, true, n, n, n, 1.0, G, n, M, n, 0.0, A, n);
-  b.antisymmetrize(dt, n, A, A);
-  // L = I + η/2 A, factorised in place. I + (skew) is never singular: its eigenvalues are 1 + iλ.
-  b.axpby(dt, int64_t(nn), lr / 2, A, 0.0, A, A);
-  b.addDiagonal(dt, n, 1.0, A);
-  b.luFactor(dt, n, A, piv);
+  // A = G Mᵀ − M Gᵀ = X − Xᵀ with X = G Mᵀ: one product instead of two. X goes in Y's buffer.
+  b.gemm(dt, false, true, n, n, n, 1.0, G, n, M, n, 0.0, Y, n);
+  // L = I + η/2 A in one pass, factorised in place. I + (skew) is never singular: its
+  // eigenvalues are 1 + iλ.
+  b.cayleySystem(dt, n, lr / 2, Y, L);
+  b.luFactor(dt, n, L, piv);
   // (I + B)⁻¹(I − B) = 2(I + B)⁻¹ − I, so M_new = 2 L⁻¹ M − M: the solve replaces the
   // product (I − η/2 A) M.
   b.copy(Y, M, nn * dtypeSize(dt));
-  b.luSolve(dt, n, n, A, piv, Y);
+  b.luSolve(dt, n, n, L, piv, Y);
   b.axpby(dt, int64_t(nn), 2.0, Y, -1.0, M, M);
 }
 

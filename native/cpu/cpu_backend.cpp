@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "../core/backend.h"
@@ -60,8 +61,19 @@ void blasGemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int ld
 }
 
 // LAPACK on NaN/Inf input returns garbage or iterates without end; refuse it up front.
+// The scan tests exponent bits with integer operations, which vectorise (a floating-point
+// test of every element would not); only a matrix that fails is searched for the index.
 template <typename T>
 void requireFiniteMatrix(const T* x, int64_t count, const char* what) {
+  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+  Bits nonFinite = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    Bits b;
+    std::memcpy(&b, x + i, sizeof b);
+    nonFinite |= Bits((b & exponent) == exponent);
+  }
+  if (!nonFinite) return;
   for (int64_t i = 0; i < count; ++i)
     if (!isFiniteValue<T>(x[i]))
       fail(ErrorCode::Numeric, std::string(what) + ": the input contains " + (x[i] != x[i] ? "NaN" : "Inf") +
@@ -133,9 +145,9 @@ class CpuBackend final : public Backend {
       using T = decltype(z);
       requireFiniteMatrix(cp<T>(A), int64_t(n) * n, "luFactor");
       if constexpr (std::is_same_v<T, float>)
-        info = LAPACKE_sgetrf(LAPACK_COL_MAJOR, n, n, mp<T>(A), n, piv);
+        info = LAPACKE_sgetrf_work(LAPACK_COL_MAJOR, n, n, mp<T>(A), n, piv);  // _work: no second NaN scan
       else
-        info = LAPACKE_dgetrf(LAPACK_COL_MAJOR, n, n, mp<T>(A), n, piv);
+        info = LAPACKE_dgetrf_work(LAPACK_COL_MAJOR, n, n, mp<T>(A), n, piv);
     });
     if (info > 0)
       fail(ErrorCode::Numeric, "the matrix is singular: U[" + std::to_string(info - 1) + ", " +
@@ -388,32 +400,50 @@ class CpuBackend final : public Backend {
     });
   }
 
+  // Both in 32 × 32 tiles, so that the strided side stays in cache; bands of output rows
+  // split across the pool for large matrices.
+  static constexpr int64_t kTile = 32;
+
   void transpose(DType dt, int64_t rows, int64_t cols, const void* x, void* out) override {
     onFloat(dt, "transpose", [&](auto z) {
       using T = decltype(z);
       const T* px = cp<T>(x);
       T* po = mp<T>(out);
-      constexpr int64_t tile = 32;  // both sides stay in cache
-      for (int64_t i0 = 0; i0 < rows; i0 += tile)
-        for (int64_t j0 = 0; j0 < cols; j0 += tile)
-          for (int64_t i = i0; i < std::min(rows, i0 + tile); ++i)
-            for (int64_t j = j0; j < std::min(cols, j0 + tile); ++j) po[j * rows + i] = px[i * cols + j];
+      const int64_t bands = (cols + kTile - 1) / kTile;
+      parallelFor(bands, kTile * rows, [&](int64_t lo, int64_t hi) {
+        for (int64_t j0 = lo * kTile; j0 < std::min(cols, hi * kTile); j0 += kTile)
+          for (int64_t i0 = 0; i0 < rows; i0 += kTile)
+            for (int64_t j = j0; j < std::min(cols, j0 + kTile); ++j)
+              for (int64_t i = i0; i < std::min(rows, i0 + kTile); ++i) po[j * rows + i] = px[i * cols + j];
+      });
     });
   }
 
-  void antisymmetrize(DType dt, int64_t n, const void* x, void* out) override {
-    onFloat(dt, "antisymmetrize", [&](auto z) {
+  // The diagonal is 1 + alpha (x_ii − x_ii), not 1, so that a NaN or ∞ there still shows.
+  void cayleySystem(DType dt, int64_t n, double alpha, const void* x, void* out) override {
+    onFloat(dt, "cayleySystem", [&](auto z) {
       using T = decltype(z);
       const T* px = cp<T>(x);
       T* po = mp<T>(out);
-      for (int64_t i = 0; i < n; ++i) {
-        for (int64_t j = i + 1; j < n; ++j) {
-          const T a = px[i * n + j] - px[j * n + i];  // read both before writing: out may be x
-          po[i * n + j] = a;
-          po[j * n + i] = -a;
+      const T a = T(alpha);
+      const int64_t bands = (n + kTile - 1) / kTile;
+      parallelFor(bands, kTile * n, [&](int64_t lo, int64_t hi) {
+        T t[kTile][kTile];  // the tile of xᵀ, read row by row
+        for (int64_t i0 = lo * kTile; i0 < std::min(n, hi * kTile); i0 += kTile) {
+          const int64_t rows = std::min(kTile, n - i0);
+          for (int64_t j0 = 0; j0 < n; j0 += kTile) {
+            const int64_t cols = std::min(kTile, n - j0);
+            for (int64_t jj = 0; jj < cols; ++jj)
+              for (int64_t ii = 0; ii < rows; ++ii) t[ii][jj] = px[(j0 + jj) * n + i0 + ii];
+            for (int64_t ii = 0; ii < rows; ++ii) {
+              const T* xr = px + (i0 + ii) * n + j0;
+              T* orow = po + (i0 + ii) * n + j0;
+              for (int64_t jj = 0; jj < cols; ++jj) orow[jj] = a * (xr[jj] - t[ii][jj]);
+            }
+          }
+          for (int64_t i = i0; i < i0 + rows; ++i) po[i * n + i] += T(1);
         }
-        po[i * n + i] = T(0);
-      }
+      });
     });
   }
 

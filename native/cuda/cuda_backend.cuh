@@ -130,7 +130,7 @@ class CudaBackend final : public Backend {
   void columnDots(DType dt, int64_t rows, int64_t cols, const void* x, const void* y, void* out) override;
   void addDiagonal(DType dt, int64_t n, double value, void* x) override;
   void transpose(DType dt, int64_t rows, int64_t cols, const void* x, void* out) override;
-  void antisymmetrize(DType dt, int64_t n, const void* x, void* out) override;
+  void cayleySystem(DType dt, int64_t n, double alpha, const void* x, void* out) override;
   void lstmCellForward(DType dt, int64_t rows, int64_t n, void* gates, const void* biasIh, const void* biasHh,
                        const void* cPrev, void* c, void* h) override;
   void lstmCellBackward(DType dt, int64_t rows, int64_t n, void* gates, const void* cPrev, const void* c,

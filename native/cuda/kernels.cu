@@ -154,18 +154,12 @@ __global__ void add_diagonal_kernel(int64_t n, T value, T* x) {
   GRID_STRIDE(i, n) x[i * n + i] += value;
 }
 
-// One thread per unordered pair {i, j}: it reads both entries before writing, so out may be x.
+// out = I + alpha (x − xᵀ), one thread per entry (out does not overlap x).
 template <typename T>
-__global__ void antisymmetrize_kernel(int64_t n, const T* x, T* out) {
+__global__ void cayley_system_kernel(int64_t n, T alpha, const T* x, T* out) {
   GRID_STRIDE(e, n * n) {
     const int64_t i = e / n, j = e % n;
-    if (j > i) {
-      const T a = x[i * n + j] - x[j * n + i];
-      out[i * n + j] = a;
-      out[j * n + i] = -a;
-    } else if (j == i) {
-      out[i * n + i] = T(0);
-    }
+    out[e] = alpha * (x[i * n + j] - x[j * n + i]) + (i == j ? T(1) : T(0));  // NaN on the diagonal shows
   }
 }
 
@@ -520,11 +514,11 @@ void CudaBackend::addDiagonal(DType dt, int64_t n, double value, void* x) {
   });
 }
 
-void CudaBackend::antisymmetrize(DType dt, int64_t n, const void* x, void* out) {
+void CudaBackend::cayleySystem(DType dt, int64_t n, double alpha, const void* x, void* out) {
   if (n <= 0) return;
-  onFloat(dt, "antisymmetrize", [&](auto z) {
+  onFloat(dt, "cayleySystem", [&](auto z) {
     using T = decltype(z);
-    LAUNCH(antisymmetrize_kernel<T>, n * n, n, cp<T>(x), mp<T>(out));
+    LAUNCH(cayley_system_kernel<T>, n * n, n, T(alpha), cp<T>(x), mp<T>(out));
   });
 }
 
