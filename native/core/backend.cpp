@@ -1,6 +1,8 @@
 // Default implementations of the composite Backend ops, in terms of the primitive ones.
 #include "backend.h"
 
+#include <algorithm>
+
 namespace orthornn {
 namespace {
 char* at(void* base, int64_t elements, DType dt) { return static_cast<char*>(base) + elements * int64_t(dtypeSize(dt)); }
@@ -10,7 +12,8 @@ const char* at(const void* base, int64_t elements, DType dt) {
 }  // namespace
 
 void Backend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                                     const void* bias, void* A, void* H) {
+                                     const void* bias, const Projection& input, void* A, void* H) {
+  if (input.x) gemm(dt, false, true, T * B, n, input.width, 1.0, input.x, input.width, input.w, input.width, 0.0, A, n);
   for (int64_t t = 0; t < T; ++t) {
     char* At = at(A, t * B * n, dt);
     gemm(dt, false, false, B, n, n, 1.0, at(H, t * B * n, dt), n, Wt, n, 1.0, At, n);
@@ -19,9 +22,13 @@ void Backend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_
 }
 
 void Backend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                      const void* H, void* dH, void* dA, void* hiddenNorms, void* db,
-                                      int64_t givenFrom, double clip) {
+                                      const void* H, const Projection& output, void* dH, void* dA, void* hiddenNorms,
+                                      void* db, int64_t givenFrom, double clip) {
+  givenFrom = std::min(givenFrom, T);
   if (givenFrom > 0) fill(dt, givenFrom * B * n, 0.0, dH);
+  if (output.x && givenFrom < T)
+    gemm(dt, false, false, (T - givenFrom) * B, n, output.width, 1.0, output.x, output.width, output.w, n, 0.0,
+         at(dH, givenFrom * B * n, dt), n);
   for (int64_t t = T - 1; t >= 0; --t) {
     char* dHt = at(dH, t * B * n, dt);
     if (t + 1 < T) gemm(dt, false, false, B, n, n, 1.0, at(dA, (t + 1) * B * n, dt), n, W, n, 1.0, dHt, n);

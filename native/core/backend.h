@@ -13,6 +13,14 @@
 
 namespace orthornn {
 
+// A product folded into a recurrence: x (row-major, rows × width) times a matrix w. See
+// Backend::elmanForwardRecurrence and elmanBackwardRecurrence for which rows and which w.
+struct Projection {
+  const void* x = nullptr;  // null: no projection
+  const void* w = nullptr;
+  int64_t width = 0;
+};
+
 enum class Op : int {
   Gemm, GemmStridedBatched, LuFactor, LuSolve, Qr, Svd,
   Fill, RandomNormal, RandomUniform, Copy,
@@ -138,21 +146,25 @@ class Backend {
 
   // The Elman recurrence (DESIGN §2.4), all T steps in one call so that a backend can keep
   // W hot and its threads busy across steps. Row-major, B × n blocks per step.
-  // Forward: for t = 0..T−1: A[t] += H[t] · Wt; H[t+1] = φ(A[t] + bias). A holds the input
-  // projection on entry; H[0] the initial state; Wt is Wᵀ.
+  // Forward: for t = 0..T−1: A[t] += H[t] · Wt; H[t+1] = φ(A[t] + bias). H[0] is the initial
+  // state; Wt is Wᵀ. A[t] starts as the input projection: X[t] · W_inᵀ with input = {X (T·B ×
+  // d), W_in (n × d), d} (a backend may compute it step by step), or, with input.x null, A's
+  // contents on entry.
   virtual void elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                                      const void* bias, void* A, void* H);
+                                      const void* bias, const Projection& input, void* A, void* H);
   // Backward: for t = T−1..0: dH[t] += dA[t+1] · W (t + 1 < T); dA[t] = dH[t] ⊙ φ'(H[t+1]).
-  // dH holds the output contribution on entry and the total ∂L/∂h_t on return; dH[t] for
-  // t < givenFrom is not read on entry but taken as zero (only the last step scored: T − 1
-  // spares filling T − 1 blocks with zeros; 0 when every block is given). Also writes,
+  // dH[t] starts as the output contribution: for t ≥ givenFrom, dY[t − givenFrom] · W_out with
+  // output = {dY ((T − givenFrom)·B × k), W_out (k × n), k}, or, with output.x null, dH[t]'s
+  // contents on entry; for t < givenFrom, zero (only the last step scored: T − 1 spares
+  // filling T − 1 blocks with zeros; 0 when every block is given). dH holds the total
+  // ∂L/∂h_t on return. Also writes,
   // when not null, hiddenNorms[t] = ‖dH[t]‖ (T values) and db = Σ_t Σ_b dA[t] (n values),
   // which a backend can accumulate while the blocks are in cache.
   // clip > 0 clips every dA[t] element-wise to [−clip, clip] before it propagates (the
   // authors' clipping of the recurrent pre-activation gradient); clip ≤ 0 does nothing.
   virtual void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                       const void* H, void* dH, void* dA, void* hiddenNorms, void* db,
-                                       int64_t givenFrom, double clip);
+                                       const void* H, const Projection& output, void* dH, void* dA,
+                                       void* hiddenNorms, void* db, int64_t givenFrom, double clip);
   // x = clipGradient(x, c) element-wise, in place.
   virtual void clipElements(DType dt, int64_t count, double c, void* x);
 

@@ -40,15 +40,15 @@ void initialHidden(Backend& be, DType dt, int64_t B, int64_t n, const ElmanParam
   }
 }
 
-// A = X W_inᵀ for all T·B rows at once; then the recurrence A_t += H_{t−1} Wᵀ, H_t = φ(A_t + b)
-// with Wᵀ transposed once up front (a plain NN product per step runs faster than an NT one).
+// The recurrence A_t = X_t W_inᵀ + H_{t−1} Wᵀ, H_t = φ(A_t + b) (the backend computes the input
+// projection, at once or step by step), with Wᵀ transposed once up front (a plain NN product
+// per step runs faster than an NT one).
 void forwardRecurrence(Backend& be, const ElmanConfig& cfg, const ElmanParameters& params, DType dt, int64_t T, int64_t B,
                        const void* X, const void* W, void* A, void* H, Workspace& ws) {
   const int64_t n = cfg.hiddenSize, d = cfg.inputSize;
   void* Wt = ws.get(kWt, size_t(n * n), dt);
   be.transpose(dt, n, n, W, Wt);
-  be.gemm(dt, false, true, T * B, n, d, 1.0, X, d, params.W_in.data(), d, 0.0, A, n);
-  be.elmanForwardRecurrence(dt, cfg.activation, T, B, n, Wt, params.b.data(), A, H);
+  be.elmanForwardRecurrence(dt, cfg.activation, T, B, n, Wt, params.b.data(), Projection{X, params.W_in.data(), d}, A, H);
 }
 
 }  // namespace
@@ -119,15 +119,15 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
   const OutputLayer out{T, B, n, k, cfg.lastStepOnly, cfg.loss, &P.W_out, &P.c};
   // --- backward --------------------------------------------------------------------------
   void* dH = ws.get(kDH, size_t(T * B * n), dt);
-  // With only the last step scored, the recurrence clears the other steps' dH blocks itself.
+  // The recurrence starts each dH block as dY W_out itself, and with only the last step
+  // scored it clears the other steps' blocks.
   const int64_t givenFrom = cfg.lastStepOnly ? T - 1 : 0;
-  const void* dY =
-      outputLayerForwardBackward(be, dt, out, H, batch.targets, batch.weights, g.loss, dH, ws, kY, kDY, givenFrom == 0);
+  const void* dY = outputLayerForwardBackward(be, dt, out, H, batch.targets, batch.weights, g.loss, nullptr, ws, kY, kDY);
   void* dA = A;  // the pre-activations are not needed any more
   requireTensor(g.b, "db", dt, n);
   if (g.hiddenGradientNorms.storage) requireTensor(g.hiddenGradientNorms, "hiddenGradientNorms", dt, T);
-  be.elmanBackwardRecurrence(dt, cfg.activation, T, B, n, W, H, dH, dA, g.hiddenGradientNorms.data(), g.b.data(),
-                             givenFrom, cfg.clipPreactivation);
+  be.elmanBackwardRecurrence(dt, cfg.activation, T, B, n, W, H, Projection{dY, P.W_out.data(), k}, dH, dA,
+                             g.hiddenGradientNorms.data(), g.b.data(), givenFrom, cfg.clipPreactivation);
   // dL/d(initial state) = dA_1 W; for a learned h0, summed over the batch.
   if (g.initialState.storage || g.h0.storage) {
     void* dh0 = ws.get(kTmp, size_t(B * n), dt);

@@ -10,7 +10,7 @@ const void* scoredHidden(DType dt, const OutputLayer& o, const void* H) {
 
 void* outputLayerForwardBackward(Backend& be, DType dt, const OutputLayer& o, const void* H, const Tensor& targets,
                                  const Tensor& weights, const Tensor& loss, void* dH, Workspace& ws, size_t ySlot,
-                                 size_t dySlot, bool zeroUnscored) {
+                                 size_t dySlot) {
   const int64_t rows = o.scoredRows(), n = o.n, k = o.k;
   const void* Hs = scoredHidden(dt, o, H);
   void* Y = ws.get(ySlot, size_t(rows * k), dt);
@@ -21,9 +21,10 @@ void* outputLayerForwardBackward(Backend& be, DType dt, const OutputLayer& o, co
     be.softmaxCrossEntropy(dt, rows, k, Y, static_cast<const int32_t*>(targets.data()), weights.data(), loss.data(), dY);
   else
     be.meanSquaredError(dt, rows, k, Y, targets.data(), weights.data(), loss.data(), dY);
+  if (!dH) return dY;
   if (o.lastStepOnly) {
     const int64_t before = (o.T - 1) * o.B * n;
-    if (zeroUnscored) be.fill(dt, before, 0.0, dH);
+    be.fill(dt, before, 0.0, dH);
     be.gemm(dt, false, false, o.B, n, k, 1.0, dY, k, o.W_out->data(), n, 0.0,
             static_cast<char*>(dH) + before * int64_t(dtypeSize(dt)), n);
   } else {

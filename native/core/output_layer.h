@@ -20,12 +20,11 @@ struct OutputLayer {
 
 // From H ((T + 1) × B × n, H[0] the initial state): the loss of the scored rows into `loss`,
 // dY (scored rows × k) into the workspace, and dH (T × B × n, for h_1..h_T) set to the
-// output contribution dY W_out (zero on steps not scored). Returns dY. With only the last
-// step scored and `zeroUnscored` false, dH[0..T−1) is left as it was, for a recurrence that
-// treats it as zero itself (Backend::elmanBackwardRecurrence's `givenFrom`).
+// output contribution dY W_out (zero on steps not scored). Returns dY. With dH null, only
+// dY: for a recurrence that computes dY W_out itself (Backend::elmanBackwardRecurrence).
 void* outputLayerForwardBackward(Backend& be, DType dt, const OutputLayer& out, const void* H, const Tensor& targets,
                                  const Tensor& weights, const Tensor& loss, void* dH, Workspace& ws, size_t ySlot,
-                                 size_t dySlot, bool zeroUnscored = true);
+                                 size_t dySlot);
 
 // dW_out = dYᵀ H_scored and dc = Σ dY.
 void outputLayerGradients(Backend& be, DType dt, const OutputLayer& out, const void* H, const void* dY, void* dW_out,

@@ -378,16 +378,16 @@ class CpuBackend final : public Backend {
   }
 
   void elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                              const void* bias, void* A, void* H) override {
-    if (!fastElmanForwardRecurrence(dt, act, T, B, n, Wt, bias, A, H))
-      Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, A, H);
+                              const void* bias, const Projection& input, void* A, void* H) override {
+    if (!fastElmanForwardRecurrence(dt, act, T, B, n, Wt, bias, input, A, H))
+      Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, input, A, H);
   }
 
   void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W, const void* H,
-                               void* dH, void* dA, void* hiddenNorms, void* db, int64_t givenFrom,
-                               double clip) override {
-    if (!fastElmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db, givenFrom, clip))
-      Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, hiddenNorms, db, givenFrom, clip);
+                               const Projection& output, void* dH, void* dA, void* hiddenNorms, void* db,
+                               int64_t givenFrom, double clip) override {
+    if (!fastElmanBackwardRecurrence(dt, act, T, B, n, W, H, output, dH, dA, hiddenNorms, db, givenFrom, clip))
+      Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, output, dH, dA, hiddenNorms, db, givenFrom, clip);
   }
 
   void clipElements(DType dt, int64_t count, double c, void* x) override {

@@ -24,11 +24,12 @@ namespace orthornn {
 
 #ifndef ORTHORNN_WITH_LIBXSMM
 
-bool fastElmanForwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, const void*, const void*, void*, void*) {
+bool fastElmanForwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, const void*, const void*,
+                                const Projection&, void*, void*) {
   return false;
 }
-bool fastElmanBackwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, const void*, const void*, void*, void*,
-                                 void*, void*, int64_t, double) {
+bool fastElmanBackwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, const void*, const void*,
+                                 const Projection&, void*, void*, void*, void*, int64_t, double) {
   return false;
 }
 bool fastRecurrenceCompiled() { return false; }
@@ -192,21 +193,22 @@ struct Parts {
   int64_t end(int p) const { return bounds[size_t(p) + 1]; }
 };
 
-// C_cm(m × B) += A_cm(m × n) · B_cm(n × B), A's leading dimension m (a packed chunk, below)
-// and the others' n: in row-major terms, columns [c0, c0 + m) of a B × n block += (B × n
-// block) · (n × n matrix)[:, c0 : c0 + m], that matrix's columns c0 … c0 + m − 1 packed.
+// C_cm(m × B) (+)= A_cm(m × K) · B_cm(K × B), A's leading dimension m (a packed chunk, below),
+// B's K and C's n: in row-major terms, columns [c0, c0 + m) of a B × n block (+)= (B × K
+// block) · (K × n matrix)[:, c0 : c0 + m], that matrix's columns c0 … c0 + m − 1 packed.
+// K is n for the recurrent product (accumulating), d or k for a projection (overwriting).
 template <typename T>
 struct Kernel {
   using Fn = void (*)(const T*, const T*, T*);
   Fn fn = nullptr;
-  Kernel(int64_t m, int64_t B, int64_t n) {
-    const libxsmm_blasint lda = libxsmm_blasint(m), ldb = libxsmm_blasint(n), ldc = libxsmm_blasint(n);
-    const T alpha = 1, beta = 1;
+  Kernel(int64_t m, int64_t B, int64_t K, int64_t n, bool accumulate) {
+    const libxsmm_blasint lda = libxsmm_blasint(m), ldb = libxsmm_blasint(K), ldc = libxsmm_blasint(n);
+    const T alpha = 1, beta = accumulate ? 1 : 0;
     if constexpr (std::is_same_v<T, float>)
-      fn = reinterpret_cast<Fn>(libxsmm_smmdispatch(libxsmm_blasint(m), libxsmm_blasint(B), libxsmm_blasint(n), &lda,
+      fn = reinterpret_cast<Fn>(libxsmm_smmdispatch(libxsmm_blasint(m), libxsmm_blasint(B), libxsmm_blasint(K), &lda,
                                                     &ldb, &ldc, &alpha, &beta, nullptr, nullptr));
     else
-      fn = reinterpret_cast<Fn>(libxsmm_dmmdispatch(libxsmm_blasint(m), libxsmm_blasint(B), libxsmm_blasint(n), &lda,
+      fn = reinterpret_cast<Fn>(libxsmm_dmmdispatch(libxsmm_blasint(m), libxsmm_blasint(B), libxsmm_blasint(K), &lda,
                                                     &ldb, &ldc, &alpha, &beta, nullptr, nullptr));
   }
 };
@@ -218,6 +220,11 @@ struct Kernel {
 // the rate (measured: 16 × 1024 × 1024 on two cores, 101 → 220 GFLOP/s; 32 × 512 × 512,
 // 180 → 210). A step visits a part's chunks forward on even steps and backward on odd ones,
 // so the chunks it used last, the likeliest still in L2, are the first the next step needs.
+//
+// A projection (the inputs' X_t W_inᵀ forward, the outputs' dY_t W_out backward) is folded
+// into the same steps: each chunk's columns of it are computed first, into the block the
+// recurrent product then adds to, from the projection matrix's columns packed likewise. That
+// spares a T·B × n product written to memory beforehand and read back by the steps.
 template <typename T>
 struct Plan {
   struct Chunk {
@@ -226,10 +233,11 @@ struct Plan {
   };
   Parts parts;
   std::vector<std::vector<Chunk>> chunks;  // per part
-  std::vector<int64_t> widths;             // one kernel per distinct width
-  std::vector<Kernel<T>> kernels;
+  std::vector<int64_t> widths;             // one kernel (and one projection kernel) per distinct width
+  std::vector<Kernel<T>> kernels, projections;
   bool ok = true;
-  Plan(int64_t B, int64_t n, int count) : parts(n, count), chunks(size_t(count)) {
+  // width: the projection's inner dimension (d or k), 0 for none.
+  Plan(int64_t B, int64_t n, int count, int64_t width) : parts(n, count), chunks(size_t(count)) {
     // Measured on the shapes of the benchmark: 32-column chunks for up to 32 rows, 64 above.
     const int64_t chunk = B > 32 ? 64 : 32;
     for (int p = 0; p < count; ++p)
@@ -239,26 +247,33 @@ struct Plan {
         while (k < widths.size() && widths[k] != m) ++k;
         if (k == widths.size()) {
           widths.push_back(m);
-          kernels.emplace_back(m, B, n);
+          kernels.emplace_back(m, B, n, n, true);
           if (!kernels.back().fn) ok = false;
+          if (width > 0) {
+            projections.emplace_back(m, B, width, n, false);
+            if (!projections.back().fn) ok = false;
+          }
         }
         chunks[size_t(p)].push_back({c0, c1, k});
       }
   }
-  // Copies part p's chunks of the row-major n × n matrix M into `packed` (chunk [c0, c1) at
-  // offset c0 · n). Each part packs its own, so its chunks start out in its core's cache.
-  void pack(int p, int64_t n, const T* M, T* packed) const {
+  // Copies part p's chunks of the row-major rows × n matrix M into `packed` (chunk [c0, c1)
+  // at offset c0 · rows). Each part packs its own, so its chunks start out in its core's cache.
+  void pack(int p, int64_t rows, int64_t n, const T* M, T* packed) const {
     for (const Chunk& c : chunks[size_t(p)]) {
       const int64_t m = c.c1 - c.c0;
-      T* dst = packed + c.c0 * n;
-      for (int64_t k = 0; k < n; ++k) std::copy(M + k * n + c.c0, M + k * n + c.c1, dst + k * m);
+      T* dst = packed + c.c0 * rows;
+      for (int64_t k = 0; k < rows; ++k) std::copy(M + k * n + c.c0, M + k * n + c.c1, dst + k * m);
     }
   }
-  // Runs f(c0, c1, packed block, kernel) over part p's chunks in step t's direction.
+  // Runs f(c0, c1, offset, kernel, projection kernel) over part p's chunks in step t's
+  // direction; a chunk's packed block is at offset · rows in a packed rows × n matrix.
   template <typename F>
-  void visit(int p, int64_t t, const T* packed, int64_t n, F&& f) const {
+  void visit(int p, int64_t t, F&& f) const {
     const std::vector<Chunk>& cs = chunks[size_t(p)];
-    const auto one = [&](const Chunk& c) { f(c.c0, c.c1, packed + c.c0 * n, kernels[c.kernel].fn); };
+    const auto one = [&](const Chunk& c) {
+      f(c.c0, c.c1, c.c0, kernels[c.kernel].fn, projections.empty() ? nullptr : projections[c.kernel].fn);
+    };
     if (t % 2 == 0)
       for (const Chunk& c : cs) one(c);
     else
@@ -271,12 +286,14 @@ struct Plan {
 template <typename T>
 class Recurrence {
  public:
-  Recurrence(int64_t steps, int64_t B, int64_t n)
+  // width: the inner dimension of the projection folded into the steps (0 for none).
+  Recurrence(int64_t steps, int64_t B, int64_t n, int64_t width)
       : session_(SpinTeam::instance()),
         count_(session_.acquired() ? std::min<int>(SpinTeam::instance().size(), int(std::max<int64_t>(1, n / 32))) : 1),
-        n_(n) {
+        n_(n),
+        width_(width) {
     if (fitsCache(n, sizeof(T), count_)) {
-      plan_.emplace(B, n, count_);
+      plan_.emplace(B, n, count_, width);
       if (!plan_->ok) plan_.reset();
     }
     probe_ = count_ > 1 && steps >= 8 * kProbe;
@@ -284,15 +301,21 @@ class Recurrence {
   bool ok() const { return plan_.has_value(); }
   int parts() const { return count_; }
   const Plan<T>& plan() const { return *plan_; }
-  // Packs the recurrent matrix (row-major n × n) for the plan, each part on its own thread;
-  // returns the packed copy, valid while this recurrence lives.
-  const T* pack(const T* M) {
+  // Packs the recurrent matrix (row-major n × n) and the projection's (width × n, when
+  // given) for the plan, each part on its own thread. The copies live as long as this.
+  void pack(const T* M, const T* projection) {
     packed_.reset(new T[size_t(n_ * n_)]);
-    const std::function<void(int)> job = [&](int p) { plan_->pack(p, n_, M, packed_.get()); };
+    if (projection) packedProjection_.reset(new T[size_t(width_ * n_)]);
+    const std::function<void(int)> job = [&](int p) {
+      plan_->pack(p, n_, n_, M, packed_.get());
+      if (projection) plan_->pack(p, width_, n_, projection, packedProjection_.get());
+    };
     if (count_ == 1) job(0);
     else SpinTeam::instance().run(count_, job);
-    return packed_.get();
   }
+  // A chunk's packed block of the recurrent matrix and of the projection's.
+  const T* matrix(int64_t offset) const { return packed_.get() + offset * n_; }
+  const T* projection(int64_t offset) const { return packedProjection_.get() + offset * width_; }
   // One step: every part, on the team or all on the caller. Which is faster depends on the
   // machine's load as much as on the shape: with more runnable threads than cores the OS
   // deschedules helpers in the middle of their parts, and a barrier per step can cost more
@@ -335,9 +358,9 @@ class Recurrence {
   static constexpr int64_t kProbe = 16, kReprobe = 512;
   SpinTeam::Session session_;
   int count_;
-  int64_t n_;
+  int64_t n_, width_;
   std::optional<Plan<T>> plan_;
-  std::unique_ptr<T[]> packed_;
+  std::unique_ptr<T[]> packed_, packedProjection_;
   bool probe_ = false;  // set by the constructor for recurrences long enough to afford it
   int64_t step_ = 0;
   bool alone_ = false;
@@ -433,20 +456,28 @@ bool applies(DType dt, int64_t B, int64_t n) {
 }
 
 template <typename T>
-bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, const T* bias, T* A, T* H) {
-  Recurrence<T> rec(T_, B, n);
+bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, const T* bias, const T* X, const T* W_in,
+             int64_t d, T* A, T* H) {
+  Recurrence<T> rec(T_, B, n, X ? d : 0);
   if (!rec.ok()) return false;
   const Plan<T>& plan = rec.plan();
-  const T* packed = rec.pack(Wt);
+  std::vector<T> W_inT;  // d × n: packed like the recurrent matrix
+  if (X) {
+    W_inT.resize(size_t(d * n));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < d; ++j) W_inT[size_t(j * n + i)] = W_in[i * d + j];
+  }
+  rec.pack(Wt, X ? W_inT.data() : nullptr);
   int64_t t = 0;
   const std::function<void(int)> step = [&](int p) {
     T* At = A + t * B * n;
     const T* Hprev = H + t * B * n;
     T* Hnext = H + (t + 1) * B * n;
-    // Column-major view: A_t[:, c0:c1]ᵀ += (Wt's columns c0:c1)ᵀ · Hprevᵀ, chunk by chunk,
-    // each chunk's activation while its block is in L1.
-    plan.visit(p, t, packed, n, [&](int64_t c0, int64_t c1, const T* Wc, auto fn) {
-      fn(Wc, Hprev, At + c0);
+    // Column-major view: A_t[:, c0:c1]ᵀ (= (W_inᵀ's columns c0:c1)ᵀ · X_tᵀ) += (Wt's columns
+    // c0:c1)ᵀ · Hprevᵀ, chunk by chunk, each chunk's activation while its block is in L1.
+    plan.visit(p, t, [&](int64_t c0, int64_t c1, int64_t offset, auto fn, auto projection) {
+      if (X) projection(rec.projection(offset), X + t * B * d, At + c0);
+      fn(rec.matrix(offset), Hprev, At + c0);
       activateBlockOf(act, B, n, c0, c1, At, bias, Hnext);
     });
   };
@@ -455,13 +486,13 @@ bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, cons
 }
 
 template <typename T>
-bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, const T* H, T* dH, T* dA, T* hiddenNorms,
-              T* db, int64_t givenFrom, double clip) {
-  Recurrence<T> rec(T_, B, n);
+bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, const T* H, const T* dY, const T* W_out,
+              int64_t k, T* dH, T* dA, T* hiddenNorms, T* db, int64_t givenFrom, double clip) {
+  Recurrence<T> rec(T_, B, n, dY ? k : 0);
   const T bound = clip > 0 ? T(clip) : std::numeric_limits<T>::infinity();
   if (!rec.ok()) return false;
   const Plan<T>& plan = rec.plan();
-  const T* packed = rec.pack(W);
+  rec.pack(W, dY ? W_out : nullptr);
   const int count = rec.parts();
   // Each part owns its columns: it sums their squares per step and their dA into db with no
   // sharing, while the blocks are still in cache.
@@ -474,9 +505,14 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
     // A block not given is zero: cleared here, while it is about to be in cache anyway.
     if (t < givenFrom)
       for (int64_t r = 0; r < B; ++r) std::fill(dHt + r * n + c0, dHt + r * n + c1, T(0));
-    if (t + 1 < T_) {
+    const bool project = dY && t >= givenFrom;
+    if (t + 1 < T_ || project) {
       const T* dAnext = dA + (t + 1) * B * n;
-      plan.visit(p, t, packed, n, [&](int64_t a, int64_t, const T* Wc, auto fn) { fn(Wc, dAnext, dHt + a); });
+      const T* dYt = project ? dY + (t - givenFrom) * B * k : nullptr;
+      plan.visit(p, t, [&](int64_t a, int64_t, int64_t offset, auto fn, auto projection) {
+        if (project) projection(rec.projection(offset), dYt, dHt + a);
+        if (t + 1 < T_) fn(rec.matrix(offset), dAnext, dHt + a);
+      });
     }
     const T* Ht = H + (t + 1) * B * n;
     T* dAt = dA + t * B * n;
@@ -498,24 +534,28 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
 }  // namespace
 
 bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                                const void* bias, void* A, void* H) {
+                                const void* bias, const Projection& input, void* A, void* H) {
   if (!applies(dt, B, n)) return false;
   if (dt == DType::F32)
     return forward<float>(act, T, B, n, static_cast<const float*>(Wt), static_cast<const float*>(bias),
+                          static_cast<const float*>(input.x), static_cast<const float*>(input.w), input.width,
                           static_cast<float*>(A), static_cast<float*>(H));
   return forward<double>(act, T, B, n, static_cast<const double*>(Wt), static_cast<const double*>(bias),
+                         static_cast<const double*>(input.x), static_cast<const double*>(input.w), input.width,
                          static_cast<double*>(A), static_cast<double*>(H));
 }
 
 bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                 const void* H, void* dH, void* dA, void* hiddenNorms, void* db, int64_t givenFrom,
-                                 double clip) {
+                                 const void* H, const Projection& output, void* dH, void* dA, void* hiddenNorms,
+                                 void* db, int64_t givenFrom, double clip) {
   if (!applies(dt, B, n)) return false;
   if (dt == DType::F32)
     return backward<float>(act, T, B, n, static_cast<const float*>(W), static_cast<const float*>(H),
+                           static_cast<const float*>(output.x), static_cast<const float*>(output.w), output.width,
                            static_cast<float*>(dH), static_cast<float*>(dA), static_cast<float*>(hiddenNorms),
                            static_cast<float*>(db), givenFrom, clip);
   return backward<double>(act, T, B, n, static_cast<const double*>(W), static_cast<const double*>(H),
+                          static_cast<const double*>(output.x), static_cast<const double*>(output.w), output.width,
                           static_cast<double*>(dH), static_cast<double*>(dA), static_cast<double*>(hiddenNorms),
                           static_cast<double*>(db), givenFrom, clip);
 }

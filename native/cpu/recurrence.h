@@ -8,6 +8,7 @@
 // that meet at a barrier every step.
 #pragma once
 #include <cstdint>
+#include "../core/backend.h"  // Projection
 #include "../core/dtype.h"
 #include "../core/elementwise.h"
 
@@ -16,11 +17,12 @@ namespace orthornn {
 // Returns false (having done nothing) where the fast path does not apply: built without
 // libxsmm, a matrix whose per-thread share exceeds the L2 cache (BLAS is faster there), or
 // no JIT kernel for the shape.
+// The arguments are Backend::elmanForwardRecurrence's and elmanBackwardRecurrence's.
 bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                                const void* bias, void* A, void* H);
+                                const void* bias, const Projection& input, void* A, void* H);
 bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                 const void* H, void* dH, void* dA, void* hiddenNorms, void* db, int64_t givenFrom,
-                                 double clip);
+                                 const void* H, const Projection& output, void* dH, void* dA, void* hiddenNorms,
+                                 void* db, int64_t givenFrom, double clip);
 
 // Whether this build has the fast path (for backends()).
 bool fastRecurrenceCompiled();

@@ -130,24 +130,31 @@ void CudaBackend::replay(GraphKind kind, DType dt, Activation act, int64_t T, in
   runAsGraph(key, steps);
 }
 
+// The projections are one product each before the step loop, outside the graph.
 void CudaBackend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                                         const void* bias, void* A, void* H) {
+                                         const void* bias, const Projection& input, void* A, void* H) {
   if (!startRecurrence("elmanForwardRecurrence", dt, T, B, n)) return;
+  if (input.x) gemm(dt, false, true, T * B, n, input.width, 1.0, input.x, input.width, input.w, input.width, 0.0, A, n);
   replay(kElmanForward, dt, act, T, B, n, 0, {Wt, bias, A, H},
-         [&] { Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, A, H); });
+         [&] { Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, Projection{}, A, H); });
 }
 
 void CudaBackend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                          const void* H, void* dH, void* dA, void* hiddenNorms, void* db,
-                                          int64_t givenFrom, double clip) {
+                                          const void* H, const Projection& output, void* dH, void* dA,
+                                          void* hiddenNorms, void* db, int64_t givenFrom, double clip) {
   if (!startRecurrence("elmanBackwardRecurrence", dt, T, B, n)) return;
-  // Blocks not given (only the last step scored) are zero.
-  if (givenFrom > 0) fill(dt, std::min(givenFrom, T) * B * n, 0.0, dH);
+  // Blocks not given (only the last step scored) are zero; the others start as dY W_out.
+  givenFrom = std::min(givenFrom, T);
+  if (givenFrom > 0) fill(dt, givenFrom * B * n, 0.0, dH);
+  if (output.x && givenFrom < T)
+    gemm(dt, false, false, (T - givenFrom) * B, n, output.width, 1.0, output.x, output.width, output.w, n, 0.0,
+         static_cast<char*>(dH) + givenFrom * B * n * int64_t(dtypeSize(dt)), n);
   const double c = clip > 0 ? clip : 0;
   // Only the step loop goes into the graph: the norms and db below use the reductions'
   // scratch, which may move between calls.
-  replay(kElmanBackward, dt, act, T, B, n, c, {W, H, dH, dA},
-         [&] { Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, dH, dA, nullptr, nullptr, 0, c); });
+  replay(kElmanBackward, dt, act, T, B, n, c, {W, H, dH, dA}, [&] {
+    Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, Projection{}, dH, dA, nullptr, nullptr, 0, c);
+  });
   if (hiddenNorms) groupNorms(dt, T, B * n, dH, hiddenNorms);
   if (db) columnSum(dt, T * B, n, dA, 0.0, db);
 }
