@@ -76,6 +76,10 @@ class Backend {
   // factorisation of the column-major view of the buffer, Aᵀ = P L U (no transposes needed);
   // pivots are LAPACK's 1-based row interchanges. A singular matrix raises ErrorCode::Numeric.
   virtual void luFactor(DType dt, int64_t n, void* A, int32_t* pivots) = 0;
+  // The same factorisation, skipping the search for pivots where a backend can tell that
+  // partial pivoting would make no interchanges (then pivots is the identity); the Cayley
+  // system I + η/2 A usually is such a matrix. By default, luFactor.
+  virtual void luFactorNoPivot(DType dt, int64_t n, void* A, int32_t* pivots) { luFactor(dt, n, A, pivots); }
   // Solves A X = B in place of B (n×nrhs) from luFactor's output.
   virtual void luSolve(DType dt, int64_t n, int64_t nrhs, const void* LU, const int32_t* pivots, void* B) = 0;
   // Thin QR of A (m×n), k = min(m, n): Q m×k with orthonormal columns, R k×n upper
