@@ -103,9 +103,12 @@ export class TorchPeer {
     return this.request({ op: 'setup', case: c, margin, lr, seed });
   }
 
-  /** Seconds per training step, for `steps` consecutive steps after `warmup` untimed ones, and the peer's peak RSS. */
-  async run(steps: number, warmup = 0): Promise<{ times: number[]; peakRssBytes: number }> {
-    const r = await this.request({ op: 'run', steps, warmup });
+  /**
+   * Seconds per training step, for `steps` consecutive steps after `warmup` untimed ones and
+   * as many more as take `warmupSeconds`, and the peer's peak RSS.
+   */
+  async run(steps: number, warmup = 0, warmupSeconds = 0): Promise<{ times: number[]; peakRssBytes: number }> {
+    const r = await this.request({ op: 'run', steps, warmup, warmupSeconds });
     return { times: r.times as number[], peakRssBytes: Number(r.peakRssBytes) };
   }
 

@@ -409,14 +409,24 @@ function designFlops(c: TrainCase): number {
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
 /**
- * Pause at each switch between our steps and the peer's, then one untimed step. OpenBLAS's
- * threads (ours, and the peer's: PyTorch uses the system BLAS) busy-wait for about 2^28
- * cycles (~0.1 s) after each call before they sleep: without the pause each side's first
- * steps would share the cores with the other's spinning threads, and without the untimed
- * step they would pay for waking their own. Neither happens to a user running one of them.
+ * Pause at each switch between our steps and the peer's, then untimed steps for at least
+ * WARM_UP_MS. OpenBLAS's threads (ours, and the peer's: PyTorch uses the system BLAS)
+ * busy-wait for about 2^28 cycles (~0.1 s) after each call before they sleep: without the
+ * pause each side's first steps would share the cores with the other's spinning threads.
+ * After the pause this machine needs tens of milliseconds of work to come back to full
+ * speed (measured: copy steps of 12–22 ms for about 40 ms after a 250 ms pause against
+ * 10.7 ms back to back, 10.5 ms after 30 ms pauses), so one untimed step was not enough for
+ * a step of 10 ms. Neither happens to a user training with one of them.
  */
 const SETTLE_MS = 250;
+const WARM_UP_MS = 100;
 const settle = () => new Promise<void>((resolve) => setTimeout(resolve, SETTLE_MS));
+/** At least one untimed step, and more until WARM_UP_MS have passed. */
+const warmUp = async (step: () => Promise<void>) => {
+  const end = performance.now() + WARM_UP_MS;
+  do await step();
+  while (performance.now() < end);
+};
 const peakRssBytes = () => process.resourceUsage().maxRSS * 1024;
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
@@ -484,13 +494,13 @@ const trainStepSuite: Suite = async ({ backends, quick, earlier, peer, provenanc
             const mine: number[] = [];
             if (peer) {
               await settle();
-              await step();
+              await warmUp(step);
             }
             for (let i = 0; i < perRound; i++) mine.push(await timeOnce(step));
             ours.push(...mine);
             if (peer) {
               await settle();
-              const r = await peer.run(perRound, 1);
+              const r = await peer.run(perRound, 1, WARM_UP_MS / 1000);
               theirs.push(...r.times);
               peerRss = r.peakRssBytes;
               roundRatios.push(sum(r.times) / sum(mine));

@@ -17,7 +17,9 @@ C++ loop behind nn.RNN, fed the materialised W).
 Protocol: one JSON object per line on stdin, one JSON reply per line on stdout.
     {"op": "hello", "threads": 2}
     {"op": "setup", "case": {"n", "B", "T", "d", "k", "score"}, "margin", "lr", "seed"}
-    {"op": "run", "steps": k, "warmup": w}    → {"times": [seconds per step]} (after w untimed steps)
+    {"op": "run", "steps": k, "warmup": w, "warmupSeconds": s}
+                                              → {"times": [seconds per step]} (after w untimed steps,
+                                                and more until they took s seconds)
     {"op": "cayley", "n", "reps", "lr"}       → {"times": [seconds per Cayley step]}
     {"op": "check", "dir", "case", "margin", "lr"}   (parameters and batch as raw files, see check())
     {"op": "quit"}
@@ -174,7 +176,12 @@ class Peer:
     def run(self, msg):
         if self.step is None:
             raise RuntimeError('run before setup')
-        timed_steps(self.step, int(msg.get('warmup', 0)))
+        warmup, seconds = int(msg.get('warmup', 0)), float(msg.get('warmupSeconds', 0))
+        start = time.perf_counter()
+        done = 0
+        while done < warmup or time.perf_counter() - start < seconds:
+            self.step.step()
+            done += 1
         times = timed_steps(self.step, int(msg['steps']))
         return {'times': times, 'peakRssBytes': peak_rss_bytes()}
 
