@@ -698,20 +698,22 @@ class CpuBackend final : public Backend {
       const T *pl = cp<T>(logits), *pw = cp<T>(weights);
       T* pd = mp<T>(dlogits);
       double total = 0;
-      total += parallelSum(rows, classes, [&](int64_t lo, int64_t hi) {
+      // A row costs about 20 operations per class (an exponential each): long enough to split.
+      total += parallelSum(rows, 20 * classes, [&](int64_t lo, int64_t hi) {
         double total = 0;
+        std::vector<double> e(static_cast<size_t>(classes));
         for (int64_t r = lo; r < hi; ++r) {
           const T* row = pl + r * classes;
           const double w = pw ? double(pw[r]) : 1.0;
           double mx = -INFINITY;
           for (int64_t c = 0; c < classes; ++c) mx = std::max(mx, double(row[c]));
           double se = 0;
-          for (int64_t c = 0; c < classes; ++c) se += std::exp(double(row[c]) - mx);
+          for (int64_t c = 0; c < classes; ++c) se += e[size_t(c)] = std::exp(double(row[c]) - mx);
           const double lse = mx + std::log(se);
           total += w * (lse - double(row[targets[r]]));
-          if (pd) {
+          if (pd) {  // softmax = e / se: the exponentials once per entry
             for (int64_t c = 0; c < classes; ++c)
-              pd[r * classes + c] = T(w * (std::exp(double(row[c]) - lse) - (c == targets[r] ? 1.0 : 0.0)));
+              pd[r * classes + c] = T(w * (e[size_t(c)] / se - (c == targets[r] ? 1.0 : 0.0)));
           }
         }
         return total;
