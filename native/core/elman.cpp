@@ -168,14 +168,14 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
     requireTensor(g.U, "dU", dt, n * n);
     requireTensor(g.V, "dV", dt, n * n);
     requireTensor(g.p, "dp", dt, n);
-    // ∂L/∂U = G V S, ∂L/∂V = Gᵀ U S, ∂L/∂s = diag(Uᵀ G V).
+    // ∂L/∂U = G V S, ∂L/∂V = Gᵀ U S, ∂L/∂s = diag(Uᵀ G V). U S is still in its slot from
+    // materializeRecurrent.
     void* GV = ws.get(kGV, size_t(n * n), dt);
     be.gemm(dt, false, false, n, n, n, 1.0, G, n, P.V.data(), n, 0.0, GV, n);
     void* ds = ws.get(kDS, size_t(n), dt);
     be.columnDots(dt, n, n, P.U.data(), GV, ds);
     be.scaleColumns(dt, n, n, GV, s, g.U.data());
-    be.gemm(dt, true, false, n, n, n, 1.0, G, n, P.U.data(), n, 0.0, g.V.data(), n);
-    be.scaleColumns(dt, n, n, g.V.data(), s, g.V.data());
+    be.gemm(dt, true, false, n, n, n, 1.0, G, n, ws.get(kUS, size_t(n * n), dt), n, 0.0, g.V.data(), n);
     if (cfg.spectrumPrior != 0) {
       // γ Σ (s − 1)²: loss += γ Σ (s − 1)², ds += 2γ (s − 1).
       void* sm1 = ws.get(kTmp, size_t(n) + 1, dt);
