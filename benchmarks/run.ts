@@ -453,7 +453,7 @@ const trainStepSuite: Suite = async ({ backends, quick, earlier, peer, provenanc
   ]);
   console.log(
     `\nTraining step (${dtype}, svd m = ${MARGIN}, tanh): forward + loss + BPTT + RMSprop on W_in, b, p, W_out, c + Cayley on U and V;` +
-      `\n${rounds * perRound} steps each after warm-up, ours and the peer's alternating (${perRound} at a time, each side after a pause and an untimed step); speedup = median over rounds of torch / ours,` +
+      `\n${rounds * perRound} steps each after warm-up, ours and the peer's alternating (${perRound} at a time, each side after a pause and ${WARM_UP_MS} ms of untimed steps); speedup = median over rounds of torch / ours,` +
       `\nof mins = torch's fastest step / our fastest; RSS = this process's peak so far`,
   );
   table.printHeader();
