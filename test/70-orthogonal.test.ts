@@ -13,9 +13,9 @@ for (const device of availableBackends()) describe(`70 Cayley steps and orthogon
 
   const orthogonal = <D extends FloatDType>(n: number, dtype: D): Tensor<D> => ops.qr(ctx.randn<D>([n, n], { dtype })).q;
 
-  // η = 0.3 makes I + η/2 A far from diagonally dominant (the CPU factorises it with
-  // pivoting); η = 1e-3 keeps it dominant (factorised without the pivot search, recursively
-  // for n = 200).
+  // At n = 64, η = 0.3 makes I + η/2 A far from diagonally dominant (the CPU factorises it
+  // with pivoting) and η = 1e-3 keeps it dominant (factorised without the pivot search, and
+  // recursively for n = 200).
   for (const [n, eta] of [[1, 0.3], [7, 0.3], [64, 0.3], [64, 1e-3], [200, 1e-3]]) {
     it(`n = ${n}, η = ${eta}: M stays orthogonal to 1e-12 (float64) and (I + ηA/2) M_new = (I − ηA/2) M`, async () => {
       const M = orthogonal(n, 'float64');
