@@ -22,8 +22,8 @@ void Backend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_
 }
 
 void Backend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                      const void* H, const Projection& output, void* dH, void* dA, void* hiddenNorms,
-                                      void* db, int64_t givenFrom, double clip) {
+                                      const void* H, const Projection& input, const Projection& output, void* dH,
+                                      void* dA, const BackwardSums& sums, int64_t givenFrom, double clip) {
   givenFrom = std::min(givenFrom, T);
   if (givenFrom > 0) fill(dt, givenFrom * B * n, 0.0, dH);
   if (output.x && givenFrom < T)
@@ -35,8 +35,24 @@ void Backend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64
     activationBackward(dt, act, B * n, dHt, at(H, (t + 1) * B * n, dt), at(dA, t * B * n, dt));
     if (clip > 0) clipElements(dt, B * n, clip, at(dA, t * B * n, dt));
   }
-  if (hiddenNorms) groupNorms(dt, T, B * n, dH, hiddenNorms);
-  if (db) columnSum(dt, T * B, n, dA, 0.0, db);
+  backwardSums(dt, T, B, n, H, input, output, dH, dA, sums, givenFrom);
+}
+
+void Backend::backwardSums(DType dt, int64_t T, int64_t B, int64_t n, const void* H, const Projection& input,
+                           const Projection& output, const void* dH, const void* dA, const BackwardSums& sums,
+                           int64_t givenFrom) {
+  if ((sums.dW_in && !input.x) || (sums.dW_out && !output.x))
+    throw Error(ErrorCode::Internal, "elmanBackwardRecurrence: dW_in needs the input projection, dW_out the output's");
+  if (sums.hiddenNorms) groupNorms(dt, T, B * n, dH, sums.hiddenNorms);
+  if (sums.db) columnSum(dt, T * B, n, dA, 0.0, sums.db);
+  if (sums.dW_in)
+    gemm(dt, true, false, n, input.width, T * B, 1.0, dA, n, input.x, input.width, 0.0, sums.dW_in, input.width);
+  if (sums.dW_out) {
+    givenFrom = std::min(givenFrom, T);
+    const int64_t rows = (T - givenFrom) * B;
+    gemm(dt, true, false, output.width, n, rows, 1.0, output.x, output.width, at(H, (givenFrom + 1) * B * n, dt), n,
+         0.0, sums.dW_out, n);
+  }
 }
 
 void Backend::clipElements(DType, int64_t, double, void*) {

@@ -21,6 +21,15 @@ struct Projection {
   int64_t width = 0;
 };
 
+// What Backend::elmanBackwardRecurrence also computes, each where not null, from blocks it
+// has in cache anyway.
+struct BackwardSums {
+  void* hiddenNorms = nullptr;  // T: ‖dH[t]‖
+  void* db = nullptr;           // n: Σ_t Σ_b dA[t]
+  void* dW_in = nullptr;        // n × d: dAᵀ X over all T·B rows (needs the input projection's X)
+  void* dW_out = nullptr;       // k × n: dYᵀ H[givenFrom + 1 … T] (needs the output projection's dY)
+};
+
 enum class Op : int {
   Gemm, GemmStridedBatched, LuFactor, LuSolve, Qr, Svd,
   Fill, RandomNormal, RandomUniform, Copy,
@@ -161,14 +170,17 @@ class Backend {
   // output = {dY ((T − givenFrom)·B × k), W_out (k × n), k}, or, with output.x null, dH[t]'s
   // contents on entry; for t < givenFrom, zero (only the last step scored: T − 1 spares
   // filling T − 1 blocks with zeros; 0 when every block is given). dH holds the total
-  // ∂L/∂h_t on return. Also writes,
-  // when not null, hiddenNorms[t] = ‖dH[t]‖ (T values) and db = Σ_t Σ_b dA[t] (n values),
-  // which a backend can accumulate while the blocks are in cache.
-  // clip > 0 clips every dA[t] element-wise to [−clip, clip] before it propagates (the
-  // authors' clipping of the recurrent pre-activation gradient); clip ≤ 0 does nothing.
+  // ∂L/∂h_t on return. `sums` names what else to compute; `input` is the forward's (for
+  // dW_in). clip > 0 clips every dA[t] element-wise to [−clip, clip] before it propagates
+  // (the authors' clipping of the recurrent pre-activation gradient); clip ≤ 0 does nothing.
   virtual void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                       const void* H, const Projection& output, void* dH, void* dA,
-                                       void* hiddenNorms, void* db, int64_t givenFrom, double clip);
+                                       const void* H, const Projection& input, const Projection& output, void* dH,
+                                       void* dA, const BackwardSums& sums, int64_t givenFrom, double clip);
+  // The BackwardSums of a finished backward recurrence (its dH and dA), op by op: for
+  // backends that do not compute them inside the steps.
+  void backwardSums(DType dt, int64_t T, int64_t B, int64_t n, const void* H, const Projection& input,
+                    const Projection& output, const void* dH, const void* dA, const BackwardSums& sums,
+                    int64_t givenFrom);
   // x = clipGradient(x, c) element-wise, in place.
   virtual void clipElements(DType dt, int64_t count, double c, void* x);
 

@@ -126,8 +126,17 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
   void* dA = A;  // the pre-activations are not needed any more
   requireTensor(g.b, "db", dt, n);
   if (g.hiddenGradientNorms.storage) requireTensor(g.hiddenGradientNorms, "hiddenGradientNorms", dt, T);
-  be.elmanBackwardRecurrence(dt, cfg.activation, T, B, n, W, H, Projection{dY, P.W_out.data(), k}, dH, dA,
-                             g.hiddenGradientNorms.data(), g.b.data(), givenFrom, cfg.clipPreactivation);
+  // The recurrence also sums ‖dh_t‖, db, dW_in = dAᵀ X and dW_out = dYᵀ H over all T·B rows.
+  requireTensor(g.W_in, "dW_in", dt, n * d);
+  requireTensor(g.W_out, "dW_out", dt, k * n);
+  requireTensor(g.c, "dc", dt, k);
+  BackwardSums sums;
+  sums.hiddenNorms = g.hiddenGradientNorms.data();
+  sums.db = g.b.data();
+  sums.dW_in = g.W_in.data();
+  sums.dW_out = g.W_out.data();
+  be.elmanBackwardRecurrence(dt, cfg.activation, T, B, n, W, H, Projection{batch.x.data(), P.W_in.data(), d},
+                             Projection{dY, P.W_out.data(), k}, dH, dA, sums, givenFrom, cfg.clipPreactivation);
   // dL/d(initial state) = dA_1 W; for a learned h0, summed over the batch.
   if (g.initialState.storage || g.h0.storage) {
     void* dh0 = ws.get(kTmp, size_t(B * n), dt);
@@ -141,12 +150,7 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
       be.columnSum(dt, B, n, dh0, 0.0, g.h0.data());
     }
   }
-  // Weight gradients: one GEMM each over all T·B rows.
-  requireTensor(g.W_in, "dW_in", dt, n * d);
-  requireTensor(g.W_out, "dW_out", dt, k * n);
-  requireTensor(g.c, "dc", dt, k);
-  be.gemm(dt, true, false, n, d, T * B, 1.0, dA, n, batch.x.data(), d, 0.0, g.W_in.data(), d);
-  outputLayerGradients(be, dt, out, H, dY, g.W_out.data(), g.c.data());
+  outputLayerGradients(be, dt, out, H, dY, nullptr, g.c.data());
 
   // G = ∂L/∂W = Σ_t da_t h_{t−1}ᵀ  (dAᵀ H[0..T−1])
   void* G = cfg.recurrent == Recurrent::Svd ? ws.get(kG, size_t(n * n), dt) : g.W.data();

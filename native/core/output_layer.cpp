@@ -36,7 +36,7 @@ void* outputLayerForwardBackward(Backend& be, DType dt, const OutputLayer& o, co
 void outputLayerGradients(Backend& be, DType dt, const OutputLayer& o, const void* H, const void* dY, void* dW_out,
                           void* dc) {
   const int64_t rows = o.scoredRows();
-  be.gemm(dt, true, false, o.k, o.n, rows, 1.0, dY, o.k, scoredHidden(dt, o, H), o.n, 0.0, dW_out, o.n);
+  if (dW_out) be.gemm(dt, true, false, o.k, o.n, rows, 1.0, dY, o.k, scoredHidden(dt, o, H), o.n, 0.0, dW_out, o.n);
   be.columnSum(dt, rows, o.k, dY, 0.0, dc);
 }
 

@@ -26,7 +26,7 @@ void* outputLayerForwardBackward(Backend& be, DType dt, const OutputLayer& out, 
                                  const Tensor& weights, const Tensor& loss, void* dH, Workspace& ws, size_t ySlot,
                                  size_t dySlot);
 
-// dW_out = dYᵀ H_scored and dc = Σ dY.
+// dW_out = dYᵀ H_scored (unless dW_out is null: a recurrence computed it) and dc = Σ dY.
 void outputLayerGradients(Backend& be, DType dt, const OutputLayer& out, const void* H, const void* dY, void* dW_out,
                           void* dc);
 

@@ -475,10 +475,10 @@ class CpuBackend final : public Backend {
   }
 
   void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W, const void* H,
-                               const Projection& output, void* dH, void* dA, void* hiddenNorms, void* db,
-                               int64_t givenFrom, double clip) override {
-    if (!fastElmanBackwardRecurrence(dt, act, T, B, n, W, H, output, dH, dA, hiddenNorms, db, givenFrom, clip))
-      Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, output, dH, dA, hiddenNorms, db, givenFrom, clip);
+                               const Projection& input, const Projection& output, void* dH, void* dA,
+                               const BackwardSums& sums, int64_t givenFrom, double clip) override {
+    if (!fastElmanBackwardRecurrence(dt, act, T, B, n, W, H, input, output, dH, dA, sums, givenFrom, clip))
+      Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, input, output, dH, dA, sums, givenFrom, clip);
   }
 
   void clipElements(DType dt, int64_t count, double c, void* x) override {

@@ -29,7 +29,8 @@ bool fastElmanForwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, co
   return false;
 }
 bool fastElmanBackwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, const void*, const void*,
-                                 const Projection&, void*, void*, void*, void*, int64_t, double) {
+                                 const Projection&, const Projection&, void*, void*, const BackwardSums&, int64_t,
+                                 double) {
   return false;
 }
 bool fastRecurrenceCompiled() { return false; }
@@ -451,6 +452,37 @@ ORTHORNN_SIMD_CLONES double derivativeBlockOf(Activation act, int64_t B, int64_t
   return derivativeBlock<double>(act, B, n, c0, c1, dHt, Ht, dAt, bias, squares, clip);
 }
 
+// totals[j · n + c] += Σ_b small[b · s + j] · wide[b · n + c] for j < s, c0 ≤ c < c1: one
+// step's share of a weight gradient over all T·B rows (dAᵀ X, dYᵀ H), while the step's block
+// is in L1. The step's B rows are summed in the element type, the steps' sums in double.
+template <typename T>
+__attribute__((always_inline)) inline void accumulateOuter(int64_t B, int64_t s, const T* __restrict small, int64_t n,
+                                                           int64_t c0, int64_t c1, const T* __restrict wide,
+                                                           double* __restrict totals) {
+  constexpr int64_t kStrip = 64;
+  for (int64_t a = c0; a < c1; a += kStrip) {
+    const int64_t w = std::min(kStrip, c1 - a);
+    for (int64_t j = 0; j < s; ++j) {
+      T part[kStrip] = {};
+      for (int64_t b = 0; b < B; ++b) {
+        const T f = small[b * s + j];
+        const T* __restrict row = wide + b * n + a;
+        for (int64_t c = 0; c < w; ++c) part[c] += f * row[c];
+      }
+      double* __restrict total = totals + j * n + a;
+      for (int64_t c = 0; c < w; ++c) total[c] += double(part[c]);
+    }
+  }
+}
+ORTHORNN_SIMD_CLONES void accumulateOuterOf(int64_t B, int64_t s, const float* small, int64_t n, int64_t c0, int64_t c1,
+                                            const float* wide, double* totals) {
+  accumulateOuter<float>(B, s, small, n, c0, c1, wide, totals);
+}
+ORTHORNN_SIMD_CLONES void accumulateOuterOf(int64_t B, int64_t s, const double* small, int64_t n, int64_t c0,
+                                            int64_t c1, const double* wide, double* totals) {
+  accumulateOuter<double>(B, s, small, n, c0, c1, wide, totals);
+}
+
 bool applies(DType dt, int64_t B, int64_t n) {
   return (dt == DType::F32 || dt == DType::F64) && B >= 1 && n >= 1 && B * n <= (int64_t(1) << 24);
 }
@@ -486,17 +518,20 @@ bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, cons
 }
 
 template <typename T>
-bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, const T* H, const T* dY, const T* W_out,
-              int64_t k, T* dH, T* dA, T* hiddenNorms, T* db, int64_t givenFrom, double clip) {
+bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, const T* H, const T* X, int64_t d,
+              const T* dY, const T* W_out, int64_t k, T* dH, T* dA, const BackwardSums& sums, int64_t givenFrom,
+              double clip) {
   Recurrence<T> rec(T_, B, n, dY ? k : 0);
   const T bound = clip > 0 ? T(clip) : std::numeric_limits<T>::infinity();
   if (!rec.ok()) return false;
   const Plan<T>& plan = rec.plan();
   rec.pack(W, dY ? W_out : nullptr);
   const int count = rec.parts();
-  // Each part owns its columns: it sums their squares per step and their dA into db with no
-  // sharing, while the blocks are still in cache.
+  // Each part owns its columns: it sums their squares per step, their dA into db and their
+  // shares of dW_in (as dW_inᵀ, d × n) and dW_out (k × n) with no sharing, while the blocks
+  // are still in cache.
   std::vector<double> squares(size_t(count) * size_t(T_), 0.0), bias(size_t(n), 0.0), columnSquares(static_cast<size_t>(n), 0.0);
+  std::vector<double> inTotals(sums.dW_in ? size_t(d * n) : 0, 0.0), outTotals(sums.dW_out ? size_t(k * n) : 0, 0.0);
   int64_t t = 0;
   const std::function<void(int)> step = [&](int p) {
     const int64_t c0 = plan.parts.begin(p), c1 = plan.parts.end(p);
@@ -506,9 +541,9 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
     if (t < givenFrom)
       for (int64_t r = 0; r < B; ++r) std::fill(dHt + r * n + c0, dHt + r * n + c1, T(0));
     const bool project = dY && t >= givenFrom;
+    const T* dYt = project ? dY + (t - givenFrom) * B * k : nullptr;
     if (t + 1 < T_ || project) {
       const T* dAnext = dA + (t + 1) * B * n;
-      const T* dYt = project ? dY + (t - givenFrom) * B * k : nullptr;
       plan.visit(p, t, [&](int64_t a, int64_t, int64_t offset, auto fn, auto projection) {
         if (project) projection(rec.projection(offset), dYt, dHt + a);
         if (t + 1 < T_) fn(rec.matrix(offset), dAnext, dHt + a);
@@ -518,16 +553,25 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
     T* dAt = dA + t * B * n;
     const double sq = derivativeBlockOf(act, B, n, c0, c1, dHt, Ht, dAt, bias.data(), columnSquares.data(), bound);
     squares[size_t(p) * size_t(T_) + size_t(t)] = sq;
+    if (sums.dW_in) accumulateOuterOf(B, d, X + t * B * d, n, c0, c1, dAt, inTotals.data());
+    if (sums.dW_out && project) accumulateOuterOf(B, k, dYt, n, c0, c1, Ht, outTotals.data());
   };
   for (t = T_ - 1; t >= 0; --t) rec.step(step);
-  if (hiddenNorms)
+  if (sums.hiddenNorms) {
+    T* norms = static_cast<T*>(sums.hiddenNorms);
     for (int64_t s = 0; s < T_; ++s) {
       double total = 0;
       for (int p = 0; p < count; ++p) total += squares[size_t(p) * size_t(T_) + size_t(s)];
-      hiddenNorms[s] = T(std::sqrt(total));
+      norms[s] = T(std::sqrt(total));
     }
-  if (db)
-    for (int64_t c = 0; c < n; ++c) db[c] = T(bias[size_t(c)]);
+  }
+  if (sums.db)
+    for (int64_t c = 0; c < n; ++c) static_cast<T*>(sums.db)[c] = T(bias[size_t(c)]);
+  if (sums.dW_in)
+    for (int64_t c = 0; c < n; ++c)
+      for (int64_t j = 0; j < d; ++j) static_cast<T*>(sums.dW_in)[c * d + j] = T(inTotals[size_t(j * n + c)]);
+  if (sums.dW_out)
+    for (size_t i = 0; i < outTotals.size(); ++i) static_cast<T*>(sums.dW_out)[i] = T(outTotals[i]);
   return true;
 }
 
@@ -546,18 +590,21 @@ bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, 
 }
 
 bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                 const void* H, const Projection& output, void* dH, void* dA, void* hiddenNorms,
-                                 void* db, int64_t givenFrom, double clip) {
+                                 const void* H, const Projection& input, const Projection& output, void* dH, void* dA,
+                                 const BackwardSums& sums, int64_t givenFrom, double clip) {
   if (!applies(dt, B, n)) return false;
+  // The sums need their operands; without them, the op-by-op path says so.
+  if ((sums.dW_in && !input.x) || (sums.dW_out && !output.x)) return false;
+  givenFrom = std::min(givenFrom, T);
   if (dt == DType::F32)
     return backward<float>(act, T, B, n, static_cast<const float*>(W), static_cast<const float*>(H),
-                           static_cast<const float*>(output.x), static_cast<const float*>(output.w), output.width,
-                           static_cast<float*>(dH), static_cast<float*>(dA), static_cast<float*>(hiddenNorms),
-                           static_cast<float*>(db), givenFrom, clip);
+                           static_cast<const float*>(input.x), input.width, static_cast<const float*>(output.x),
+                           static_cast<const float*>(output.w), output.width, static_cast<float*>(dH),
+                           static_cast<float*>(dA), sums, givenFrom, clip);
   return backward<double>(act, T, B, n, static_cast<const double*>(W), static_cast<const double*>(H),
-                          static_cast<const double*>(output.x), static_cast<const double*>(output.w), output.width,
-                          static_cast<double*>(dH), static_cast<double*>(dA), static_cast<double*>(hiddenNorms),
-                          static_cast<double*>(db), givenFrom, clip);
+                          static_cast<const double*>(input.x), input.width, static_cast<const double*>(output.x),
+                          static_cast<const double*>(output.w), output.width, static_cast<double*>(dH),
+                          static_cast<double*>(dA), sums, givenFrom, clip);
 }
 
 bool fastRecurrenceCompiled() { return true; }

@@ -21,8 +21,8 @@ namespace orthornn {
 bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
                                 const void* bias, const Projection& input, void* A, void* H);
 bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                 const void* H, const Projection& output, void* dH, void* dA, void* hiddenNorms,
-                                 void* db, int64_t givenFrom, double clip);
+                                 const void* H, const Projection& input, const Projection& output, void* dH, void* dA,
+                                 const BackwardSums& sums, int64_t givenFrom, double clip);
 
 // Whether this build has the fast path (for backends()).
 bool fastRecurrenceCompiled();

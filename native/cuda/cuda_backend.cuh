@@ -147,8 +147,8 @@ class CudaBackend final : public Backend {
   void elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
                               const void* bias, const Projection& input, void* A, void* H) override;
   void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                               const void* H, const Projection& output, void* dH, void* dA, void* hiddenNorms,
-                               void* db, int64_t givenFrom, double clip) override;
+                               const void* H, const Projection& input, const Projection& output, void* dH, void* dA,
+                               const BackwardSums& sums, int64_t givenFrom, double clip) override;
   void clipElements(DType dt, int64_t count, double c, void* x) override;
   void lstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* biasIh,
                              const void* biasHh, void* Z, void* H, void* C) override;

@@ -140,8 +140,9 @@ void CudaBackend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, in
 }
 
 void CudaBackend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
-                                          const void* H, const Projection& output, void* dH, void* dA,
-                                          void* hiddenNorms, void* db, int64_t givenFrom, double clip) {
+                                          const void* H, const Projection& input, const Projection& output,
+                                          void* dH, void* dA, const BackwardSums& sums, int64_t givenFrom,
+                                          double clip) {
   if (!startRecurrence("elmanBackwardRecurrence", dt, T, B, n)) return;
   // Blocks not given (only the last step scored) are zero; the others start as dY W_out.
   givenFrom = std::min(givenFrom, T);
@@ -150,13 +151,12 @@ void CudaBackend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, i
     gemm(dt, false, false, (T - givenFrom) * B, n, output.width, 1.0, output.x, output.width, output.w, n, 0.0,
          static_cast<char*>(dH) + givenFrom * B * n * int64_t(dtypeSize(dt)), n);
   const double c = clip > 0 ? clip : 0;
-  // Only the step loop goes into the graph: the norms and db below use the reductions'
-  // scratch, which may move between calls.
+  // Only the step loop goes into the graph: the sums below use the reductions' scratch,
+  // which may move between calls.
   replay(kElmanBackward, dt, act, T, B, n, c, {W, H, dH, dA}, [&] {
-    Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, Projection{}, dH, dA, nullptr, nullptr, 0, c);
+    Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, Projection{}, Projection{}, dH, dA, BackwardSums{}, 0, c);
   });
-  if (hiddenNorms) groupNorms(dt, T, B * n, dH, hiddenNorms);
-  if (db) columnSum(dt, T * B, n, dA, 0.0, db);
+  backwardSums(dt, T, B, n, H, input, output, dH, dA, sums, givenFrom);
 }
 
 // The LSTM recurrence: the same two launches per step (a product and the fused cell), so
