@@ -1,11 +1,13 @@
 // The CPU's fast Elman recurrence: small-matrix JIT kernels (libxsmm) for the per-step
 // B × n · n × n products, which BLAS must re-pack every call, split by columns across the
 // cores by a team of threads that spin (not sleep) for the duration of the recurrence, so a
-// step costs one barrier instead of a thread wake-up. Each thread applies the activation to
-// its own columns right after its product. The caller takes over a helper's columns that the
-// helper has not started, and long recurrences time the team against the caller alone every
-// 512 steps and keep the faster: on a machine busier than it has cores, one thread can beat two
-// that meet at a barrier every step.
+// step costs one barrier instead of a thread wake-up. Each thread packs its columns of the
+// recurrent matrix once per call, computes its columns of the input projection (forward) or
+// of dY W_out (backward) in the same steps, applies the activation (or its derivative) to its
+// own columns right after its product, and sums its share of db, dW_in and dW_out there. The
+// caller takes over a helper's columns that the helper has not started, and long recurrences
+// time the team against the caller alone every 512 steps and keep the faster: on a machine
+// busier than it has cores, one thread can beat two that meet at a barrier every step.
 #pragma once
 #include <cstdint>
 #include "../core/backend.h"  // Projection
