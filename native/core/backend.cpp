@@ -12,13 +12,22 @@ const char* at(const void* base, int64_t elements, DType dt) {
 }  // namespace
 
 void Backend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                                     const void* bias, const Projection& input, void* A, void* H) {
+                                     const void* bias, const Projection& input, const Logits& logits, void* A,
+                                     void* H) {
   if (input.x) gemm(dt, false, true, T * B, n, input.width, 1.0, input.x, input.width, input.w, input.width, 0.0, A, n);
   for (int64_t t = 0; t < T; ++t) {
     char* At = at(A, t * B * n, dt);
     gemm(dt, false, false, B, n, n, 1.0, at(H, t * B * n, dt), n, Wt, n, 1.0, At, n);
     biasActivation(dt, act, B, n, At, bias, at(H, (t + 1) * B * n, dt));
   }
+  forwardLogits(dt, T, B, n, H, logits);
+}
+
+void Backend::forwardLogits(DType dt, int64_t T, int64_t B, int64_t n, const void* H, const Logits& logits) {
+  if (!logits.W_out) return;
+  const int64_t from = std::min(logits.from, T);
+  gemm(dt, false, true, (T - from) * B, logits.k, n, 1.0, at(H, (from + 1) * B * n, dt), n, logits.W_out, n, 0.0,
+       logits.Y, logits.k);
 }
 
 void Backend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,

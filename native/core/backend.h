@@ -21,6 +21,15 @@ struct Projection {
   int64_t width = 0;
 };
 
+// The output layer's logits a forward recurrence may also compute, without their bias:
+// Y = H[from + 1 … T] · W_outᵀ, (T − from)·B × k, row-major.
+struct Logits {
+  const void* W_out = nullptr;  // k × n; null: none
+  int64_t k = 0;
+  int64_t from = 0;  // the first scored step
+  void* Y = nullptr;
+};
+
 // What Backend::elmanBackwardRecurrence also computes, each where not null, from blocks it
 // has in cache anyway.
 struct BackwardSums {
@@ -162,9 +171,13 @@ class Backend {
   // Forward: for t = 0..T−1: A[t] += H[t] · Wt; H[t+1] = φ(A[t] + bias). H[0] is the initial
   // state; Wt is Wᵀ. A[t] starts as the input projection: X[t] · W_inᵀ with input = {X (T·B ×
   // d), W_in (n × d), d} (a backend may compute it step by step), or, with input.x null, A's
-  // contents on entry.
+  // contents on entry. `logits` names the output logits to compute as well (if any).
   virtual void elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                                      const void* bias, const Projection& input, void* A, void* H);
+                                      const void* bias, const Projection& input, const Logits& logits, void* A,
+                                      void* H);
+  // The logits of a finished forward recurrence, as one product: for backends that do not
+  // compute them inside the steps.
+  void forwardLogits(DType dt, int64_t T, int64_t B, int64_t n, const void* H, const Logits& logits);
   // Backward: for t = T−1..0: dH[t] += dA[t+1] · W (t + 1 < T); dA[t] = dH[t] ⊙ φ'(H[t+1]).
   // dH[t] starts as the output contribution: for t ≥ givenFrom, dY[t − givenFrom] · W_out with
   // output = {dY ((T − givenFrom)·B × k), W_out (k × n), k}, or, with output.x null, dH[t]'s

@@ -40,15 +40,22 @@ void initialHidden(Backend& be, DType dt, int64_t B, int64_t n, const ElmanParam
   }
 }
 
-// The recurrence A_t = X_t W_inᵀ + H_{t−1} Wᵀ, H_t = φ(A_t + b) (the backend computes the input
-// projection, at once or step by step), with Wᵀ transposed once up front (a plain NN product
-// per step runs faster than an NT one).
+// The recurrence A_t = X_t W_inᵀ + H_{t−1} Wᵀ, H_t = φ(A_t + b), and the logits H_t W_outᵀ of
+// the steps from `scoredFrom` on into Y (the backend computes the input projection and the
+// logits at once or step by step), with Wᵀ transposed once up front (a plain NN product per
+// step runs faster than an NT one).
 void forwardRecurrence(Backend& be, const ElmanConfig& cfg, const ElmanParameters& params, DType dt, int64_t T, int64_t B,
-                       const void* X, const void* W, void* A, void* H, Workspace& ws) {
+                       const void* X, const void* W, void* A, void* H, int64_t scoredFrom, void* Y, Workspace& ws) {
   const int64_t n = cfg.hiddenSize, d = cfg.inputSize;
   void* Wt = ws.get(kWt, size_t(n * n), dt);
   be.transpose(dt, n, n, W, Wt);
-  be.elmanForwardRecurrence(dt, cfg.activation, T, B, n, Wt, params.b.data(), Projection{X, params.W_in.data(), d}, A, H);
+  Logits logits;
+  logits.W_out = params.W_out.data();
+  logits.k = cfg.outputSize;
+  logits.from = scoredFrom;
+  logits.Y = Y;
+  be.elmanForwardRecurrence(dt, cfg.activation, T, B, n, Wt, params.b.data(), Projection{X, params.W_in.data(), d},
+                            logits, A, H);
 }
 
 }  // namespace
@@ -114,7 +121,8 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
   void* H = ws.get(kH, size_t((T + 1) * B * n), dt);  // H[0] = initial state, H[t] = h_t
   void* A = ws.get(kA, size_t(T * B * n), dt);        // pre-activations, then reused for da_t
   initialHidden(be, dt, B, n, P, batch.initialState, H);
-  forwardRecurrence(be, cfg, P, dt, T, B, batch.x.data(), W, A, H, ws);
+  void* Y = ws.get(kY, size_t(scoredRows * k), dt);  // the scored steps' logits
+  forwardRecurrence(be, cfg, P, dt, T, B, batch.x.data(), W, A, H, cfg.lastStepOnly ? T - 1 : 0, Y, ws);
 
   const OutputLayer out{T, B, n, k, cfg.lastStepOnly, cfg.loss, &P.W_out, &P.c};
   // --- backward --------------------------------------------------------------------------
@@ -122,7 +130,8 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
   // The recurrence starts each dH block as dY W_out itself, and with only the last step
   // scored it clears the other steps' blocks.
   const int64_t givenFrom = cfg.lastStepOnly ? T - 1 : 0;
-  const void* dY = outputLayerForwardBackward(be, dt, out, H, batch.targets, batch.weights, g.loss, nullptr, ws, kY, kDY);
+  const void* dY =
+      outputLayerForwardBackward(be, dt, out, H, batch.targets, batch.weights, g.loss, nullptr, ws, kY, kDY, true);
   void* dA = A;  // the pre-activations are not needed any more
   requireTensor(g.b, "db", dt, n);
   if (g.hiddenGradientNorms.storage) requireTensor(g.hiddenGradientNorms, "hiddenGradientNorms", dt, T);
@@ -211,8 +220,7 @@ void elmanForward(Backend& be, const ElmanConfig& cfg, const ElmanParameters& P,
   void* H = ws.get(kH, size_t((T + 1) * B * n), dt);
   void* A = ws.get(kA, size_t(T * B * n), dt);
   initialHidden(be, dt, B, n, P, initialState, H);
-  forwardRecurrence(be, cfg, P, dt, T, B, x.data(), W, A, H, ws);
-  be.gemm(dt, false, true, T * B, k, n, 1.0, at(H, B * n, dt), n, P.W_out.data(), n, 0.0, outputs.data(), k);
+  forwardRecurrence(be, cfg, P, dt, T, B, x.data(), W, A, H, 0, outputs.data(), ws);
   be.biasActivation(dt, Activation::Identity, T * B, k, outputs.data(), P.c.data(), outputs.data());
   be.copy(finalState.data(), at(H, T * B * n, dt), size_t(B * n) * dtypeSize(dt));
 }

@@ -10,12 +10,12 @@ const void* scoredHidden(DType dt, const OutputLayer& o, const void* H) {
 
 void* outputLayerForwardBackward(Backend& be, DType dt, const OutputLayer& o, const void* H, const Tensor& targets,
                                  const Tensor& weights, const Tensor& loss, void* dH, Workspace& ws, size_t ySlot,
-                                 size_t dySlot) {
+                                 size_t dySlot, bool logitsGiven) {
   const int64_t rows = o.scoredRows(), n = o.n, k = o.k;
   const void* Hs = scoredHidden(dt, o, H);
   void* Y = ws.get(ySlot, size_t(rows * k), dt);
   void* dY = ws.get(dySlot, size_t(rows * k), dt);
-  be.gemm(dt, false, true, rows, k, n, 1.0, Hs, n, o.W_out->data(), n, 0.0, Y, k);
+  if (!logitsGiven) be.gemm(dt, false, true, rows, k, n, 1.0, Hs, n, o.W_out->data(), n, 0.0, Y, k);
   be.biasActivation(dt, Activation::Identity, rows, k, Y, o.c->data(), Y);
   if (o.loss == Loss::CrossEntropy)
     be.softmaxCrossEntropy(dt, rows, k, Y, static_cast<const int32_t*>(targets.data()), weights.data(), loss.data(), dY);

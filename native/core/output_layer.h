@@ -22,9 +22,11 @@ struct OutputLayer {
 // dY (scored rows × k) into the workspace, and dH (T × B × n, for h_1..h_T) set to the
 // output contribution dY W_out (zero on steps not scored). Returns dY. With dH null, only
 // dY: for a recurrence that computes dY W_out itself (Backend::elmanBackwardRecurrence).
+// With logitsGiven, the workspace's ySlot already holds H_scored W_outᵀ (computed by the
+// forward recurrence, Backend::elmanForwardRecurrence's `logits`).
 void* outputLayerForwardBackward(Backend& be, DType dt, const OutputLayer& out, const void* H, const Tensor& targets,
                                  const Tensor& weights, const Tensor& loss, void* dH, Workspace& ws, size_t ySlot,
-                                 size_t dySlot);
+                                 size_t dySlot, bool logitsGiven = false);
 
 // dW_out = dYᵀ H_scored (unless dW_out is null: a recurrence computed it) and dc = Σ dY.
 void outputLayerGradients(Backend& be, DType dt, const OutputLayer& out, const void* H, const void* dY, void* dW_out,

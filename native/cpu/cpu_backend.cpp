@@ -469,9 +469,14 @@ class CpuBackend final : public Backend {
   }
 
   void elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                              const void* bias, const Projection& input, void* A, void* H) override {
-    if (!fastElmanForwardRecurrence(dt, act, T, B, n, Wt, bias, input, A, H))
-      Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, input, A, H);
+                              const void* bias, const Projection& input, const Logits& logits, void* A,
+                              void* H) override {
+    const bool inSteps = !logits.W_out || logits.k <= kLogitsInStepsMaxClasses;
+    if (fastElmanForwardRecurrence(dt, act, T, B, n, Wt, bias, input, inSteps ? logits : Logits{}, A, H)) {
+      if (!inSteps) forwardLogits(dt, T, B, n, H, logits);
+      return;
+    }
+    Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, input, logits, A, H);
   }
 
   void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W, const void* H,

@@ -25,7 +25,7 @@ namespace orthornn {
 #ifndef ORTHORNN_WITH_LIBXSMM
 
 bool fastElmanForwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, const void*, const void*,
-                                const Projection&, void*, void*) {
+                                const Projection&, const Logits&, void*, void*) {
   return false;
 }
 bool fastElmanBackwardRecurrence(DType, Activation, int64_t, int64_t, int64_t, const void*, const void*,
@@ -44,6 +44,21 @@ namespace {
 // workers (native/core/context.cpp), so at exit the workers stop first and never jump into
 // freed code (exit handlers run last-registered first).
 const bool libxsmmReady = (libxsmm_init(), true);
+
+// libxsmm's kernels can return with the upper halves of the vector registers in use; until a
+// vzeroupper, every legacy-SSE instruction of the code that follows on that thread pays for
+// it (measured: the softmax after a forward whose last kernel was libxsmm's took 10.5 ms
+// instead of 1, its scalar double arithmetic being SSE). Each thread that ran kernels clears
+// the state when its share of a step is done.
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx"))) void zeroUpperAvx() { __builtin_ia32_vzeroupper(); }
+const bool hasAvx = __builtin_cpu_supports("avx");
+inline void clearUpperVectorState() {
+  if (hasAvx) zeroUpperAvx();
+}
+#else
+inline void clearUpperVectorState() {}
+#endif
 
 inline void relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -194,23 +209,26 @@ struct Parts {
   int64_t end(int p) const { return bounds[size_t(p) + 1]; }
 };
 
-// C_cm(m × B) (+)= A_cm(m × K) · B_cm(K × B), A's leading dimension m (a packed chunk, below),
-// B's K and C's n: in row-major terms, columns [c0, c0 + m) of a B × n block (+)= (B × K
-// block) · (K × n matrix)[:, c0 : c0 + m], that matrix's columns c0 … c0 + m − 1 packed.
-// K is n for the recurrent product (accumulating), d or k for a projection (overwriting).
+// C_cm(M × N) (+)= A_cm(M × K) · B_cm(K × N), column-major with the given leading dimensions.
+// In a step, with m a chunk's width (below):
+//  - the recurrent product, M = m, N = B, K = n: columns [c0, c0 + m) of a B × n block +=
+//    (B × n block) · (n × n matrix)[:, c0 : c0 + m], that matrix's columns packed (lda = m);
+//  - a projection, the same with K = d or k, overwriting;
+//  - the logits, M = k, N = B, K = m: a B × k block += (the chunk's B × m block of H) ·
+//    (W_outᵀ's rows c0 … c0 + m − 1).
 template <typename T>
 struct Kernel {
   using Fn = void (*)(const T*, const T*, T*);
   Fn fn = nullptr;
-  Kernel(int64_t m, int64_t B, int64_t K, int64_t n, bool accumulate) {
-    const libxsmm_blasint lda = libxsmm_blasint(m), ldb = libxsmm_blasint(K), ldc = libxsmm_blasint(n);
+  Kernel(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc, bool accumulate) {
+    const libxsmm_blasint la = libxsmm_blasint(lda), lb = libxsmm_blasint(ldb), lc = libxsmm_blasint(ldc);
     const T alpha = 1, beta = accumulate ? 1 : 0;
     if constexpr (std::is_same_v<T, float>)
-      fn = reinterpret_cast<Fn>(libxsmm_smmdispatch(libxsmm_blasint(m), libxsmm_blasint(B), libxsmm_blasint(K), &lda,
-                                                    &ldb, &ldc, &alpha, &beta, nullptr, nullptr));
+      fn = reinterpret_cast<Fn>(libxsmm_smmdispatch(libxsmm_blasint(M), libxsmm_blasint(N), libxsmm_blasint(K), &la,
+                                                    &lb, &lc, &alpha, &beta, nullptr, nullptr));
     else
-      fn = reinterpret_cast<Fn>(libxsmm_dmmdispatch(libxsmm_blasint(m), libxsmm_blasint(B), libxsmm_blasint(K), &lda,
-                                                    &ldb, &ldc, &alpha, &beta, nullptr, nullptr));
+      fn = reinterpret_cast<Fn>(libxsmm_dmmdispatch(libxsmm_blasint(M), libxsmm_blasint(N), libxsmm_blasint(K), &la,
+                                                    &lb, &lc, &alpha, &beta, nullptr, nullptr));
   }
 };
 
@@ -225,7 +243,8 @@ struct Kernel {
 // A projection (the inputs' X_t W_inᵀ forward, the outputs' dY_t W_out backward) is folded
 // into the same steps: each chunk's columns of it are computed first, into the block the
 // recurrent product then adds to, from the projection matrix's columns packed likewise. That
-// spares a T·B × n product written to memory beforehand and read back by the steps.
+// spares a T·B × n product written to memory beforehand and read back by the steps. The
+// output layer's logits are summed the same way, each thread over its own columns.
 template <typename T>
 struct Plan {
   struct Chunk {
@@ -234,11 +253,12 @@ struct Plan {
   };
   Parts parts;
   std::vector<std::vector<Chunk>> chunks;  // per part
-  std::vector<int64_t> widths;             // one kernel (and one projection kernel) per distinct width
-  std::vector<Kernel<T>> kernels, projections;
+  std::vector<int64_t> widths;             // one kernel of each kind per distinct width
+  std::vector<Kernel<T>> kernels, projections, logits;
   bool ok = true;
-  // width: the projection's inner dimension (d or k), 0 for none.
-  Plan(int64_t B, int64_t n, int count, int64_t width) : parts(n, count), chunks(size_t(count)) {
+  // width: the projection's inner dimension (d or k), 0 for none; classes: the logits' k, 0
+  // for none.
+  Plan(int64_t B, int64_t n, int count, int64_t width, int64_t classes) : parts(n, count), chunks(size_t(count)) {
     // Measured on the shapes of the benchmark: 32-column chunks for up to 32 rows, 64 above.
     const int64_t chunk = B > 32 ? 64 : 32;
     for (int p = 0; p < count; ++p)
@@ -248,11 +268,15 @@ struct Plan {
         while (k < widths.size() && widths[k] != m) ++k;
         if (k == widths.size()) {
           widths.push_back(m);
-          kernels.emplace_back(m, B, n, n, true);
+          kernels.emplace_back(m, B, n, m, n, n, true);
           if (!kernels.back().fn) ok = false;
           if (width > 0) {
-            projections.emplace_back(m, B, width, n, false);
+            projections.emplace_back(m, B, width, m, width, n, false);
             if (!projections.back().fn) ok = false;
+          }
+          if (classes > 0) {
+            logits.emplace_back(classes, B, m, classes, n, classes, true);
+            if (!logits.back().fn) ok = false;
           }
         }
         chunks[size_t(p)].push_back({c0, c1, k});
@@ -267,18 +291,14 @@ struct Plan {
       for (int64_t k = 0; k < rows; ++k) std::copy(M + k * n + c.c0, M + k * n + c.c1, dst + k * m);
     }
   }
-  // Runs f(c0, c1, offset, kernel, projection kernel) over part p's chunks in step t's
-  // direction; a chunk's packed block is at offset · rows in a packed rows × n matrix.
+  // Runs f(chunk) over part p's chunks in step t's direction; chunk.kernel indexes the kernels.
   template <typename F>
   void visit(int p, int64_t t, F&& f) const {
     const std::vector<Chunk>& cs = chunks[size_t(p)];
-    const auto one = [&](const Chunk& c) {
-      f(c.c0, c.c1, c.c0, kernels[c.kernel].fn, projections.empty() ? nullptr : projections[c.kernel].fn);
-    };
     if (t % 2 == 0)
-      for (const Chunk& c : cs) one(c);
+      for (const Chunk& c : cs) f(c);
     else
-      for (auto it = cs.rbegin(); it != cs.rend(); ++it) one(*it);
+      for (auto it = cs.rbegin(); it != cs.rend(); ++it) f(*it);
   }
 };
 
@@ -287,14 +307,15 @@ struct Plan {
 template <typename T>
 class Recurrence {
  public:
-  // width: the inner dimension of the projection folded into the steps (0 for none).
-  Recurrence(int64_t steps, int64_t B, int64_t n, int64_t width)
+  // width: the inner dimension of the projection folded into the steps; classes: the logits'
+  // k (0 for none).
+  Recurrence(int64_t steps, int64_t B, int64_t n, int64_t width, int64_t classes = 0)
       : session_(SpinTeam::instance()),
         count_(session_.acquired() ? std::min<int>(SpinTeam::instance().size(), int(std::max<int64_t>(1, n / 32))) : 1),
         n_(n),
         width_(width) {
     if (fitsCache(n, sizeof(T), count_)) {
-      plan_.emplace(B, n, count_, width);
+      plan_.emplace(B, n, count_, width, classes);
       if (!plan_->ok) plan_.reset();
     }
     probe_ = count_ > 1 && steps >= 8 * kProbe;
@@ -315,8 +336,8 @@ class Recurrence {
     else SpinTeam::instance().run(count_, job);
   }
   // A chunk's packed block of the recurrent matrix and of the projection's.
-  const T* matrix(int64_t offset) const { return packed_.get() + offset * n_; }
-  const T* projection(int64_t offset) const { return packedProjection_.get() + offset * width_; }
+  const T* matrix(int64_t c0) const { return packed_.get() + c0 * n_; }
+  const T* projection(int64_t c0) const { return packedProjection_.get() + c0 * width_; }
   // One step: every part, on the team or all on the caller. Which is faster depends on the
   // machine's load as much as on the shape: with more runnable threads than cores the OS
   // deschedules helpers in the middle of their parts, and a barrier per step can cost more
@@ -489,8 +510,8 @@ bool applies(DType dt, int64_t B, int64_t n) {
 
 template <typename T>
 bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, const T* bias, const T* X, const T* W_in,
-             int64_t d, T* A, T* H) {
-  Recurrence<T> rec(T_, B, n, X ? d : 0);
+             int64_t d, const T* W_out, int64_t k, int64_t from, T* Y, T* A, T* H) {
+  Recurrence<T> rec(T_, B, n, X ? d : 0, W_out ? k : 0);
   if (!rec.ok()) return false;
   const Plan<T>& plan = rec.plan();
   std::vector<T> W_inT;  // d × n: packed like the recurrent matrix
@@ -500,20 +521,36 @@ bool forward(Activation act, int64_t T_, int64_t B, int64_t n, const T* Wt, cons
       for (int64_t j = 0; j < d; ++j) W_inT[size_t(j * n + i)] = W_in[i * d + j];
   }
   rec.pack(Wt, X ? W_inT.data() : nullptr);
+  // The logits: W_outᵀ (n × k, so that a chunk's rows are one block), and each part's sums
+  // over its own columns, added up after the steps.
+  const int count = rec.parts();
+  const int64_t rows = W_out ? (T_ - from) * B : 0;
+  std::vector<T> W_outT(W_out ? size_t(n * k) : 0), partial(size_t(count * rows * k), T(0));
+  for (int64_t j = 0; j < (W_out ? k : 0); ++j)
+    for (int64_t c = 0; c < n; ++c) W_outT[size_t(c * k + j)] = W_out[j * n + c];
   int64_t t = 0;
   const std::function<void(int)> step = [&](int p) {
     T* At = A + t * B * n;
     const T* Hprev = H + t * B * n;
     T* Hnext = H + (t + 1) * B * n;
+    T* Yt = W_out && t >= from ? partial.data() + p * rows * k + (t - from) * B * k : nullptr;
     // Column-major view: A_t[:, c0:c1]ᵀ (= (W_inᵀ's columns c0:c1)ᵀ · X_tᵀ) += (Wt's columns
-    // c0:c1)ᵀ · Hprevᵀ, chunk by chunk, each chunk's activation while its block is in L1.
-    plan.visit(p, t, [&](int64_t c0, int64_t c1, int64_t offset, auto fn, auto projection) {
-      if (X) projection(rec.projection(offset), X + t * B * d, At + c0);
-      fn(rec.matrix(offset), Hprev, At + c0);
-      activateBlockOf(act, B, n, c0, c1, At, bias, Hnext);
+    // c0:c1)ᵀ · Hprevᵀ, chunk by chunk, each chunk's activation (and its share of the logits)
+    // while its block is in L1.
+    plan.visit(p, t, [&](const typename Plan<T>::Chunk& c) {
+      if (X) plan.projections[c.kernel].fn(rec.projection(c.c0), X + t * B * d, At + c.c0);
+      plan.kernels[c.kernel].fn(rec.matrix(c.c0), Hprev, At + c.c0);
+      activateBlockOf(act, B, n, c.c0, c.c1, At, bias, Hnext);
+      if (Yt) plan.logits[c.kernel].fn(W_outT.data() + c.c0 * k, Hnext + c.c0, Yt);
     });
+    clearUpperVectorState();
   };
   for (t = 0; t < T_; ++t) rec.step(step);
+  for (int64_t i = 0; i < rows * k; ++i) {
+    T sum = partial[size_t(i)];
+    for (int p = 1; p < count; ++p) sum += partial[size_t(p * rows * k + i)];
+    Y[i] = sum;
+  }
   return true;
 }
 
@@ -544,9 +581,9 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
     const T* dYt = project ? dY + (t - givenFrom) * B * k : nullptr;
     if (t + 1 < T_ || project) {
       const T* dAnext = dA + (t + 1) * B * n;
-      plan.visit(p, t, [&](int64_t a, int64_t, int64_t offset, auto fn, auto projection) {
-        if (project) projection(rec.projection(offset), dYt, dHt + a);
-        if (t + 1 < T_) fn(rec.matrix(offset), dAnext, dHt + a);
+      plan.visit(p, t, [&](const typename Plan<T>::Chunk& c) {
+        if (project) plan.projections[c.kernel].fn(rec.projection(c.c0), dYt, dHt + c.c0);
+        if (t + 1 < T_) plan.kernels[c.kernel].fn(rec.matrix(c.c0), dAnext, dHt + c.c0);
       });
     }
     const T* Ht = H + (t + 1) * B * n;
@@ -555,6 +592,7 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
     squares[size_t(p) * size_t(T_) + size_t(t)] = sq;
     if (sums.dW_in) accumulateOuterOf(B, d, X + t * B * d, n, c0, c1, dAt, inTotals.data());
     if (sums.dW_out && project) accumulateOuterOf(B, k, dYt, n, c0, c1, Ht, outTotals.data());
+    clearUpperVectorState();
   };
   for (t = T_ - 1; t >= 0; --t) rec.step(step);
   if (sums.hiddenNorms) {
@@ -578,14 +616,17 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
 }  // namespace
 
 bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                                const void* bias, const Projection& input, void* A, void* H) {
-  if (!applies(dt, B, n)) return false;
+                                const void* bias, const Projection& input, const Logits& logits, void* A, void* H) {
+  if (!applies(dt, B, n) || (logits.W_out && logits.k > kLogitsInStepsMaxClasses)) return false;
+  const int64_t from = std::min(logits.from, T);
   if (dt == DType::F32)
     return forward<float>(act, T, B, n, static_cast<const float*>(Wt), static_cast<const float*>(bias),
                           static_cast<const float*>(input.x), static_cast<const float*>(input.w), input.width,
+                          static_cast<const float*>(logits.W_out), logits.k, from, static_cast<float*>(logits.Y),
                           static_cast<float*>(A), static_cast<float*>(H));
   return forward<double>(act, T, B, n, static_cast<const double*>(Wt), static_cast<const double*>(bias),
                          static_cast<const double*>(input.x), static_cast<const double*>(input.w), input.width,
+                         static_cast<const double*>(logits.W_out), logits.k, from, static_cast<double*>(logits.Y),
                          static_cast<double*>(A), static_cast<double*>(H));
 }
 

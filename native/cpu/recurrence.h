@@ -19,9 +19,14 @@ namespace orthornn {
 // Returns false (having done nothing) where the fast path does not apply: built without
 // libxsmm, a matrix whose per-thread share exceeds the L2 cache (BLAS is faster there), or
 // no JIT kernel for the shape.
+// The forward sums the logits inside its steps for up to this many classes (a text's
+// characters are around a hundred); with more it returns false, and the caller runs it
+// without them and multiplies after.
+constexpr int64_t kLogitsInStepsMaxClasses = 128;
+
 // The arguments are Backend::elmanForwardRecurrence's and elmanBackwardRecurrence's.
 bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                                const void* bias, const Projection& input, void* A, void* H);
+                                const void* bias, const Projection& input, const Logits& logits, void* A, void* H);
 bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
                                  const void* H, const Projection& input, const Projection& output, void* dH, void* dA,
                                  const BackwardSums& sums, int64_t givenFrom, double clip);

@@ -145,7 +145,8 @@ class CudaBackend final : public Backend {
   void columnSum(DType dt, int64_t rows, int64_t cols, const void* x, double beta, void* out) override;
   void groupNorms(DType dt, int64_t groups, int64_t groupSize, const void* x, void* out) override;
   void elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                              const void* bias, const Projection& input, void* A, void* H) override;
+                              const void* bias, const Projection& input, const Logits& logits, void* A,
+                              void* H) override;
   void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
                                const void* H, const Projection& input, const Projection& output, void* dH, void* dA,
                                const BackwardSums& sums, int64_t givenFrom, double clip) override;

@@ -130,13 +130,16 @@ void CudaBackend::replay(GraphKind kind, DType dt, Activation act, int64_t T, in
   runAsGraph(key, steps);
 }
 
-// The projections are one product each before the step loop, outside the graph.
+// The projections and the logits are one product each, before or after the step loop,
+// outside the graph.
 void CudaBackend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
-                                         const void* bias, const Projection& input, void* A, void* H) {
+                                         const void* bias, const Projection& input, const Logits& logits, void* A,
+                                         void* H) {
   if (!startRecurrence("elmanForwardRecurrence", dt, T, B, n)) return;
   if (input.x) gemm(dt, false, true, T * B, n, input.width, 1.0, input.x, input.width, input.w, input.width, 0.0, A, n);
   replay(kElmanForward, dt, act, T, B, n, 0, {Wt, bias, A, H},
-         [&] { Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, Projection{}, A, H); });
+         [&] { Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, Projection{}, Logits{}, A, H); });
+  forwardLogits(dt, T, B, n, H, logits);
 }
 
 void CudaBackend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
