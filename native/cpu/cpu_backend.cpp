@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../core/backend.h"
+#include "../core/dispatch.h"
 #include "../core/random.h"
 #include "parallel.h"
 #include "recurrence.h"
@@ -29,20 +30,6 @@ int blasDim(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
-template <typename T>
-const T* cp(const void* p) { return static_cast<const T*>(p); }
-template <typename T>
-T* mp(void* p) { return static_cast<T*>(p); }
-
-// Dispatches a templated body on the floating dtype.
-template <typename F>
-void onFloat(DType dt, const char* op, F&& body) {
-  switch (dt) {
-    case DType::F32: body(float{}); return;
-    case DType::F64: body(double{}); return;
-    default: fail(ErrorCode::Type, std::string(op) + ": expected a float32 or float64 tensor, got " + dtypeName(dt));
-  }
-}
 
 template <typename T>
 void blasGemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
@@ -100,6 +87,23 @@ bool diagonallyDominant(const T* A, int64_t n) {
     if (!(off - diagonal < diagonal)) return false;
   }
   return true;
+}
+
+// LAPACK's LU with partial pivoting of the column-major n × n A (checked finite by the caller:
+// the _work variants skip LAPACKE's own NaN scan); a singular matrix is a NumericError.
+template <typename T>
+void getrf(int n, T* A, int32_t* piv) {
+  static_assert(sizeof(lapack_int) == sizeof(int32_t), "orthornn expects 32-bit LAPACK integers");
+  if (n == 0) return;
+  lapack_int info;
+  if constexpr (std::is_same_v<T, float>)
+    info = LAPACKE_sgetrf_work(LAPACK_COL_MAJOR, n, n, A, n, piv);
+  else
+    info = LAPACKE_dgetrf_work(LAPACK_COL_MAJOR, n, n, A, n, piv);
+  if (info > 0)
+    fail(ErrorCode::Numeric, "the matrix is singular: U[" + std::to_string(info - 1) + ", " + std::to_string(info - 1) +
+                                 "] is exactly zero");
+  if (info < 0) fail(ErrorCode::Internal, "getrf rejected argument " + std::to_string(-info));
 }
 
 // Unpivoted LU of the column-major m × m matrix A (leading dimension lda), in place, by
@@ -208,21 +212,11 @@ class CpuBackend final : public Backend {
   // the two full transposes LAPACKE's row-major interface makes on every call.
   void luFactor(DType dt, int64_t n64, void* A, int32_t* piv) override {
     const int n = blasDim(n64, "n");
-    if (n == 0) return;
-    static_assert(sizeof(lapack_int) == sizeof(int32_t), "orthornn expects 32-bit LAPACK integers");
-    lapack_int info = 0;
     onFloat(dt, "luFactor", [&](auto z) {
       using T = decltype(z);
       requireFiniteMatrix(cp<T>(A), int64_t(n) * n, "luFactor");
-      if constexpr (std::is_same_v<T, float>)
-        info = LAPACKE_sgetrf_work(LAPACK_COL_MAJOR, n, n, mp<T>(A), n, piv);  // _work: no second NaN scan
-      else
-        info = LAPACKE_dgetrf_work(LAPACK_COL_MAJOR, n, n, mp<T>(A), n, piv);
+      getrf(n, mp<T>(A), piv);
     });
-    if (info > 0)
-      fail(ErrorCode::Numeric, "the matrix is singular: U[" + std::to_string(info - 1) + ", " +
-                                   std::to_string(info - 1) + "] is exactly zero");
-    if (info < 0) fail(ErrorCode::Internal, "getrf rejected argument " + std::to_string(-info));
   }
 
   // Without pivoting only where partial pivoting would not interchange rows anyway
@@ -239,8 +233,9 @@ class CpuBackend final : public Backend {
       requireFiniteMatrix(cp<T>(A), int64_t(n) * n, "luFactorNoPivot");
       dominant = diagonallyDominant(cp<T>(A), n);
       if (dominant) bad = luNoPivot<T>(n, mp<T>(A), n);
+      else getrf(n, mp<T>(A), piv);
     });
-    if (!dominant) return luFactor(dt, n64, A, piv);
+    if (!dominant) return;
     if (bad)  // not reached for a dominant matrix, whose pivots are non-zero
       fail(ErrorCode::Numeric, "the matrix is singular: pivot " + std::to_string(bad - 1) + " is zero");
     for (int i = 0; i < n; ++i) piv[i] = i + 1;

@@ -7,26 +7,13 @@
 #include <climits>
 #include <cmath>
 
+#include "../core/dispatch.h"
 #include "../core/random.h"
 #include "cuda_backend.cuh"
 
 namespace orthornn {
 namespace cuda {
 namespace {
-
-template <typename T>
-const T* cp(const void* p) { return static_cast<const T*>(p); }
-template <typename T>
-T* mp(void* p) { return static_cast<T*>(p); }
-
-template <typename F>
-void onFloat(DType dt, const char* op, F&& body) {
-  switch (dt) {
-    case DType::F32: body(float{}); return;
-    case DType::F64: body(double{}); return;
-    default: fail(ErrorCode::Type, std::string(op) + ": expected a float32 or float64 tensor, got " + dtypeName(dt));
-  }
-}
 
 #define GRID_STRIDE(i, count) \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (count); i += int64_t(gridDim.x) * blockDim.x)
