@@ -14,13 +14,17 @@ const char* at(const void* base, int64_t elements, DType dt) {
 void Backend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
                                      const void* bias, const Projection& input, const Logits& logits, void* A,
                                      void* H) {
-  if (input.x) gemm(dt, false, true, T * B, n, input.width, 1.0, input.x, input.width, input.w, input.width, 0.0, A, n);
+  inputProjection(dt, T, B, n, input, A);
   for (int64_t t = 0; t < T; ++t) {
     char* At = at(A, t * B * n, dt);
     gemm(dt, false, false, B, n, n, 1.0, at(H, t * B * n, dt), n, Wt, n, 1.0, At, n);
     biasActivation(dt, act, B, n, At, bias, at(H, (t + 1) * B * n, dt));
   }
   forwardLogits(dt, T, B, n, H, logits);
+}
+
+void Backend::inputProjection(DType dt, int64_t T, int64_t B, int64_t n, const Projection& input, void* A) {
+  if (input.x) gemm(dt, false, true, T * B, n, input.width, 1.0, input.x, input.width, input.w, input.width, 0.0, A, n);
 }
 
 void Backend::forwardLogits(DType dt, int64_t T, int64_t B, int64_t n, const void* H, const Logits& logits) {
@@ -34,10 +38,7 @@ void Backend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64
                                       const void* H, const Projection& input, const Projection& output, void* dH,
                                       void* dA, const BackwardSums& sums, int64_t givenFrom, double clip) {
   givenFrom = std::min(givenFrom, T);
-  if (givenFrom > 0) fill(dt, givenFrom * B * n, 0.0, dH);
-  if (output.x && givenFrom < T)
-    gemm(dt, false, false, (T - givenFrom) * B, n, output.width, 1.0, output.x, output.width, output.w, n, 0.0,
-         at(dH, givenFrom * B * n, dt), n);
+  outputContribution(dt, T, B, n, output, dH, givenFrom);
   for (int64_t t = T - 1; t >= 0; --t) {
     char* dHt = at(dH, t * B * n, dt);
     if (t + 1 < T) gemm(dt, false, false, B, n, n, 1.0, at(dA, (t + 1) * B * n, dt), n, W, n, 1.0, dHt, n);
@@ -45,6 +46,15 @@ void Backend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64
     if (clip > 0) clipElements(dt, B * n, clip, at(dA, t * B * n, dt));
   }
   backwardSums(dt, T, B, n, H, input, output, dH, dA, sums, givenFrom);
+}
+
+void Backend::outputContribution(DType dt, int64_t T, int64_t B, int64_t n, const Projection& output, void* dH,
+                                 int64_t givenFrom) {
+  givenFrom = std::min(givenFrom, T);
+  if (givenFrom > 0) fill(dt, givenFrom * B * n, 0.0, dH);
+  if (output.x && givenFrom < T)
+    gemm(dt, false, false, (T - givenFrom) * B, n, output.width, 1.0, output.x, output.width, output.w, n, 0.0,
+         at(dH, givenFrom * B * n, dt), n);
 }
 
 void Backend::backwardSums(DType dt, int64_t T, int64_t B, int64_t n, const void* H, const Projection& input,

@@ -175,8 +175,9 @@ class Backend {
   virtual void elmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
                                       const void* bias, const Projection& input, const Logits& logits, void* A,
                                       void* H);
-  // The logits of a finished forward recurrence, as one product: for backends that do not
-  // compute them inside the steps.
+  // For backends that do not compute them inside the steps: the input projection into A
+  // before a forward recurrence, and the logits after it, each as one product.
+  void inputProjection(DType dt, int64_t T, int64_t B, int64_t n, const Projection& input, void* A);
   void forwardLogits(DType dt, int64_t T, int64_t B, int64_t n, const void* H, const Logits& logits);
   // Backward: for t = T−1..0: dH[t] += dA[t+1] · W (t + 1 < T); dA[t] = dH[t] ⊙ φ'(H[t+1]).
   // dH[t] starts as the output contribution: for t ≥ givenFrom, dY[t − givenFrom] · W_out with
@@ -189,8 +190,11 @@ class Backend {
   virtual void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
                                        const void* H, const Projection& input, const Projection& output, void* dH,
                                        void* dA, const BackwardSums& sums, int64_t givenFrom, double clip);
-  // The BackwardSums of a finished backward recurrence (its dH and dA), op by op: for
-  // backends that do not compute them inside the steps.
+  // For backends that do not compute them inside the steps: dH's starting blocks before a
+  // backward recurrence (zero before givenFrom, dY W_out from it), and its BackwardSums after
+  // it (from its dH and dA), op by op.
+  void outputContribution(DType dt, int64_t T, int64_t B, int64_t n, const Projection& output, void* dH,
+                          int64_t givenFrom);
   void backwardSums(DType dt, int64_t T, int64_t B, int64_t n, const void* H, const Projection& input,
                     const Projection& output, const void* dH, const void* dA, const BackwardSums& sums,
                     int64_t givenFrom);

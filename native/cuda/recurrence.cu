@@ -136,7 +136,7 @@ void CudaBackend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, in
                                          const void* bias, const Projection& input, const Logits& logits, void* A,
                                          void* H) {
   if (!startRecurrence("elmanForwardRecurrence", dt, T, B, n)) return;
-  if (input.x) gemm(dt, false, true, T * B, n, input.width, 1.0, input.x, input.width, input.w, input.width, 0.0, A, n);
+  inputProjection(dt, T, B, n, input, A);
   replay(kElmanForward, dt, act, T, B, n, 0, {Wt, bias, A, H},
          [&] { Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, Projection{}, Logits{}, A, H); });
   forwardLogits(dt, T, B, n, H, logits);
@@ -149,10 +149,7 @@ void CudaBackend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, i
   if (!startRecurrence("elmanBackwardRecurrence", dt, T, B, n)) return;
   // Blocks not given (only the last step scored) are zero; the others start as dY W_out.
   givenFrom = std::min(givenFrom, T);
-  if (givenFrom > 0) fill(dt, givenFrom * B * n, 0.0, dH);
-  if (output.x && givenFrom < T)
-    gemm(dt, false, false, (T - givenFrom) * B, n, output.width, 1.0, output.x, output.width, output.w, n, 0.0,
-         static_cast<char*>(dH) + givenFrom * B * n * int64_t(dtypeSize(dt)), n);
+  outputContribution(dt, T, B, n, output, dH, givenFrom);
   const double c = clip > 0 ? clip : 0;
   // Only the step loop goes into the graph: the sums below use the reductions' scratch,
   // which may move between calls.
