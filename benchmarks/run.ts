@@ -14,7 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { backends, Context, ElmanRNN, memory, memoryOf, ops, RMSprop, type BackendInfo, type FloatDType, type Tensor } from '../lib/index';
 import { checkCase, GRAD_RTOL, LOSS_RTOL, type CheckRecord } from './check';
-import { TorchPeer } from './peer';
+import { TorchPeer, type PeerCase } from './peer';
 
 const USAGE = `Usage: npm run bench -- [options]   (or: npx tsx benchmarks/run.ts [options])
 
@@ -61,54 +61,47 @@ interface Provenance {
   machine: string;
 }
 
-interface GemmRecord extends Provenance {
-  suite: 'gemm';
-  backend: string;
-  device: string;
-  dtype: FloatDType;
-  n: number;
-  /** Per gemm op. */
+/** Milliseconds per op (what the op is, each record says), over `runs` timed runs. */
+interface Timing {
   medianMs: number;
   minMs: number;
   maxMs: number;
-  /** 2n³ / median time. */
-  gflops: number;
-  /** Timed runs (each of several ops); not counting warm-up and calibration. */
   runs: number;
 }
 
-interface CayleyRecord extends Provenance {
-  suite: 'cayley';
+/** Timings of one suite on one backend. */
+interface Measurement extends Provenance, Timing {
   backend: string;
   device: string;
   dtype: FloatDType;
+}
+
+/** Per gemm op; runs are timed batches of several ops, not counting warm-up and calibration. */
+interface GemmRecord extends Measurement {
+  suite: 'gemm';
   n: number;
-  /** One cayleyStep on an n × n matrix. */
-  medianMs: number;
-  minMs: number;
-  maxMs: number;
-  runs: number;
+  /** 2n³ / median time. */
+  gflops: number;
+}
+
+/** One cayleyStep on an n × n matrix. */
+interface CayleyRecord extends Measurement {
+  suite: 'cayley';
+  n: number;
   /** The same step in the PyTorch peer (null without it). */
   peerMedianMs: number | null;
   /** Median over rounds of the peer's mean step / ours in the round: above 1, we are faster. */
   speedup: number | null;
 }
 
-interface TrainStepRecord extends Provenance {
+/** One training step: forward, loss, BPTT, RMSprop on W_in, b, p, W_out, c, Cayley steps on U and V. */
+interface TrainStepRecord extends Measurement {
   suite: 'trainStep';
-  backend: string;
-  device: string;
-  dtype: FloatDType;
   case: string;
   n: number;
   B: number;
   T: number;
   scored: 'all' | 'last';
-  /** One training step: forward, loss, BPTT, RMSprop on W_in, b, p, W_out, c, Cayley steps on U and V. */
-  medianMs: number;
-  minMs: number;
-  maxMs: number;
-  runs: number;
   /** T·B / step time. */
   sequenceStepsPerSecond: number;
   /** The DESIGN §5 flop count (6·T·B·n² recurrent + input/output GEMMs + 6n³) / median time. */
@@ -120,7 +113,7 @@ interface TrainStepRecord extends Provenance {
   /** The process's peak resident set so far (it only grows from case to case). */
   peakRssBytes: number;
   /** The peer's step on the same case, timed alternately with ours (null without it). */
-  peer: { medianMs: number; minMs: number; maxMs: number; runs: number; recurrence: string; peakRssBytes: number } | null;
+  peer: (Timing & { recurrence: string; peakRssBytes: number }) | null;
   /**
    * Median over rounds of (the peer's mean step / ours) within the round: above 1, we are
    * faster. Each round runs both back to back, so a load that drifts between rounds cancels.
@@ -376,14 +369,9 @@ const cayleySuite: Suite = async ({ backends, quick, peer, provenance }) => {
   return records;
 };
 
-interface TrainCase {
+/** A peer case (its shape) with the name the table shows. */
+interface TrainCase extends PeerCase {
   name: string;
-  n: number;
-  B: number;
-  T: number;
-  d: number;
-  k: number;
-  score: 'all' | 'last';
 }
 
 /** The standard cases: copy (T = 200 + 20), sequential MNIST, and two larger models. */
