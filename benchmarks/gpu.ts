@@ -2,39 +2,59 @@
  * GPU benchmark: `npx tsx benchmarks/gpu.ts [--quick] [--json FILE]` (part of `npm run test:gpu`).
  *
  * On the cuda backend: square GEMM rates, and full svd-RNN training steps (forward, loss, BPTT,
- * Cayley steps on U and V, RMSprop on the rest) at the DESIGN §5 shapes, each with the
- * recurrence replayed as CUDA graphs and launched step by step (ORTHORNN_CUDA_GRAPHS=0), with
- * the host launches per training step from the context's launch counters. The CPU's time for
- * the same step is measured alongside (skipped for the largest shapes with --quick). Medians
- * after warm-up. Without a usable GPU it says why and exits with status 0, unless
+ * Cayley steps on U and V, RMSprop on the rest) on `npm run bench`'s four cases (benchmarks/cases.ts),
+ * each with the recurrence replayed as CUDA graphs and launched step by step
+ * (ORTHORNN_CUDA_GRAPHS=0), with the host launches per training step from the context's launch
+ * counters. The CPU's time for the same step is measured alongside, and the PyTorch peer's
+ * (benchmarks/peers/torch_step.py) on the same GPU right after ours: the speedup is its median
+ * over ours. --quick runs the first two cases at T/10. Medians after warm-up. Without a usable GPU it says why and exits with status 0, unless
  * ORTHORNN_REQUIRE_GPU=1, which makes that an error.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { backends, Context, ElmanRNN, ops, RMSprop, type FloatDType, type Tensor } from '../lib/index';
+import { designFlops, TRAIN_CASES, type TrainCase } from './cases';
+import { TorchPeer } from './peer';
 
-const USAGE = `Usage: npx tsx benchmarks/gpu.ts [--quick] [--json FILE] [--device cuda|cpu]
+const USAGE = `Usage: npx tsx benchmarks/gpu.ts [--quick] [--json FILE] [--device cuda|cpu] [--no-peer]
 
-  --quick        fewer runs and shapes (seconds)
+  --quick        fewer runs and cases (seconds)
   --json FILE    where to write the records (default: bench-results/gpu.json)
-  --device cpu   run everything on the CPU instead (a check of this script without a GPU)`;
+  --device cpu   run everything on the CPU instead (a check of this script without a GPU)
+  --no-peer      do not time the PyTorch peer (benchmarks/peers/torch_step.py) on the same device`;
 
 interface StepRecord {
   suite: 'gpuTrainStep';
   backend: string;
   graphs: boolean | null;
   dtype: FloatDType;
+  case: string;
   n: number;
   B: number;
   T: number;
   scored: 'all' | 'last';
   medianMs: number;
+  gflops: number;
   minMs: number;
   runs: number;
   /** Host submissions per step: kernels and copies + library calls + graph launches (cuda only). */
   launchesPerStep: number | null;
   graphNodesPerStep: number | null;
+}
+
+/** The PyTorch peer's step on the same case and device (its faster recurrence), run right after ours. */
+interface PeerRecord {
+  suite: 'gpuPeerStep';
+  case: string;
+  device: string;
+  torch: string;
+  recurrence: string;
+  medianMs: number;
+  minMs: number;
+  runs: number;
+  /** The peer's median over our median with CUDA graphs (above 1, we are faster). */
+  speedup: number | null;
 }
 
 interface GemmRecord {
@@ -70,22 +90,23 @@ async function gemmRate(ctx: Context, dtype: FloatDType, n: number, runs: number
   return { suite: 'gpuGemm', dtype, n, medianMs: ms, gflops: (2 * n ** 3) / (ms * 1e6), device: ctx.device };
 }
 
-async function trainStep(device: string, graphs: boolean | null, shape: { n: number; B: number; T: number; scored: 'all' | 'last' }, runs: number): Promise<StepRecord> {
+const LR = 1e-4, MARGIN = 0.1;
+
+async function trainStep(device: string, graphs: boolean | null, c: TrainCase, runs: number): Promise<StepRecord> {
   if (graphs !== null) process.env.ORTHORNN_CUDA_GRAPHS = graphs ? '1' : '0';  // read when the context is created
   const ctx = new Context({ device, seed: 1 });
   try {
-    const { n, B, T, scored } = shape;
-    const d = 1, k = 10;
-    const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: 0.1, context: ctx, seed: 1 });
+    const { n, B, T, d, k, score: scored } = c;
+    const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: MARGIN, context: ctx, seed: 1 });
     const { U, V, ...euclidean } = model.parameters;
-    const opt = new RMSprop(euclidean, { lr: 1e-4 });
+    const opt = new RMSprop(euclidean, { lr: LR, rho: 0.9, eps: 1e-8 });
     const x = ctx.randn([T, B, d], { seed: 3 });
     const targets = ctx.tensor(Int32Array.from({ length: scored === 'last' ? B : T * B }, (_, i) => i % k), scored === 'last' ? [B] : [T, B]);
     const step = async () => {
       const r = await model.lossAndGradients({ x: x as Tensor<'float32'>, targets, score: scored });
       opt.step(r.gradients);
-      ops.cayleyStep(U, r.gradients.U, 1e-4);
-      ops.cayleyStep(V, r.gradients.V, 1e-4);
+      ops.cayleyStep(U, r.gradients.U, LR);
+      ops.cayleyStep(V, r.gradients.V, LR);
       await ctx.sync();
     };
     for (let i = 0; i < 3; i++) await step();
@@ -101,8 +122,8 @@ async function trainStep(device: string, graphs: boolean | null, shape: { n: num
     model.dispose();
     opt.dispose();
     return {
-      suite: 'gpuTrainStep', backend: ctx.backend, graphs, dtype: 'float32', ...shape,
-      medianMs: median(times), minMs: Math.min(...times), runs,
+      suite: 'gpuTrainStep', backend: ctx.backend, graphs, dtype: 'float32', case: c.name, n, B, T, scored,
+      medianMs: median(times), gflops: designFlops(c) / median(times) / 1e6, minMs: Math.min(...times), runs,
       launchesPerStep: cuda ? (c1.kernels + c1.libraryCalls + c1.graphs - c0.kernels - c0.libraryCalls - c0.graphs) / runs : null,
       graphNodesPerStep: cuda ? (c1.graphNodes - c0.graphNodes) / runs : null,
     };
@@ -113,7 +134,7 @@ async function trainStep(device: string, graphs: boolean | null, shape: { n: num
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' }, device: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' }, device: { type: 'string' }, 'no-peer': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     console.log(USAGE);
     return;
@@ -141,30 +162,56 @@ async function main(): Promise<void> {
   console.log(`\nGEMM n×n·n×n on ${device} (median per op)`);
   for (const r of gemm) console.log(`  ${r.dtype.padEnd(8)} n = ${String(r.n).padStart(5)}  ${r.medianMs.toFixed(4).padStart(9)} ms  ${r.gflops.toFixed(0).padStart(7)} GFLOP/s`);
 
-  const shapes = [
-    { n: 128, B: 32, T: 100, scored: 'all' as const },
-    { n: 128, B: 64, T: 784, scored: 'last' as const },
-    { n: 512, B: 32, T: 200, scored: 'all' as const },
-    { n: 1024, B: 16, T: 100, scored: 'all' as const },
-  ];
   const steps: StepRecord[] = [];
-  for (const shape of quick ? shapes.slice(0, 2) : shapes) {
-    if (onGpu) {
-      steps.push(await trainStep('cuda', true, shape, runs));
-      steps.push(await trainStep('cuda', false, shape, runs));
+  const peerRecords: PeerRecord[] = [];
+  const peer = values['no-peer'] ? 'not requested (--no-peer)' : await TorchPeer.start(4, onGpu ? 'cuda' : 'cpu');
+  if (typeof peer === 'string') console.log(`PyTorch peer: none (${peer})`);
+  else console.log(`PyTorch peer: torch ${peer.info.torch} (${peer.info.python}) on ${peer.info.device}`);
+  try {
+    for (const c of quick ? TRAIN_CASES.slice(0, 2).map((c) => ({ ...c, T: Math.ceil(c.T / 10), name: `${c.name} (T/10)` })) : TRAIN_CASES) {
+      let ours: StepRecord | null = null;
+      if (onGpu) {
+        steps.push((ours = await trainStep('cuda', true, c, runs)));
+        steps.push(await trainStep('cuda', false, c, runs));
+      }
+      const cpu = await trainStep('cpu', null, c, quick ? 3 : 5);
+      steps.push(cpu);
+      ours ??= cpu;
+      if (typeof peer !== 'string') {
+        try {
+          const setup = await peer.setup(c, MARGIN, LR);
+          const { times } = await peer.run(runs, 3, 0.2);
+          const ms = median(times) * 1e3;
+          peerRecords.push({
+            suite: 'gpuPeerStep', case: c.name, device: peer.info.device, torch: peer.info.torch, recurrence: String(setup.recurrence),
+            medianMs: ms, minMs: Math.min(...times) * 1e3, runs, speedup: ms / ours.medianMs,
+          });
+        } catch (err) {
+          console.log(`  PyTorch peer failed on ${c.name}: ${(err as Error).message.split('\n')[0]}`);
+        }
+      }
     }
-    steps.push(await trainStep('cpu', null, shape, quick ? 3 : 5));
+  } finally {
+    if (typeof peer !== 'string') peer.close();
   }
-  console.log('\nsvd-RNN training step, float32 (forward, loss, BPTT, 2 Cayley steps, RMSprop), median ms');
-  console.log('  n     B    T    scored  backend  recurrence     ms/step   launches/step  graph nodes/step');
+  console.log(`\nsvd-RNN training step, float32 (forward, loss, BPTT, 2 Cayley steps, RMSprop), median ms; GFLOP/s by DESIGN §5's count`);
+  console.log('  case                             backend  recurrence     ms/step  GFLOP/s  launches/step  graph nodes/step');
   for (const r of steps) {
     const how = r.backend === 'cpu' ? '-' : r.graphs ? 'CUDA graphs' : 'step by step';
-    console.log(`  ${String(r.n).padEnd(5)} ${String(r.B).padEnd(4)} ${String(r.T).padEnd(4)} ${r.scored.padEnd(7)} ${r.backend.padEnd(8)} ${how.padEnd(13)} ` +
-      `${r.medianMs.toFixed(2).padStart(9)}   ${r.launchesPerStep === null ? '-'.padStart(13) : String(Math.round(r.launchesPerStep)).padStart(13)}  ${r.graphNodesPerStep === null ? '-' : Math.round(r.graphNodesPerStep)}`);
+    console.log(`  ${r.case.padEnd(32)} ${r.backend.padEnd(8)} ${how.padEnd(13)} ${r.medianMs.toFixed(2).padStart(8)} ${r.gflops.toFixed(0).padStart(8)}  ` +
+      `${r.launchesPerStep === null ? '-'.padStart(13) : String(Math.round(r.launchesPerStep)).padStart(13)}  ${r.graphNodesPerStep === null ? '-' : Math.round(r.graphNodesPerStep)}`);
+  }
+  if (peerRecords.length) {
+    console.log(`\nPyTorch peer on ${peerRecords[0].device} (torch ${peerRecords[0].torch}), the same step; speedup = its median / ours (${onGpu ? 'CUDA graphs' : 'cpu'})`);
+    console.log('  case                             recurrence   torch ms    ours ms  speedup');
+    for (const p of peerRecords) {
+      const ours = steps.find((r) => r.case === p.case && (onGpu ? r.graphs === true : r.backend === 'cpu'))!;
+      console.log(`  ${p.case.padEnd(32)} ${p.recurrence.padEnd(10)} ${p.medianMs.toFixed(2).padStart(9)} ${ours.medianMs.toFixed(2).padStart(10)}  ${p.speedup === null ? '-' : `${p.speedup.toFixed(2)}x`}`);
+    }
   }
   const file = values.json ?? path.join('bench-results', 'gpu.json');
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), device: onGpu ? cuda.device : 'cpu', quick, records: [...gemm, ...steps] }, null, 2));
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), device: onGpu ? cuda.device : 'cpu', quick, records: [...gemm, ...steps, ...peerRecords] }, null, 2));
   console.log(`\nwrote ${file}`);
 }
 

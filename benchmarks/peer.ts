@@ -35,6 +35,8 @@ export interface PeerInfo {
   python: string;
   torch: string;
   threads: number;
+  /** Where the peer's tensors live: 'cpu' or 'cuda'. */
+  device: string;
 }
 
 type Reply = { ok: true; [key: string]: unknown } | { ok: false; error: string; trace?: string };
@@ -59,9 +61,10 @@ export class TorchPeer {
 
   /**
    * Starts the peer with `threads` threads and OMP_WAIT_POLICY=PASSIVE (its best setting on a
-   * shared machine); a string says why there is no peer (no PyTorch, or it failed to start).
+   * shared machine), its tensors on `device` ('cpu' or 'cuda'); a string says why there is no
+   * peer (no PyTorch, it failed to start, or the device is unusable to it).
    */
-  static async start(threads: number): Promise<TorchPeer | string> {
+  static async start(threads: number, device: 'cpu' | 'cuda' = 'cpu'): Promise<TorchPeer | string> {
     const tried: string[] = [];
     for (const python of candidates()) {
       // An empty or partial torch folder imports as a namespace package: ask for a real function.
@@ -72,10 +75,10 @@ export class TorchPeer {
       if (ORIGINAL_OPENBLAS_THREAD_TIMEOUT === undefined) delete env.OPENBLAS_THREAD_TIMEOUT;
       else env.OPENBLAS_THREAD_TIMEOUT = ORIGINAL_OPENBLAS_THREAD_TIMEOUT;
       const child = spawn(python, [SCRIPT], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-      const peer = new TorchPeer(child, { python, torch: '', threads: 0 });
+      const peer = new TorchPeer(child, { python, torch: '', threads: 0, device });
       try {
-        const hello = await peer.request({ op: 'hello', threads });
-        Object.assign(peer.info, { torch: String(hello.torch), threads: Number(hello.threads) });
+        const hello = await peer.request({ op: 'hello', threads, device });
+        Object.assign(peer.info, { torch: String(hello.torch), threads: Number(hello.threads), device: String(hello.device) });
         return peer;
       } catch (err) {
         peer.close();

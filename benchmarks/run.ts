@@ -14,7 +14,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { backends, Context, ElmanRNN, memory, memoryOf, ops, RMSprop, type BackendInfo, type FloatDType, type Tensor } from '../lib/index';
 import { checkCase, GRAD_RTOL, LOSS_RTOL, type CheckRecord } from './check';
-import { TorchPeer, type PeerCase } from './peer';
+import { designFlops, TRAIN_CASES, type TrainCase } from './cases';
+import { TorchPeer } from './peer';
 
 const USAGE = `Usage: npm run bench -- [options]   (or: npx tsx benchmarks/run.ts [options])
 
@@ -369,29 +370,10 @@ const cayleySuite: Suite = async ({ backends, quick, peer, provenance }) => {
   return records;
 };
 
-/** A peer case (its shape) with the name the table shows. */
-interface TrainCase extends PeerCase {
-  name: string;
-}
-
-/** The standard cases: copy (T = 200 + 20), sequential MNIST, and two larger models. */
-const TRAIN_CASES: readonly TrainCase[] = [
-  { name: 'copy n128 B32 T220', n: 128, B: 32, T: 220, d: 10, k: 10, score: 'all' },
-  { name: 'mnist n128 B64 T784 last', n: 128, B: 64, T: 784, d: 1, k: 10, score: 'last' },
-  { name: 'n512 B32 T200', n: 512, B: 32, T: 200, d: 10, k: 10, score: 'all' },
-  { name: 'n1024 B16 T100', n: 1024, B: 16, T: 100, d: 10, k: 10, score: 'all' },
-];
-
 function casesFor(quick: boolean, only: string | null): TrainCase[] {
   return TRAIN_CASES.filter((c) => only === null || c.name.includes(only)).map((c) =>
     quick ? { ...c, name: `${c.name} (T/10)`, T: Math.ceil(c.T / 10) } : c,
   );
-}
-
-/** DESIGN §5: recurrent products forward and backward, input and output GEMMs, W and the Cayley solves. */
-function designFlops(c: TrainCase): number {
-  const rows = c.score === 'last' ? c.B : c.T * c.B;
-  return 6 * c.T * c.B * c.n ** 2 + 4 * c.T * c.B * c.n * c.d + 6 * rows * c.n * c.k + 6 * c.n ** 3;
 }
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);

@@ -14,8 +14,11 @@ Two implementations of the recurrence are kept and the faster one is used per ca
 is at its best: 'loop' (a Python loop of addmm + tanh) and 'fused' (torch._VF.rnn_tanh, the
 C++ loop behind nn.RNN, fed the materialised W).
 
+On a GPU ("device": "cuda" in hello) every tensor lives there, 'fused' is cuDNN's RNN, and each
+timed step ends with torch.cuda.synchronize(), as ours ends with a sync.
+
 Protocol: one JSON object per line on stdin, one JSON reply per line on stdout.
-    {"op": "hello", "threads": 2}
+    {"op": "hello", "threads": 2, "device": "cpu" | "cuda"}
     {"op": "setup", "case": {"n", "B", "T", "d", "k", "score"}, "margin", "lr", "seed"}
     {"op": "run", "steps": k, "warmup": w, "warmupSeconds": s}
                                               → {"times": [seconds per step]} (after w untimed steps,
@@ -35,6 +38,12 @@ import traceback
 import torch
 
 NAMES = ['W_in', 'b', 'U', 'V', 'p', 'W_out', 'c']
+DEVICE = torch.device('cpu')
+
+
+def sync():
+    if DEVICE.type == 'cuda':
+        torch.cuda.synchronize(DEVICE)
 
 
 def shapes(c):
@@ -47,11 +56,11 @@ class Step:
 
     def __init__(self, case, margin, lr, params, x, targets, recurrence='loop'):
         self.case, self.margin, self.lr, self.recurrence = case, margin, lr, recurrence
-        self.P = {name: params[name].clone().requires_grad_(True) for name in NAMES}
-        self.x, self.targets = x, targets
+        self.P = {name: params[name].to(DEVICE, copy=True).requires_grad_(True) for name in NAMES}
+        self.x, self.targets = x.to(DEVICE), targets.to(DEVICE)
         euclidean = [self.P[name] for name in ['W_in', 'b', 'p', 'W_out', 'c']]
         self.opt = torch.optim.RMSprop(euclidean, lr=lr, alpha=0.9, eps=1e-8)
-        self.zero_bias = torch.zeros(case['n'])
+        self.zero_bias = torch.zeros(case['n'], device=DEVICE)
 
     def loss(self):
         P, c = self.P, self.case
@@ -59,7 +68,7 @@ class Step:
         s = torch.clamp(2 * self.margin * (torch.sigmoid(P['p']) - 0.5) + 1, min=0)
         W = (P['U'] * s) @ P['V'].t()
         if self.recurrence == 'fused':
-            h0 = torch.zeros(1, B, n)
+            h0 = torch.zeros(1, B, n, device=DEVICE)
             hs, _ = torch._VF.rnn_tanh(self.x, h0, [P['W_in'], W, P['b'], self.zero_bias], True, 1, 0.0, True, False, False)
         else:
             xin = torch.addmm(P['b'], self.x.reshape(T * B, d), P['W_in'].t()).reshape(T, B, n)
@@ -99,7 +108,7 @@ class Step:
 def cayley_step(M, G, lr):
     """M ← 2 (I + η/2 A)⁻¹ M − M with A = X − Xᵀ, X = G Mᵀ (in place)."""
     X = G @ M.t()
-    L = torch.eye(M.shape[0], dtype=M.dtype)
+    L = torch.eye(M.shape[0], dtype=M.dtype, device=M.device)
     L.add_(X - X.t(), alpha=lr / 2)
     Y = torch.linalg.solve(L, M)
     M.mul_(-1).add_(Y, alpha=2)
@@ -142,6 +151,7 @@ def timed_steps(step, count):
     for _ in range(count):
         start = time.perf_counter()
         step.step()
+        sync()
         times.append(time.perf_counter() - start)
     return times
 
@@ -151,9 +161,12 @@ class Peer:
         self.step = None
 
     def hello(self, msg):
+        global DEVICE
         threads = int(msg.get('threads', 0)) or os.cpu_count()
         torch.set_num_threads(threads)
-        return {'torch': torch.__version__, 'threads': torch.get_num_threads(),
+        DEVICE = torch.device(msg.get('device', 'cpu'))
+        torch.zeros(1, device=DEVICE)  # fails here, with the reason, when the device is unusable
+        return {'torch': torch.__version__, 'threads': torch.get_num_threads(), 'device': str(DEVICE),
                 'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY')}
 
     def setup(self, msg):
@@ -182,6 +195,7 @@ class Peer:
         while done < warmup or time.perf_counter() - start < seconds:
             self.step.step()
             done += 1
+        sync()
         times = timed_steps(self.step, int(msg['steps']))
         return {'times': times, 'peakRssBytes': peak_rss_bytes()}
 
@@ -189,13 +203,15 @@ class Peer:
         n, reps, lr = int(msg['n']), int(msg['reps']), float(msg.get('lr', 1e-3))
         g = torch.Generator().manual_seed(n)
         q, r = torch.linalg.qr(torch.randn(n, n, generator=g))
-        M = q * torch.sign(torch.diagonal(r))
-        G = torch.randn(n, n, generator=g) * 0.01
+        M = (q * torch.sign(torch.diagonal(r))).to(DEVICE)
+        G = (torch.randn(n, n, generator=g) * 0.01).to(DEVICE)
         cayley_step(M, G, lr)  # warm-up
+        sync()
         times = []
         for _ in range(reps):
             start = time.perf_counter()
             cayley_step(M, G, lr)
+            sync()
             times.append(time.perf_counter() - start)
         return {'times': times}
 
@@ -222,7 +238,7 @@ class Peer:
             if recurrence == 'loop':
                 for name in NAMES:
                     with open(os.path.join(folder, 'grad-' + name + '.f32'), 'wb') as f:
-                        f.write(step.P[name].grad.contiguous().numpy().tobytes())
+                        f.write(step.P[name].grad.contiguous().cpu().numpy().tobytes())
             step.update()
             with torch.no_grad():
                 loss1 = step.loss().item()

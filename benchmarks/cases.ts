@@ -1,0 +1,21 @@
+/** The training-step cases that `npm run bench` (CPU) and benchmarks/gpu.ts both time. */
+import type { PeerCase } from './peer';
+
+/** A peer case (its shape) with the name the tables show. */
+export interface TrainCase extends PeerCase {
+  name: string;
+}
+
+/** The standard cases: copy (T = 200 + 20), sequential MNIST, and two larger models. */
+export const TRAIN_CASES: readonly TrainCase[] = [
+  { name: 'copy n128 B32 T220', n: 128, B: 32, T: 220, d: 10, k: 10, score: 'all' },
+  { name: 'mnist n128 B64 T784 last', n: 128, B: 64, T: 784, d: 1, k: 10, score: 'last' },
+  { name: 'n512 B32 T200', n: 512, B: 32, T: 200, d: 10, k: 10, score: 'all' },
+  { name: 'n1024 B16 T100', n: 1024, B: 16, T: 100, d: 10, k: 10, score: 'all' },
+];
+
+/** DESIGN §5: recurrent products forward and backward, input and output GEMMs, W and the Cayley solves. */
+export function designFlops(c: PeerCase): number {
+  const rows = c.score === 'last' ? c.B : c.T * c.B;
+  return 6 * c.T * c.B * c.n ** 2 + 4 * c.T * c.B * c.n * c.d + 6 * rows * c.n * c.k + 6 * c.n ** 3;
+}
