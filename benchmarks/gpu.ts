@@ -3,8 +3,8 @@
  *
  * On the cuda backend: square GEMM rates, and full svd-RNN training steps (forward, loss, BPTT,
  * Cayley steps on U and V, RMSprop on the rest) on `npm run bench`'s four cases (benchmarks/cases.ts),
- * each with the recurrence replayed as CUDA graphs and launched step by step
- * (ORTHORNN_CUDA_GRAPHS=0), with the host launches per training step from the context's launch
+ * each with the recurrence as one persistent kernel per pass (the default), as CUDA graphs
+ * (ORTHORNN_CUDA_PERSISTENT=0) and launched step by step (and ORTHORNN_CUDA_GRAPHS=0), with the host launches per training step from the context's launch
  * counters. The CPU's time for the same step is measured alongside, and the PyTorch peer's
  * (benchmarks/peers/torch_step.py) on the same GPU right after ours: the speedup is its median
  * over ours. --quick runs the first two cases at T/10. Medians after warm-up. Without a usable GPU it says why and exits with status 0, unless
@@ -27,7 +27,8 @@ const USAGE = `Usage: npx tsx benchmarks/gpu.ts [--quick] [--json FILE] [--devic
 interface StepRecord {
   suite: 'gpuTrainStep';
   backend: string;
-  graphs: boolean | null;
+  /** How the cuda backend ran the recurrence (null on the CPU). */
+  recurrence: Recurrence | null;
   dtype: FloatDType;
   case: string;
   n: number;
@@ -53,7 +54,7 @@ interface PeerRecord {
   medianMs: number;
   minMs: number;
   runs: number;
-  /** The peer's median over our median with CUDA graphs (above 1, we are faster). */
+  /** The peer's median over our default's (persistent kernels; above 1, we are faster). */
   speedup: number | null;
 }
 
@@ -92,8 +93,12 @@ async function gemmRate(ctx: Context, dtype: FloatDType, n: number, runs: number
 
 const LR = 1e-4, MARGIN = 0.1;
 
-async function trainStep(device: string, graphs: boolean | null, c: TrainCase, runs: number): Promise<StepRecord> {
-  if (graphs !== null) process.env.ORTHORNN_CUDA_GRAPHS = graphs ? '1' : '0';  // read when the context is created
+type Recurrence = 'persistent' | 'graphs' | 'step by step';
+
+async function trainStep(device: string, recurrence: Recurrence | null, c: TrainCase, runs: number): Promise<StepRecord> {
+  // Read when the context is created.
+  if (recurrence === 'graphs' || recurrence === 'step by step') process.env.ORTHORNN_CUDA_PERSISTENT = '0';
+  if (recurrence === 'step by step') process.env.ORTHORNN_CUDA_GRAPHS = '0';
   const ctx = new Context({ device, seed: 1 });
   try {
     const { n, B, T, d, k, score: scored } = c;
@@ -122,7 +127,7 @@ async function trainStep(device: string, graphs: boolean | null, c: TrainCase, r
     model.dispose();
     opt.dispose();
     return {
-      suite: 'gpuTrainStep', backend: ctx.backend, graphs, dtype: 'float32', case: c.name, n, B, T, scored,
+      suite: 'gpuTrainStep', backend: ctx.backend, recurrence, dtype: 'float32', case: c.name, n, B, T, scored,
       medianMs: median(times), gflops: designFlops(c) / median(times) / 1e6, minMs: Math.min(...times), runs,
       launchesPerStep: cuda ? (c1.kernels + c1.libraryCalls + c1.graphs - c0.kernels - c0.libraryCalls - c0.graphs) / runs : null,
       graphNodesPerStep: cuda ? (c1.graphNodes - c0.graphNodes) / runs : null,
@@ -130,6 +135,7 @@ async function trainStep(device: string, graphs: boolean | null, c: TrainCase, r
   } finally {
     ctx.dispose();
     delete process.env.ORTHORNN_CUDA_GRAPHS;
+    delete process.env.ORTHORNN_CUDA_PERSISTENT;
   }
 }
 
@@ -171,8 +177,9 @@ async function main(): Promise<void> {
     for (const c of quick ? TRAIN_CASES.slice(0, 2).map((c) => ({ ...c, T: Math.ceil(c.T / 10), name: `${c.name} (T/10)` })) : TRAIN_CASES) {
       let ours: StepRecord | null = null;
       if (onGpu) {
-        steps.push((ours = await trainStep('cuda', true, c, runs)));
-        steps.push(await trainStep('cuda', false, c, runs));
+        steps.push((ours = await trainStep('cuda', 'persistent', c, runs)));
+        steps.push(await trainStep('cuda', 'graphs', c, runs));
+        steps.push(await trainStep('cuda', 'step by step', c, runs));
       }
       const cpu = await trainStep('cpu', null, c, quick ? 3 : 5);
       steps.push(cpu);
@@ -197,15 +204,15 @@ async function main(): Promise<void> {
   console.log(`\nsvd-RNN training step, float32 (forward, loss, BPTT, 2 Cayley steps, RMSprop), median ms; GFLOP/s by DESIGN §5's count`);
   console.log('  case                             backend  recurrence     ms/step  GFLOP/s  launches/step  graph nodes/step');
   for (const r of steps) {
-    const how = r.backend === 'cpu' ? '-' : r.graphs ? 'CUDA graphs' : 'step by step';
+    const how = r.recurrence ?? '-';
     console.log(`  ${r.case.padEnd(32)} ${r.backend.padEnd(8)} ${how.padEnd(13)} ${r.medianMs.toFixed(2).padStart(8)} ${r.gflops.toFixed(0).padStart(8)}  ` +
       `${r.launchesPerStep === null ? '-'.padStart(13) : String(Math.round(r.launchesPerStep)).padStart(13)}  ${r.graphNodesPerStep === null ? '-' : Math.round(r.graphNodesPerStep)}`);
   }
   if (peerRecords.length) {
-    console.log(`\nPyTorch peer on ${peerRecords[0].device} (torch ${peerRecords[0].torch}), the same step; speedup = its median / ours (${onGpu ? 'CUDA graphs' : 'cpu'})`);
+    console.log(`\nPyTorch peer on ${peerRecords[0].device} (torch ${peerRecords[0].torch}), the same step; speedup = its median / ours (${onGpu ? 'persistent' : 'cpu'})`);
     console.log('  case                             recurrence   torch ms    ours ms  speedup');
     for (const p of peerRecords) {
-      const ours = steps.find((r) => r.case === p.case && (onGpu ? r.graphs === true : r.backend === 'cpu'))!;
+      const ours = steps.find((r) => r.case === p.case && (onGpu ? r.recurrence === 'persistent' : r.backend === 'cpu'))!;
       console.log(`  ${p.case.padEnd(32)} ${p.recurrence.padEnd(10)} ${p.medianMs.toFixed(2).padStart(9)} ${ours.medianMs.toFixed(2).padStart(10)}  ${p.speedup === null ? '-' : `${p.speedup.toFixed(2)}x`}`);
     }
   }

@@ -351,6 +351,37 @@ describe('90 CUDA backend against the CPU backend', function () {
       }
     }
 
+    // The persistent recurrence kernels (one cooperative launch per pass) split the hidden units
+    // over blocks: these shapes give several blocks, a last block only partly filled, and every
+    // activation, against the CPU. On a GPU, no graph may run: the persistent path took the steps.
+    const persistentCases = [
+      { n: 100, B: 3, T: 7, activation: 'relu' as const, clip: 0 },
+      { n: 200, B: 20, T: 30, activation: 'tanh' as const, clip: 0.05 },
+      { n: 64, B: 16, T: 50, activation: 'identity' as const, clip: 0 },
+    ];
+    for (const dtype of ['float64', 'float32'] as const) {
+      for (const c of persistentCases) {
+        it(`Elman ${dtype} n = ${c.n}, B = ${c.B}, T = ${c.T}, ${c.activation}${c.clip ? `, clip ${c.clip}` : ''}: the recurrence in several blocks, against the CPU`, async () => {
+          const d = 3, k = 5;
+          const options = { inputSize: d, hiddenSize: c.n, outputSize: k, activation: c.activation, margin: 0.3, dtype, seed: TEST_SEED % 1000, clipPreactivation: c.clip };
+          const a = await ElmanRNN.create<FloatDType>({ ...options, context: cpu });
+          const b = await ElmanRNN.create<FloatDType>({ ...options, context: gpu });
+          const x = randomArray(c.T * c.B * d, dtype);
+          const r = rng(TEST_SEED + 17);
+          const targets = Int32Array.from({ length: c.T * c.B }, () => Math.floor(r() * k));
+          const batch = (ctx: Context) => ({ x: ctx.tensor(x, [c.T, c.B, d]) as Tensor<FloatDType>, targets: ctx.tensor(targets, [c.T, c.B]) });
+          const ra = await a.lossAndGradients(batch(cpu));
+          const c0 = gpu.launchCounters();
+          const rb = await b.lossAndGradients(batch(gpu));
+          const c1 = gpu.launchCounters();
+          await compareGradients(`n = ${c.n}`, dtype, ra, rb);
+          if (!selfCheck) assert.equal(c1.graphs - c0.graphs, 0, 'graphs replayed: the persistent kernels did not run');
+          a.dispose();
+          b.dispose();
+        });
+      }
+    }
+
     for (const dtype of ['float64', 'float32'] as const) {
       for (const [loss, score] of [['crossEntropy', 'all'], ['mse', 'last']] as const) {
         const trainingSteps = dtype === 'float64' ? 3 : 1;
@@ -407,58 +438,69 @@ describe('90 CUDA backend against the CPU backend', function () {
     });
   });
 
-  it('1,000 training steps: no growth in device memory; graphs replayed with a constant launch count per step', async () => {
-    const ctx = new Context({ device: PARITY_DEVICE, seed: 1 });
-    try {
-      const [steps, B, d, n, k] = [50, 16, 4, 64, 8];
-      const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: 0.1, context: ctx, seed: 1 });
-      const { U, V, ...euclidean } = model.parameters;
-      const opt = new RMSprop(euclidean, { lr: 1e-3 });
-      const r = rng(TEST_SEED + 3);
-      const batch = {
-        x: ctx.tensor(Float32Array.from({ length: steps * B * d }, () => r() - 0.5), [steps, B, d]),
-        targets: ctx.tensor(Int32Array.from({ length: steps * B }, () => Math.floor(r() * k)), [steps, B]),
-      };
-      const step = async () => {
-        const res = await model.lossAndGradients(batch);
-        opt.step(res.gradients);
-        ops.cayleyStep(U, res.gradients.U, 1e-3);
-        ops.cayleyStep(V, res.gradients.V, 1e-3);
-        return res.loss;
-      };
-      for (let i = 0; i < 5; i++) await step();
-      await ctx.sync();
-      // memory() counts the whole device: let earlier suites' garbage tensors be finalised first.
-      for (let i = 0; i < 3; i++) {
-        (globalThis as { gc?: () => void }).gc?.();
-        await new Promise((resolve) => setImmediate(resolve));
+  for (const persistent of [true, false]) {
+    it(`1,000 training steps${persistent ? '' : ' (ORTHORNN_CUDA_PERSISTENT=0)'}: no growth in device memory; ${persistent ? 'one persistent kernel per recurrence' : 'graphs replayed'} with a constant launch count per step`, async () => {
+      // Read when the context is created: off, the recurrences run as captured graphs.
+      if (!persistent) process.env.ORTHORNN_CUDA_PERSISTENT = '0';
+      const ctx = new Context({ device: PARITY_DEVICE, seed: 1 });
+      delete process.env.ORTHORNN_CUDA_PERSISTENT;
+      try {
+        const [steps, B, d, n, k] = [50, 16, 4, 64, 8];
+        const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: 0.1, context: ctx, seed: 1 });
+        const { U, V, ...euclidean } = model.parameters;
+        const opt = new RMSprop(euclidean, { lr: 1e-3 });
+        const r = rng(TEST_SEED + 3);
+        const batch = {
+          x: ctx.tensor(Float32Array.from({ length: steps * B * d }, () => r() - 0.5), [steps, B, d]),
+          targets: ctx.tensor(Int32Array.from({ length: steps * B }, () => Math.floor(r() * k)), [steps, B]),
+        };
+        const step = async () => {
+          const res = await model.lossAndGradients(batch);
+          opt.step(res.gradients);
+          ops.cayleyStep(U, res.gradients.U, 1e-3);
+          ops.cayleyStep(V, res.gradients.V, 1e-3);
+          return res.loss;
+        };
+        for (let i = 0; i < 5; i++) await step();
+        await ctx.sync();
+        // memory() counts the whole device: let earlier suites' garbage tensors be finalised first.
+        for (let i = 0; i < 3; i++) {
+          (globalThis as { gc?: () => void }).gc?.();
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        const before = memoryOf(ctx.device);
+        const c0 = ctx.launchCounters();
+        await step();
+        await ctx.sync();
+        const c1 = ctx.launchCounters();
+        const launches = c1.kernels + c1.libraryCalls + c1.graphs - (c0.kernels + c0.libraryCalls + c0.graphs);
+        console.log(`      one training step (T = ${steps}, B = ${B}, n = ${n}): ${launches} launches from the host ` +
+          `(${c1.kernels - c0.kernels} kernels/copies, ${c1.libraryCalls - c0.libraryCalls} library calls, ${c1.graphs - c0.graphs} graphs running ${c1.graphNodes - c0.graphNodes} nodes)`);
+        if (!selfCheck && persistent) assert.equal(c1.graphs - c0.graphs, 0, 'no graph runs: each recurrence is one persistent kernel');
+        if (!selfCheck && !persistent) {
+          assert.equal(c1.graphs - c0.graphs, 2, 'the forward and the backward recurrence each replay one graph');
+          assert.equal(c1.graphsBuilt, c0.graphsBuilt, 'no graph is re-captured in steady state');
+        }
+        const started = performance.now();
+        let loss = NaN;
+        for (let i = 0; i < 1000; i++) loss = await step();
+        const after = memoryOf(ctx.device);
+        console.log(`      1,000 steps in ${((performance.now() - started) / 1000).toFixed(2)} s, final loss ${loss.toFixed(4)}; device memory ${before.bytes} → ${after.bytes} bytes`);
+        assert.ok(Number.isFinite(loss));
+        assert.equal(after.bytes, before.bytes, 'device bytes');
+        assert.equal(after.tensors, before.tensors, 'device allocations');
+        const c2 = ctx.launchCounters();
+        assert.equal(c2.graphsBuilt, c0.graphsBuilt, 'no graph re-captured over 1,000 steps');
+        const c3 = ctx.launchCounters();
+        await step();
+        await ctx.sync();
+        const c4 = ctx.launchCounters();
+        assert.equal(c4.kernels + c4.libraryCalls + c4.graphs - (c3.kernels + c3.libraryCalls + c3.graphs), launches, 'launches per step stay the same');
+        model.dispose();
+        opt.dispose();
+      } finally {
+        ctx.dispose();
       }
-      const before = memoryOf(ctx.device);
-      const c0 = ctx.launchCounters();
-      await step();
-      await ctx.sync();
-      const c1 = ctx.launchCounters();
-      const launches = c1.kernels + c1.libraryCalls + c1.graphs - (c0.kernels + c0.libraryCalls + c0.graphs);
-      console.log(`      one training step (T = ${steps}, B = ${B}, n = ${n}): ${launches} launches from the host ` +
-        `(${c1.kernels - c0.kernels} kernels/copies, ${c1.libraryCalls - c0.libraryCalls} library calls, ${c1.graphs - c0.graphs} graphs running ${c1.graphNodes - c0.graphNodes} nodes)`);
-      if (!selfCheck) {
-        assert.equal(c1.graphs - c0.graphs, 2, 'the forward and the backward recurrence each replay one graph');
-        assert.equal(c1.graphsBuilt, c0.graphsBuilt, 'no graph is re-captured in steady state');
-      }
-      const started = performance.now();
-      let loss = NaN;
-      for (let i = 0; i < 1000; i++) loss = await step();
-      const after = memoryOf(ctx.device);
-      console.log(`      1,000 steps in ${((performance.now() - started) / 1000).toFixed(2)} s, final loss ${loss.toFixed(4)}; device memory ${before.bytes} → ${after.bytes} bytes`);
-      assert.ok(Number.isFinite(loss));
-      assert.equal(after.bytes, before.bytes, 'device bytes');
-      assert.equal(after.tensors, before.tensors, 'device allocations');
-      const c2 = ctx.launchCounters();
-      assert.equal(c2.graphsBuilt, c0.graphsBuilt, 'no graph re-captured over 1,000 steps');
-      model.dispose();
-      opt.dispose();
-    } finally {
-      ctx.dispose();
-    }
-  });
+    });
+  }
 });

@@ -79,6 +79,8 @@ class Backend {
   virtual void download(void* hostDst, const void* src, size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void synchronize() = 0;
+  /** The context is about to run the queued op `op` (its API name): for errors found later. */
+  virtual void beginOp(const std::string& /*op*/) {}
 
   // C[m×n] = α op(A) op(B) + β C, row-major with leading dimensions.
   virtual void gemm(DType dt, bool transA, bool transB, int64_t m, int64_t n, int64_t k, double alpha,

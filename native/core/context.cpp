@@ -108,6 +108,7 @@ void Context::run() {
     }
     if (failure_) continue;  // skip work queued after a failure until it is reported
     try {
+      backend_->beginOp(task.op);
       task.work(*backend_);
     } catch (const Error& e) {
       failure_ = Failure{e.code(), "op '" + task.op + "' failed: " + e.what()};

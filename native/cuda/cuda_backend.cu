@@ -94,6 +94,13 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     std::memset(hostFault_, 0, sizeof(DeviceFault));
     const char* graphs = std::getenv("ORTHORNN_CUDA_GRAPHS");
     graphsEnabled_ = !(graphs && std::string(graphs) == "0");
+    int cooperative = 0, optin = 0;
+    ORTHORNN_CUDA(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device_));
+    ORTHORNN_CUDA(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, device_));
+    ORTHORNN_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_));
+    sharedPerBlockOptin_ = size_t(std::max(optin, 48 * 1024));
+    const char* persistent = std::getenv("ORTHORNN_CUDA_PERSISTENT");
+    persistentEnabled_ = cooperative != 0 && !(persistent && std::string(persistent) == "0");
     ORTHORNN_CUDA(cudaStreamSynchronize(stream_));
   } catch (...) {
     release();
@@ -228,17 +235,34 @@ void CudaBackend::synchronize() {
   if (hostFault_->kind != kNoFault) raisePendingFault();
 }
 
+void CudaBackend::beginOp(const std::string& op) {
+  // The names are the API's ops, a small fixed set: a linear search of a few dozen strings.
+  for (size_t i = 0; i < hostOps_.size(); ++i)
+    if (hostOps_[i] == op) {
+      hostOp_ = int(i);
+      return;
+    }
+  hostOps_.push_back(op);
+  hostOp_ = int(hostOps_.size() - 1);
+}
+
 void CudaBackend::raisePendingFault() {
   const DeviceFault f = *hostFault_;
   std::memset(hostFault_, 0, sizeof(DeviceFault));
   // Cleared before raising, so the context stays usable after the error is reported.
   ORTHORNN_CUDA(cudaMemsetAsync(fault_, 0, sizeof(DeviceFault), stream_));
   ORTHORNN_CUDA(cudaStreamSynchronize(stream_));
-  const char* op = f.op == kOpSoftmaxCrossEntropy ? "softmaxCrossEntropy"
-                   : f.op == kOpLuFactor           ? "luFactor"
-                   : f.op == kOpQr                 ? "qr"
-                   : f.op == kOpSvd                ? "svd"
-                                                   : "a cuda op";
+  const int kernelOp = faultOpOf(f.op);
+  const std::string kernel = kernelOp == kOpSoftmaxCrossEntropy ? "softmaxCrossEntropy"
+                             : kernelOp == kOpLuFactor           ? "luFactor"
+                             : kernelOp == kOpQr                 ? "qr"
+                             : kernelOp == kOpSvd                ? "svd"
+                                                                 : "a cuda op";
+  // The API op that queued the kernel, with the kernel's own name when they differ
+  // ("lstmLossAndGradients (softmaxCrossEntropy): target 5 at row 13 ...").
+  const size_t host = size_t(f.op >> kFaultOpBits);
+  const std::string& api = host < hostOps_.size() ? hostOps_[host] : hostOps_[0];
+  const std::string op = api.empty() || api == kernel ? kernel : api + " (" + kernel + ")";
   switch (f.kind) {
     case kBadTarget:
       fail(ErrorCode::Range, std::string(op) + ": target " + std::to_string(f.b) + " at row " + std::to_string(f.a) +

@@ -50,9 +50,14 @@ namespace cuda {
 enum FaultKind : int { kNoFault = 0, kBadTarget = 1, kNonFinite = 2, kSingular = 3, kNoConvergence = 4, kSolverArgument = 5 };
 enum FaultOp : int { kOpSoftmaxCrossEntropy = 1, kOpLuFactor = 2, kOpQr = 3, kOpSvd = 4 };
 
+// A fault tag: the FaultOp in the low bits, above them the API op that queued the kernel
+// (CudaBackend::faultTag), so the error names the call the user made.
+constexpr int kFaultOpBits = 4;
+__host__ __device__ inline int faultOpOf(int tag) { return tag & ((1 << kFaultOpBits) - 1); }
+
 struct DeviceFault {
   int kind;  // FaultKind; the first fault wins
-  int op;    // FaultOp
+  int op;    // fault tag
   long long a, b, c;
 };
 
@@ -104,6 +109,7 @@ class CudaBackend final : public Backend {
   void download(void* hostDst, const void* src, size_t bytes) override;
   void copy(void* dst, const void* src, size_t bytes) override;
   void synchronize() override;
+  void beginOp(const std::string& op) override;
 
   void gemm(DType dt, bool transA, bool transB, int64_t m, int64_t n, int64_t k, double alpha, const void* A,
             int64_t lda, const void* B, int64_t ldb, double beta, void* C, int64_t ldc) override;
@@ -176,6 +182,8 @@ class CudaBackend final : public Backend {
   }
   void* scratch(ScratchSlot slot, size_t bytes);
   DeviceFault* fault() const { return fault_; }
+  /** The tag a fault-raising kernel of kind `op` gets: `op` and the API op now running. */
+  int faultTag(FaultOp op) const { return (hostOp_ << kFaultOpBits) | op; }
   // Last-block tickets: `count` counters, all zero between kernels.
   unsigned* tickets(size_t count);
   double* partials(size_t count) { return static_cast<double*>(scratch(kPartials, count * sizeof(double))); }
@@ -207,6 +215,20 @@ class CudaBackend final : public Backend {
   template <typename Steps>
   void runAsGraph(const Graph& key, Steps&& steps);
   void releaseGraphs() noexcept;
+  // The persistent Elman recurrences (persistent.cu): false, having launched nothing, where
+  // they cannot run (off, too little shared memory, or the grid does not fit at once).
+  struct PersistentPlan {
+    int w = 0;       // hidden units per block
+    int blocks = 0;  // ⌈n / w⌉
+    size_t sharedBytes = 0;
+  };
+  bool persistentPlan(DType dt, int64_t T, int64_t B, int64_t n, PersistentPlan& plan);
+  template <typename Kernel>
+  bool launchPersistent(Kernel kernel, const PersistentPlan& plan, void** args, const char* name);
+  bool elmanForwardPersistent(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
+                              const void* bias, void* A, void* H);
+  bool elmanBackwardPersistent(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
+                               const void* H, void* dH, void* dA, double clip);
   void release() noexcept;  // everything the constructor created (also after it failed part-way)
   void raisePendingFault();
   void* internalAllocate(size_t bytes);
@@ -226,6 +248,8 @@ class CudaBackend final : public Backend {
   size_t blasWorkspaceBytes_ = 0;
   DeviceFault* fault_ = nullptr;      // device
   DeviceFault* hostFault_ = nullptr;  // pinned host mirror
+  int hostOp_ = 0;                     // index in hostOps_ of the API op now running
+  std::vector<std::string> hostOps_{std::string()};  // the API op names seen, interned
   struct Buffer {
     void* ptr = nullptr;
     size_t bytes = 0;
@@ -234,6 +258,9 @@ class CudaBackend final : public Backend {
   std::vector<Graph> graphs_;
   uint64_t graphClock_ = 0;
   bool graphsEnabled_ = true;
+  bool persistentEnabled_ = false;  // cooperative launches supported, ORTHORNN_CUDA_PERSISTENT not 0
+  int multiprocessors_ = 1;
+  size_t sharedPerBlockOptin_ = 48 * 1024;
   bool capturing_ = false;
   Counters counters_;
 };

@@ -319,7 +319,7 @@ __device__ inline double warpMax(double v) {
 template <typename T>
 __global__ void softmax_xent_kernel(int64_t rows, int64_t classes, const T* logits, const int32_t* targets,
                                     const T* weights, T* dlogits, double* partials, long long* badPartials,
-                                    unsigned* ticket, T* loss, DeviceFault* fault) {
+                                    unsigned* ticket, T* loss, DeviceFault* fault, int tag) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, perBlock = blockDim.x >> 5;
   double total = 0;
   long long firstBad = LLONG_MAX;
@@ -364,7 +364,7 @@ __global__ void softmax_xent_kernel(int64_t rows, int64_t classes, const T* logi
   bad = blockMin(bad);
   if (threadIdx.x == 0) {
     *loss = T(sum);
-    if (bad != LLONG_MAX) raiseFault(fault, kOpSoftmaxCrossEntropy, kBadTarget, bad, targets[bad], classes);
+    if (bad != LLONG_MAX) raiseFault(fault, tag, kBadTarget, bad, targets[bad], classes);
     *ticket = 0;
   }
 }
@@ -601,7 +601,7 @@ void CudaBackend::checkFinite(DType dt, int64_t count, const void* x, int op) {
     using T = decltype(z);
     const unsigned blocks = gridFor(count, kReduceBlocks);
     auto* part = static_cast<long long*>(scratch(kIndex, blocks * sizeof(long long)));
-    first_nonfinite_kernel<T><<<blocks, kThreads, 0, stream()>>>(count, cp<T>(x), part, tickets(1), fault(), op);
+    first_nonfinite_kernel<T><<<blocks, kThreads, 0, stream()>>>(count, cp<T>(x), part, tickets(1), fault(), faultTag(FaultOp(op)));
     launched("first_nonfinite_kernel");
   });
 }
@@ -655,7 +655,7 @@ void CudaBackend::softmaxCrossEntropy(DType dt, int64_t rows, int64_t classes, c
     blocks = blocks < 1 ? 1 : (blocks > kReduceBlocks ? kReduceBlocks : blocks);
     softmax_xent_kernel<T><<<unsigned(blocks), kThreads, 0, stream()>>>(
         rows, classes, cp<T>(logits), targets, cp<T>(weights), mp<T>(dlogits), partials(size_t(blocks)),
-        static_cast<long long*>(scratch(kIndex, size_t(blocks) * sizeof(long long))), tickets(1), mp<T>(loss), fault());
+        static_cast<long long*>(scratch(kIndex, size_t(blocks) * sizeof(long long))), tickets(1), mp<T>(loss), fault(), faultTag(kOpSoftmaxCrossEntropy));
     launched("softmax_xent_kernel");
   });
 }

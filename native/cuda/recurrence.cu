@@ -1,4 +1,6 @@
-// CUDA backend, part 4: the Elman and LSTM recurrences. Per step the forward pass is one cuBLAS product
+// CUDA backend, part 4: the Elman and LSTM recurrences. (The Elman one runs as one persistent
+// kernel per pass where it can, persistent.cu; this is its fallback, and the LSTM's way.)
+// Per step the forward pass is one cuBLAS product
 // (A[t] += H[t] Wᵀ) and one fused bias+activation kernel; the backward pass one product
 // (dH[t] += dA[t+1] W) and one activation-backward kernel. Small per-step products are
 // launch-bound, so the T steps are captured once into a CUDA graph and replayed with a single
@@ -137,8 +139,9 @@ void CudaBackend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, in
                                          void* H) {
   if (!startRecurrence("elmanForwardRecurrence", dt, T, B, n)) return;
   inputProjection(dt, T, B, n, input, A);
-  replay(kElmanForward, dt, act, T, B, n, 0, {Wt, bias, A, H},
-         [&] { Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, Projection{}, Logits{}, A, H); });
+  if (!elmanForwardPersistent(dt, act, T, B, n, Wt, bias, A, H))
+    replay(kElmanForward, dt, act, T, B, n, 0, {Wt, bias, A, H},
+           [&] { Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, Projection{}, Logits{}, A, H); });
   forwardLogits(dt, T, B, n, H, logits);
 }
 
@@ -153,9 +156,10 @@ void CudaBackend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, i
   const double c = clip > 0 ? clip : 0;
   // Only the step loop goes into the graph: the sums below use the reductions' scratch,
   // which may move between calls.
-  replay(kElmanBackward, dt, act, T, B, n, c, {W, H, dH, dA}, [&] {
-    Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, Projection{}, Projection{}, dH, dA, BackwardSums{}, 0, c);
-  });
+  if (!elmanBackwardPersistent(dt, act, T, B, n, W, H, dH, dA, c))
+    replay(kElmanBackward, dt, act, T, B, n, c, {W, H, dH, dA}, [&] {
+      Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, Projection{}, Projection{}, dH, dA, BackwardSums{}, 0, c);
+    });
   backwardSums(dt, T, B, n, H, input, output, dH, dA, sums, givenFrom);
 }
 

@@ -17,7 +17,7 @@ namespace {
 __global__ void solver_info_kernel(const int* info, DeviceFault* fault, int op) {
   const int v = *info;
   if (v < 0) raiseFault(fault, op, kSolverArgument, -v, 0, 0);
-  else if (v > 0 && op == kOpLuFactor) raiseFault(fault, op, kSingular, v - 1, 0, 0);
+  else if (v > 0 && faultOpOf(op) == kOpLuFactor) raiseFault(fault, op, kSingular, v - 1, 0, 0);
   else if (v > 0) raiseFault(fault, op, kNoConvergence, v, 0, 0);
 }
 
@@ -86,7 +86,7 @@ void CudaBackend::luFactor(DType dt, int64_t n64, void* A, int32_t* piv) {
     ORTHORNN_CUSOLVER(cusolverDnDgetrf(solver_, n, n, static_cast<double*>(A), n, work, piv, info));
   }
   libraryCall();
-  solver_info_kernel<<<1, 1, 0, stream_>>>(info, fault_, kOpLuFactor);
+  solver_info_kernel<<<1, 1, 0, stream_>>>(info, fault_, faultTag(kOpLuFactor));
   launched("solver_info_kernel");
 }
 
@@ -202,7 +202,7 @@ void CudaBackend::svd(DType dt, int64_t m64, int64_t n64, const void* A, void* U
                                         std::max(lwork, 1), info, gesvdj_));
   }
   libraryCall();
-  solver_info_kernel<<<1, 1, 0, stream_>>>(info, fault_, kOpSvd);
+  solver_info_kernel<<<1, 1, 0, stream_>>>(info, fault_, faultTag(kOpSvd));
   launched("solver_info_kernel");
   transpose(dt, k, m, Ucm, U);  // column-major m × k is row-major k × m
 }
