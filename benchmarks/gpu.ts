@@ -3,7 +3,8 @@
  *
  * On the cuda backend: square GEMM rates, and full svd-RNN training steps (forward, loss, BPTT,
  * Cayley steps on U and V, RMSprop on the rest) on `npm run bench`'s four cases (benchmarks/cases.ts),
- * each with the recurrence as one persistent kernel per pass (the default), as CUDA graphs
+ * each with the recurrence as one persistent kernel per pass (the default; and the "units"
+ * kernel forced, ORTHORNN_CUDA_PERSISTENT=units), as CUDA graphs
  * (ORTHORNN_CUDA_PERSISTENT=0) and launched step by step (and ORTHORNN_CUDA_GRAPHS=0), with the host launches per training step from the context's launch
  * counters. The CPU's time for the same step is measured alongside, and the PyTorch peer's
  * (benchmarks/peers/torch_step.py) on the same GPU right after ours: the speedup is its median
@@ -93,10 +94,11 @@ async function gemmRate(ctx: Context, dtype: FloatDType, n: number, runs: number
 
 const LR = 1e-4, MARGIN = 0.1;
 
-type Recurrence = 'persistent' | 'graphs' | 'step by step';
+type Recurrence = 'persistent' | 'units' | 'graphs' | 'step by step';
 
 async function trainStep(device: string, recurrence: Recurrence | null, c: TrainCase, runs: number): Promise<StepRecord> {
   // Read when the context is created.
+  if (recurrence === 'units') process.env.ORTHORNN_CUDA_PERSISTENT = 'units';
   if (recurrence === 'graphs' || recurrence === 'step by step') process.env.ORTHORNN_CUDA_PERSISTENT = '0';
   if (recurrence === 'step by step') process.env.ORTHORNN_CUDA_GRAPHS = '0';
   const ctx = new Context({ device, seed: 1 });
@@ -178,6 +180,7 @@ async function main(): Promise<void> {
       let ours: StepRecord | null = null;
       if (onGpu) {
         steps.push((ours = await trainStep('cuda', 'persistent', c, runs)));
+        steps.push(await trainStep('cuda', 'units', c, runs));
         steps.push(await trainStep('cuda', 'graphs', c, runs));
         steps.push(await trainStep('cuda', 'step by step', c, runs));
       }

@@ -351,9 +351,10 @@ describe('90 CUDA backend against the CPU backend', function () {
       }
     }
 
-    // The persistent recurrence kernels (one cooperative launch per pass) split the hidden units
-    // over blocks: these shapes give several blocks, a last block only partly filled, and every
-    // activation, against the CPU. On a GPU, no graph may run: the persistent path took the steps.
+    // The persistent recurrence kernels (one launch per pass): "rows" splits the batch over
+    // blocks, "units" the hidden units (a last block only partly filled here). Each case runs
+    // with the default choice (float64 n = 200 is too large for "rows": "units") and with
+    // "units" forced, against the CPU. On a GPU, no graph may run: a persistent kernel did.
     const persistentCases = [
       { n: 100, B: 3, T: 7, activation: 'relu' as const, clip: 0 },
       { n: 200, B: 20, T: 30, activation: 'tanh' as const, clip: 0.05 },
@@ -361,7 +362,7 @@ describe('90 CUDA backend against the CPU backend', function () {
     ];
     for (const dtype of ['float64', 'float32'] as const) {
       for (const c of persistentCases) {
-        it(`Elman ${dtype} n = ${c.n}, B = ${c.B}, T = ${c.T}, ${c.activation}${c.clip ? `, clip ${c.clip}` : ''}: the recurrence in several blocks, against the CPU`, async () => {
+        it(`Elman ${dtype} n = ${c.n}, B = ${c.B}, T = ${c.T}, ${c.activation}${c.clip ? `, clip ${c.clip}` : ''}: the recurrence in several blocks, against the CPU, by default and with "units"`, async () => {
           const d = 3, k = 5;
           const options = { inputSize: d, hiddenSize: c.n, outputSize: k, activation: c.activation, margin: 0.3, dtype, seed: TEST_SEED % 1000, clipPreactivation: c.clip };
           const a = await ElmanRNN.create<FloatDType>({ ...options, context: cpu });
@@ -376,6 +377,20 @@ describe('90 CUDA backend against the CPU backend', function () {
           const c1 = gpu.launchCounters();
           await compareGradients(`n = ${c.n}`, dtype, ra, rb);
           if (!selfCheck) assert.equal(c1.graphs - c0.graphs, 0, 'graphs replayed: the persistent kernels did not run');
+          process.env.ORTHORNN_CUDA_PERSISTENT = 'units';  // read when the context is created
+          const units = new Context({ device: PARITY_DEVICE, seed: TEST_SEED });
+          delete process.env.ORTHORNN_CUDA_PERSISTENT;
+          try {
+            const u = await ElmanRNN.create<FloatDType>({ ...options, context: units });
+            const c2 = units.launchCounters();
+            const ru = await u.lossAndGradients(batch(units));
+            const c3 = units.launchCounters();
+            await compareGradients(`n = ${c.n}, units`, dtype, ra, ru);
+            if (!selfCheck) assert.equal(c3.graphs - c2.graphs, 0, 'graphs replayed: the units kernels did not run');
+            u.dispose();
+          } finally {
+            units.dispose();
+          }
           a.dispose();
           b.dispose();
         });

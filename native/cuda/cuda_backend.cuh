@@ -218,8 +218,9 @@ class CudaBackend final : public Backend {
   // The persistent Elman recurrences (persistent.cu): false, having launched nothing, where
   // they cannot run (off, too little shared memory, or the grid does not fit at once).
   struct PersistentPlan {
-    int w = 0;       // hidden units per block
-    int blocks = 0;  // ⌈n / w⌉
+    enum Kind { Rows, Units } kind = Rows;
+    int w = 0;  // sequences per block (Rows) or hidden units per block (Units)
+    int blocks = 0, threads = 0;
     size_t sharedBytes = 0;
   };
   bool persistentPlan(DType dt, int64_t T, int64_t B, int64_t n, PersistentPlan& plan);
@@ -258,9 +259,10 @@ class CudaBackend final : public Backend {
   std::vector<Graph> graphs_;
   uint64_t graphClock_ = 0;
   bool graphsEnabled_ = true;
-  bool persistentEnabled_ = false;  // cooperative launches supported, ORTHORNN_CUDA_PERSISTENT not 0
+  // Which persistent recurrences may run (ORTHORNN_CUDA_PERSISTENT; Units needs cooperative launches).
+  enum class PersistentMode { Off, Auto, Rows, Units } persistentMode_ = PersistentMode::Auto;
   int multiprocessors_ = 1;
-  size_t sharedPerBlockOptin_ = 48 * 1024;
+  size_t sharedPerBlockOptin_ = 48 * 1024, sharedPerMultiprocessor_ = 48 * 1024;
   bool capturing_ = false;
   Counters counters_;
 };
