@@ -171,30 +171,41 @@ async function main(): Promise<void> {
   for (const r of gemm) console.log(`  ${r.dtype.padEnd(8)} n = ${String(r.n).padStart(5)}  ${r.medianMs.toFixed(4).padStart(9)} ms  ${r.gflops.toFixed(0).padStart(7)} GFLOP/s`);
 
   const steps: StepRecord[] = [];
+  const failures: string[] = [];
   const peerRecords: PeerRecord[] = [];
   const peer = values['no-peer'] ? 'not requested (--no-peer)' : await TorchPeer.start(4, onGpu ? 'cuda' : 'cpu');
   if (typeof peer === 'string') console.log(`PyTorch peer: none (${peer})`);
   else console.log(`PyTorch peer: torch ${peer.info.torch} (${peer.info.python}) on ${peer.info.device}`);
   try {
     for (const c of quick ? TRAIN_CASES.slice(0, 2).map((c) => ({ ...c, T: Math.ceil(c.T / 10), name: `${c.name} (T/10)` })) : TRAIN_CASES) {
+      // A failing variant is reported and the others still run; the exit status says so.
+      const attempt = async (device: string, recurrence: Recurrence | null, count: number): Promise<StepRecord | null> => {
+        try {
+          const r = await trainStep(device, recurrence, c, count);
+          steps.push(r);
+          console.log(`  ${c.name}, ${device}${recurrence ? ` ${recurrence}` : ''}: ${r.medianMs.toFixed(2)} ms`);
+          return r;
+        } catch (err) {
+          failures.push(`${c.name}, ${device}${recurrence ? ` ${recurrence}` : ''}: ${(err as Error).message}`);
+          console.log(`  FAILED ${failures[failures.length - 1]}`);
+          return null;
+        }
+      };
       let ours: StepRecord | null = null;
       if (onGpu) {
-        steps.push((ours = await trainStep('cuda', 'persistent', c, runs)));
-        steps.push(await trainStep('cuda', 'units', c, runs));
-        steps.push(await trainStep('cuda', 'graphs', c, runs));
-        steps.push(await trainStep('cuda', 'step by step', c, runs));
+        ours = await attempt('cuda', 'persistent', runs);
+        for (const recurrence of ['units', 'graphs', 'step by step'] as const) await attempt('cuda', recurrence, runs);
       }
-      const cpu = await trainStep('cpu', null, c, quick ? 3 : 5);
-      steps.push(cpu);
+      const cpu = await attempt('cpu', null, quick ? 3 : 5);
       ours ??= cpu;
-      if (typeof peer !== 'string') {
+      if (typeof peer !== 'string' && ours) {
         try {
           const setup = await peer.setup(c, MARGIN, LR);
           const { times } = await peer.run(runs, 3, 0.2);
           const ms = median(times) * 1e3;
           peerRecords.push({
             suite: 'gpuPeerStep', case: c.name, device: peer.info.device, torch: peer.info.torch, recurrence: String(setup.recurrence),
-            medianMs: ms, minMs: Math.min(...times) * 1e3, runs, speedup: ms / ours.medianMs,
+            medianMs: ms, minMs: Math.min(...times) * 1e3, runs, speedup: ms / ours!.medianMs,
           });
         } catch (err) {
           console.log(`  PyTorch peer failed on ${c.name}: ${(err as Error).message.split('\n')[0]}`);
@@ -215,7 +226,7 @@ async function main(): Promise<void> {
     console.log(`\nPyTorch peer on ${peerRecords[0].device} (torch ${peerRecords[0].torch}), the same step; speedup = its median / ours (${onGpu ? 'persistent' : 'cpu'})`);
     console.log('  case                             recurrence   torch ms    ours ms  speedup');
     for (const p of peerRecords) {
-      const ours = steps.find((r) => r.case === p.case && (onGpu ? r.recurrence === 'persistent' : r.backend === 'cpu'))!;
+      const ours = steps.find((r) => r.case === p.case && (onGpu ? r.recurrence === 'persistent' : r.backend === 'cpu')) ?? steps.find((r) => r.case === p.case && r.backend === 'cpu')!;
       console.log(`  ${p.case.padEnd(32)} ${p.recurrence.padEnd(10)} ${p.medianMs.toFixed(2).padStart(9)} ${ours.medianMs.toFixed(2).padStart(10)}  ${p.speedup === null ? '-' : `${p.speedup.toFixed(2)}x`}`);
     }
   }
@@ -223,6 +234,10 @@ async function main(): Promise<void> {
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), device: onGpu ? cuda.device : 'cpu', quick, records: [...gemm, ...steps, ...peerRecords] }, null, 2));
   console.log(`\nwrote ${file}`);
+  if (failures.length) {
+    console.log(`\n${failures.length} failed:\n  ${failures.join('\n  ')}`);
+    process.exitCode = 1;
+  }
 }
 
 main().catch((e) => {

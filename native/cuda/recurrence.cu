@@ -56,9 +56,16 @@ void CudaBackend::runAsGraph(const Graph& key, Steps&& steps) {
     } catch (...) {
       capturing_ = false;
       cudaGraph_t broken = nullptr;
-      cudaStreamEndCapture(stream_, &broken);
+      const cudaError_t ended = cudaStreamEndCapture(stream_, &broken);
       if (broken) cudaGraphDestroy(broken);
       cudaGetLastError();
+      // Something in the steps cannot be captured here (a library call, say): nothing of them
+      // ran, so run them directly, and step by step from now on. Any other error repeats there.
+      if (ended == cudaErrorStreamCaptureInvalidated || ended == cudaErrorStreamCaptureUnsupported) {
+        graphsEnabled_ = false;
+        steps();
+        return;
+      }
       throw;
     }
     capturing_ = false;
