@@ -3,8 +3,8 @@
  *
  * On the cuda backend: square GEMM rates, and full svd-RNN training steps (forward, loss, BPTT,
  * Cayley steps on U and V, RMSprop on the rest) on `npm run bench`'s four cases (benchmarks/cases.ts),
- * each with the recurrence as one persistent kernel per pass (the default; and the "units"
- * kernel forced, ORTHORNN_CUDA_PERSISTENT=units), as CUDA graphs
+ * each with the recurrence as one kernel per pass where it fits (the default; and with its dot
+ * products unsplit, ORTHORNN_CUDA_PERSISTENT_SPLIT=1), as CUDA graphs
  * (ORTHORNN_CUDA_PERSISTENT=0) and launched step by step (and ORTHORNN_CUDA_GRAPHS=0), with the host launches per training step from the context's launch
  * counters. The CPU's time for the same step is measured alongside, and the PyTorch peer's
  * (benchmarks/peers/torch_step.py) on the same GPU right after ours: the speedup is its median
@@ -94,11 +94,11 @@ async function gemmRate(ctx: Context, dtype: FloatDType, n: number, runs: number
 
 const LR = 1e-4, MARGIN = 0.1;
 
-type Recurrence = 'persistent' | 'units' | 'graphs' | 'step by step';
+type Recurrence = 'persistent' | 'split 1' | 'graphs' | 'step by step';
 
 async function trainStep(device: string, recurrence: Recurrence | null, c: TrainCase, runs: number): Promise<StepRecord> {
   // Read when the context is created.
-  if (recurrence === 'units') process.env.ORTHORNN_CUDA_PERSISTENT = 'units';
+  if (recurrence === 'split 1') process.env.ORTHORNN_CUDA_PERSISTENT_SPLIT = '1';
   if (recurrence === 'graphs' || recurrence === 'step by step') process.env.ORTHORNN_CUDA_PERSISTENT = '0';
   if (recurrence === 'step by step') process.env.ORTHORNN_CUDA_GRAPHS = '0';
   const ctx = new Context({ device, seed: 1 });
@@ -138,6 +138,7 @@ async function trainStep(device: string, recurrence: Recurrence | null, c: Train
     ctx.dispose();
     delete process.env.ORTHORNN_CUDA_GRAPHS;
     delete process.env.ORTHORNN_CUDA_PERSISTENT;
+    delete process.env.ORTHORNN_CUDA_PERSISTENT_SPLIT;
   }
 }
 
@@ -194,7 +195,7 @@ async function main(): Promise<void> {
       let ours: StepRecord | null = null;
       if (onGpu) {
         ours = await attempt('cuda', 'persistent', runs);
-        for (const recurrence of ['units', 'graphs', 'step by step'] as const) await attempt('cuda', recurrence, runs);
+        for (const recurrence of ['split 1', 'graphs', 'step by step'] as const) await attempt('cuda', recurrence, runs);
       }
       const cpu = await attempt('cpu', null, quick ? 3 : 5);
       ours ??= cpu;

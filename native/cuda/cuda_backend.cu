@@ -94,20 +94,20 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     std::memset(hostFault_, 0, sizeof(DeviceFault));
     const char* graphs = std::getenv("ORTHORNN_CUDA_GRAPHS");
     graphsEnabled_ = !(graphs && std::string(graphs) == "0");
-    int cooperative = 0, optin = 0, perMultiprocessor = 0;
-    ORTHORNN_CUDA(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device_));
+    int optin = 0, perMultiprocessor = 0;
     ORTHORNN_CUDA(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, device_));
     ORTHORNN_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_));
     ORTHORNN_CUDA(cudaDeviceGetAttribute(&perMultiprocessor, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device_));
     sharedPerBlockOptin_ = size_t(std::max(optin, 48 * 1024));
     sharedPerMultiprocessor_ = size_t(std::max(perMultiprocessor, optin));
-    const std::string persistent = std::getenv("ORTHORNN_CUDA_PERSISTENT") ? std::getenv("ORTHORNN_CUDA_PERSISTENT") : "";
-    persistentMode_ = persistent == "0" ? PersistentMode::Off
-                      : persistent == "rows" ? PersistentMode::Rows
-                      : persistent == "units" ? PersistentMode::Units
-                                              : PersistentMode::Auto;
-    if (!cooperative && persistentMode_ == PersistentMode::Units) persistentMode_ = PersistentMode::Off;
-    if (!cooperative && persistentMode_ == PersistentMode::Auto) persistentMode_ = PersistentMode::Rows;
+    const char* persistent = std::getenv("ORTHORNN_CUDA_PERSISTENT");
+    persistentEnabled_ = !(persistent && std::string(persistent) == "0");
+    if (const char* split = std::getenv("ORTHORNN_CUDA_PERSISTENT_SPLIT")) {
+      const std::string s(split);
+      if (s != "1" && s != "2" && s != "4")
+        fail(ErrorCode::Range, "ORTHORNN_CUDA_PERSISTENT_SPLIT must be 1, 2 or 4, got '" + s + "'");
+      persistentSplit_ = std::stoi(s);
+    }
     ORTHORNN_CUDA(cudaStreamSynchronize(stream_));
   } catch (...) {
     release();

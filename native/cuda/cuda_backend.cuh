@@ -215,17 +215,17 @@ class CudaBackend final : public Backend {
   template <typename Steps>
   void runAsGraph(const Graph& key, Steps&& steps);
   void releaseGraphs() noexcept;
-  // The persistent Elman recurrences (persistent.cu): false, having launched nothing, where
-  // they cannot run (off, too little shared memory, or the grid does not fit at once).
+  // The Elman recurrences as one kernel per pass (persistent.cu): false, having launched
+  // nothing, where they cannot run (off, or too little shared memory).
   struct PersistentPlan {
-    enum Kind { Rows, Units } kind = Rows;
-    int w = 0;  // sequences per block (Rows) or hidden units per block (Units)
+    int R = 0;  // sequences per block
+    int S = 0;  // threads per hidden unit's dot product
     int blocks = 0, threads = 0;
     size_t sharedBytes = 0;
   };
   bool persistentPlan(DType dt, int64_t T, int64_t B, int64_t n, PersistentPlan& plan);
   template <typename Kernel>
-  bool launchPersistent(Kernel kernel, const PersistentPlan& plan, void** args, const char* name);
+  void launchPersistent(Kernel kernel, const PersistentPlan& plan, void** args, const char* name);
   bool elmanForwardPersistent(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,
                               const void* bias, void* A, void* H);
   bool elmanBackwardPersistent(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W,
@@ -259,8 +259,8 @@ class CudaBackend final : public Backend {
   std::vector<Graph> graphs_;
   uint64_t graphClock_ = 0;
   bool graphsEnabled_ = true;
-  // Which persistent recurrences may run (ORTHORNN_CUDA_PERSISTENT; Units needs cooperative launches).
-  enum class PersistentMode { Off, Auto, Rows, Units } persistentMode_ = PersistentMode::Auto;
+  bool persistentEnabled_ = true;  // ORTHORNN_CUDA_PERSISTENT not 0
+  int persistentSplit_ = 0;        // ORTHORNN_CUDA_PERSISTENT_SPLIT; 0: automatic
   int multiprocessors_ = 1;
   size_t sharedPerBlockOptin_ = 48 * 1024, sharedPerMultiprocessor_ = 48 * 1024;
   bool capturing_ = false;
