@@ -51,11 +51,13 @@ interface PeerRecord {
   case: string;
   device: string;
   torch: string;
+  /** Whether PyTorch was allowed TF32 (its default for cuDNN); ours is true float32. */
+  tf32: boolean;
   recurrence: string;
   medianMs: number;
   minMs: number;
   runs: number;
-  /** The peer's median over our default's (persistent kernels; above 1, we are faster). */
+  /** The peer's median over our default's (above 1, we are faster). */
   speedup: number | null;
 }
 
@@ -94,7 +96,7 @@ async function gemmRate(ctx: Context, dtype: FloatDType, n: number, runs: number
 
 const LR = 1e-4, MARGIN = 0.1;
 
-type Recurrence = 'persistent' | 'split 1' | 'graphs' | 'step by step';
+type Recurrence = 'default' | 'split 1' | 'graphs' | 'step by step';
 
 async function trainStep(device: string, recurrence: Recurrence | null, c: TrainCase, runs: number): Promise<StepRecord> {
   // Read when the context is created.
@@ -174,9 +176,16 @@ async function main(): Promise<void> {
   const steps: StepRecord[] = [];
   const failures: string[] = [];
   const peerRecords: PeerRecord[] = [];
-  const peer = values['no-peer'] ? 'not requested (--no-peer)' : await TorchPeer.start(4, onGpu ? 'cuda' : 'cpu');
-  if (typeof peer === 'string') console.log(`PyTorch peer: none (${peer})`);
-  else console.log(`PyTorch peer: torch ${peer.info.torch} (${peer.info.python}) on ${peer.info.device}`);
+  // On the GPU two peers: true float32, as ours, and PyTorch's default (cuDNN may use TF32).
+  const peers: TorchPeer[] = [];
+  for (const tf32 of onGpu ? [false, true] : [false]) {
+    const peer = values['no-peer'] ? 'not requested (--no-peer)' : await TorchPeer.start(4, onGpu ? 'cuda' : 'cpu', tf32);
+    if (typeof peer === 'string') console.log(`PyTorch peer${tf32 ? ' (TF32)' : ''}: none (${peer})`);
+    else {
+      peers.push(peer);
+      console.log(`PyTorch peer: torch ${peer.info.torch} (${peer.info.python}) on ${peer.info.device}${peer.info.tf32 ? ', TF32 allowed' : ''}`);
+    }
+  }
   try {
     for (const c of quick ? TRAIN_CASES.slice(0, 2).map((c) => ({ ...c, T: Math.ceil(c.T / 10), name: `${c.name} (T/10)` })) : TRAIN_CASES) {
       // A failing variant is reported and the others still run; the exit status says so.
@@ -194,18 +203,18 @@ async function main(): Promise<void> {
       };
       let ours: StepRecord | null = null;
       if (onGpu) {
-        ours = await attempt('cuda', 'persistent', runs);
+        ours = await attempt('cuda', 'default', runs);
         for (const recurrence of ['split 1', 'graphs', 'step by step'] as const) await attempt('cuda', recurrence, runs);
       }
       const cpu = await attempt('cpu', null, quick ? 3 : 5);
       ours ??= cpu;
-      if (typeof peer !== 'string' && ours) {
+      for (const peer of ours ? peers : []) {
         try {
           const setup = await peer.setup(c, MARGIN, LR);
           const { times } = await peer.run(runs, 3, 0.2);
           const ms = median(times) * 1e3;
           peerRecords.push({
-            suite: 'gpuPeerStep', case: c.name, device: peer.info.device, torch: peer.info.torch, recurrence: String(setup.recurrence),
+            suite: 'gpuPeerStep', case: c.name, device: peer.info.device, torch: peer.info.torch, tf32: peer.info.tf32, recurrence: String(setup.recurrence),
             medianMs: ms, minMs: Math.min(...times) * 1e3, runs, speedup: ms / ours!.medianMs,
           });
         } catch (err) {
@@ -214,7 +223,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    if (typeof peer !== 'string') peer.close();
+    for (const peer of peers) peer.close();
   }
   console.log(`\nsvd-RNN training step, float32 (forward, loss, BPTT, 2 Cayley steps, RMSprop), median ms; GFLOP/s by DESIGN §5's count`);
   console.log('  case                             backend  recurrence     ms/step  GFLOP/s  launches/step  graph nodes/step');
@@ -224,11 +233,11 @@ async function main(): Promise<void> {
       `${r.launchesPerStep === null ? '-'.padStart(13) : String(Math.round(r.launchesPerStep)).padStart(13)}  ${r.graphNodesPerStep === null ? '-' : Math.round(r.graphNodesPerStep)}`);
   }
   if (peerRecords.length) {
-    console.log(`\nPyTorch peer on ${peerRecords[0].device} (torch ${peerRecords[0].torch}), the same step; speedup = its median / ours (${onGpu ? 'persistent' : 'cpu'})`);
-    console.log('  case                             recurrence   torch ms    ours ms  speedup');
+    console.log(`\nPyTorch peer on ${peerRecords[0].device} (torch ${peerRecords[0].torch}), the same step; speedup = its median / ours (${onGpu ? 'default' : 'cpu'})`);
+    console.log('  case                             torch float32   recurrence   torch ms    ours ms  speedup');
     for (const p of peerRecords) {
-      const ours = steps.find((r) => r.case === p.case && (onGpu ? r.recurrence === 'persistent' : r.backend === 'cpu')) ?? steps.find((r) => r.case === p.case && r.backend === 'cpu')!;
-      console.log(`  ${p.case.padEnd(32)} ${p.recurrence.padEnd(10)} ${p.medianMs.toFixed(2).padStart(9)} ${ours.medianMs.toFixed(2).padStart(10)}  ${p.speedup === null ? '-' : `${p.speedup.toFixed(2)}x`}`);
+      const ours = steps.find((r) => r.case === p.case && (onGpu ? r.recurrence === 'default' : r.backend === 'cpu')) ?? steps.find((r) => r.case === p.case && r.backend === 'cpu')!;
+      console.log(`  ${p.case.padEnd(32)} ${(p.tf32 ? 'TF32 allowed' : 'true float32').padEnd(15)} ${p.recurrence.padEnd(10)} ${p.medianMs.toFixed(2).padStart(9)} ${ours.medianMs.toFixed(2).padStart(10)}  ${p.speedup === null ? '-' : `${p.speedup.toFixed(2)}x`}`);
     }
   }
   const file = values.json ?? path.join('bench-results', 'gpu.json');

@@ -37,6 +37,8 @@ export interface PeerInfo {
   threads: number;
   /** Where the peer's tensors live: 'cpu' or 'cuda'. */
   device: string;
+  /** Whether PyTorch may use TF32 for float32 on the GPU (its own default for cuDNN; ours never does). */
+  tf32: boolean;
 }
 
 type Reply = { ok: true; [key: string]: unknown } | { ok: false; error: string; trace?: string };
@@ -64,7 +66,7 @@ export class TorchPeer {
    * shared machine), its tensors on `device` ('cpu' or 'cuda'); a string says why there is no
    * peer (no PyTorch, it failed to start, or the device is unusable to it).
    */
-  static async start(threads: number, device: 'cpu' | 'cuda' = 'cpu'): Promise<TorchPeer | string> {
+  static async start(threads: number, device: 'cpu' | 'cuda' = 'cpu', tf32 = false): Promise<TorchPeer | string> {
     const tried: string[] = [];
     for (const python of candidates()) {
       // An empty or partial torch folder imports as a namespace package: ask for a real function.
@@ -75,9 +77,9 @@ export class TorchPeer {
       if (ORIGINAL_OPENBLAS_THREAD_TIMEOUT === undefined) delete env.OPENBLAS_THREAD_TIMEOUT;
       else env.OPENBLAS_THREAD_TIMEOUT = ORIGINAL_OPENBLAS_THREAD_TIMEOUT;
       const child = spawn(python, [SCRIPT], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-      const peer = new TorchPeer(child, { python, torch: '', threads: 0, device });
+      const peer = new TorchPeer(child, { python, torch: '', threads: 0, device, tf32 });
       try {
-        const hello = await peer.request({ op: 'hello', threads, device });
+        const hello = await peer.request({ op: 'hello', threads, device, tf32 });
         Object.assign(peer.info, { torch: String(hello.torch), threads: Number(hello.threads), device: String(hello.device) });
         return peer;
       } catch (err) {

@@ -15,10 +15,11 @@ is at its best: 'loop' (a Python loop of addmm + tanh) and 'fused' (torch._VF.rn
 C++ loop behind nn.RNN, fed the materialised W).
 
 On a GPU ("device": "cuda" in hello) every tensor lives there, 'fused' is cuDNN's RNN, and each
-timed step ends with torch.cuda.synchronize(), as ours ends with a sync.
+timed step ends with torch.cuda.synchronize(), as ours ends with a sync. Float32 there is true
+float32 unless hello says "tf32": true (PyTorch's own default lets cuDNN use TF32).
 
 Protocol: one JSON object per line on stdin, one JSON reply per line on stdout.
-    {"op": "hello", "threads": 2, "device": "cpu" | "cuda"}
+    {"op": "hello", "threads": 2, "device": "cpu" | "cuda", "tf32": false}
     {"op": "setup", "case": {"n", "B", "T", "d", "k", "score"}, "margin", "lr", "seed"}
     {"op": "run", "steps": k, "warmup": w, "warmupSeconds": s}
                                               → {"times": [seconds per step]} (after w untimed steps,
@@ -165,8 +166,11 @@ class Peer:
         threads = int(msg.get('threads', 0)) or os.cpu_count()
         torch.set_num_threads(threads)
         DEVICE = torch.device(msg.get('device', 'cpu'))
+        tf32 = bool(msg.get('tf32', False))
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.zeros(1, device=DEVICE)  # fails here, with the reason, when the device is unusable
-        return {'torch': torch.__version__, 'threads': torch.get_num_threads(), 'device': str(DEVICE),
+        return {'torch': torch.__version__, 'threads': torch.get_num_threads(), 'device': str(DEVICE), 'tf32': tf32,
                 'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY')}
 
     def setup(self, msg):
