@@ -9,17 +9,15 @@
 // The sequences of a batch never interact, so block g takes R of them and runs all T steps
 // alone, with the whole n × n matrix and its sequences' state in shared memory: no traffic
 // between blocks, no grid-wide barrier. Each hidden unit's dot product is split over S
-// threads (S warps groups, each summing every S-th stretch of n/S terms), whose partial sums
-// meet in shared memory. It needs (n² + 2Rn + SRn) elements of shared memory, so n up to
+// threads (S groups of warps; group q sums the q-th stretch of about n/S terms), whose partial
+// sums meet in shared memory. It needs (n² + 2Rn + SRn) elements of shared memory, so n up to
 // about 230 in float32 and 160 in float64 on a Hopper GPU; larger recurrences run as graphs.
 //
 // ORTHORNN_CUDA_PERSISTENT=0 (read when the context is created) turns it off;
 // ORTHORNN_CUDA_PERSISTENT_SPLIT=1, 2 or 4 fixes S (by default the largest that fits 1,024
 // threads).
 #include <algorithm>
-#include <climits>
-#include <cstdlib>
-#include <string>
+#include <cstdint>
 
 #include "../core/elementwise.h"
 #include "cuda_backend.cuh"
