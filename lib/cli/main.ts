@@ -8,6 +8,8 @@ import { OrthornnError } from '../errors';
 import { flagOf, OPTIONS, parseOption, type TrainConfig } from '../train/config';
 import { evalCommand } from './eval';
 import { plotCommand } from './plot';
+import { PRESETS } from '../train/presets';
+import { presetCommand } from './preset';
 import { sweepCommand } from './sweep';
 import { trainCommand } from './train';
 
@@ -74,6 +76,8 @@ export function program(): Command {
       .description('train every combination of a grid, several processes at once, and print a summary table')
       .addOption(new Option('--plot-format <format>', "each run's figures").choices(['svg', 'png', 'none']).default('svg'))
       .option('--grid <key=values...>', "options to vary, e.g. --grid margin=0,0.01,0.1 seed=1,2 (keys as in config: 'margin', 'batchSize')")
+      .option('--preset <name>', `one of the paper's experiments instead of a grid: ${Object.keys(PRESETS).join(', ')}; writes results.md`)
+      .addOption(new Option('--budget <budget>', "with --preset: the paper's budget (full, for a GPU server) or one a 2-core CPU finishes (reduced)").choices(['reduced', 'full']))
       .option('--jobs <n>', 'processes at once (default: half the cores, at least 1)', (v: string) => {
         const n = Number(v);
         if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('--jobs must be a positive integer');
@@ -84,7 +88,9 @@ export function program(): Command {
         if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('--threads must be a positive integer');
         return n;
       }),
-  ).action(async (opts: Record<string, unknown>) => sweepCommand(trainOptionsOf(opts), opts));
+  ).action(async (opts: Record<string, unknown>) =>
+    typeof opts.preset === 'string' ? presetCommand(opts.preset, trainOptionsOf(opts), opts) : sweepCommand(trainOptionsOf(opts), opts),
+  );
 
   return root;
 }

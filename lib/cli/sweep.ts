@@ -102,15 +102,40 @@ export function summaryTable(runs: SweepRun[], keys: string[]): string {
   return table.toString();
 }
 
-export async function sweep(base: Partial<TrainConfig>, grid: string[], options: { jobs?: number; threads?: number; plotFormat?: 'svg' | 'png' | 'none'; log?: (line: string) => void } = {}): Promise<{ dir: string; runs: SweepRun[]; table: string }> {
+export interface SweepOptions {
+  jobs?: number;
+  threads?: number;
+  plotFormat?: 'svg' | 'png' | 'none';
+  log?: (line: string) => void;
+}
+
+export async function sweep(base: Partial<TrainConfig>, grid: string[], options: SweepOptions = {}): Promise<{ dir: string; runs: SweepRun[]; table: string }> {
   const combos = expandGrid(grid);
+  const { dir, runs } = await sweepRuns(base, combos.map((values) => ({ name: runName(values), values })), options);
+  const keys = [...new Set(combos.flatMap((c) => Object.keys(c)))];
+  const table = summaryTable(runs, keys);
+  writeFileSync(path.join(dir, 'summary.json'), `${JSON.stringify({ base: withoutOut(base), grid, runs }, null, 2)}\n`);
+  writeFileSync(path.join(dir, 'summary.txt'), `${table}\n`);
+  return { dir, runs, table };
+}
+
+function withoutOut(base: Partial<TrainConfig>): Partial<TrainConfig> {
+  const { out: _out, ...rest } = base;
+  return rest;
+}
+
+/**
+ * Runs named configurations (each over `base`) as separate `orthornn train` processes, `jobs`
+ * at a time, each in `<base.out or runs/sweep-…>/<name>`.
+ */
+export async function sweepRuns(base: Partial<TrainConfig>, combos: { name: string; values: Partial<TrainConfig> }[], options: SweepOptions = {}): Promise<{ dir: string; runs: SweepRun[] }> {
   // Every combination must be a valid configuration before anything starts.
-  for (const c of combos) resolveConfig({ ...base, ...c, out: 'x' });
+  for (const c of combos) resolveConfig({ ...base, ...c.values, out: 'x' });
   const cores = Math.max(1, os.availableParallelism());
   const jobs = Math.min(combos.length, options.jobs ?? Math.max(1, Math.floor(cores / 2)));
   const threads = options.threads ?? Math.max(1, Math.floor(cores / jobs));
   const dir = base.out || path.join('runs', `sweep-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  const { out: _out, ...rest } = base;
+  const rest = withoutOut(base);
   mkdirSync(dir, { recursive: true });
   const log = options.log ?? (() => {});
   log(`sweep of ${combos.length} runs, ${jobs} at a time with ${threads} thread(s) each → ${dir}`);
@@ -119,23 +144,20 @@ export async function sweep(base: Partial<TrainConfig>, grid: string[], options:
   const worker = async () => {
     while (next < combos.length) {
       const i = next++;
-      const runDir = path.join(dir, runName(combos[i]));
-      const r = await runOne(rest, combos[i], runDir, threads, options.plotFormat ?? 'svg');
+      const runDir = path.join(dir, combos[i].name);
+      const r = await runOne(rest, combos[i].values, runDir, threads, options.plotFormat ?? 'svg');
       runs[i] = r;
       log(`[${runs.filter(Boolean).length}/${combos.length}] ${r.name}: ${r.status}${r.status === 'ok' ? `, test ${headlineMetric(r.test, 2)}` : ` (${r.error})`} in ${r.seconds.toFixed(1)} s`);
     }
   };
   await Promise.all(Array.from({ length: jobs }, worker));
-  const keys = [...new Set(combos.flatMap((c) => Object.keys(c)))];
-  const table = summaryTable(runs, keys);
-  writeFileSync(path.join(dir, 'summary.json'), `${JSON.stringify({ base: rest, grid, runs }, null, 2)}\n`);
-  writeFileSync(path.join(dir, 'summary.txt'), `${table}\n`);
-  return { dir, runs, table };
+  return { dir, runs };
 }
 
 export async function sweepCommand(base: Partial<TrainConfig>, flags: Record<string, unknown>): Promise<void> {
   const grid = (flags.grid as string[] | undefined) ?? [];
-  if (grid.length === 0) throw rangeError('sweep', '--grid', 'at least one key=values entry', 'none');
+  if (flags.budget !== undefined) throw rangeError('sweep', '--budget', 'only with --preset', String(flags.budget));
+  if (grid.length === 0) throw rangeError('sweep', '--grid', 'at least one key=values entry (or --preset NAME)', 'none');
   const { dir, runs, table } = await sweep(base, grid, { jobs: flags.jobs as number | undefined, threads: flags.threads as number | undefined, plotFormat: flags.plotFormat as 'svg' | 'png' | 'none', log: (l) => process.stdout.write(`${l}\n`) });
   process.stdout.write(`${table}\nsummary: ${path.join(dir, 'summary.json')}\n`);
   if (runs.some((r) => r.status !== 'ok')) process.exitCode = 1;

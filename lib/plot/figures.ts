@@ -273,3 +273,53 @@ export function orthogonality(run: Run, title: string, width: number): Spec | nu
     config: CONFIG,
   };
 }
+
+/** The validation metrics a comparison can show, and how each is titled. */
+export const COMPARABLE = {
+  accuracy: { title: 'validation accuracy (%)', scale: 100, decades: false },
+  bitsPerChar: { title: 'validation bits per character', scale: 1, decades: false },
+  mse: { title: 'validation MSE', scale: 1, decades: true },
+  loss: { title: 'validation loss', scale: 1, decades: true },
+} as const;
+export type ComparableMetric = keyof typeof COMPARABLE;
+
+/**
+ * One validation metric against step for several runs (a preset's rows), one line each; an
+ * optional horizontal rule (a baseline such as the adding task's 1/6).
+ */
+export function comparison(runs: readonly { label: string; run: Run }[], metric: ComparableMetric, title: string, width: number, baseline?: { value: number; label: string }): Spec | null {
+  const { title: metricTitle, scale, decades } = COMPARABLE[metric];
+  const rows: { step: number; value: number; run: string }[] = [];
+  for (const { label, run } of runs) {
+    for (const r of latestPerStep<EvalRecord>(run.valid)) {
+      const v = r[metric];
+      if (v !== undefined && Number.isFinite(v)) rows.push({ step: r.step, value: v * scale, run: label });
+    }
+  }
+  if (rows.length === 0) return null;
+  const labels = runs.map((r) => r.label).filter((l) => rows.some((r) => r.run === l));
+  const x = { field: 'step', type: 'quantitative', title: 'training step', scale: { zero: false } };
+  const values = rows.map((r) => r.value).concat(baseline ? [baseline.value] : []);
+  const y = { field: 'value', type: 'quantitative', title: metricTitle, ...(decades ? decadeScale(values) : { scale: { zero: false } }) };
+  const layer: Spec[] = [
+    {
+      data: { values: rows },
+      mark: { type: 'line', strokeWidth: 1.5, point: { size: 18, filled: true } },
+      encoding: { x, y, color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: labels, scheme: 'tableau10' } } },
+    },
+  ];
+  if (baseline) {
+    layer.push({
+      data: { values: [{ value: baseline.value, label: baseline.label }] },
+      mark: { type: 'rule', strokeDash: [4, 4], color: '#666' },
+      encoding: { y: { field: 'value', type: 'quantitative' } },
+    });
+  }
+  return {
+    title: { text: title, subtitle: `${metricTitle} at each validation${baseline ? `; dashed: ${baseline.label}` : ''}` },
+    width,
+    height: PANEL_HEIGHT + 60,
+    layer,
+    config: CONFIG,
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * `orthornn sweep --preset NAME [--budget reduced|full]`: one of the paper's experiments
+ * (lib/train/presets.ts) as a sweep, then its results: `results.md` (the table with the paper's
+ * numbers beside ours, the command, budget, seeds and wall times), `results.json`, and a
+ * comparison figure of the runs' validation curves (each run also keeps its own figures).
+ */
+import { writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import Table from 'cli-table3';
+import { rangeError } from '../errors';
+import { comparison, type ComparableMetric } from '../plot/figures';
+import { readRun, type Run } from '../plot/read';
+import { renderSpec } from '../plot/render';
+import { flagOf, type TrainConfig } from '../train/config';
+import { presetNamed, presetRuns, type Budget, type Preset, type PresetMetric } from '../train/presets';
+import type { SweepRun } from './sweep';
+import { sweepRuns } from './sweep';
+
+export interface PresetResult {
+  label: string;
+  dir: string;
+  status: SweepRun['status'];
+  seconds: number;
+  /** The preset's metric for this run (null when it has none: failed, or not solved). */
+  ours: number | null;
+  /** What `ours` means when it is null or needs a word: 'not solved in 3000 steps'. */
+  note?: string;
+  paper?: number;
+  steps?: number;
+}
+
+const METRIC_TITLES: Record<PresetMetric, string> = {
+  testAccuracy: 'test accuracy % (best-validation weights)',
+  testBitsPerChar: 'test bits per character (best-validation weights)',
+  stepsToSolve: 'steps until a validation recalls every symbol',
+  bestValidMse: 'best validation MSE (baseline 1/6 ≈ 0.1667)',
+};
+
+const CURVES: Record<PresetMetric, ComparableMetric> = {
+  testAccuracy: 'accuracy',
+  testBitsPerChar: 'bitsPerChar',
+  stepsToSolve: 'accuracy',
+  bestValidMse: 'mse',
+};
+
+/** The preset's metric of one finished run. */
+export function presetMetric(metric: PresetMetric, run: Run, budgetSteps: number | undefined): { value: number | null; note?: string } {
+  const test = run.test.at(-1);
+  switch (metric) {
+    case 'testAccuracy':
+      return test?.accuracy !== undefined ? { value: 100 * test.accuracy } : { value: null, note: 'no test record' };
+    case 'testBitsPerChar':
+      return test?.bitsPerChar !== undefined ? { value: test.bitsPerChar } : { value: null, note: 'no test record' };
+    case 'stepsToSolve': {
+      const solved = run.valid.find((r) => r.accuracy !== undefined && r.accuracy >= 1);
+      if (solved) return { value: solved.step };
+      const best = Math.max(...run.valid.map((r) => r.accuracy ?? 0), 0);
+      return { value: null, note: `not solved${budgetSteps ? ` in ${budgetSteps} steps` : ''} (best recall ${(100 * best).toFixed(1)}%)` };
+    }
+    case 'bestValidMse': {
+      const values = run.valid.map((r) => r.mse ?? NaN).filter(Number.isFinite);
+      return values.length ? { value: Math.min(...values) } : { value: null, note: 'no validation record' };
+    }
+  }
+}
+
+function formatValue(metric: PresetMetric, v: number): string {
+  if (metric === 'testAccuracy') return v.toFixed(2);
+  if (metric === 'testBitsPerChar') return v.toFixed(3);
+  if (metric === 'stepsToSolve') return String(v);
+  return v.toPrecision(4);
+}
+
+/** The command line that reproduces the sweep (the options the user gave, the preset, the budget). */
+function commandLine(preset: Preset, budget: Budget, given: Partial<TrainConfig>, jobs: number | undefined): string {
+  const flags = Object.entries(given).flatMap(([k, v]) => [flagOf(k), String(v)]);
+  return ['orthornn sweep --preset', preset.name, '--budget', budget, ...(jobs ? ['--jobs', String(jobs)] : []), ...flags].join(' ');
+}
+
+export function resultsMarkdown(preset: Preset, budget: Budget, results: PresetResult[], info: { command: string; dir: string; seconds: number; seed: number; overrides: string[]; figure?: string }): string {
+  const hasPaper = results.some((r) => r.paper !== undefined);
+  const head = ['run', ...(hasPaper ? ['paper'] : []), `ours: ${METRIC_TITLES[preset.metric]}`, 'steps', 'wall s'];
+  const lines = [
+    `# ${preset.name} (${budget} budget)`,
+    '',
+    preset.description + '.',
+    '',
+    `- Command: \`${info.command}\``,
+    `- Budget: ${budget} (${Object.entries(preset.budgets[budget]).map(([k, v]) => `${k} ${v}`).join(', ')})${info.overrides.length ? `; overridden on the command line: ${info.overrides.join(', ')}` : ''}; seed ${info.seed}; ${results.length} runs in ${info.seconds.toFixed(0)} s wall.`,
+    `- Shared options: ${Object.entries(preset.base).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+    `- The paper: ${preset.paperFinding}.`,
+    '',
+    `| ${head.join(' | ')} |`,
+    `|${head.map(() => '---').join('|')}|`,
+  ];
+  for (const r of results) {
+    const ours = r.status !== 'ok' ? `failed${r.note ? `: ${r.note}` : ''}` : r.ours === null ? (r.note ?? '–') : formatValue(preset.metric, r.ours);
+    const paper = r.paper === undefined ? '–' : formatValue(preset.metric, r.paper);
+    lines.push(`| ${[r.label, ...(hasPaper ? [paper] : []), ours, String(r.steps ?? '–'), r.seconds.toFixed(0)].join(' | ')} |`);
+  }
+  if (info.figure) lines.push('', `![validation curves](${info.figure})`);
+  lines.push('', `Each run's folder under \`${info.dir}\` holds its config, metrics and figures.`, '');
+  return lines.join('\n');
+}
+
+export async function presetCommand(name: string, given: Partial<TrainConfig>, flags: Record<string, unknown>): Promise<void> {
+  if (((flags.grid as string[] | undefined) ?? []).length > 0) throw rangeError('sweep', '--grid', 'no --grid with --preset (the preset is the grid)', (flags.grid as string[]).join(' '));
+  const preset = presetNamed(name);
+  const budget = (flags.budget ?? 'reduced') as Budget;
+  if (budget !== 'reduced' && budget !== 'full') throw rangeError('sweep', '--budget', "'reduced' or 'full'", String(budget));
+  const { out, ...user } = given;
+  const runs = presetRuns(preset, budget, user);
+  const dir = out || path.join('runs', `${preset.name}-${budget}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const plotFormat = (flags.plotFormat as 'svg' | 'png' | 'none' | undefined) ?? 'svg';
+  const log = (l: string) => process.stdout.write(`${l}\n`);
+  log(`${preset.name}, ${budget} budget: ${preset.description}`);
+  const started = performance.now();
+  const { runs: done } = await sweepRuns({ out: dir }, runs.map((r) => ({ name: r.name, values: r.values })), {
+    jobs: flags.jobs as number | undefined,
+    threads: flags.threads as number | undefined,
+    plotFormat,
+    log,
+  });
+  const seconds = (performance.now() - started) / 1000;
+
+  const results: PresetResult[] = [];
+  const curves: { label: string; run: Run }[] = [];
+  for (let i = 0; i < runs.length; i++) {
+    const r = done[i];
+    const result: PresetResult = { label: runs[i].label, dir: r.dir, status: r.status, seconds: r.seconds, ours: null, paper: runs[i].paper, steps: r.steps };
+    if (r.status === 'ok') {
+      const run = await readRun('sweep', r.dir);
+      const m = presetMetric(preset.metric, run, runs[i].values.steps || undefined);
+      result.ours = m.value;
+      result.note = m.note;
+      curves.push({ label: runs[i].label, run });
+    } else {
+      result.note = r.error;
+    }
+    results.push(result);
+  }
+  let figure: string | undefined;
+  if (plotFormat !== 'none') {
+    const baseline = preset.metric === 'bestValidMse' ? { value: 1 / 6, label: 'baseline 1/6' } : undefined;
+    const spec = comparison(curves, CURVES[preset.metric], `${preset.name} (${budget} budget)`, 640, baseline);
+    if (spec) {
+      figure = `comparison.${plotFormat}`;
+      await writeFile(path.join(dir, figure), plotFormat === 'png' ? await renderSpec(spec, 'png') : await renderSpec(spec, 'svg'));
+    }
+  }
+  const seed = runs[0]?.values.seed ?? 0;
+  const overrides = Object.entries(user).map(([k, v]) => `${k} ${v}`);
+  const markdown = resultsMarkdown(preset, budget, results, { command: commandLine(preset, budget, user, flags.jobs as number | undefined), dir, seconds, seed, overrides, figure });
+  writeFileSync(path.join(dir, 'results.md'), markdown);
+  writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify({ preset: preset.name, budget, seconds, seed, given: user, results }, null, 2)}\n`);
+
+  const table = new Table({ head: ['run', 'paper', 'ours', 'steps', 'seconds'], style: { head: [], border: [] } });
+  for (const r of results) {
+    table.push([r.label, r.paper === undefined ? '–' : formatValue(preset.metric, r.paper), r.status !== 'ok' ? 'failed' : r.ours === null ? (r.note ?? '–') : formatValue(preset.metric, r.ours), String(r.steps ?? '–'), r.seconds.toFixed(1)]);
+  }
+  log(`${table.toString()}\n${METRIC_TITLES[preset.metric]}\nresults: ${path.join(dir, 'results.md')}`);
+  if (done.some((r) => r.status !== 'ok')) process.exitCode = 1;
+}
