@@ -71,7 +71,7 @@ function mnistPreset(task: 'mnist' | 'pmnist'): Preset {
     ],
     budgets: {
       full: { epochs: 100, validEvery: 1000 },
-      reduced: { epochs: 0.5, validEvery: 100, validSize: 2000 },
+      reduced: { epochs: 2, validEvery: 250, validSize: 2000 },
     },
     figures: ['learning-curves', 'singular-values'],
   };
@@ -108,7 +108,7 @@ export const PRESETS: Record<string, Preset> = {
     rows: marginRows([0, 1, 10, 100]),
     budgets: {
       full: { steps: 20_000 },
-      reduced: { steps: 400, validEvery: 50, validSize: 256 },
+      reduced: { steps: 1500, validEvery: 100, validSize: 256 },
     },
     figures: ['learning-curves'],
   },
@@ -140,7 +140,7 @@ export const PRESETS: Record<string, Preset> = {
     ],
     budgets: {
       full: { epochs: 100, validEvery: 1000 },
-      reduced: { epochs: 0.5, validEvery: 100, validSize: 2000 },
+      reduced: { epochs: 1, validEvery: 250, validSize: 2000 },
     },
     figures: ['singular-values', 'learning-curves'],
   },
@@ -157,7 +157,7 @@ function ptbPreset(maxLength: 75 | 300): Preset {
     rows: marginRows(MARGINS),
     budgets: {
       full: { epochs: 20, validEvery: 1000 },
-      reduced: { steps: maxLength > 75 ? 150 : 300, validEvery: 50, validSize: 500 },
+      reduced: { steps: maxLength > 75 ? 1000 : 3000, validEvery: maxLength > 75 ? 100 : 250, validSize: 500 },
     },
     figures: ['learning-curves'],
   };
