@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <set>
 
+#include "denormals.h"
+
 namespace orthornn {
 
 namespace {
@@ -91,6 +93,7 @@ void Context::close() {
 }
 
 void Context::run() {
+  flushDenormalsOnThisThread();
   for (;;) {
     Task task;
     {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "../core/denormals.h"
+
 namespace orthornn {
 
 // Never destroyed: joining its threads from a static destructor would hang an exit that
@@ -55,6 +57,7 @@ int ParallelPool::run(int64_t count, int64_t grain, const std::function<void(int
 }
 
 void ParallelPool::work(int index) {
+  flushDenormalsOnThisThread();
   uint64_t seen = 0;
   for (;;) {
     const std::function<void(int, int64_t, int64_t)>* body;

@@ -1,5 +1,6 @@
 #include "recurrence.h"
 #include "parallel.h"
+#include "../core/denormals.h"
 
 #ifdef ORTHORNN_WITH_LIBXSMM
 #include <libxsmm.h>
@@ -146,6 +147,7 @@ class SpinTeam {
   void deactivate() { active_.store(false, std::memory_order_release); }
 
   void loop(int part) {
+    flushDenormalsOnThisThread();
     for (;;) {
       uint64_t seen;
       {
