@@ -91,7 +91,8 @@ describe('88 presets: the paper experiments as sweeps', function () {
     const md = resultsMarkdown(preset, 'reduced', [
       { label: 'm = 0', dir: 'a', status: 'ok', seconds: 12, ours: 50.5, paper: 77.18, steps: 500 },
       { label: 'LSTM', dir: 'b', status: 'failed', seconds: 1, ours: null, note: 'exit 1', paper: 97.3 },
-    ], { command: 'orthornn sweep --preset mnist-margins', dir: 'runs/x', seconds: 13, seed: 0, overrides: [], figure: 'comparison.svg' });
+    ], { command: 'orthornn sweep --preset mnist-margins', dir: 'runs/x', seconds: 13, seed: 0, overrides: [], commit: 'abc1234', figure: 'comparison.svg' });
+    assert.match(md, /Command: `orthornn sweep --preset mnist-margins` at commit abc1234/);
     assert.match(md, /^# mnist-margins \(reduced budget\)/);
     assert.match(md, /\| run \| paper \| ours: test accuracy %/);
     assert.match(md, /\| m = 0 \| 77\.18 \| 50\.50 \| 500 \| 12 \|/);

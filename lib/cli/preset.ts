@@ -4,6 +4,7 @@
  * numbers beside ours, the command, budget, seeds and wall times), `results.json`, and a
  * comparison figure of the runs' validation curves (each run also keeps its own figures).
  */
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -72,13 +73,21 @@ function formatValue(metric: PresetMetric, v: number): string {
   return v.toPrecision(4);
 }
 
+/** The checkout's commit (with '+changes' when the tree differs from it), or null outside git. */
+function commitOf(): string | null {
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: path.join(__dirname, '..', '..'), encoding: 'utf8' });
+  if (head.status !== 0) return null;
+  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: path.join(__dirname, '..', '..'), encoding: 'utf8' });
+  return `${head.stdout.trim()}${dirty.status === 0 && dirty.stdout.trim() !== '' ? '+changes' : ''}`;
+}
+
 /** The command line that reproduces the sweep (the options the user gave, the preset, the budget). */
 function commandLine(preset: Preset, budget: Budget, given: Partial<TrainConfig>, jobs: number | undefined): string {
   const flags = Object.entries(given).flatMap(([k, v]) => [flagOf(k), String(v)]);
   return ['orthornn sweep --preset', preset.name, '--budget', budget, ...(jobs ? ['--jobs', String(jobs)] : []), ...flags].join(' ');
 }
 
-export function resultsMarkdown(preset: Preset, budget: Budget, results: PresetResult[], info: { command: string; dir: string; seconds: number; seed: number; overrides: string[]; figure?: string }): string {
+export function resultsMarkdown(preset: Preset, budget: Budget, results: PresetResult[], info: { command: string; dir: string; seconds: number; seed: number; overrides: string[]; commit: string | null; figure?: string }): string {
   const hasPaper = results.some((r) => r.paper !== undefined);
   const head = ['run', ...(hasPaper ? ['paper'] : []), `ours: ${METRIC_TITLES[preset.metric]}`, 'steps', 'wall s'];
   const lines = [
@@ -86,7 +95,7 @@ export function resultsMarkdown(preset: Preset, budget: Budget, results: PresetR
     '',
     preset.description + '.',
     '',
-    `- Command: \`${info.command}\``,
+    `- Command: \`${info.command}\`${info.commit ? ` at commit ${info.commit}` : ''}`,
     `- Budget: ${budget} (${Object.entries(preset.budgets[budget]).map(([k, v]) => `${k} ${v}`).join(', ')})${info.overrides.length ? `; overridden on the command line: ${info.overrides.join(', ')}` : ''}; seed ${info.seed}; ${results.length} runs in ${info.seconds.toFixed(0)} s wall.`,
     `- Shared options: ${Object.entries(preset.base).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
     `- The paper: ${preset.paperFinding}.`,
@@ -151,9 +160,10 @@ export async function presetCommand(name: string, given: Partial<TrainConfig>, f
   }
   const seed = runs[0]?.values.seed ?? 0;
   const overrides = Object.entries(user).map(([k, v]) => `${k} ${v}`);
-  const markdown = resultsMarkdown(preset, budget, results, { command: commandLine(preset, budget, user, flags.jobs as number | undefined), dir, seconds, seed, overrides, figure });
+  const commit = commitOf();
+  const markdown = resultsMarkdown(preset, budget, results, { command: commandLine(preset, budget, user, flags.jobs as number | undefined), dir, seconds, seed, overrides, commit, figure });
   writeFileSync(path.join(dir, 'results.md'), markdown);
-  writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify({ preset: preset.name, budget, seconds, seed, given: user, results }, null, 2)}\n`);
+  writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify({ preset: preset.name, budget, commit, seconds, seed, given: user, results }, null, 2)}\n`);
 
   const table = new Table({ head: ['run', 'paper', 'ours', 'steps', 'seconds'], style: { head: [], border: [] } });
   for (const r of results) {
