@@ -68,6 +68,10 @@ describe('88 presets: the paper experiments as sweeps', function () {
     const mnist = presetRuns(presetNamed('mnist-margins'), 'reduced', { steps: 20 });
     assert.equal(mnist[0].values.epochs, undefined, "the user's steps replace the budget's epochs");
     assert.doesNotThrow(() => resolveConfig({ ...mnist[8].values, out: 'x' }), 'the LSTM row drops the options an LSTM refuses');
+    const lstm = presetRuns(presetNamed('mnist-margins'), 'reduced')[8];
+    assert.equal(lstm.label, 'LSTM (epochs 0.5)');
+    assert.equal(lstm.values.epochs, 0.5);
+    assert.equal(presetRuns(presetNamed('mnist-margins'), 'full')[8].values.epochs, 100);
   });
 
   it('an unknown preset is a RangeError naming --preset and the presets', () => {
