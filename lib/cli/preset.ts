@@ -98,7 +98,7 @@ export function resultsMarkdown(preset: Preset, budget: Budget, results: PresetR
     `- Command: \`${info.command}\`${info.commit ? ` at commit ${info.commit}` : ''}`,
     `- Budget: ${budget} (${Object.entries(preset.budgets[budget]).map(([k, v]) => `${k} ${v}`).join(', ')})${info.overrides.length ? `; overridden on the command line: ${info.overrides.join(', ')}` : ''}; seed ${info.seed}; ${results.length} runs in ${info.seconds.toFixed(0)} s wall.`,
     `- Shared options: ${Object.entries(preset.base).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
-    `- The paper: ${preset.paperFinding}.`,
+    `- To compare with: ${preset.paperFinding}.`,
     '',
     `| ${head.join(' | ')} |`,
     `|${head.map(() => '---').join('|')}|`,
