@@ -124,6 +124,7 @@ export async function presetCommand(name: string, given: Partial<TrainConfig>, f
   const plotFormat = (flags.plotFormat as 'svg' | 'png' | 'none' | undefined) ?? 'svg';
   const log = (l: string) => process.stdout.write(`${l}\n`);
   log(`${preset.name}, ${budget} budget: ${preset.description}`);
+  const commit = commitOf();  // the code the runs start with
   const started = performance.now();
   const { runs: done } = await sweepRuns({ out: dir }, runs.map((r) => ({ name: r.name, values: r.values })), {
     jobs: flags.jobs as number | undefined,
@@ -160,7 +161,6 @@ export async function presetCommand(name: string, given: Partial<TrainConfig>, f
   }
   const seed = runs[0]?.values.seed ?? 0;
   const overrides = Object.entries(user).map(([k, v]) => `${k} ${v}`);
-  const commit = commitOf();
   const markdown = resultsMarkdown(preset, budget, results, { command: commandLine(preset, budget, user, flags.jobs as number | undefined), dir, seconds, seed, overrides, commit, figure });
   writeFileSync(path.join(dir, 'results.md'), markdown);
   writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify({ preset: preset.name, budget, commit, seconds, seed, given: user, results }, null, 2)}\n`);
