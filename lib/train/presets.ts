@@ -69,7 +69,7 @@ function mnistPreset(task: 'mnist' | 'pmnist'): Preset {
       { label: 'none, Glorot init', options: { model: 'plain', init: 'glorot' }, paper: paper.glorot },
       { label: 'none, identity init', options: { model: 'plain', init: 'identity' } },
       // The LSTM has no element-wise pre-activation clip: its gradients are clipped by norm.
-      // Its CPU step is about 12× the Elman one's: a quarter of the budget keeps the sweep under an hour.
+      // Its CPU step is about 6× the Elman one's: a quarter of the budget keeps the sweep short.
       { label: 'LSTM', options: { model: 'lstm', activation: undefined, clipPreactivation: undefined, clipNorm: 1 }, paper: paper.lstm, reduced: { epochs: 0.5 } },
     ],
     budgets: {
