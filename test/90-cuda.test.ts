@@ -4,8 +4,10 @@
  * in its default, non-TF32 math mode) and must agree to a relative error of 1e-4 (float64
  * agrees far closer, and is checked at 1e-9). Also: seeded random tensors are bit-identical,
  * U and V stay orthogonal through Cayley steps, device-side errors (bad class ids, singular
- * or non-finite matrices) surface at the next await with the context still usable, and 1,000
- * training steps leave device memory exactly where the first steps put it.
+ * or non-finite matrices) surface at the next await with the context still usable, the Elman
+ * recurrence as one kernel per pass agrees with the CPU (several blocks, both splits, and the
+ * graphs where the matrix does not fit), and 1,000 training steps leave device memory exactly
+ * where the first steps put it, with the one-kernel recurrence and with the graphs.
  *
  * Without a usable GPU the whole suite is skipped, saying why.
  */
