@@ -14,6 +14,11 @@ export const TRAIN_CASES: readonly TrainCase[] = [
   { name: 'n1024 B16 T100', n: 1024, B: 16, T: 100, d: 10, k: 10, score: 'all' },
 ];
 
+/** A case at a tenth of its length, for the quick runs (`--quick`). */
+export function shortened(c: TrainCase): TrainCase {
+  return { ...c, name: `${c.name} (T/10)`, T: Math.ceil(c.T / 10) };
+}
+
 /** DESIGN §5: recurrent products forward and backward, input and output GEMMs, W and the Cayley solves. */
 export function designFlops(c: PeerCase): number {
   const rows = c.score === 'last' ? c.B : c.T * c.B;

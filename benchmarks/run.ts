@@ -14,7 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { backends, Context, ElmanRNN, memory, memoryOf, ops, RMSprop, type BackendInfo, type FloatDType, type Tensor } from '../lib/index';
 import { checkCase, GRAD_RTOL, LOSS_RTOL, type CheckRecord } from './check';
-import { designFlops, TRAIN_CASES, type TrainCase } from './cases';
+import { designFlops, shortened, TRAIN_CASES, type TrainCase } from './cases';
 import { TorchPeer } from './peer';
 
 const USAGE = `Usage: npm run bench -- [options]   (or: npx tsx benchmarks/run.ts [options])
@@ -371,9 +371,7 @@ const cayleySuite: Suite = async ({ backends, quick, peer, provenance }) => {
 };
 
 function casesFor(quick: boolean, only: string | null): TrainCase[] {
-  return TRAIN_CASES.filter((c) => only === null || c.name.includes(only)).map((c) =>
-    quick ? { ...c, name: `${c.name} (T/10)`, T: Math.ceil(c.T / 10) } : c,
-  );
+  return TRAIN_CASES.filter((c) => only === null || c.name.includes(only)).map((c) => (quick ? shortened(c) : c));
 }
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);

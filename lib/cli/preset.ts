@@ -66,6 +66,14 @@ export function presetMetric(metric: PresetMetric, run: Run, budgetSteps: number
   }
 }
 
+/** A row's 'paper' cell, and its 'ours' cell for a run that finished (the value, or why there is none). */
+function paperCell(metric: PresetMetric, r: PresetResult): string {
+  return r.paper === undefined ? '–' : formatValue(metric, r.paper);
+}
+function oursCell(metric: PresetMetric, r: PresetResult): string {
+  return r.ours === null ? (r.note ?? '–') : formatValue(metric, r.ours);
+}
+
 function formatValue(metric: PresetMetric, v: number): string {
   if (metric === 'testAccuracy') return v.toFixed(2);
   if (metric === 'testBitsPerChar') return v.toFixed(3);
@@ -104,9 +112,8 @@ export function resultsMarkdown(preset: Preset, budget: Budget, results: PresetR
     `|${head.map(() => '---').join('|')}|`,
   ];
   for (const r of results) {
-    const ours = r.status !== 'ok' ? `failed${r.note ? `: ${r.note}` : ''}` : r.ours === null ? (r.note ?? '–') : formatValue(preset.metric, r.ours);
-    const paper = r.paper === undefined ? '–' : formatValue(preset.metric, r.paper);
-    lines.push(`| ${[r.label, ...(hasPaper ? [paper] : []), ours, String(r.steps ?? '–'), r.seconds.toFixed(0)].join(' | ')} |`);
+    const ours = r.status !== 'ok' ? `failed${r.note ? `: ${r.note}` : ''}` : oursCell(preset.metric, r);
+    lines.push(`| ${[r.label, ...(hasPaper ? [paperCell(preset.metric, r)] : []), ours, String(r.steps ?? '–'), r.seconds.toFixed(0)].join(' | ')} |`);
   }
   if (info.figure) lines.push('', `![validation curves](${info.figure})`);
   lines.push('', `Each run's folder under \`${info.dir}\` holds its config, metrics and figures.`, '');
@@ -156,7 +163,7 @@ export async function presetCommand(name: string, given: Partial<TrainConfig>, f
     const spec = comparison(curves, CURVES[preset.metric], `${preset.name} (${budget} budget)`, 640, baseline);
     if (spec) {
       figure = `comparison.${plotFormat}`;
-      await writeFile(path.join(dir, figure), plotFormat === 'png' ? await renderSpec(spec, 'png') : await renderSpec(spec, 'svg'));
+      await writeFile(path.join(dir, figure), await renderSpec(spec, plotFormat));
     }
   }
   const seed = runs[0]?.values.seed ?? 0;
@@ -167,7 +174,7 @@ export async function presetCommand(name: string, given: Partial<TrainConfig>, f
 
   const table = new Table({ head: ['run', 'paper', 'ours', 'steps', 'seconds'], style: { head: [], border: [] } });
   for (const r of results) {
-    table.push([r.label, r.paper === undefined ? '–' : formatValue(preset.metric, r.paper), r.status !== 'ok' ? 'failed' : r.ours === null ? (r.note ?? '–') : formatValue(preset.metric, r.ours), String(r.steps ?? '–'), r.seconds.toFixed(1)]);
+    table.push([r.label, paperCell(preset.metric, r), r.status !== 'ok' ? 'failed' : oursCell(preset.metric, r), String(r.steps ?? '–'), r.seconds.toFixed(1)]);
   }
   log(`${table.toString()}\n${METRIC_TITLES[preset.metric]}\nresults: ${path.join(dir, 'results.md')}`);
   if (done.some((r) => r.status !== 'ok')) process.exitCode = 1;
