@@ -138,6 +138,7 @@ export interface NativeAddon {
   elmanLossAndGradients(ctx: NativeContext, ws: NativeWorkspace, config: ElmanNativeConfig, params: NativeTensors, batch: NativeTensors, grads: NativeTensors): void;
   elmanForward(ctx: NativeContext, ws: NativeWorkspace, config: ElmanNativeConfig, params: NativeTensors, x: T, initialState: T | null, outputs: T, finalState: T): void;
   cayleyStep(ctx: NativeContext, ws: NativeWorkspace, M: T, G: T, lr: number): void;
+  cayleyStepInFrame(ctx: NativeContext, ws: NativeWorkspace, M: T, F: T, lr: number): void;
   orthogonalityError(ctx: NativeContext, ws: NativeWorkspace, M: T, out: T): void;
   reorthonormalize(ctx: NativeContext, ws: NativeWorkspace, M: T): void;
   /** params: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, W_out, c; batch: x, targets, weights, h0?, c0?;

@@ -458,6 +458,23 @@ export function cayleyStep<D extends FloatDType>(M: Tensor<D>, G: Tensor<D>, lr:
   return M;
 }
 
+/**
+ * The same Cayley step taken in M's own frame, from F = MᵀG instead of G (the
+ * `frameGradients` of ElmanRNN.lossAndGradients): M ← M (I + η/2 A′)⁻¹ (I − η/2 A′) with
+ * A′ = F − Fᵀ = MᵀA M. For an orthogonal M this is cayleyStep(M, G, lr), without the n×n
+ * product that forms A.
+ */
+export function cayleyStepInFrame<D extends FloatDType>(M: Tensor<D>, F: Tensor<D>, lr: number): Tensor<D> {
+  const fn = 'cayleyStepInFrame';
+  const ctx = contextOf(fn, { M, F });
+  requireSquare(fn, 'M', M);
+  requireDType(fn, 'F', F, M.dtype);
+  requireShape(fn, 'F', F, M.shape);
+  checkNumber(fn, 'lr', lr);
+  native().cayleyStepInFrame(ctx.native, ctx.workspace, M.handle, F.handle, lr);
+  return M;
+}
+
 /** ‖MᵀM − I‖_max as a 0-d tensor. */
 export function orthogonalityError<D extends FloatDType>(M: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
   const fn = 'orthogonalityError';

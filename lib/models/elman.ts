@@ -13,7 +13,7 @@ import type { Tensor } from '../tensor';
 import { checkOptions } from '../validate';
 import type { PreparedBatch, SequenceBatch } from './batch';
 import { glorotUniform, identity, marginLogit, randomOrthogonal, transpose, type InitScheme } from './init';
-import { nonNegative, RecurrentModel, type ModelOptions } from './recurrent';
+import { nonNegative, RecurrentModel, type ModelOptions, type StepOutputs } from './recurrent';
 
 export type RecurrentKind = 'svd' | 'plain' | 'penalty';
 
@@ -50,6 +50,8 @@ export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D
   readonly init: InitScheme;
   readonly learnH0: boolean;
   readonly clipPreactivation: number;
+  /** The frame gradients' buffers, made on first request (lossAndGradients' `frameGradients`). */
+  private frames?: { U: Tensor<D>; V: Tensor<D> };
 
   /** Builds and initialises a model (awaits the initialisation, which runs on the device). */
   static async create<D extends FloatDType = 'float32'>(options: ElmanRNNOptions<D>): Promise<ElmanRNN<D>> {
@@ -142,19 +144,38 @@ export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D
     };
   }
 
-  protected queueLossAndGradients(
-    prepared: PreparedBatch,
-    batch: SequenceBatch<D>,
-    out: { loss: Tensor<D>; hiddenGradientNorms: Tensor<D>; initialState?: Tensor<D> },
-  ): void {
+  protected override frameBuffers(fn: string, flag: boolean): { U: Tensor<D>; V: Tensor<D> } | undefined {
+    if (!flag || this.recurrent !== 'svd') return super.frameBuffers(fn, flag);
+    if (!this.frames) {
+      const shape = [this.hiddenSize, this.hiddenSize];
+      this.frames = { U: this.context.empty<D>(shape, { dtype: this.dtype }), V: this.context.empty<D>(shape, { dtype: this.dtype }) };
+    }
+    return this.frames;
+  }
+
+  protected queueLossAndGradients(prepared: PreparedBatch, batch: SequenceBatch<D>, out: StepOutputs<D>): void {
     native().elmanLossAndGradients(
       this.context.native,
       this.workspace,
       this.config(prepared.loss, prepared.lastStepOnly),
       RecurrentModel.handles(this.parameters),
       RecurrentModel.handles({ x: batch.x, targets: batch.targets, weights: prepared.weights, initialState: batch.initialState }),
-      RecurrentModel.handles({ ...this.grads, loss: out.loss, hiddenGradientNorms: out.hiddenGradientNorms, initialState: out.initialState }),
+      RecurrentModel.handles({
+        ...this.gradientBuffers(out.frames !== undefined),
+        loss: out.loss,
+        hiddenGradientNorms: out.hiddenGradientNorms,
+        initialState: out.initialState,
+        frameU: out.frames?.U,
+        frameV: out.frames?.V,
+      }),
     );
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.frames?.U.dispose();
+    this.frames?.V.dispose();
+    this.frames = undefined;
   }
 
   /** Inference: outputs y (T × B × k) and the final state h_T (B × n). */

@@ -8,7 +8,7 @@ import type { Tensor } from '../tensor';
 import { checkOptions } from '../validate';
 import type { PreparedBatch, SequenceBatch } from './batch';
 import { glorotUniform } from './init';
-import { RecurrentModel, type ModelOptions } from './recurrent';
+import { RecurrentModel, type ModelOptions, type StepOutputs } from './recurrent';
 
 export type LSTMOptions<D extends FloatDType = 'float32'> = ModelOptions<D>;
 
@@ -54,7 +54,7 @@ export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D> {
   protected queueLossAndGradients(
     prepared: PreparedBatch,
     batch: SequenceBatch<D>,
-    out: { loss: Tensor<D>; hiddenGradientNorms: Tensor<D>; initialState?: Tensor<D>; initialCellState?: Tensor<D> },
+    out: StepOutputs<D>,
   ): void {
     native().lstmLossAndGradients(
       this.context.native,

@@ -39,6 +39,31 @@ export interface LossAndGradients<D extends FloatDType> {
   initialStateGradient?: Tensor<D>;
   /** ∂L/∂(initial cell state), B × n, when the batch gave one (LSTM). */
   initialCellStateGradient?: Tensor<D>;
+  /**
+   * With `frameGradients`: Uᵀ ∂L/∂U and Vᵀ ∂L/∂V (n × n each), for ops.cayleyStepInFrame;
+   * `gradients` then has no U or V. For orthogonal U and V each has its Euclidean
+   * gradient's Frobenius norm. The model's own buffers, overwritten by the next call.
+   */
+  frameGradients?: { U: Tensor<D>; V: Tensor<D> };
+}
+
+export interface LossAndGradientsOptions {
+  /**
+   * An ElmanRNN with recurrent 'svd' only: return ∂L/∂U and ∂L/∂V in their own frames
+   * (`frameGradients`) instead of `gradients.U` and `gradients.V`. Cayley steps taken from
+   * them (ops.cayleyStepInFrame) skip the two n×n products that cayleyStep spends forming
+   * its skew-symmetric matrix. Default false.
+   */
+  frameGradients?: boolean;
+}
+
+/** The outputs a model's native loss-and-gradients call writes besides the gradients. */
+export interface StepOutputs<D extends FloatDType> {
+  loss: Tensor<D>;
+  hiddenGradientNorms: Tensor<D>;
+  initialState?: Tensor<D>;
+  initialCellState?: Tensor<D>;
+  frames?: { U: Tensor<D>; V: Tensor<D> };
 }
 
 export function positiveInt(fn: string, arg: string, v: unknown): number {
@@ -123,11 +148,23 @@ export abstract class RecurrentModel<D extends FloatDType> {
   }
 
   /** Queues the model's native loss-and-gradients call. */
-  protected abstract queueLossAndGradients(
-    prepared: PreparedBatch,
-    batch: SequenceBatch<D>,
-    outputs: { loss: Tensor<D>; hiddenGradientNorms: Tensor<D>; initialState?: Tensor<D>; initialCellState?: Tensor<D> },
-  ): void;
+  protected abstract queueLossAndGradients(prepared: PreparedBatch, batch: SequenceBatch<D>, outputs: StepOutputs<D>): void;
+
+  /**
+   * The buffers for `options.frameGradients` when it is true (the model's own, kept across
+   * calls); only an 'svd' ElmanRNN has them.
+   */
+  protected frameBuffers(fn: string, flag: boolean): { U: Tensor<D>; V: Tensor<D> } | undefined {
+    if (!flag) return undefined;
+    throw rangeError(fn, 'options.frameGradients', "true only for an ElmanRNN with recurrent 'svd'", 'true');
+  }
+
+  /** Gradient buffers by name, without U and V when their frame gradients replace them. */
+  protected gradientBuffers(frames: boolean): Record<string, Tensor<D>> {
+    if (!frames) return this.grads;
+    const { U: _u, V: _v, ...rest } = this.grads;
+    return rest;
+  }
 
   /** Whether batches may carry an initial cell state (the LSTM). */
   protected readonly hasCellState: boolean = false;
@@ -136,9 +173,14 @@ export abstract class RecurrentModel<D extends FloatDType> {
    * Loss, every parameter gradient and the hidden gradient norms for one batch: the forward
    * pass, the loss and BPTT run natively as one queued call.
    */
-  async lossAndGradients(batch: SequenceBatch<D>): Promise<LossAndGradients<D>> {
+  async lossAndGradients(batch: SequenceBatch<D>, options: LossAndGradientsOptions = {}): Promise<LossAndGradients<D>> {
     const fn = 'lossAndGradients';
     this.assertLive(fn);
+    if (options === null || typeof options !== 'object') throw typeError(fn, 'options', 'an object', options);
+    checkOptions(fn, options, ['frameGradients']);
+    const flag = options.frameGradients ?? false;
+    if (typeof flag !== 'boolean') throw typeError(fn, 'options.frameGradients', 'a boolean', flag);
+    const frames = this.frameBuffers(fn, flag);
     const prepared = prepareBatch(fn, this, batch, this.weightCache);
     if (batch.initialCellState !== undefined && !this.hasCellState) {
       for (const t of prepared.temporary) t.dispose();
@@ -151,7 +193,7 @@ export abstract class RecurrentModel<D extends FloatDType> {
     const dInit = batch.initialState ? this.stateGradient('h', prepared.B) : undefined;
     const dCell = batch.initialCellState ? this.stateGradient('c', prepared.B) : undefined;
     try {
-      this.queueLossAndGradients(prepared, batch, { loss, hiddenGradientNorms: norms, initialState: dInit, initialCellState: dCell });
+      this.queueLossAndGradients(prepared, batch, { loss, hiddenGradientNorms: norms, initialState: dInit, initialCellState: dCell, frames });
     } finally {
       for (const t of prepared.temporary) t.dispose();
     }
@@ -161,10 +203,11 @@ export abstract class RecurrentModel<D extends FloatDType> {
     if (!Number.isFinite(value)) await this.diagnoseNonFinite(fn, batch, value);
     return {
       loss: value,
-      gradients: this.grads,
+      gradients: this.gradientBuffers(frames !== undefined),
       hiddenGradientNorms: hiddenGradientNorms as Float32Array | Float64Array,
       initialStateGradient: dInit,
       initialCellStateGradient: dCell,
+      ...(frames && { frameGradients: frames }),
     };
   }
 

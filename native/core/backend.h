@@ -102,6 +102,8 @@ class Backend {
   virtual void luFactorNoPivot(DType dt, int64_t n, void* A, int32_t* pivots) { luFactor(dt, n, A, pivots); }
   // Solves A X = B in place of B (n×nrhs) from luFactor's output.
   virtual void luSolve(DType dt, int64_t n, int64_t nrhs, const void* LU, const int32_t* pivots, void* B) = 0;
+  // Solves X A = B in place of B (nrhs×n) from luFactor's output.
+  virtual void luSolveRight(DType dt, int64_t n, int64_t nrhs, const void* LU, const int32_t* pivots, void* B) = 0;
   // Thin QR of A (m×n), k = min(m, n): Q m×k with orthonormal columns, R k×n upper
   // triangular with diag(R) ≥ 0 (the sign fix that makes the factorisation unique).
   virtual void qr(DType dt, int64_t m, int64_t n, const void* A, void* Q, void* R) = 0;

@@ -178,8 +178,11 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
   }
 
   if (cfg.recurrent == Recurrent::Svd) {
-    requireTensor(g.U, "dU", dt, n * n);
-    requireTensor(g.V, "dV", dt, n * n);
+    optionalTensor(g.U, "dU", dt, n * n);
+    optionalTensor(g.V, "dV", dt, n * n);
+    optionalTensor(g.frameU, "frameU", dt, n * n);
+    optionalTensor(g.frameV, "frameV", dt, n * n);
+    require(bool(g.frameU.storage) == bool(g.frameV.storage), ErrorCode::Range, "frameU and frameV go together");
     requireTensor(g.p, "dp", dt, n);
     // ∂L/∂U = G V S, ∂L/∂V = Gᵀ U S, ∂L/∂s = diag(Uᵀ G V). U S is still in its slot from
     // materializeRecurrent.
@@ -187,8 +190,16 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
     be.gemm(dt, false, false, n, n, n, 1.0, G, n, P.V.data(), n, 0.0, GV, n);
     void* ds = ws.get(kDS, size_t(n), dt);
     be.columnDots(dt, n, n, P.U.data(), GV, ds);
-    be.scaleColumns(dt, n, n, GV, s, g.U.data());
-    be.gemm(dt, true, false, n, n, n, 1.0, G, n, ws.get(kUS, size_t(n * n), dt), n, 0.0, g.V.data(), n);
+    if (g.U.storage) be.scaleColumns(dt, n, n, GV, s, g.U.data());
+    if (g.V.storage) be.gemm(dt, true, false, n, n, n, 1.0, G, n, ws.get(kUS, size_t(n * n), dt), n, 0.0, g.V.data(), n);
+    if (g.frameU.storage) {
+      // Uᵀ ∂L/∂U = Ĝ S and Vᵀ ∂L/∂V = Ĝᵀ S with Ĝ = Uᵀ G V.
+      void* F = g.frameU.data();
+      be.gemm(dt, true, false, n, n, n, 1.0, P.U.data(), n, GV, n, 0.0, F, n);
+      be.transpose(dt, n, n, F, g.frameV.data());
+      be.scaleColumns(dt, n, n, F, s, F);
+      be.scaleColumns(dt, n, n, g.frameV.data(), s, g.frameV.data());
+    }
     if (cfg.spectrumPrior != 0) {
       // γ Σ (s − 1)²: loss += γ Σ (s − 1)², ds += 2γ (s − 1).
       void* sm1 = ws.get(kTmp, size_t(n) + 1, dt);

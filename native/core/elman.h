@@ -43,6 +43,9 @@ struct ElmanGradients {
   Tensor W_in, b, U, V, p, W, W_out, c, h0;
   Tensor initialState;         // B × n: dL/d(initial state), for truncated BPTT
   Tensor hiddenGradientNorms;  // T: ‖dL/dh_t‖ over the batch
+  // svd: ∂L/∂U and ∂L/∂V in their own frames, Uᵀ ∂L/∂U and Vᵀ ∂L/∂V (n × n each, both or
+  // neither), what cayleyStepInFrame takes. They cost one n×n product, as ∂L/∂V does.
+  Tensor frameU, frameV;
 };
 
 struct ElmanShape {

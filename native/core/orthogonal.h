@@ -9,6 +9,11 @@ namespace orthornn {
 // M and G are n×n; `ws` holds the scratch (slots 0..2).
 void cayleyStep(Backend& b, DType dt, int64_t n, void* M, const void* G, double lr, Workspace& ws);
 
+// The same step taken in M's own frame, from F = MᵀG (what elmanLossAndGradients gives as
+// frame gradients): M ← M (I + η/2 A′)⁻¹ (I − η/2 A′) with A′ = F − Fᵀ = MᵀA M. For an
+// orthogonal M it is cayleyStep's step, without the n×n product that forms A.
+void cayleyStepInFrame(Backend& b, DType dt, int64_t n, void* M, const void* F, double lr, Workspace& ws);
+
 // ‖MᵀM − I‖_max written to `out` (one element of dt).
 void orthogonalityError(Backend& b, DType dt, int64_t n, const void* M, void* out, Workspace& ws);
 

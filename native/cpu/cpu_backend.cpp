@@ -263,6 +263,22 @@ class CpuBackend final : public Backend {
     });
   }
 
+  // X A = B is Aᵀ Xᵀ = Bᵀ, and Bᵀ is the column-major view of B (n × nrhs): getrs on the
+  // factorisation of Aᵀ as it stands.
+  void luSolveRight(DType dt, int64_t n64, int64_t nrhs64, const void* LU, const int32_t* piv, void* B) override {
+    const int n = blasDim(n64, "n"), nrhs = blasDim(nrhs64, "nrhs");
+    if (n == 0 || nrhs == 0) return;
+    onFloat(dt, "luSolveRight", [&](auto z) {
+      using T = decltype(z);
+      lapack_int info;
+      if constexpr (std::is_same_v<T, float>)
+        info = LAPACKE_sgetrs_work(LAPACK_COL_MAJOR, 'N', n, nrhs, cp<T>(LU), n, piv, mp<T>(B), n);
+      else
+        info = LAPACKE_dgetrs_work(LAPACK_COL_MAJOR, 'N', n, nrhs, cp<T>(LU), n, piv, mp<T>(B), n);
+      if (info != 0) fail(ErrorCode::Internal, "getrs rejected argument " + std::to_string(-info));
+    });
+  }
+
   void qr(DType dt, int64_t m64, int64_t n64, const void* A, void* Qv, void* Rv) override {
     const int m = blasDim(m64, "m"), n = blasDim(n64, "n"), k = std::min(m, n);
     if (k == 0) return;

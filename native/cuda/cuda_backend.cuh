@@ -119,6 +119,7 @@ class CudaBackend final : public Backend {
 
   void luFactor(DType dt, int64_t n, void* A, int32_t* pivots) override;
   void luSolve(DType dt, int64_t n, int64_t nrhs, const void* LU, const int32_t* pivots, void* B) override;
+  void luSolveRight(DType dt, int64_t n, int64_t nrhs, const void* LU, const int32_t* pivots, void* B) override;
   void qr(DType dt, int64_t m, int64_t n, const void* A, void* Q, void* R) override;
   void svd(DType dt, int64_t m, int64_t n, const void* A, void* U, void* S, void* Vt) override;
 

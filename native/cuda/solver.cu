@@ -121,6 +121,24 @@ void CudaBackend::luSolve(DType dt, int64_t n64, int64_t nrhs64, const void* LU,
   launched("row_swaps_kernel");
 }
 
+// X A = B is Aᵀ Xᵀ = Bᵀ, and Bᵀ is the column-major view of B (n × nrhs): getrs on the
+// factorisation of Aᵀ as it stands, with no transposes. Its devInfo reports only invalid
+// arguments, which the dimensions checked here rule out.
+void CudaBackend::luSolveRight(DType dt, int64_t n64, int64_t nrhs64, const void* LU, const int32_t* piv, void* B) {
+  const int n = cublasDim(n64, "n"), nrhs = cublasDim(nrhs64, "nrhs");
+  if (n == 0 || nrhs == 0) return;
+  require(isFloat(dt), ErrorCode::Type, std::string("luSolveRight: expected float32 or float64, got ") + dtypeName(dt));
+  bind();
+  int* info = static_cast<int*>(scratch(kSolverInfo, sizeof(int)));
+  if (dt == DType::F32)
+    ORTHORNN_CUSOLVER(cusolverDnSgetrs(solver_, CUBLAS_OP_N, n, nrhs, static_cast<const float*>(LU), n, piv,
+                                       static_cast<float*>(B), n, info));
+  else
+    ORTHORNN_CUSOLVER(cusolverDnDgetrs(solver_, CUBLAS_OP_N, n, nrhs, static_cast<const double*>(LU), n, piv,
+                                       static_cast<double*>(B), n, info));
+  libraryCall();
+}
+
 // Thin QR of row-major A (m × n): the transpose into a column-major copy, geqrf, R with the
 // sign fix, orgqr in place, Q with the same signs.
 void CudaBackend::qr(DType dt, int64_t m64, int64_t n64, const void* A, void* Q, void* R) {

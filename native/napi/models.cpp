@@ -99,6 +99,8 @@ Napi::Value ElmanLossAndGradients(const Napi::CallbackInfo& info) {
   grads.h0 = tensorField(env, *ctx, go, "h0");
   grads.initialState = tensorField(env, *ctx, go, "initialState");
   grads.hiddenGradientNorms = tensorField(env, *ctx, go, "hiddenGradientNorms");
+  grads.frameU = tensorField(env, *ctx, go, "frameU");
+  grads.frameV = tensorField(env, *ctx, go, "frameV");
   checkNow(env, [&] { validateElman(cfg, params, batch); });
   enqueueOn(env, *ctx, "elmanLossAndGradients", [=](Backend& be) mutable {
     elmanLossAndGradients(be, cfg, params, batch, grads, *ws);
@@ -137,17 +139,23 @@ Tensor squareArg(const Napi::CallbackInfo& info, const ContextState& ctx, size_t
   return t;
 }
 
-// cayleyStep(context, workspace, M, G, lr): M updated in place.
+// cayleyStep(context, workspace, M, G, lr) and cayleyStepInFrame(context, workspace, M, F,
+// lr): M updated in place.
+template <bool kInFrame>
 Napi::Value CayleyStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto ctx = contextArg(info, 0);
   WorkspaceRef ws = workspaceArg(info, 1);
-  Tensor M = squareArg(info, *ctx, 2, "M"), G = squareArg(info, *ctx, 3, "G");
+  const char* gName = kInFrame ? "F" : "G";
+  Tensor M = squareArg(info, *ctx, 2, "M"), G = squareArg(info, *ctx, 3, gName);
   if (G.dtype != M.dtype || G.shape != M.shape)
-    throwError(env, ErrorCode::Range, "argument 'G' must match 'M' (" + std::string(dtypeName(M.dtype)) + " " + shapeString(M.shape) + ")");
+    throwError(env, ErrorCode::Range, std::string("argument '") + gName + "' must match 'M' (" + dtypeName(M.dtype) + " " + shapeString(M.shape) + ")");
   if (!info[4].IsNumber()) throwError(env, ErrorCode::Type, "argument 'lr' must be a number");
   const double lr = info[4].As<Napi::Number>().DoubleValue();
-  enqueueOn(env, *ctx, "cayleyStep", [=](Backend& be) { cayleyStep(be, M.dtype, M.shape[0], M.data(), G.data(), lr, *ws); });
+  enqueueOn(env, *ctx, kInFrame ? "cayleyStepInFrame" : "cayleyStep", [=](Backend& be) {
+    if (kInFrame) cayleyStepInFrame(be, M.dtype, M.shape[0], M.data(), G.data(), lr, *ws);
+    else cayleyStep(be, M.dtype, M.shape[0], M.data(), G.data(), lr, *ws);
+  });
   return env.Undefined();
 }
 
@@ -179,7 +187,8 @@ void registerModelBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseWorkspace", Napi::Function::New<ReleaseWorkspace>(env, "releaseWorkspace"));
   exports.Set("elmanLossAndGradients", Napi::Function::New<ElmanLossAndGradients>(env, "elmanLossAndGradients"));
   exports.Set("elmanForward", Napi::Function::New<ElmanForward>(env, "elmanForward"));
-  exports.Set("cayleyStep", Napi::Function::New<CayleyStep>(env, "cayleyStep"));
+  exports.Set("cayleyStep", Napi::Function::New<CayleyStep<false>>(env, "cayleyStep"));
+  exports.Set("cayleyStepInFrame", Napi::Function::New<CayleyStep<true>>(env, "cayleyStepInFrame"));
   exports.Set("orthogonalityError", Napi::Function::New<OrthogonalityError>(env, "orthogonalityError"));
   exports.Set("reorthonormalize", Napi::Function::New<Reorthonormalize>(env, "reorthonormalize"));
 }
