@@ -115,10 +115,10 @@ async function trainStep(device: string, recurrence: Recurrence | null, c: Train
     const x = ctx.randn([T, B, d], { seed: 3 });
     const targets = ctx.tensor(Int32Array.from({ length: scored === 'last' ? B : T * B }, (_, i) => i % k), scored === 'last' ? [B] : [T, B]);
     const step = async () => {
-      const r = await model.lossAndGradients({ x: x as Tensor<'float32'>, targets, score: scored });
+      const r = await model.lossAndGradients({ x: x as Tensor<'float32'>, targets, score: scored }, { frameGradients: true });
       opt.step(r.gradients);
-      ops.cayleyStep(U, r.gradients.U, LR);
-      ops.cayleyStep(V, r.gradients.V, LR);
+      ops.cayleyStepInFrame(U, r.frameGradients!.U, LR);
+      ops.cayleyStepInFrame(V, r.frameGradients!.V, LR);
       await ctx.sync();
     };
     for (let i = 0; i < 3; i++) await step();

@@ -441,10 +441,10 @@ const trainStepSuite: Suite = async ({ backends, quick, earlier, peer, provenanc
         const { U, V, ...euclidean } = model.parameters;
         const optimizer = new RMSprop(euclidean, { lr: LR, rho: 0.9, eps: 1e-8 });
         const step = async () => {
-          const { gradients: g } = await model.lossAndGradients({ x, targets, score: c.score });
-          optimizer.step(g);
-          ops.cayleyStep(U, g.U, LR);
-          ops.cayleyStep(V, g.V, LR);
+          const r = await model.lossAndGradients({ x, targets, score: c.score }, { frameGradients: true });
+          optimizer.step(r.gradients);
+          ops.cayleyStepInFrame(U, r.frameGradients!.U, LR);
+          ops.cayleyStepInFrame(V, r.frameGradients!.V, LR);
           await ctx.sync();
         };
         try {

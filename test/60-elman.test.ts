@@ -224,6 +224,27 @@ for (const device of availableBackends()) describe(`60 Elman RNN on ${device}: f
     plain.dispose();
   });
 
+  it('frame gradients are Uᵀ dL/dU and Vᵀ dL/dV, replace gradients.U and .V, and leave the rest unchanged', async () => {
+    const model = await makeModel(ctx, { recurrent: 'svd', margin: 0.4 });
+    const { n } = sizes;
+    const batch = makeBatch(ctx, { score: 'all' });
+    const euclidean = await model.lossAndGradients(batch);
+    const expected: Record<string, Float64Array> = {};
+    for (const [name, g] of Object.entries(euclidean.gradients)) expected[name] = Float64Array.from(await g.read());
+    const framed = await model.lossAndGradients(batch, { frameGradients: true });
+    assert.equal(framed.loss, euclidean.loss);
+    assert.deepEqual(Object.keys(framed.gradients).sort(), Object.keys(expected).filter((k) => k !== 'U' && k !== 'V').sort());
+    for (const [name, g] of Object.entries(framed.gradients)) assertClose(await g.read(), expected[name], { atol: 1e-13, rtol: 1e-12 }, name);
+    const U = await model.parameters.U.read(), V = await model.parameters.V.read();
+    assertClose(await framed.frameGradients!.U.read(), naiveGemm(U, expected.U, n, n, n, true), { atol: 1e-12, rtol: 1e-10 }, 'Uᵀ dU');
+    assertClose(await framed.frameGradients!.V.read(), naiveGemm(V, expected.V, n, n, n, true), { atol: 1e-12, rtol: 1e-10 }, 'Vᵀ dV');
+    // Without the option, the Euclidean gradients again.
+    const again = await model.lossAndGradients(batch);
+    assert.equal(again.frameGradients, undefined);
+    assertClose(await again.gradients.V.read(), expected.V, { atol: 1e-13, rtol: 1e-12 }, 'dV again');
+    model.dispose();
+  });
+
   it('hidden gradient norms: ‖dL/dh_t‖ equals the initial-state gradient of the suffix from step t (last step scored)', async () => {
     const model = await makeModel(ctx, { recurrent: 'svd', initial: 'h0' });
     const { T, B, d } = { ...sizes, T: 7 };
@@ -364,6 +385,13 @@ for (const device of availableBackends()) describe(`60 Elman RNN on ${device}: f
       await assert.rejects(ElmanRNN.create({ inputSize: 1, hiddenSize: 2, outputSize: 2, recurrent: 'plain', margin: 0.1 }), /margin/);
       await assert.rejects(ElmanRNN.create({ inputSize: 1, hiddenSize: 2, outputSize: 2, margin: -1 }), /margin/);
       await assert.rejects(ElmanRNN.create({ inputSize: 1, hiddenSize: 2, outputSize: 2, hidden: 3 } as never), /unknown option 'hidden'/);
+      const b = good();
+      await assert.rejects(model.lossAndGradients(b, { frames: true } as never), /unknown option 'frames'/);
+      await assert.rejects(model.lossAndGradients(b, { frameGradients: 1 } as never), (e: unknown) => e instanceof TypeError && /options\.frameGradients.*a boolean/.test(e.message));
+      await assert.rejects(model.lossAndGradients(b, null as never), /options.*an object/);
+      const plain = await makeModel(ctx, { recurrent: 'plain' });
+      await assert.rejects(plain.lossAndGradients(b, { frameGradients: true }), /options\.frameGradients.*only for an ElmanRNN with recurrent 'svd'/);
+      plain.dispose();
     });
 
     it('after all of these the model computes the same loss as before', async () => {

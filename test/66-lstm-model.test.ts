@@ -68,11 +68,16 @@ for (const device of availableBackends()) describe(`66 LSTM model on ${device}: 
     model.dispose();
   });
 
-  it('an initial cell state is refused by an Elman model; unknown LSTM options are refused', async () => {
+  it('an initial cell state is refused by an Elman model; unknown LSTM options and frame gradients are refused', async () => {
     const elman = await ElmanRNN.create({ inputSize: 2, hiddenSize: 4, outputSize: 2, context: ctx });
     const x = ctx.zeros([3, 2, 2]);
-    await assert.rejects(elman.lossAndGradients({ x, targets: ctx.zeros([3, 2], { dtype: 'int32' }), initialCellState: ctx.zeros([2, 4]) }), /initialCellState.*only to an LSTM/);
+    const targets = ctx.zeros([3, 2], { dtype: 'int32' });
+    await assert.rejects(elman.lossAndGradients({ x, targets, initialCellState: ctx.zeros([2, 4]) }), /initialCellState.*only to an LSTM/);
     await assert.rejects(LSTM.create({ inputSize: 2, hiddenSize: 4, outputSize: 2, margin: 0.1 } as never), /unknown option 'margin'/);
+    const lstm = await LSTM.create({ inputSize: 2, hiddenSize: 4, outputSize: 2, context: ctx });
+    await assert.rejects(lstm.lossAndGradients({ x, targets }, { frameGradients: true }), /frameGradients.*only for an ElmanRNN/);
+    assert.ok(Number.isFinite((await lstm.lossAndGradients({ x, targets }, { frameGradients: false })).loss));
+    lstm.dispose();
     elman.dispose();
   });
 });

@@ -15,8 +15,8 @@ for (const device of availableBackends()) describe(`70 Cayley steps and orthogon
 
   // At n = 64, η = 0.3 makes I + η/2 A far from diagonally dominant (the CPU factorises it
   // with pivoting) and η = 1e-3 keeps it dominant (factorised without the pivot search, and
-  // recursively for n = 200).
-  for (const [n, eta] of [[1, 0.3], [7, 0.3], [64, 0.3], [64, 1e-3], [200, 1e-3]]) {
+  // recursively for n = 200). n = 37 leaves partial register blocks in the CPU's transposes.
+  for (const [n, eta] of [[1, 0.3], [7, 0.3], [37, 0.05], [64, 0.3], [64, 1e-3], [200, 1e-3]]) {
     it(`n = ${n}, η = ${eta}: M stays orthogonal to 1e-12 (float64) and (I + ηA/2) M_new = (I − ηA/2) M`, async () => {
       const M = orthogonal(n, 'float64');
       const M0 = Float64Array.from(await M.read());
@@ -37,6 +37,51 @@ for (const device of availableBackends()) describe(`70 Cayley steps and orthogon
       if (n > 1) assert.ok(M0.some((v, i) => Math.abs(v - M1[i]) > eta / 100));
     });
   }
+
+  // The frame form: F = MᵀG and A′ = F − Fᵀ, so that A = M A′ Mᵀ for an orthogonal M.
+  for (const [n, eta] of [[1, 0.3], [7, 0.3], [37, 0.05], [64, 0.3], [64, 1e-3], [200, 1e-3]]) {
+    it(`n = ${n}, η = ${eta}: cayleyStepInFrame(M, MᵀG) is cayleyStep(M, G), and M_new (I + ηA′/2) = M (I − ηA′/2)`, async () => {
+      const M = orthogonal(n, 'float64');
+      const M0 = Float64Array.from(await M.read());
+      const Gv = randomArray(n * n, 'float64');
+      const F = naiveGemm(M0, Gv, n, n, n, true);
+      const reference = ops.copy(M);
+      ops.cayleyStep(reference, ctx.tensor(Gv, [n, n]), eta);
+      ops.cayleyStepInFrame(M, ctx.tensor(F, [n, n]), eta);
+      const M1 = await M.read();
+      assertClose(M1, await reference.read(), { atol: 1e-12 }, 'the two forms');
+      assert.ok(orthonormalityError(M1, n, n) < 1e-12, `‖MᵀM − I‖ = ${orthonormalityError(M1, n, n)}`);
+      const Ap = F.map((v, i) => v - F[(i % n) * n + Math.floor(i / n)]);
+      const M1A = naiveGemm(M1, Ap, n, n, n), M0A = naiveGemm(M0, Ap, n, n, n);
+      const left = Float64Array.from(M1).map((v, i) => v + (eta / 2) * M1A[i]);
+      const right = Float64Array.from(M0).map((v, i) => v - (eta / 2) * M0A[i]);
+      assertClose(left, right, { atol: 1e-12 }, 'Cayley equation in the frame');
+      if (n > 1) assert.ok(M0.some((v, i) => Math.abs(v - M1[i]) > eta / 100));
+      reference.dispose();
+    });
+  }
+
+  it('frame gradients step U and V as the Euclidean ones do, in float64 and float32', async () => {
+    for (const dtype of ['float64', 'float32'] as const) {
+      const options = { inputSize: 3, hiddenSize: 37, outputSize: 4, margin: 0.3, dtype, context: ctx, seed: 6 } as const;
+      const a = await ElmanRNN.create(options), b = await ElmanRNN.create(options);
+      const batch = { x: ctx.tensor(randomArray(6 * 4 * 3, dtype), [6, 4, 3]), targets: ctx.tensor(Int32Array.from({ length: 24 }, (_, i) => i % 4), [6, 4]) };
+      for (let step = 0; step < 3; step++) {
+        const ra = await a.lossAndGradients(batch);
+        const rb = await b.lossAndGradients(batch, { frameGradients: true });
+        assert.ok(Math.abs(ra.loss - rb.loss) <= (dtype === 'float64' ? 1e-12 : 1e-5), `step ${step}: loss ${ra.loss} vs ${rb.loss}`);
+        ops.cayleyStep(a.parameters.U, ra.gradients.U, 0.5);
+        ops.cayleyStep(a.parameters.V, ra.gradients.V, 0.5);
+        ops.cayleyStepInFrame(b.parameters.U, rb.frameGradients!.U, 0.5);
+        ops.cayleyStepInFrame(b.parameters.V, rb.frameGradients!.V, 0.5);
+      }
+      const tol = dtype === 'float64' ? 1e-12 : 1e-5;
+      assertClose(await b.parameters.U.read(), await a.parameters.U.read(), { atol: tol }, `${dtype} U`);
+      assertClose(await b.parameters.V.read(), await a.parameters.V.read(), { atol: tol }, `${dtype} V`);
+      a.dispose();
+      b.dispose();
+    }
+  });
 
   it('to first order the step is M − η (G − M Gᵀ M)', async () => {
     const n = 9;
@@ -114,5 +159,9 @@ for (const device of availableBackends()) describe(`70 Cayley steps and orthogon
     assert.throws(() => ops.cayleyStep(ctx.zeros([2, 3]), ctx.zeros([2, 3]), 0.1), RangeError);
     assert.throws(() => ops.cayleyStep(ctx.zeros([3, 3]), ctx.zeros([2, 2]), 0.1), /argument 'G' must be of shape \[3, 3\]/);
     assert.throws(() => ops.cayleyStep(ctx.zeros([3, 3]), ctx.zeros([3, 3]), NaN), /argument 'lr' must be a finite number/);
+    assert.throws(() => ops.cayleyStepInFrame(ctx.zeros([2, 3]), ctx.zeros([2, 3]), 0.1), RangeError);
+    assert.throws(() => ops.cayleyStepInFrame(ctx.zeros([3, 3]), ctx.zeros([2, 2]), 0.1), /cayleyStepInFrame: argument 'F' must be of shape \[3, 3\]/);
+    assert.throws(() => ops.cayleyStepInFrame(ctx.zeros([3, 3]), ctx.zeros([3, 3], { dtype: 'float64' }), 0.1), /argument 'F'/);
+    assert.throws(() => ops.cayleyStepInFrame(ctx.zeros([3, 3]), ctx.zeros([3, 3]), Infinity), /argument 'lr' must be a finite number/);
   });
 });

@@ -258,6 +258,13 @@ describe('90 CUDA backend against the CPU backend', function () {
           }, 2e-3);
           const err = await ops.orthogonalityError(ops.cayleyStep(ops.qr(T(gpu, M0, [n, n])).q, T(gpu, G, [n, n]), 0.3)).item();
           assert.ok(err <= (dtype === 'float64' ? 1e-12 : 1e-5) * Math.max(1, n / 10), `cayley n = ${n}: ‖MᵀM − I‖ = ${err}`);
+          // The frame form (luSolveRight): η = 0.3 and 1e-3, with and without pivoting on the CPU.
+          for (const eta of [0.3, 1e-3]) {
+            await parity(`cayley in frame n = ${n} η = ${eta}`, dtype, (c) => {
+              const M = ops.qr(T(c, M0, [n, n])).q;
+              return { M: ops.cayleyStepInFrame(M, ops.gemm(M, T(c, G, [n, n]), { transA: true }), eta) };
+            }, 2e-3);
+          }
         }
       });
     });
@@ -351,6 +358,30 @@ describe('90 CUDA backend against the CPU backend', function () {
           b.dispose();
         });
       }
+    }
+
+    for (const dtype of ['float64', 'float32'] as const) {
+      it(`Elman ${dtype} svd: frame gradients and Cayley steps in the frame, over three training steps`, async () => {
+        const arrays = arraysFor(dtype);
+        const options = { inputSize: sizes.d, hiddenSize: sizes.n, outputSize: sizes.k, margin: 0.3, dtype, seed: TEST_SEED % 1000 };
+        const models = [await ElmanRNN.create<FloatDType>({ ...options, context: cpu }), await ElmanRNN.create<FloatDType>({ ...options, context: gpu })];
+        for (let step = 0; step < 3; step++) {
+          const [ra, rb] = [await models[0].lossAndGradients(batchFor(cpu, 'crossEntropy', 'all', arrays), { frameGradients: true }), await models[1].lossAndGradients(batchFor(gpu, 'crossEntropy', 'all', arrays), { frameGradients: true })];
+          for (const key of ['U', 'V'] as const) {
+            const ref = await ra.frameGradients![key].read();
+            assertClose(await rb.frameGradients![key].read(), ref, parityTol(dtype, ref), `step ${step}: frame ${key}`);
+          }
+          for (const [m, r] of [[models[0], ra], [models[1], rb]] as const) {
+            ops.cayleyStepInFrame(m.parameters.U, r.frameGradients!.U, 0.5);
+            ops.cayleyStepInFrame(m.parameters.V, r.frameGradients!.V, 0.5);
+          }
+        }
+        for (const key of ['U', 'V']) {
+          const ref = await models[0].parameters[key].read();
+          assertClose(await models[1].parameters[key].read(), ref, parityTol(dtype, ref, 1e-3), `${key} after three steps`);
+        }
+        for (const m of models) m.dispose();
+      });
     }
 
     // The recurrence as one kernel per pass (persistent.cu): each block runs some of the

@@ -283,25 +283,32 @@ export class Trainer {
       source.loss === 'mse'
         ? toTensor(model, batch.targets as Float32Array, targetShape)
         : model.context.tensor(batch.targets as Int32Array, targetShape);
+    const svd = model instanceof ElmanRNN && model.recurrent === 'svd';
     let result;
     try {
-      result = await model.lossAndGradients({ x: x as never, targets, loss: source.loss, score: batch.score, mask: batch.mask });
+      // svd: U's and V's gradients in their own frames, which the Cayley steps below take
+      // without forming their skew-symmetric matrices (ops.cayleyStepInFrame).
+      result = await model.lossAndGradients({ x: x as never, targets, loss: source.loss, score: batch.score, mask: batch.mask }, { frameGradients: svd });
     } finally {
       x.dispose();
       targets.dispose();
     }
     const grads = result.gradients as Record<string, Tensor<FloatDType>>;
+    const frames = result.frameGradients as { U: Tensor<FloatDType>; V: Tensor<FloatDType> } | undefined;
+    // A frame gradient MᵀG has G's norm (M is orthogonal), and scaling it scales the step
+    // as scaling G would.
+    const all = [...Object.values(grads), ...(frames ? [frames.U, frames.V] : [])];
     const logging = step % config.logEvery === 0 || step === this.totalSteps;
     let gradientNorm = NaN;
     if (config.clipNorm > 0 || logging) {
-      const squares = Object.values(grads).map((g) => ops.sumSquares(g));
+      const squares = all.map((g) => ops.sumSquares(g));
       let total = 0;
       for (const s of squares) total += await s.item();
       for (const s of squares) s.dispose();
       gradientNorm = Math.sqrt(total);
       if (config.clipNorm > 0 && gradientNorm > config.clipNorm) {
         const f = config.clipNorm / gradientNorm;
-        for (const g of Object.values(grads)) ops.scale(g, f, { out: g });
+        for (const g of all) ops.scale(g, f, { out: g });
       }
     }
     const factor = scheduleFactor(config, step);
@@ -316,10 +323,9 @@ export class Trainer {
       this.groups.spectrum.lr = baseLr.spectrum * factor;
       this.groups.spectrum.step(grads);
     }
-    const svd = model instanceof ElmanRNN && model.recurrent === 'svd';
-    if (svd) {
-      ops.cayleyStep(model.parameters.U, grads.U, baseLr.cayley * factor);
-      ops.cayleyStep(model.parameters.V, grads.V, baseLr.cayley * factor);
+    if (frames) {
+      ops.cayleyStepInFrame(model.parameters.U, frames.U, baseLr.cayley * factor);
+      ops.cayleyStepInFrame(model.parameters.V, frames.V, baseLr.cayley * factor);
     }
     if (logging) {
       const record: TrainRecord = { type: 'train', step, epoch: source.epoch, time: this.elapsed(), loss: result.loss, lr: baseLr.weights * factor, gradientNorm };

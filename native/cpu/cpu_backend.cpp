@@ -17,6 +17,7 @@
 #include "../core/dispatch.h"
 #include "../core/random.h"
 #include "parallel.h"
+#include "transpose.h"
 #include "recurrence.h"
 
 extern "C" char* openblas_get_config(void);
@@ -507,21 +508,16 @@ class CpuBackend final : public Backend {
     });
   }
 
-  // Both in 32 × 32 tiles, so that the strided side stays in cache; bands of output rows
-  // split across the pool for large matrices.
-  static constexpr int64_t kTile = 32;
+  // Bands of 32 output rows (transposeColumns and antisymmetricRows walk each band in
+  // register blocks), split across the pool for large matrices.
+  static constexpr int64_t kBand = 32;
 
   void transpose(DType dt, int64_t rows, int64_t cols, const void* x, void* out) override {
     onFloat(dt, "transpose", [&](auto z) {
       using T = decltype(z);
-      const T* px = cp<T>(x);
-      T* po = mp<T>(out);
-      const int64_t bands = (cols + kTile - 1) / kTile;
-      parallelFor(bands, kTile * rows, [&](int64_t lo, int64_t hi) {
-        for (int64_t j0 = lo * kTile; j0 < std::min(cols, hi * kTile); j0 += kTile)
-          for (int64_t i0 = 0; i0 < rows; i0 += kTile)
-            for (int64_t j = j0; j < std::min(cols, j0 + kTile); ++j)
-              for (int64_t i = i0; i < std::min(rows, i0 + kTile); ++i) po[j * rows + i] = px[i * cols + j];
+      const int64_t bands = (cols + kBand - 1) / kBand;
+      parallelFor(bands, 4 * kBand * rows, [&](int64_t lo, int64_t hi) {
+        transposeColumns(cp<T>(x), rows, cols, mp<T>(out), lo * kBand, std::min(cols, hi * kBand));
       });
     });
   }
@@ -530,26 +526,12 @@ class CpuBackend final : public Backend {
   void cayleySystem(DType dt, int64_t n, double alpha, const void* x, void* out) override {
     onFloat(dt, "cayleySystem", [&](auto z) {
       using T = decltype(z);
-      const T* px = cp<T>(x);
       T* po = mp<T>(out);
-      const T a = T(alpha);
-      const int64_t bands = (n + kTile - 1) / kTile;
-      parallelFor(bands, kTile * n, [&](int64_t lo, int64_t hi) {
-        T t[kTile][kTile];  // the tile of xᵀ, read row by row
-        for (int64_t i0 = lo * kTile; i0 < std::min(n, hi * kTile); i0 += kTile) {
-          const int64_t rows = std::min(kTile, n - i0);
-          for (int64_t j0 = 0; j0 < n; j0 += kTile) {
-            const int64_t cols = std::min(kTile, n - j0);
-            for (int64_t jj = 0; jj < cols; ++jj)
-              for (int64_t ii = 0; ii < rows; ++ii) t[ii][jj] = px[(j0 + jj) * n + i0 + ii];
-            for (int64_t ii = 0; ii < rows; ++ii) {
-              const T* xr = px + (i0 + ii) * n + j0;
-              T* orow = po + (i0 + ii) * n + j0;
-              for (int64_t jj = 0; jj < cols; ++jj) orow[jj] = a * (xr[jj] - t[ii][jj]);
-            }
-          }
-          for (int64_t i = i0; i < i0 + rows; ++i) po[i * n + i] += T(1);
-        }
+      const int64_t bands = (n + kBand - 1) / kBand;
+      parallelFor(bands, 4 * kBand * n, [&](int64_t lo, int64_t hi) {
+        const int64_t i0 = lo * kBand, i1 = std::min(n, hi * kBand);
+        antisymmetricRows(cp<T>(x), n, T(alpha), po, i0, i1);
+        for (int64_t i = i0; i < i1; ++i) po[i * n + i] += T(1);
       });
     });
   }
