@@ -114,22 +114,28 @@ for (const device of availableBackends()) describe(`70 Cayley steps and orthogon
     const G = ctx.tensor(randomArray(n * n, 'float32'), [n, n]);
     const free = orthogonal(n, 'float32');
     const kept = ops.copy(free);
+    const framed = ops.copy(free);  // the same steps in the frame form, as training takes them
+    const F = ctx.zeros([n, n]);
     const tol = 2e-6;
     const policy = new ReorthonormalizationPolicy({ tolerance: tol, checkEvery: 10 });
     let worstKept = 0;
     for (let s = 1; s <= steps; s++) {
       ops.cayleyStep(free, G, 0.05);
       ops.cayleyStep(kept, G, 0.05);
+      ops.cayleyStepInFrame(framed, ops.gemm(framed, G, { transA: true, out: F }), 0.05);
       if (s % 10 === 0) {
         await policy.apply(s, [kept]);
         worstKept = Math.max(worstKept, await ops.orthogonalityError(kept).item());
       }
     }
     const drift = await ops.orthogonalityError(free).item();
-    console.log(`      float32, n = ${n}, ${steps} Cayley steps: ‖MᵀM − I‖_max = ${drift.toExponential(2)} without correction; ` +
+    const driftFramed = await ops.orthogonalityError(framed).item();
+    console.log(`      float32, n = ${n}, ${steps} Cayley steps: ‖MᵀM − I‖_max = ${drift.toExponential(2)} without correction ` +
+      `(${driftFramed.toExponential(2)} in the frame form); ` +
       `with the policy (tolerance ${tol}, checked every 10 steps): ≤ ${worstKept.toExponential(2)} after each check, ${policy.count} re-orthonormalisations`);
     assert.ok(drift > 1e-6, 'float32 rounding does drift measurably over 10,000 steps');
     assert.ok(drift < 1e-2, `drift stays moderate: ${drift}`);
+    assert.ok(driftFramed < 1e-2, `the frame form's drift stays moderate: ${driftFramed}`);
     assert.ok(worstKept <= tol, `policy keeps the error at or below the tolerance: ${worstKept}`);
     assert.ok(policy.count > 0);
     // float64 under the same steps barely drifts.
