@@ -61,6 +61,28 @@ for (const device of availableBackends()) describe(`70 Cayley steps and orthogon
     });
   }
 
+  // n ≥ 768 in multiples of 64 take the CPU's blocked solve (native/cpu/solve.cpp) when the
+  // system needs no pivots (η = 1e-3); η = 0.3 and n = 1000 take getrs.
+  it('large n: the frame step agrees with the DESIGN-form step and keeps M orthogonal (float64 and float32)', async () => {
+    for (const dtype of ['float64', 'float32'] as const) {
+      for (const [n, eta] of [[768, 1e-3], [1024, 1e-3], [1024, 0.3], [1000, 1e-3]]) {
+        const M = orthogonal(n, dtype);
+        const G = ctx.randn([n, n], { dtype });
+        const reference = ops.copy(M);
+        ops.cayleyStep(reference, G, eta);
+        ops.cayleyStepInFrame(M, ops.gemm(M, G, { transA: true }), eta);
+        const [a, b] = [await M.read(), await reference.read()];
+        let diff = 0;
+        for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+        const orth = await ops.orthogonalityError(M).item();
+        const [tolDiff, tolOrth] = dtype === 'float64' ? [1e-12, 1e-12] : [3e-6, 1e-5];
+        assert.ok(diff < tolDiff, `${dtype} n = ${n} η = ${eta}: max |frame − DESIGN form| = ${diff}`);
+        assert.ok(orth < tolOrth, `${dtype} n = ${n} η = ${eta}: ‖MᵀM − I‖ = ${orth}`);
+        for (const t of [M, G, reference]) t.dispose();
+      }
+    }
+  });
+
   it('frame gradients step U and V as the Euclidean ones do, in float64 and float32', async () => {
     for (const dtype of ['float64', 'float32'] as const) {
       const options = { inputSize: 3, hiddenSize: 37, outputSize: 4, margin: 0.3, dtype, context: ctx, seed: 6 } as const;

@@ -17,6 +17,7 @@
 #include "../core/dispatch.h"
 #include "../core/random.h"
 #include "parallel.h"
+#include "solve.h"
 #include "transpose.h"
 #include "recurrence.h"
 
@@ -264,13 +265,17 @@ class CpuBackend final : public Backend {
     });
   }
 
-  // X A = B is Aᵀ Xᵀ = Bᵀ, and Bᵀ is the column-major view of B (n × nrhs): getrs on the
-  // factorisation of Aᵀ as it stands.
+  // X A = B is Aᵀ Xᵀ = Bᵀ, and Bᵀ is the column-major view of B (n × nrhs): the two triangular
+  // solves on the factorisation of Aᵀ as it stands, by fastLuSolve where it applies (no
+  // pivots, large n), else getrs.
   void luSolveRight(DType dt, int64_t n64, int64_t nrhs64, const void* LU, const int32_t* piv, void* B) override {
     const int n = blasDim(n64, "n"), nrhs = blasDim(nrhs64, "nrhs");
     if (n == 0 || nrhs == 0) return;
+    bool unpivoted = true;
+    for (int i = 0; i < n && unpivoted; ++i) unpivoted = piv[i] == i + 1;
     onFloat(dt, "luSolveRight", [&](auto z) {
       using T = decltype(z);
+      if (unpivoted && fastLuSolve<T>(n, nrhs, cp<T>(LU), mp<T>(B))) return;
       lapack_int info;
       if constexpr (std::is_same_v<T, float>)
         info = LAPACKE_sgetrs_work(LAPACK_COL_MAJOR, 'N', n, nrhs, cp<T>(LU), n, piv, mp<T>(B), n);

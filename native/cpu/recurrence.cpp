@@ -1,6 +1,7 @@
 #include "recurrence.h"
 #include "parallel.h"
 #include "../core/denormals.h"
+#include "vector_state.h"
 
 #ifdef ORTHORNN_WITH_LIBXSMM
 #include <libxsmm.h>
@@ -45,21 +46,6 @@ namespace {
 // workers (native/core/context.cpp), so at exit the workers stop first and never jump into
 // freed code (exit handlers run last-registered first).
 const bool libxsmmReady = (libxsmm_init(), true);
-
-// libxsmm's kernels can return with the upper halves of the vector registers in use; until a
-// vzeroupper, every legacy-SSE instruction of the code that follows on that thread pays for
-// it (measured: the softmax after a forward whose last kernel was libxsmm's took 10.5 ms
-// instead of 1, its scalar double arithmetic being SSE). Each thread that ran kernels clears
-// the state when its share of a step is done.
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx"))) void zeroUpperAvx() { __builtin_ia32_vzeroupper(); }
-const bool hasAvx = __builtin_cpu_supports("avx");
-inline void clearUpperVectorState() {
-  if (hasAvx) zeroUpperAvx();
-}
-#else
-inline void clearUpperVectorState() {}
-#endif
 
 inline void relax() {
 #if defined(__x86_64__) || defined(__i386__)
