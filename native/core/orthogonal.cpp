@@ -29,6 +29,7 @@ void cayleyStepInFrame(Backend& b, DType dt, int64_t n, void* M, const void* F, 
   // M_new = 2 M L⁻¹ − M, with the solve from the right.
   b.cayleySystem(dt, n, lr / 2, F, L);
   b.luFactorNoPivot(dt, n, L, piv);
+  if (b.cayleySolveRight(dt, n, L, piv, M)) return;
   b.copy(Y, M, nn * dtypeSize(dt));
   b.luSolveRight(dt, n, n, L, piv, Y);
   b.axpby(dt, int64_t(nn), 2.0, Y, -1.0, M, M);

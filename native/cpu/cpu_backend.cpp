@@ -285,6 +285,18 @@ class CpuBackend final : public Backend {
     });
   }
 
+  bool cayleySolveRight(DType dt, int64_t n64, const void* LU, const int32_t* piv, void* M) override {
+    const int n = blasDim(n64, "n");
+    for (int i = 0; i < n; ++i)
+      if (piv[i] != i + 1) return false;
+    bool done = false;
+    onFloat(dt, "cayleySolveRight", [&](auto z) {
+      using T = decltype(z);
+      done = fastLuSolve<T>(n, n, cp<T>(LU), mp<T>(M), T(2), T(-1));
+    });
+    return done;
+  }
+
   void qr(DType dt, int64_t m64, int64_t n64, const void* A, void* Qv, void* Rv) override {
     const int m = blasDim(m64, "m"), n = blasDim(n64, "n"), k = std::min(m, n);
     if (k == 0) return;

@@ -4,11 +4,11 @@
 
 namespace orthornn {
 template <typename T>
-bool fastLuSolve(int, int, const T*, T*) {
+bool fastLuSolve(int, int, const T*, T*, T, T) {
   return false;
 }
-template bool fastLuSolve<float>(int, int, const float*, float*);
-template bool fastLuSolve<double>(int, int, const double*, double*);
+template bool fastLuSolve<float>(int, int, const float*, float*, float, float);
+template bool fastLuSolve<double>(int, int, const double*, double*, double, double);
 }  // namespace orthornn
 
 #else
@@ -67,10 +67,10 @@ void diagonalInverses(int n, const T* LU, T* linv, T* uinv) {
   }
 }
 
-// One slab: Y (n × w, leading dimension n) ← U⁻¹ L⁻¹ Y. The slab is copied into tiles, solved
-// a block row at a time (forward for L, backward for U), and copied back.
+// One slab: Y (n × w, leading dimension n) ← α U⁻¹ L⁻¹ Y + β Y. The slab is copied into
+// tiles, solved a block row at a time (forward for L, backward for U), and written back.
 template <typename T>
-void solveSlab(int n, int w, const T* LU, const T* linv, const T* uinv, T* Y, Kernel<T> mul, Kernel<T> add) {
+void solveSlab(int n, int w, const T* LU, const T* linv, const T* uinv, T* Y, T alpha, T beta, Kernel<T> mul, Kernel<T> add) {
   const int R = n / kTile, C = w / kTile;
   thread_local std::vector<T> scratch;
   const size_t slab = size_t(n) * size_t(w);
@@ -106,15 +106,19 @@ void solveSlab(int n, int w, const T* LU, const T* linv, const T* uinv, T* Y, Ke
   }
   for (int c = 0; c < C; ++c)
     for (int r = 0; r < R; ++r)
-      for (int k = 0; k < kTile; ++k)
-        std::memcpy(Y + size_t(r) * kTile + (size_t(c) * kTile + k) * size_t(n), tile(tiles, r, c) + k * kTile, kTile * sizeof(T));
+      for (int k = 0; k < kTile; ++k) {
+        T* y = Y + size_t(r) * kTile + (size_t(c) * kTile + k) * size_t(n);
+        const T* x = tile(tiles, r, c) + k * kTile;
+        if (beta == T(0) && alpha == T(1)) std::memcpy(y, x, kTile * sizeof(T));
+        else for (int i = 0; i < kTile; ++i) y[i] = alpha * x[i] + beta * y[i];
+      }
   clearUpperVectorState();
 }
 
 }  // namespace
 
 template <typename T>
-bool fastLuSolve(int n, int m, const T* LU, T* B) {
+bool fastLuSolve(int n, int m, const T* LU, T* B, T alpha, T beta) {
   if (n < kFastSolveMinN || n % kTile != 0 || m % kTile != 0 || m == 0) return false;
   static const Kernel<T> mul = tileKernel<T>(false), add = tileKernel<T>(true);
   if (!mul || !add) return false;
@@ -124,14 +128,14 @@ bool fastLuSolve(int n, int m, const T* LU, T* B) {
   diagonalInverses(n, LU, linv, uinv);
   // One slab of whole tiles per chunk (one chunk when another context holds the pool).
   const std::function<void(int, int64_t, int64_t)> body = [&](int, int64_t lo, int64_t hi) {
-    solveSlab(n, int(hi - lo) * kTile, LU, linv, uinv, B + size_t(lo) * kTile * size_t(n), mul, add);
+    solveSlab(n, int(hi - lo) * kTile, LU, linv, uinv, B + size_t(lo) * kTile * size_t(n), alpha, beta, mul, add);
   };
   ParallelPool::instance().run(m / kTile, 1, body);
   return true;
 }
 
-template bool fastLuSolve<float>(int, int, const float*, float*);
-template bool fastLuSolve<double>(int, int, const double*, double*);
+template bool fastLuSolve<float>(int, int, const float*, float*, float, float);
+template bool fastLuSolve<double>(int, int, const double*, double*, double, double);
 
 }  // namespace orthornn
 

@@ -11,13 +11,14 @@
 
 namespace orthornn {
 
-// Solves L U Y = B in place of B, column-major n × m (leading dimension n), with L unit lower
-// and U upper triangular in LU (column-major n × n, LAPACK's layout without pivots). Returns
+// Solves L U Y = B and writes α Y + β B in place of B, column-major n × m (leading dimension
+// n), with L unit lower and U upper triangular in LU (column-major n × n, LAPACK's layout
+// without pivots). Returns
 // false, having done nothing, where it does not apply: a build without libxsmm, n below
 // kFastSolveMinN or not a multiple of 64, or m not a multiple of 64. Scratch: per thread,
 // about 2 n m / threads + 64 n elements, kept between calls.
 template <typename T>
-bool fastLuSolve(int n, int m, const T* LU, T* B);
+bool fastLuSolve(int n, int m, const T* LU, T* B, T alpha = 1, T beta = 0);
 
 // Measured at n = 512 no faster than OpenBLAS's getrs, at 1024 30% faster.
 constexpr int kFastSolveMinN = 768;
