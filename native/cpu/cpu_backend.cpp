@@ -265,17 +265,13 @@ class CpuBackend final : public Backend {
     });
   }
 
-  // X A = B is Aᵀ Xᵀ = Bᵀ, and Bᵀ is the column-major view of B (n × nrhs): the two triangular
-  // solves on the factorisation of Aᵀ as it stands, by fastLuSolve where it applies (no
-  // pivots, large n), else getrs.
+  // X A = B is Aᵀ Xᵀ = Bᵀ, and Bᵀ is the column-major view of B (n × nrhs): getrs on the
+  // factorisation of Aᵀ as it stands.
   void luSolveRight(DType dt, int64_t n64, int64_t nrhs64, const void* LU, const int32_t* piv, void* B) override {
     const int n = blasDim(n64, "n"), nrhs = blasDim(nrhs64, "nrhs");
     if (n == 0 || nrhs == 0) return;
-    bool unpivoted = true;
-    for (int i = 0; i < n && unpivoted; ++i) unpivoted = piv[i] == i + 1;
     onFloat(dt, "luSolveRight", [&](auto z) {
       using T = decltype(z);
-      if (unpivoted && fastLuSolve<T>(n, nrhs, cp<T>(LU), mp<T>(B))) return;
       lapack_int info;
       if constexpr (std::is_same_v<T, float>)
         info = LAPACKE_sgetrs_work(LAPACK_COL_MAJOR, 'N', n, nrhs, cp<T>(LU), n, piv, mp<T>(B), n);
@@ -285,6 +281,8 @@ class CpuBackend final : public Backend {
     });
   }
 
+  // The same solve by fastLuSolve, which writes 2X − M as it unpacks, where it applies (no
+  // pivots, large n).
   bool cayleySolveRight(DType dt, int64_t n64, const void* LU, const int32_t* piv, void* M) override {
     const int n = blasDim(n64, "n");
     for (int i = 0; i < n; ++i)

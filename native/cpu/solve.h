@@ -1,5 +1,5 @@
 // The CPU's fast triangular solves after an unpivoted LU: both triangles for many right-hand
-// sides, as the Cayley steps in the frame form need them (Backend::luSolveRight). OpenBLAS
+// sides, as the Cayley steps in the frame form need them (Backend::cayleySolveRight). OpenBLAS
 // runs these at about half its square-product rate at n = 1024 (its small-block triangular
 // solves are what is slow); here the right-hand sides are split into one slab of columns per
 // thread of the element-wise pool, and each slab is solved in 64 × 64 tiles by small JIT
