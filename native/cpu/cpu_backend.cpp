@@ -281,16 +281,14 @@ class CpuBackend final : public Backend {
     });
   }
 
-  // The same solve by fastLuSolve, which writes 2X − M as it unpacks, where it applies (no
-  // pivots, large n).
-  bool cayleySolveRight(DType dt, int64_t n64, const void* LU, const int32_t* piv, void* M) override {
+  // Where fastCayleyFrameSolve applies and S needs no pivots (diagonally dominant, as it is
+  // for small steps); a NaN or ∞ in S fails the dominance test and is reported by luFactor.
+  bool cayleyFrameSolve(DType dt, int64_t n64, const void* S, void* M) override {
     const int n = blasDim(n64, "n");
-    for (int i = 0; i < n; ++i)
-      if (piv[i] != i + 1) return false;
     bool done = false;
-    onFloat(dt, "cayleySolveRight", [&](auto z) {
+    onFloat(dt, "cayleyFrameSolve", [&](auto z) {
       using T = decltype(z);
-      done = fastLuSolve<T>(n, n, cp<T>(LU), mp<T>(M), T(2), T(-1));
+      if (n >= kFastCayleyMinN && diagonallyDominant(cp<T>(S), n)) done = fastCayleyFrameSolve<T>(n, cp<T>(S), mp<T>(M));
     });
     return done;
   }

@@ -4,17 +4,18 @@
 
 namespace orthornn {
 template <typename T>
-bool fastLuSolve(int, int, const T*, T*, T, T) {
+bool fastCayleyFrameSolve(int, const T*, T*) {
   return false;
 }
-template bool fastLuSolve<float>(int, int, const float*, float*, float, float);
-template bool fastLuSolve<double>(int, int, const double*, double*, double, double);
+template bool fastCayleyFrameSolve<float>(int, const float*, float*);
+template bool fastCayleyFrameSolve<double>(int, const double*, double*);
 }  // namespace orthornn
 
 #else
 
 #include <libxsmm.h>
 
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <type_traits>
@@ -43,64 +44,122 @@ Kernel<T> tileKernel(bool accumulate) {
     return reinterpret_cast<Kernel<T>>(libxsmm_dmmdispatch(kTile, kTile, kTile, &ld, &ld, &ld, &alpha, &beta, nullptr, nullptr));
 }
 
-// The inverses of L's and U's 64 × 64 diagonal blocks (block b at b · 64², column-major),
-// column by column by substitution in double.
+// The factor of the column-major view A of the row-major system (A = Sᵀ, as LAPACK would
+// factorise the buffer): R × R tiles, each column-major, tile (i, j) at (j R + i) · 64².
 template <typename T>
-void diagonalInverses(int n, const T* LU, T* linv, T* uinv) {
-  double x[kTile];
-  for (int o = 0; o < n; o += kTile) {
-    T* li = linv + size_t(o / kTile) * kTileSize;
-    T* ui = uinv + size_t(o / kTile) * kTileSize;
-    auto at = [&](int i, int k) { return double(LU[size_t(o + i) + size_t(o + k) * size_t(n)]); };
-    for (int j = 0; j < kTile; ++j) {
-      for (int i = 0; i < kTile; ++i) x[i] = i == j ? 1.0 : 0.0;
-      for (int k = j; k < kTile; ++k)
-        for (int i = k + 1; i < kTile; ++i) x[i] -= at(i, k) * x[k];
-      for (int i = 0; i < kTile; ++i) li[i + j * kTile] = T(x[i]);
-      for (int i = 0; i < kTile; ++i) x[i] = i == j ? 1.0 : 0.0;
-      for (int k = j; k >= 0; --k) {
-        x[k] /= at(k, k);
-        for (int i = 0; i < k; ++i) x[i] -= at(i, k) * x[k];
-      }
-      for (int i = 0; i < kTile; ++i) ui[i + j * kTile] = T(x[i]);
+struct Factor {
+  int R = 0;
+  std::vector<T> tiles, sums, linv, uinv;
+  T* tile(int i, int j) { return tiles.data() + (size_t(j) * R + size_t(i)) * kTileSize; }
+  T* sum(int i, int j) { return sums.data() + (size_t(j) * R + size_t(i)) * kTileSize; }
+};
+
+// Factorises the diagonal tile D = tile − sums (sums null: none yet) in double (unit lower L,
+// upper U, in place) and writes the inverses of L and U. False on a zero or non-finite pivot.
+template <typename T>
+bool factorDiagonal(T* tile, const T* sums, T* linv, T* uinv) {
+  double a[kTileSize];
+  for (size_t e = 0; e < kTileSize; ++e) a[e] = sums ? double(tile[e]) - double(sums[e]) : double(tile[e]);
+  for (int k = 0; k < kTile; ++k) {
+    const double pivot = a[k + k * kTile];
+    if (pivot == 0 || !std::isfinite(pivot)) return false;
+    for (int i = k + 1; i < kTile; ++i) a[i + k * kTile] /= pivot;
+    for (int j = k + 1; j < kTile; ++j) {
+      const double u = a[k + j * kTile];
+      for (int i = k + 1; i < kTile; ++i) a[i + j * kTile] -= a[i + k * kTile] * u;
     }
   }
+  for (size_t e = 0; e < kTileSize; ++e) tile[e] = T(a[e]);
+  double x[kTile];
+  for (int j = 0; j < kTile; ++j) {  // column j of L⁻¹, then of U⁻¹, by substitution
+    for (int i = 0; i < kTile; ++i) x[i] = i == j ? 1.0 : 0.0;
+    for (int k = j; k < kTile; ++k)
+      for (int i = k + 1; i < kTile; ++i) x[i] -= a[i + k * kTile] * x[k];
+    for (int i = 0; i < kTile; ++i) linv[i + j * kTile] = T(x[i]);
+    for (int i = 0; i < kTile; ++i) x[i] = i == j ? 1.0 : 0.0;
+    for (int k = j; k >= 0; --k) {
+      x[k] /= a[k + k * kTile];
+      for (int i = 0; i < k; ++i) x[i] -= a[i + k * kTile] * x[k];
+    }
+    for (int i = 0; i < kTile; ++i) uinv[i + j * kTile] = T(x[i]);
+  }
+  return true;
 }
 
-// One slab: Y (n × w, leading dimension n) ← α U⁻¹ L⁻¹ Y + β Y. The slab is copied into
-// tiles, solved a block row at a time (forward for L, backward for U), and written back.
+// out = x − y on a tile (y null: out = x).
 template <typename T>
-void solveSlab(int n, int w, const T* LU, const T* linv, const T* uinv, T* Y, T alpha, T beta, Kernel<T> mul, Kernel<T> add) {
-  const int R = n / kTile, C = w / kTile;
+void tileDifference(const T* x, const T* y, T* out) {
+  if (!y) {
+    std::memcpy(out, x, kTileSize * sizeof(T));
+    return;
+  }
+  for (size_t e = 0; e < kTileSize; ++e) out[e] = x[e] - y[e];
+}
+
+// Right-looking LU of the packed tiles: per block column k, the diagonal tile, then L's
+// column panel (on the caller), then U's row panel and the Schur updates, one chunk of
+// columns per pool thread. The first updates (k = 0) overwrite their sums, so the sums need
+// no clearing.
+template <typename T>
+bool factorise(Factor<T>& f, Kernel<T> mul, Kernel<T> add) {
+  const int R = f.R;
+  T tmp[kTileSize];
+  for (int k = 0; k < R; ++k) {
+    auto sum = [&](int i, int j) -> const T* { return k == 0 ? nullptr : f.sum(i, j); };
+    T* linv = f.linv.data() + size_t(k) * kTileSize;
+    T* uinv = f.uinv.data() + size_t(k) * kTileSize;
+    if (!factorDiagonal(f.tile(k, k), sum(k, k), linv, uinv)) return false;
+    for (int i = k + 1; i < R; ++i) {  // L(i, k) = (A(i, k) − Σ) U(k, k)⁻¹
+      tileDifference(f.tile(i, k), sum(i, k), tmp);
+      mul(tmp, uinv, f.tile(i, k));
+    }
+    if (k + 1 == R) break;
+    const Kernel<T> update = k == 0 ? mul : add;
+    const std::function<void(int, int64_t, int64_t)> columns = [&](int, int64_t lo, int64_t hi) {
+      T work[kTileSize];
+      for (int64_t j = k + 1 + lo; j < k + 1 + hi; ++j) {  // U(k, j) = L(k, k)⁻¹ (A(k, j) − Σ)
+        T* u = f.tile(k, int(j));
+        tileDifference(u, sum(k, int(j)), work);
+        mul(linv, work, u);
+        for (int i = k + 1; i < R; ++i) update(f.tile(i, k), u, f.sum(i, int(j)));
+      }
+      clearUpperVectorState();
+    };
+    ParallelPool::instance().run(R - k - 1, 1, columns);
+  }
+  clearUpperVectorState();
+  return true;
+}
+
+// One slab of M's rows, i.e. of the right-hand sides' columns in the column-major view
+// (Y = Mᵀ, n × w, leading dimension n): Y ← 2 U⁻¹ L⁻¹ Y − Y, packed into tiles, solved
+// against the factor's tiles a block row at a time (forward for L, backward for U), each
+// tile's updates summed apart and subtracted once, and written back.
+template <typename T>
+void solveSlab(Factor<T>& f, int n, int w, T* Y, Kernel<T> mul, Kernel<T> add) {
+  const int R = f.R, C = w / kTile;
   thread_local std::vector<T> scratch;
   const size_t slab = size_t(n) * size_t(w);
-  if (scratch.size() < 2 * slab + size_t(n) * kTile + kTileSize) scratch.resize(2 * slab + size_t(n) * kTile + kTileSize);
+  if (scratch.size() < 2 * slab) scratch.resize(2 * slab);
   T* tiles = scratch.data();
-  T* sums = tiles + slab;         // per tile: the updates it has received, subtracted once
-  T* panel = sums + slab;         // the factor's tiles that update the other block rows
-  T* product = panel + size_t(n) * kTile;
-  auto tile = [&](T* base, int r, int c) { return base + (size_t(c) * R + size_t(r)) * kTileSize; };
+  T* sums = tiles + slab;
+  auto at = [&](T* base, int r, int c) { return base + (size_t(c) * R + size_t(r)) * kTileSize; };
   for (int c = 0; c < C; ++c)
     for (int r = 0; r < R; ++r)
       for (int k = 0; k < kTile; ++k)
-        std::memcpy(tile(tiles, r, c) + k * kTile, Y + size_t(r) * kTile + (size_t(c) * kTile + k) * size_t(n), kTile * sizeof(T));
-  for (int pass = 0; pass < 2; ++pass) {  // L, then U
-    std::memset(sums, 0, slab * sizeof(T));
-    const T* inverses = pass == 0 ? linv : uinv;
+        std::memcpy(at(tiles, r, c) + k * kTile, Y + size_t(r) * kTile + (size_t(c) * kTile + k) * size_t(n), kTile * sizeof(T));
+  T product[kTileSize];
+  for (int pass = 0; pass < 2; ++pass) {  // L, then U; each pass's first block overwrites the sums
+    const T* inverses = pass == 0 ? f.linv.data() : f.uinv.data();
     for (int s = 0; s < R; ++s) {
       const int b = pass == 0 ? s : R - 1 - s;
       const int lo = pass == 0 ? b + 1 : 0, hi = pass == 0 ? R : b;  // the block rows it updates
-      for (int r = lo; r < hi; ++r)
-        for (int k = 0; k < kTile; ++k)
-          std::memcpy(panel + size_t(r) * kTileSize + k * kTile, LU + size_t(r) * kTile + (size_t(b) * kTile + k) * size_t(n),
-                      kTile * sizeof(T));
+      const Kernel<T> update = s == 0 ? mul : add;
       for (int c = 0; c < C; ++c) {
-        T* t = tile(tiles, b, c);
-        const T* sum = tile(sums, b, c);
-        for (size_t i = 0; i < kTileSize; ++i) t[i] -= sum[i];
-        mul(inverses + size_t(b) * kTileSize, t, product);
-        std::memcpy(t, product, kTileSize * sizeof(T));
-        for (int r = lo; r < hi; ++r) add(panel + size_t(r) * kTileSize, t, tile(sums, r, c));
+        T* t = at(tiles, b, c);
+        tileDifference(t, s == 0 ? nullptr : at(sums, b, c), product);
+        mul(inverses + size_t(b) * kTileSize, product, t);
+        for (int r = lo; r < hi; ++r) update(f.tile(r, b), t, at(sums, r, c));
       }
     }
   }
@@ -108,9 +167,8 @@ void solveSlab(int n, int w, const T* LU, const T* linv, const T* uinv, T* Y, T 
     for (int r = 0; r < R; ++r)
       for (int k = 0; k < kTile; ++k) {
         T* y = Y + size_t(r) * kTile + (size_t(c) * kTile + k) * size_t(n);
-        const T* x = tile(tiles, r, c) + k * kTile;
-        if (beta == T(0) && alpha == T(1)) std::memcpy(y, x, kTile * sizeof(T));
-        else for (int i = 0; i < kTile; ++i) y[i] = alpha * x[i] + beta * y[i];
+        const T* x = at(tiles, r, c) + k * kTile;
+        for (int i = 0; i < kTile; ++i) y[i] = T(2) * x[i] - y[i];
       }
   clearUpperVectorState();
 }
@@ -118,24 +176,37 @@ void solveSlab(int n, int w, const T* LU, const T* linv, const T* uinv, T* Y, T 
 }  // namespace
 
 template <typename T>
-bool fastLuSolve(int n, int m, const T* LU, T* B, T alpha, T beta) {
-  if (n < kFastSolveMinN || n % kTile != 0 || m % kTile != 0 || m == 0) return false;
+bool fastCayleyFrameSolve(int n, const T* S, T* M) {
+  if (n < kFastCayleyMinN || n % kTile != 0) return false;
   static const Kernel<T> mul = tileKernel<T>(false), add = tileKernel<T>(true);
   if (!mul || !add) return false;
-  std::vector<T> inverses(2 * size_t(n) * kTile);
-  T* linv = inverses.data();
-  T* uinv = linv + size_t(n) * kTile;
-  diagonalInverses(n, LU, linv, uinv);
-  // One slab of whole tiles per chunk (one chunk when another context holds the pool).
+  // The caller's; the pool's threads reach it through this reference (a thread_local named
+  // in a lambda would be each thread's own).
+  thread_local Factor<T> factor;
+  Factor<T>& f = factor;
+  const int R = n / kTile;
+  f.R = R;
+  f.tiles.resize(size_t(n) * size_t(n));
+  f.sums.resize(size_t(n) * size_t(n));
+  f.linv.resize(size_t(n) * kTile);
+  f.uinv.resize(size_t(n) * kTile);
+  // The column-major view of S, tile by tile.
+  for (int j = 0; j < R; ++j)
+    for (int i = 0; i < R; ++i)
+      for (int k = 0; k < kTile; ++k)
+        std::memcpy(f.tile(i, j) + k * kTile, S + size_t(i) * kTile + (size_t(j) * kTile + k) * size_t(n), kTile * sizeof(T));
+  if (!factorise(f, mul, add)) return false;
+  // X S = M is Sᵀ Xᵀ = Mᵀ, and Mᵀ is the column-major view of M: one slab of whole tiles of
+  // its columns per chunk.
   const std::function<void(int, int64_t, int64_t)> body = [&](int, int64_t lo, int64_t hi) {
-    solveSlab(n, int(hi - lo) * kTile, LU, linv, uinv, B + size_t(lo) * kTile * size_t(n), alpha, beta, mul, add);
+    solveSlab(f, n, int(hi - lo) * kTile, M + size_t(lo) * kTile * size_t(n), mul, add);
   };
-  ParallelPool::instance().run(m / kTile, 1, body);
+  ParallelPool::instance().run(R, 1, body);
   return true;
 }
 
-template bool fastLuSolve<float>(int, int, const float*, float*, float, float);
-template bool fastLuSolve<double>(int, int, const double*, double*, double, double);
+template bool fastCayleyFrameSolve<float>(int, const float*, float*);
+template bool fastCayleyFrameSolve<double>(int, const double*, double*);
 
 }  // namespace orthornn
 

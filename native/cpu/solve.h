@@ -1,26 +1,27 @@
-// The CPU's fast triangular solves after an unpivoted LU: both triangles for many right-hand
-// sides, as the Cayley steps in the frame form need them (Backend::cayleySolveRight). OpenBLAS
-// runs these at about half its square-product rate at n = 1024 (its small-block triangular
-// solves are what is slow); here the right-hand sides are split into one slab of columns per
-// thread of the element-wise pool, and each slab is solved in 64 × 64 tiles by small JIT
-// kernels (libxsmm) on packed copies, the diagonal blocks by their inverses (computed in
-// double), and each tile's updates summed apart from it and subtracted once, so that it is
-// rounded about as often as in a plain substitution.
+// The CPU's Cayley step in the frame form for large n, after the system is built: the LU
+// factorisation without pivots and the two triangular solves with n right-hand sides, in
+// 64 × 64 tiles on small JIT kernels (libxsmm). OpenBLAS runs both at about half its
+// square-product rate at n = 1024 (its triangular solves on small blocks are what is slow).
+//  - The system is packed into tiles once; the factorisation is right-looking, its diagonal
+//    tiles factorised in double and applied through their inverses, the Schur updates summed
+//    in separate tiles and subtracted from a tile once (a tile that took each update directly
+//    was rounded 16 times at n = 1024, with 7× the solve error of LAPACK's getrs).
+//  - The solves split M's rows into one slab per thread of the element-wise pool, each packed,
+//    solved against the factor's tiles and written back as 2 X − M.
 #pragma once
 #include <cstdint>
 
 namespace orthornn {
 
-// Solves L U Y = B and writes α Y + β B in place of B, column-major n × m (leading dimension
-// n), with L unit lower and U upper triangular in LU (column-major n × n, LAPACK's layout
-// without pivots). Returns
-// false, having done nothing, where it does not apply: a build without libxsmm, n below
-// kFastSolveMinN or not a multiple of 64, or m not a multiple of 64. Scratch: per thread,
-// about 2 n m / threads + 64 n elements, kept between calls.
+// With S the n × n row-major Cayley system I + α(F − Fᵀ) (diagonally dominant, so that LU
+// needs no pivots), M ← 2 X − M where X S = M, M row-major n × n. Returns false, having
+// changed nothing, where it does not apply: a build without libxsmm, n below
+// kFastCayleyMinN or not a multiple of 64, or a zero or non-finite pivot. Scratch, kept
+// between calls: about 2n² elements for the factor, 2n²/threads + 64n per thread.
 template <typename T>
-bool fastLuSolve(int n, int m, const T* LU, T* B, T alpha = 1, T beta = 0);
+bool fastCayleyFrameSolve(int n, const T* S, T* M);
 
-// Measured at n = 512 no faster than OpenBLAS's getrs, at 1024 30% faster.
-constexpr int kFastSolveMinN = 768;
+// Measured at n = 512 no faster than OpenBLAS, at 1024 faster.
+constexpr int kFastCayleyMinN = 768;
 
 }  // namespace orthornn
