@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Context, ElmanRNN, ops, ReorthonormalizationPolicy } from '../lib/index';
+import { Context, ElmanRNN, NumericError, ops, ReorthonormalizationPolicy } from '../lib/index';
 import type { FloatDType, Tensor } from '../lib/index';
 import { announceSeed, assertClose, naiveGemm, orthonormalityError, randomArray, TEST_SEED, availableBackends } from './helpers';
 
@@ -81,6 +81,17 @@ for (const device of availableBackends()) describe(`70 Cayley steps and orthogon
         for (const t of [M, G, reference]) t.dispose();
       }
     }
+    // A NaN in F: a NumericError at the next await (the tiled path declines the system and the
+    // LU reports it), and M is left as it was.
+    const n = 768;
+    const M = orthogonal(n, 'float32');
+    const before = await M.read();
+    const F = new Float32Array(n * n);
+    F[5] = NaN;
+    ops.cayleyStepInFrame(M, ctx.tensor(F, [n, n], { allowNonFinite: true }), 1e-3);
+    await assert.rejects(ctx.sync(), (e: unknown) => e instanceof NumericError && /NaN|Inf|non-finite/.test(e.message));
+    assert.deepEqual(await M.read(), before);
+    M.dispose();
   });
 
   it('frame gradients step U and V as the Euclidean ones do, in float64 and float32', async () => {
