@@ -1,7 +1,8 @@
 // The CPU's Cayley step in the frame form for large n, after the system is built: the LU
 // factorisation without pivots and the two triangular solves with n right-hand sides, in
-// 64 × 64 tiles on small JIT kernels (libxsmm). OpenBLAS runs both at about half its
-// square-product rate at n = 1024 (its triangular solves on small blocks are what is slow).
+// 64 × 64 tiles on small JIT kernels (libxsmm). At n = 1024 OpenBLAS runs the solves at about
+// half its square-product rate and the factorisation at about a third (its triangular solves
+// on small blocks are what is slow).
 //  - The system is packed into tiles once; the factorisation is right-looking, its diagonal
 //    tiles factorised in double and applied through their inverses, the Schur updates summed
 //    in separate tiles and subtracted from a tile once (a tile that took each update directly
