@@ -104,11 +104,13 @@ class Backend {
   virtual void luSolve(DType dt, int64_t n, int64_t nrhs, const void* LU, const int32_t* pivots, void* B) = 0;
   // Solves X A = B in place of B (nrhs×n) from luFactor's output.
   virtual void luSolveRight(DType dt, int64_t n, int64_t nrhs, const void* LU, const int32_t* pivots, void* B) = 0;
-  // M ← 2 X − M with X S = M, S the n×n Cayley system (cayleySystem's output), factorised and
-  // solved in one where a backend can (the Cayley step in the frame form); returns false,
-  // having changed nothing, where it cannot (then the caller factorises S and solves a copy
-  // of M with luSolveRight).
-  virtual bool cayleyFrameSolve(DType /*dt*/, int64_t /*n*/, const void* /*S*/, void* /*M*/) { return false; }
+  // M ← 2 X − M with X S = M, S = I + alpha (F − Fᵀ) the n×n Cayley system, built,
+  // factorised and solved in one where a backend can (the Cayley step in the frame form);
+  // returns false, having changed nothing, where it cannot (then the caller builds S with
+  // cayleySystem, factorises it and solves a copy of M with luSolveRight).
+  virtual bool cayleyFrameSolve(DType /*dt*/, int64_t /*n*/, double /*alpha*/, const void* /*F*/, void* /*M*/) {
+    return false;
+  }
   // Thin QR of A (m×n), k = min(m, n): Q m×k with orthonormal columns, R k×n upper
   // triangular with diag(R) ≥ 0 (the sign fix that makes the factorisation unique).
   virtual void qr(DType dt, int64_t m, int64_t n, const void* A, void* Q, void* R) = 0;

@@ -21,12 +21,12 @@ void cayleyStep(Backend& b, DType dt, int64_t n, void* M, const void* G, double 
 }
 
 void cayleyStepInFrame(Backend& b, DType dt, int64_t n, void* M, const void* F, double lr, Workspace& ws) {
-  const size_t nn = size_t(n) * size_t(n);
-  void* L = ws.get(0, nn, dt);
   // (I + A)⁻¹(I − A) M = M (I + A′)⁻¹(I − A′) when A = M A′ Mᵀ; then as in cayleyStep,
   // M_new = 2 M L⁻¹ − M, with the solve from the right.
+  if (b.cayleyFrameSolve(dt, n, lr / 2, F, M)) return;
+  const size_t nn = size_t(n) * size_t(n);
+  void* L = ws.get(0, nn, dt);
   b.cayleySystem(dt, n, lr / 2, F, L);
-  if (b.cayleyFrameSolve(dt, n, L, M)) return;
   int32_t* piv = ws.get<int32_t>(2, size_t(n));
   b.luFactorNoPivot(dt, n, L, piv);
   void* Y = ws.get(1, nn, dt);

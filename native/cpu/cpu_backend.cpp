@@ -281,14 +281,15 @@ class CpuBackend final : public Backend {
     });
   }
 
-  // Where fastCayleyFrameSolve applies and S needs no pivots (diagonally dominant, as it is
-  // for small steps); a NaN or ∞ in S fails the dominance test and is reported by luFactor.
-  bool cayleyFrameSolve(DType dt, int64_t n64, const void* S, void* M) override {
+  // Where fastCayleyFrameSolve applies: large n, a system that needs no pivots (diagonally
+  // dominant, as it is for small steps). A NaN or ∞ fails the dominance test, and luFactor
+  // then reports it.
+  bool cayleyFrameSolve(DType dt, int64_t n64, double alpha, const void* F, void* M) override {
     const int n = blasDim(n64, "n");
     bool done = false;
     onFloat(dt, "cayleyFrameSolve", [&](auto z) {
       using T = decltype(z);
-      if (n >= kFastCayleyMinN && diagonallyDominant(cp<T>(S), n)) done = fastCayleyFrameSolve<T>(n, cp<T>(S), mp<T>(M));
+      done = fastCayleyFrameSolve<T>(n, T(alpha), cp<T>(F), mp<T>(M));
     });
     return done;
   }

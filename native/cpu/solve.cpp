@@ -4,11 +4,11 @@
 
 namespace orthornn {
 template <typename T>
-bool fastCayleyFrameSolve(int, const T*, T*) {
+bool fastCayleyFrameSolve(int, T, const T*, T*) {
   return false;
 }
-template bool fastCayleyFrameSolve<float>(int, const float*, float*);
-template bool fastCayleyFrameSolve<double>(int, const double*, double*);
+template bool fastCayleyFrameSolve<float>(int, float, const float*, float*);
+template bool fastCayleyFrameSolve<double>(int, double, const double*, double*);
 }  // namespace orthornn
 
 #else
@@ -173,10 +173,64 @@ void solveSlab(Factor<T>& f, int n, int w, T* Y, Kernel<T> mul, Kernel<T> add) {
   clearUpperVectorState();
 }
 
+// The tiles of the column-major view A of the system S = I + α(F − Fᵀ) (F row-major), built
+// from F a pair of mirrored tiles at a time (pairs split over the pool), with the same
+// arithmetic as the backend's cayleySystem; returns whether every column of A (row of S) is
+// strictly diagonally dominant (false on NaN or ∞), in which case LU needs no pivots (see
+// cpu_backend.cpp).
+template <typename T>
+bool buildSystem(Factor<T>& f, int n, T alpha, const T* F) {
+  const int R = f.R;
+  std::vector<int> pairs;  // i + R j for i ≤ j
+  for (int j = 0; j < R; ++j)
+    for (int i = 0; i <= j; ++i) pairs.push_back(i + R * j);
+  const std::function<void(int, int64_t, int64_t)> build = [&](int, int64_t lo, int64_t hi) {
+    T x[kTileSize], y[kTileSize];  // the column-major view of F at tiles (i, j) and (j, i)
+    for (int64_t p = lo; p < hi; ++p) {
+      const int i = pairs[size_t(p)] % R, j = pairs[size_t(p)] / R;
+      for (int c = 0; c < kTile; ++c) {
+        std::memcpy(x + c * kTile, F + size_t(i) * kTile + (size_t(j) * kTile + c) * size_t(n), kTile * sizeof(T));
+        std::memcpy(y + c * kTile, F + size_t(j) * kTile + (size_t(i) * kTile + c) * size_t(n), kTile * sizeof(T));
+      }
+      T* a = f.tile(i, j);
+      T* b = f.tile(j, i);
+      for (int c = 0; c < kTile; ++c)
+        for (int r = 0; r < kTile; ++r) {
+          a[r + c * kTile] = alpha * (x[r + c * kTile] - y[c + r * kTile]);
+          b[r + c * kTile] = alpha * (y[r + c * kTile] - x[c + r * kTile]);
+        }
+      if (i == j)
+        for (int d = 0; d < kTile; ++d) a[d + d * kTile] += T(1);
+    }
+  };
+  ParallelPool::instance().run(int64_t(pairs.size()), 1, build);
+  // Column by column: the off-diagonal sum against the diagonal.
+  std::vector<char> dominant(size_t(R), 1);
+  const std::function<void(int, int64_t, int64_t)> check = [&](int, int64_t lo, int64_t hi) {
+    for (int64_t j = lo; j < hi; ++j) {
+      double off[kTile] = {};
+      for (int i = 0; i < R; ++i) {
+        const T* t = f.tile(i, int(j));
+        for (int c = 0; c < kTile; ++c)
+          for (int r = 0; r < kTile; ++r) off[c] += std::abs(double(t[r + c * kTile]));
+      }
+      const T* d = f.tile(int(j), int(j));
+      for (int c = 0; c < kTile; ++c) {
+        const double diagonal = std::abs(double(d[c * (kTile + 1)]));
+        if (!(off[c] - diagonal < diagonal)) dominant[size_t(j)] = 0;
+      }
+    }
+  };
+  ParallelPool::instance().run(R, 1, check);
+  for (char d : dominant)
+    if (!d) return false;
+  return true;
+}
+
 }  // namespace
 
 template <typename T>
-bool fastCayleyFrameSolve(int n, const T* S, T* M) {
+bool fastCayleyFrameSolve(int n, T alpha, const T* F, T* M) {
   if (n < kFastCayleyMinN || n % kTile != 0) return false;
   static const Kernel<T> mul = tileKernel<T>(false), add = tileKernel<T>(true);
   if (!mul || !add) return false;
@@ -190,13 +244,8 @@ bool fastCayleyFrameSolve(int n, const T* S, T* M) {
   f.sums.resize(size_t(n) * size_t(n));
   f.linv.resize(size_t(n) * kTile);
   f.uinv.resize(size_t(n) * kTile);
-  // The column-major view of S, tile by tile.
-  for (int j = 0; j < R; ++j)
-    for (int i = 0; i < R; ++i)
-      for (int k = 0; k < kTile; ++k)
-        std::memcpy(f.tile(i, j) + k * kTile, S + size_t(i) * kTile + (size_t(j) * kTile + k) * size_t(n), kTile * sizeof(T));
-  if (!factorise(f, mul, add)) return false;
-  // X S = M is Sᵀ Xᵀ = Mᵀ, and Mᵀ is the column-major view of M: one slab of whole tiles of
+  if (!buildSystem(f, n, alpha, F) || !factorise(f, mul, add)) return false;
+  // X S = M is Sᵀ Xᵀ = Mᵀ = A Xᵀ, and Mᵀ is the column-major view of M: one slab of whole tiles of
   // its columns per chunk.
   const std::function<void(int, int64_t, int64_t)> body = [&](int, int64_t lo, int64_t hi) {
     solveSlab(f, n, int(hi - lo) * kTile, M + size_t(lo) * kTile * size_t(n), mul, add);
@@ -205,8 +254,8 @@ bool fastCayleyFrameSolve(int n, const T* S, T* M) {
   return true;
 }
 
-template bool fastCayleyFrameSolve<float>(int, const float*, float*);
-template bool fastCayleyFrameSolve<double>(int, const double*, double*);
+template bool fastCayleyFrameSolve<float>(int, float, const float*, float*);
+template bool fastCayleyFrameSolve<double>(int, double, const double*, double*);
 
 }  // namespace orthornn
 
