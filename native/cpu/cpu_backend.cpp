@@ -16,6 +16,7 @@
 #include "../core/backend.h"
 #include "../core/dispatch.h"
 #include "../core/random.h"
+#include "lu_block.h"
 #include "parallel.h"
 #include "solve.h"
 #include "transpose.h"
@@ -121,19 +122,7 @@ int luNoPivot(int m, T* A, int lda) {
     double a[kBase * kBase];  // column-major, leading dimension m
     for (int j = 0; j < m; ++j)
       for (int i = 0; i < m; ++i) a[i + j * m] = double(A[i + int64_t(j) * lda]);
-    int bad = 0;
-    for (int k = 0; k < m && !bad; ++k) {
-      const double pivot = a[k + k * m];
-      if (pivot == 0 || !std::isfinite(pivot)) {
-        bad = k + 1;
-        break;
-      }
-      for (int i = k + 1; i < m; ++i) a[i + k * m] /= pivot;
-      for (int j = k + 1; j < m; ++j) {
-        const double u = a[k + j * m];
-        for (int i = k + 1; i < m; ++i) a[i + j * m] -= a[i + k * m] * u;
-      }
-    }
+    const int bad = eliminateNoPivot(a, m);
     for (int j = 0; j < m; ++j)
       for (int i = 0; i < m; ++i) A[i + int64_t(j) * lda] = T(a[i + j * m]);
     return bad;

@@ -21,6 +21,7 @@ template bool fastCayleyFrameSolve<double>(int, double, const double*, double*);
 #include <type_traits>
 #include <vector>
 
+#include "lu_block.h"
 #include "parallel.h"
 #include "vector_state.h"
 
@@ -60,15 +61,7 @@ template <typename T>
 bool factorDiagonal(T* tile, const T* sums, T* linv, T* uinv) {
   double a[kTileSize];
   for (size_t e = 0; e < kTileSize; ++e) a[e] = sums ? double(tile[e]) - double(sums[e]) : double(tile[e]);
-  for (int k = 0; k < kTile; ++k) {
-    const double pivot = a[k + k * kTile];
-    if (pivot == 0 || !std::isfinite(pivot)) return false;
-    for (int i = k + 1; i < kTile; ++i) a[i + k * kTile] /= pivot;
-    for (int j = k + 1; j < kTile; ++j) {
-      const double u = a[k + j * kTile];
-      for (int i = k + 1; i < kTile; ++i) a[i + j * kTile] -= a[i + k * kTile] * u;
-    }
-  }
+  if (eliminateNoPivot(a, kTile) != 0) return false;
   for (size_t e = 0; e < kTileSize; ++e) tile[e] = T(a[e]);
   double x[kTile];
   for (int j = 0; j < kTile; ++j) {  // column j of L⁻¹, then of U⁻¹, by substitution
