@@ -53,6 +53,13 @@ if [ "$cuda" = 1 ]; then
   fi
 fi
 
+# True when apt has a version of the package to install ("Candidate: (none)" otherwise).
+has_candidate() {
+  local candidate
+  candidate=$(LC_ALL=C apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: *//p')
+  [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
+}
+
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "setup: no apt-get here. Install OpenBLAS (with cblas), LAPACKE, CMake and a C++17 compiler with your package manager${cuda:+, and a CUDA toolkit with cuBLAS/cuSOLVER for --cuda}, then run: npm install"
   [ "$system_only" = 1 ] && exit 1
@@ -62,14 +69,19 @@ elif [ "$sudo" = none ]; then
   echo "  apt-get update && apt-get install -y --no-install-recommends ${packages[*]}"
   [ "$system_only" = 1 ] && exit 1
 else
-  if [ -n "$cuda_source_cmd" ]; then
-    # Only add the component when the toolkit isn't already installable.
-    if ! apt-cache show nvidia-cuda-toolkit >/dev/null 2>&1; then
-      $sudo sh -c "$cuda_source_cmd"
-    fi
-  fi
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -q
+  if [ -n "$cuda_source_cmd" ] && ! has_candidate nvidia-cuda-toolkit; then
+    # `apt-cache show` succeeds for a package that is merely referred to by another one, so the
+    # decision is taken from the candidate version that `apt-cache policy` reports.
+    echo "setup: nvidia-cuda-toolkit has no installation candidate; adding the component that carries it"
+    $sudo sh -c "$cuda_source_cmd"
+    $sudo apt-get update -q
+    if ! has_candidate nvidia-cuda-toolkit; then
+      echo "setup: nvidia-cuda-toolkit still has no installation candidate after adding the component" >&2
+      exit 1
+    fi
+  fi
   $sudo apt-get install -y -q --no-install-recommends "${packages[@]}"
 fi
 
