@@ -41,6 +41,7 @@ export function trainOptionsOf(opts: Record<string, unknown>): Partial<TrainConf
 export function program(): Command {
   const root = new Command('orthornn')
     .description('Recurrent networks with near-orthogonal recurrent matrices (Vorontsov et al., ICML 2017)')
+    .option('--debug', 'print the stack of an error, not just its message')
     .showHelpAfterError('(add --help for the options)');
 
   addTrainOptions(
@@ -99,9 +100,13 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program().parseAsync(argv);
   } catch (err) {
-    // Our errors name the argument and what was expected: print the message, not a stack.
-    const known = err instanceof OrthornnError || err instanceof RangeError || err instanceof TypeError;
-    process.stderr.write(`orthornn: ${known ? (err as Error).message : (err as Error)?.stack ?? String(err)}\n`);
+    // One line: our errors name the argument and what was expected. --debug adds the stack.
+    const debug = argv.includes('--debug');
+    // Ours carry ERR_ORTHORNN_* codes, Node's system errors ENOENT and the like.
+    const known = err instanceof OrthornnError || err instanceof RangeError || err instanceof TypeError || typeof (err as { code?: unknown })?.code === 'string';
+    const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    process.stderr.write(`orthornn: ${known ? '' : 'internal error (please report it; --debug shows where): '}${message}\n`);
+    if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     process.exitCode = 1;
   }
 }

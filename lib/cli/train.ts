@@ -55,10 +55,32 @@ export async function trainCommand(options: Partial<TrainConfig>, flags: Record<
     }
   };
   const startStep = trainer.step;
+  // The first SIGINT/SIGTERM finishes the step in progress, saves last.safetensors and exits
+  // 130/143; a second one exits at once.
+  const stop = new AbortController();
+  let stoppedBy: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stoppedBy) {
+      bar?.stop();
+      process.stderr.write(`orthornn: ${signal} again: exiting without saving\n`);
+      process.exit(EXIT_CODES[signal]);
+    }
+    stoppedBy = signal;
+    bar?.stop();
+    process.stderr.write(`orthornn: ${signal}: finishing step ${trainer.step + 1} and saving ${trainer.runDir}/last.safetensors (send it again to exit at once)\n`);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    const result = await trainer.run({ onStep });
+    const result = await trainer.run({ onStep, signal: stop.signal });
     bar?.stop();
     const seconds = result.seconds;
+    if (result.interrupted) {
+      log(`stopped by ${stoppedBy} after step ${result.steps} (${seconds.toFixed(1)} s); resume with: orthornn train --resume ${trainer.runDir}`);
+      process.exitCode = EXIT_CODES[stoppedBy ?? 'SIGINT'];
+      return;
+    }
     log(`${result.reachedTarget ? 'target reached' : 'budget spent'} after ${result.steps} steps in ${seconds.toFixed(1)} s`);
     if (result.best) log(`best valid (step ${result.best.step}): ${formatMetrics(result.best)}`);
     if (result.test) log(`test on the best weights: ${formatMetrics(result.test)}`);
@@ -69,7 +91,12 @@ export async function trainCommand(options: Partial<TrainConfig>, flags: Record<
     }
     log(`run folder: ${trainer.runDir} (config.json, metrics.jsonl, last.safetensors, best.safetensors)`);
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     bar?.stop();
     trainer.dispose();
   }
 }
+
+/** The shell's convention: 128 + the signal's number. */
+const EXIT_CODES: Partial<Record<NodeJS.Signals, number>> & Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 130, SIGTERM: 143 };

@@ -6,10 +6,11 @@
  * when rounding drift passes a tolerance, validation with best-weight tracking, test metrics
  * on the best weights, metrics records and resumable checkpoints in a run folder.
  */
-import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Context, defaultContext } from '../context';
-import { rangeError } from '../errors';
+import { DataError, rangeError } from '../errors';
+import { writeFileAtomic } from '../io/safetensors';
 import { ElmanRNN } from '../models/elman';
 import { LSTM } from '../models/lstm';
 import type { StateDict } from '../models/parameters';
@@ -39,6 +40,12 @@ export interface TrainHooks {
   onStep?(progress: Progress): void;
   /** Every record, as it is written. */
   onRecord?(record: RunRecord): void;
+  /**
+   * Stops the run gracefully: the step in progress (with its validation, if one is due)
+   * finishes, `last.safetensors` is written, and `run` resolves with `interrupted: true`
+   * and without test metrics. `Trainer.resume` continues exactly where it stopped.
+   */
+  signal?: AbortSignal;
 }
 
 export interface TrainResult {
@@ -49,6 +56,8 @@ export interface TrainResult {
   best?: EvalRecord;
   test?: EvalRecord;
   seconds: number;
+  /** Whether `hooks.signal` stopped the run before its budget or target. */
+  interrupted: boolean;
 }
 
 /** Builds the model a configuration describes, on `context`. */
@@ -147,7 +156,8 @@ export class Trainer {
   /** Steps taken (restored from a checkpoint when resuming). */
   step = 0;
   private readonly groups: Groups;
-  private readonly totalSteps: number;
+  /** The budget in steps (epochs converted). */
+  readonly totalSteps: number;
   private best?: { record: EvalRecord; state: StateDict };
   private lastValid?: EvalRecord;
   private startedAt = 0;
@@ -177,9 +187,19 @@ export class Trainer {
     }
     const source = createSource(config);
     const trainer = await Trainer.build(config, source, runDir, extra.context);
-    mkdirSync(runDir, { recursive: true });
-    writeFileSync(path.join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-    writeFileSync(path.join(runDir, 'metrics.jsonl'), '');
+    try {
+      try {
+        mkdirSync(runDir, { recursive: true });
+      } catch (err) {
+        throw new DataError(`cannot create the run folder '${runDir}': ${(err as Error).message}`);
+      }
+      // PENDING removeStaleTemporaries(runDir);
+      writeFileAtomic(path.join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+      writeFileAtomic(metricsFile, '');
+    } catch (err) {
+      trainer.dispose();
+      throw err;
+    }
     return trainer;
   }
 
@@ -205,16 +225,25 @@ export class Trainer {
     const ckpt = readCheckpoint(file);
     const config = resolveConfig({ ...ckpt.config, out: runDir, ...(extra.steps ? { steps: extra.steps, epochs: 0 } : {}) }, { stored: true });
     const source = createSource(config);
+    // Every size is checked against the file before the model is allocated.
+    // PENDING checkCheckpointShapes(file, ckpt, expectedParameterShapes(config, source.inputSize, source.outputSize));
     const trainer = await Trainer.build(config, source, runDir, extra.context);
     try {
+      if (trainer.totalSteps <= ckpt.step) {
+        const given = extra.steps ? `${extra.steps} steps` : `a budget of ${trainer.totalSteps} steps`;
+        throw rangeError('resume', 'steps', `more than the ${ckpt.step} steps the checkpoint has taken`, given);
+      }
       trainer.restore(ckpt);
+      // PENDING await checkOrthogonalFactors(trainer.model, file);
       const bestFile = path.join(runDir, 'best.safetensors');
       if (ckpt.best && existsSync(bestFile)) trainer.best = { record: ckpt.best, state: readCheckpoint(bestFile).parameters };
+      // PENDING removeStaleTemporaries(runDir);
+      truncateMetrics(path.join(runDir, 'metrics.jsonl'), ckpt.step);
+      if (extra.steps) writeFileAtomic(path.join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     } catch (err) {
       trainer.dispose();
       throw err;
     }
-    if (extra.steps) writeFileSync(path.join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     return trainer;
   }
 
@@ -239,7 +268,12 @@ export class Trainer {
   }
 
   private record(record: RunRecord, hooks: TrainHooks): void {
-    appendFileSync(path.join(this.runDir, 'metrics.jsonl'), `${JSON.stringify(record)}\n`);
+    const file = path.join(this.runDir, 'metrics.jsonl');
+    try {
+      appendFileSync(file, `${JSON.stringify(record)}\n`);
+    } catch (err) {
+      throw new DataError(`cannot write '${file}': ${(err as Error).message}`);
+    }
     hooks.onRecord?.(record);
   }
 
@@ -380,16 +414,19 @@ export class Trainer {
     this.startedAt = performance.now();
     let reachedTarget = false;
     let loss = NaN;
-    while (this.step < this.totalSteps && !reachedTarget) {
+    const stopped = () => hooks.signal?.aborted === true;
+    while (this.step < this.totalSteps && !reachedTarget && !stopped()) {
       loss = await this.trainStep(hooks);
       const validating = this.step % config.validEvery === 0 || this.step === this.totalSteps;
       if (validating) reachedTarget = this.reached(await this.validate(hooks));
       const saving = config.checkpointEvery > 0 ? this.step % config.checkpointEvery === 0 : validating;
       // The last step is saved once, below.
-      if (saving && this.step < this.totalSteps && !reachedTarget) await this.checkpoint();
+      if (saving && this.step < this.totalSteps && !reachedTarget && !stopped()) await this.checkpoint();
       hooks.onStep?.({ step: this.step, totalSteps: this.totalSteps, epoch: this.source.epoch, loss, valid: this.lastValid });
     }
     await this.checkpoint();
+    const interrupted = this.step < this.totalSteps && !reachedTarget;
+    if (interrupted) return { runDir: this.runDir, steps: this.step, reachedTarget, best: this.best?.record, seconds: this.elapsed(), interrupted };
     let test: EvalRecord | undefined;
     if (this.best) {
       // Test metrics on the best validation weights.
@@ -398,7 +435,7 @@ export class Trainer {
       test = { type: 'test', step: this.best.record.step, time: this.elapsed(), ...metrics };
       this.record(test, hooks);
     }
-    return { runDir: this.runDir, steps: this.step, reachedTarget, best: this.best?.record, test, seconds: this.elapsed() };
+    return { runDir: this.runDir, steps: this.step, reachedTarget, best: this.best?.record, test, seconds: this.elapsed(), interrupted };
   }
 
   get plannedSteps(): number {
@@ -420,4 +457,36 @@ export async function train(options: Partial<TrainConfig>, hooks: TrainHooks = {
   } finally {
     trainer.dispose();
   }
+}
+
+/**
+ * Drops from a run's metrics.jsonl what was written after the checkpoint a run resumes from:
+ * records of later steps, and test records (written when a run ends). The file then holds what
+ * an uninterrupted run would have written so far. A last line cut short by a killed process
+ * is dropped too; a malformed line before it is a DataError.
+ */
+export function truncateMetrics(file: string, step: number): void {
+  if (!existsSync(file)) return;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new DataError(`cannot read '${file}': ${(err as Error).message}`);
+  }
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  const kept: string[] = [];
+  for (const [i, line] of lines.entries()) {
+    let record: { type?: unknown; step?: unknown };
+    try {
+      record = JSON.parse(line);
+    } catch {
+      if (i === lines.length - 1) break;
+      throw new DataError(`'${file}' line ${i + 1} is not a JSON record`);
+    }
+    if (record === null || typeof record !== 'object' || typeof record.step !== 'number') throw new DataError(`'${file}' line ${i + 1} is not a run record`);
+    if (record.type !== 'test' && record.step <= step) kept.push(line);
+  }
+  const out = kept.map((l) => `${l}\n`).join('');
+  if (out !== text) writeFileAtomic(file, out);
 }
