@@ -1,7 +1,17 @@
-import { DeviceError, DisposedError, rangeError, typeError } from './errors';
+import { DeviceError, DisposedError, rangeError, show, typeError } from './errors';
 import { type DType, type FloatDType, type LaunchCounters, type NativeContext, type NativeWorkspace, native } from './native';
 import { Tensor, type ArrayFor } from './tensor';
-import { checkDType, checkFinite, checkFloatDType, checkOptions, checkSeed, checkShape } from './validate';
+import {
+  checkBoolean,
+  checkDType,
+  checkFinite,
+  checkFloatDType,
+  checkOptions,
+  checkScalar,
+  checkSeed,
+  checkShape,
+  checkTypedArray,
+} from './validate';
 
 export interface ContextOptions {
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
@@ -24,10 +34,21 @@ export interface RandomOptions<D extends FloatDType> {
 type TypedFor<D extends DType> = ArrayFor<D>;
 type DTypeOf<A> = A extends Float32Array ? 'float32' : A extends Float64Array ? 'float64' : 'int32';
 
-function parseDevice(device: string): { backend: string; index: number } {
-  const m = /^(cpu|cuda)(?::(\d+))?$/.exec(device);
-  if (!m) throw rangeError('Context', 'device', "'cpu', 'cuda' or 'cuda:N'", `'${device}'`);
+/** The backend and device index of 'cpu', 'cuda' or 'cuda:N'. */
+function parseDevice(fn: string, device: unknown): { backend: string; index: number } {
+  const expected = "'cpu', 'cuda' or 'cuda:N'";
+  if (typeof device !== 'string') throw typeError(fn, 'device', expected, device);
+  const m = /^(cpu|cuda)(?::(\d{1,9}))?$/.exec(device);
+  if (!m) throw rangeError(fn, 'device', expected, show(device));
   return { backend: m[1], index: m[2] === undefined ? 0 : Number(m[2]) };
+}
+
+/** Every Context this library made: the brand check that no Proxy or look-alike passes. */
+const contexts = new WeakSet<object>();
+
+/** @internal Whether `v` is a genuine Context (no Proxy trap or getter runs). */
+export function isContext(v: unknown): v is Context {
+  return contexts.has(v as object);
 }
 
 /**
@@ -42,18 +63,17 @@ export class Context {
   private scratch?: NativeWorkspace;
 
   constructor(options: ContextOptions = {}) {
-    checkOptions('Context', options, ['device', 'seed']);
-    const device = options.device ?? 'cpu';
-    if (typeof device !== 'string') throw typeError('Context', 'device', 'a string', device);
-    const seed = options.seed ?? 0;
-    checkSeed('Context', 'seed', seed);
-    const { backend, index } = parseDevice(device);
+    const fn = 'Context';
+    const opts = checkOptions(fn, options, ['device', 'seed']);
+    const { backend, index } = parseDevice(fn, opts.device ?? 'cpu');
+    const seed = checkSeed(fn, 'seed', opts.seed ?? 0);
     const info = native().backends().find((b) => b.name === backend);
     if (backend === 'cuda' && info && !info.available) {
       throw new DeviceError(`Context: the cuda backend is unavailable: ${info.reason ?? 'unknown reason'}`);
     }
     this.native = new (native().NativeContext)(backend, index);
     this.nextSeed = seed;
+    contexts.add(this);
   }
 
   /** 'cpu' or 'cuda'. */
@@ -70,45 +90,40 @@ export class Context {
 
   /** Whether this context's backend implements `op` for `dtype`. */
   supports(op: string, dtype: DType): boolean {
-    return this.native.supports(op, dtype);
+    if (typeof op !== 'string') throw typeError('supports', 'op', 'a string', op);
+    return this.native.supports(op, checkDType('supports', 'dtype', dtype));
   }
 
   /** A tensor holding a copy of `data` (row-major) with the given shape. */
   tensor<A extends Float32Array | Float64Array | Int32Array>(data: A, shape: readonly number[], options: TensorOptions = {}): Tensor<DTypeOf<A>> {
-    this.assertLive('tensor');
-    checkOptions('tensor', options, ['allowNonFinite']);
-    if (!(data instanceof Float32Array || data instanceof Float64Array || data instanceof Int32Array)) {
-      throw typeError('tensor', 'data', 'a Float32Array, Float64Array or Int32Array', data);
+    const fn = 'tensor';
+    this.assertLive(fn);
+    const opts = checkOptions(fn, options, ['allowNonFinite']);
+    const allowNonFinite = checkBoolean(fn, 'allowNonFinite', opts.allowNonFinite ?? false);
+    const values = checkTypedArray(fn, 'data', data, ['Float32Array', 'Float64Array', 'Int32Array']);
+    const dims = checkShape(fn, 'shape', shape);
+    const size = dims.reduce((a, b) => a * b, 1);
+    if (size !== values.length) {
+      throw rangeError(fn, 'data', `${size} elements for shape [${dims.join(', ')}]`, `${values.length}`);
     }
-    checkShape('tensor', 'shape', shape);
-    const size = shape.reduce((a, b) => a * b, 1);
-    if (size !== data.length) {
-      throw rangeError('tensor', 'data', `${size} elements for shape [${shape.join(', ')}]`, `${data.length}`);
-    }
-    if (!options.allowNonFinite && !(data instanceof Int32Array)) checkFinite('tensor', 'data', data);
-    return this.wrap(this.native.fromArray(data, shape.slice()));
+    if (!allowNonFinite && !(values instanceof Int32Array)) checkFinite(fn, 'data', values);
+    return this.wrap(this.native.fromArray(values, dims));
   }
 
   /** An uninitialised tensor: for outputs an op will overwrite. */
   empty<D extends DType = 'float32'>(shape: readonly number[], options: { dtype?: D } = {}): Tensor<D> {
-    this.assertLive('empty');
-    checkOptions('empty', options, ['dtype']);
-    checkShape('empty', 'shape', shape);
-    const dtype = (options.dtype ?? 'float32') as D;
-    checkDType('empty', 'dtype', dtype);
-    return this.wrap(this.native.empty(shape.slice(), dtype));
+    const fn = 'empty';
+    this.assertLive(fn);
+    const opts = checkOptions(fn, options, ['dtype']);
+    return this.allocate<D>(fn, shape, checkDType(fn, 'dtype', opts.dtype ?? 'float32'));
   }
 
   full<D extends DType = 'float32'>(shape: readonly number[], value: number, options: { dtype?: D } = {}): Tensor<D> {
-    if (typeof value !== 'number') throw typeError('full', 'value', 'a number', value);
-    if (!Number.isFinite(value)) throw rangeError('full', 'value', 'a finite number', String(value));
-    const t = this.empty<D>(shape, options);
-    this.native.fill(t.handle, value);
-    return t;
+    return this.filled('full', shape, value, options);
   }
 
   zeros<D extends DType = 'float32'>(shape: readonly number[], options: { dtype?: D } = {}): Tensor<D> {
-    return this.full(shape, 0, options);
+    return this.filled('zeros', shape, 0, options);
   }
 
   /** Normal(mean, std²) entries, seeded. */
@@ -116,14 +131,15 @@ export class Context {
     shape: readonly number[],
     options: RandomOptions<D> & { mean?: number; std?: number } = {},
   ): Tensor<D> {
-    checkOptions('randn', options, ['dtype', 'seed', 'mean', 'std']);
-    const { mean = 0, std = 1 } = options;
-    for (const [k, v] of [['mean', mean], ['std', std]] as const) {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw rangeError('randn', k, 'a finite number', String(v));
-    }
-    if (std < 0) throw rangeError('randn', 'std', 'non-negative', String(std));
-    const t = this.randomTarget<D>('randn', shape, options);
-    this.native.randomNormal(t.handle, this.seedFor('randn', options.seed), mean, std);
+    const fn = 'randn';
+    const opts = checkOptions(fn, options, ['dtype', 'seed', 'mean', 'std']);
+    const dtype = checkFloatDType(fn, 'dtype', opts.dtype ?? 'float32');
+    const mean = checkScalar(fn, 'mean', opts.mean ?? 0, dtype);
+    const std = checkScalar(fn, 'std', opts.std ?? 1, dtype);
+    if (std < 0) throw rangeError(fn, 'std', 'non-negative', show(std));
+    const seed = this.seedFor(fn, opts.seed);
+    const t = this.allocate<D>(fn, shape, dtype);
+    this.native.randomNormal(t.handle, seed, mean, std);
     return t;
   }
 
@@ -132,14 +148,15 @@ export class Context {
     shape: readonly number[],
     options: RandomOptions<D> & { low?: number; high?: number } = {},
   ): Tensor<D> {
-    checkOptions('rand', options, ['dtype', 'seed', 'low', 'high']);
-    const { low = 0, high = 1 } = options;
-    for (const [k, v] of [['low', low], ['high', high]] as const) {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw rangeError('rand', k, 'a finite number', String(v));
-    }
-    if (!(low <= high)) throw rangeError('rand', 'high', `at least low (${low})`, String(high));
-    const t = this.randomTarget<D>('rand', shape, options);
-    this.native.randomUniform(t.handle, this.seedFor('rand', options.seed), low, high);
+    const fn = 'rand';
+    const opts = checkOptions(fn, options, ['dtype', 'seed', 'low', 'high']);
+    const dtype = checkFloatDType(fn, 'dtype', opts.dtype ?? 'float32');
+    const low = checkScalar(fn, 'low', opts.low ?? 0, dtype);
+    const high = checkScalar(fn, 'high', opts.high ?? 1, dtype);
+    if (!(low <= high)) throw rangeError(fn, 'high', `at least low (${low})`, show(high));
+    const seed = this.seedFor(fn, opts.seed);
+    const t = this.allocate<D>(fn, shape, dtype);
+    this.native.randomUniform(t.handle, seed, low, high);
     return t;
   }
 
@@ -179,17 +196,25 @@ export class Context {
     if (this.native.disposed) throw new DisposedError(`${fn}: the context (${this.device}) has been disposed`);
   }
 
-  private randomTarget<D extends FloatDType>(fn: string, shape: readonly number[], options: RandomOptions<D>): Tensor<D> {
-    const dtype = (options.dtype ?? 'float32') as D;
-    checkFloatDType(fn, 'dtype', dtype);
-    return this.empty<D>(shape, { dtype });
+  /** A new uninitialised tensor of a checked dtype, after checking the shape. */
+  private allocate<D extends DType>(fn: string, shape: unknown, dtype: DType): Tensor<D> {
+    this.assertLive(fn);
+    return this.wrap(this.native.empty(checkShape(fn, 'shape', shape), dtype));
   }
 
-  private seedFor(fn: string, seed: number | undefined): number {
-    if (seed !== undefined) {
-      checkSeed(fn, 'seed', seed);
-      return seed;
-    }
+  /** A new tensor with every element `value`. */
+  private filled<D extends DType>(fn: string, shape: readonly number[], value: unknown, options: { dtype?: D } | undefined): Tensor<D> {
+    this.assertLive(fn);
+    const opts = checkOptions(fn, options, ['dtype']);
+    const dtype = checkDType(fn, 'dtype', opts.dtype ?? 'float32');
+    const v = checkScalar(fn, 'value', value, dtype);
+    const t = this.allocate<D>(fn, shape, dtype);
+    this.native.fill(t.handle, v);
+    return t;
+  }
+
+  private seedFor(fn: string, seed: unknown): number {
+    if (seed !== undefined) return checkSeed(fn, 'seed', seed);
     const s = this.nextSeed;
     this.nextSeed = (this.nextSeed + 0x9e3779b9) % Number.MAX_SAFE_INTEGER;
     return s;
@@ -200,6 +225,7 @@ const defaults = new Map<string, Context>();
 
 /** The shared context of a device, created on first use. */
 export function defaultContext(device = 'cpu'): Context {
+  parseDevice('defaultContext', device);
   let ctx = defaults.get(device);
   if (!ctx || ctx.disposed) {
     ctx = new Context({ device });

@@ -100,12 +100,36 @@ export function rangeError(fn: string, arg: string, expected: string, got: strin
   return withCode(new RangeError(`${fn}: argument '${arg}' must be ${expected}, got ${got}`), 'ERR_ORTHORNN_RANGE');
 }
 
+// %TypedArray%.prototype[@@toStringTag] reads the internal slot: no Proxy trap or prototype trick reaches it.
+const typedArrayTag = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Int8Array.prototype), Symbol.toStringTag)!.get!;
+
+/** 'Float32Array', 'Uint8Array', …, for a genuine typed array; undefined for anything else. */
+export function typedArrayKind(v: unknown): string | undefined {
+  return typedArrayTag.call(v) as string | undefined;
+}
+
+/** What was given, in words, for a TypeError: its type and, for a primitive, its value. */
 export function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (v === undefined) return 'undefined';
-  if (Array.isArray(v)) return `an array of length ${v.length}`;
-  if (ArrayBuffer.isView(v)) return v.constructor.name;
-  if (typeof v === 'object') return (v as object).constructor?.name ?? 'an object';
-  if (typeof v === 'string') return `'${v}'`;
-  return `${typeof v} ${String(v)}`;
+  try {
+    if (v === null) return 'null';
+    if (v === undefined) return 'undefined';
+    if (typeof v === 'function') return 'a function';
+    if (typeof v === 'symbol') return 'a symbol';
+    if (typeof v === 'string') return `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}'`;
+    if (typeof v !== 'object') return `${typeof v} ${String(v)}`;
+    if (Array.isArray(v)) return `an array of length ${v.length}`;
+    const kind = typedArrayKind(v);
+    if (kind !== undefined) return kind;
+    return (v as object).constructor?.name ?? 'an object';
+  } catch {
+    // A revoked Proxy, or a Proxy or getter that throws.
+    return 'an object whose properties cannot be read';
+  }
+}
+
+/** A given value for a RangeError: numbers as they are, anything else as describe() puts it. */
+export function show(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  return describe(v);
 }

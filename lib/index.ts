@@ -5,6 +5,7 @@
  */
 import { defaultContext } from './context';
 import { native, type BackendInfo, type MemoryRecord } from './native';
+import { checkOptions } from './validate';
 
 export { Context, defaultContext } from './context';
 export type { ContextOptions, RandomOptions, TensorOptions } from './context';
@@ -65,7 +66,7 @@ export function memoryOf(device = 'cpu'): MemoryRecord {
 
 /** A tensor on the default context of a device (default 'cpu'): see Context.tensor. */
 export function tensor<A extends Float32Array | Float64Array | Int32Array>(data: A, shape: readonly number[], options: { device?: string; allowNonFinite?: boolean } = {}) {
-  const { device, ...rest } = options;
+  const { device, ...rest } = checkOptions('tensor', options, ['device', 'allowNonFinite']);
   return defaultContext(device).tensor(data, shape, rest);
 }
 

@@ -5,52 +5,59 @@
  * naming the op. Outputs may be passed as `out` to reuse memory.
  */
 import type { Context } from './context';
-import { rangeError, typeError, typeErrorText } from './errors';
+import { rangeError, show, typeError } from './errors';
 import { native, type Activation, type DType, type FloatDType } from './native';
 import type { Tensor } from './tensor';
-import { checkNumber, checkOptions, checkTensor, shapeStr } from './validate';
+import {
+  checkActivation,
+  checkBoolean,
+  checkCoefficient,
+  checkOptions,
+  checkScalar,
+  checkTensor,
+  checkTensorDType,
+  checkTensorOn,
+  checkTensorShape,
+  readObject,
+  shapeStr,
+} from './validate';
 
-
-function contextOf(fn: string, tensors: Record<string, Tensor | null | undefined>): Context {
+/**
+ * Checks the tensor arguments (each a live Tensor; `optional` ones may be null or undefined)
+ * and that they share one live context, which it returns.
+ */
+function contextOf(fn: string, required: Record<string, unknown>, optional: Record<string, unknown> = {}): Context {
   let ctx: Context | undefined;
   let first = '';
-  for (const [name, t] of Object.entries(tensors)) {
-    if (t === null || t === undefined) continue;
-    checkTensor(fn, name, t);
+  const present = [...Object.entries(required), ...Object.entries(optional).filter(([, t]) => t !== null && t !== undefined)];
+  for (const [name, t] of present) {
+    const tensor = checkTensor(fn, name, t);
     if (!ctx) {
-      ctx = t.context;
+      ctx = tensor.context;
       first = name;
-    } else if (t.context !== ctx) {
-      throw rangeError(fn, name, `on the same context as '${first}' (${ctx.device})`, `a tensor of another context (${t.device})`);
+    } else if (tensor.context !== ctx) {
+      throw rangeError(fn, name, `on the same context as '${first}' (${ctx.device})`, `a tensor of another context (${tensor.device})`);
     }
   }
-  if (!ctx) throw new Error(`${fn}: no tensor arguments`);
-  ctx.assertLive(fn);
-  return ctx;
+  ctx!.assertLive(fn);
+  return ctx!;
 }
 
 function requireFloat(fn: string, arg: string, t: Tensor): void {
-  if (t.dtype !== 'float32' && t.dtype !== 'float64') throw typeErrorText(fn, arg, 'a float32 or float64 tensor', `${t.dtype} tensor`);
+  checkTensorDType(fn, arg, t, ['float32', 'float64']);
 }
 
 function requireDType(fn: string, arg: string, t: Tensor, dtype: DType): void {
-  if (t.dtype !== dtype) throw typeErrorText(fn, arg, `a ${dtype} tensor`, `${t.dtype} tensor`);
-}
-
-function requireShape(fn: string, arg: string, t: Tensor, shape: readonly number[]): void {
-  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-    throw rangeError(fn, arg, `of shape ${shapeStr(shape)}`, shapeStr(t.shape));
-  }
+  checkTensorDType(fn, arg, t, [dtype]);
 }
 
 /** The given `out` after checking it, or a new tensor. */
-function output<D extends DType>(fn: string, ctx: Context, out: Tensor | undefined, shape: readonly number[], dtype: D, arg = 'out'): Tensor<D> {
+function output<D extends DType>(fn: string, ctx: Context, out: unknown, shape: readonly number[], dtype: D, arg = 'out'): Tensor<D> {
   if (out === undefined) return ctx.empty<D>(shape, { dtype });
-  checkTensor(fn, arg, out);
-  if (out.context !== ctx) throw rangeError(fn, arg, `on the same context (${ctx.device})`, `a tensor of ${out.device}`);
-  requireDType(fn, arg, out, dtype);
-  requireShape(fn, arg, out, shape);
-  return out as Tensor<D>;
+  const t = checkTensorOn(fn, arg, out, ctx);
+  requireDType(fn, arg, t, dtype);
+  checkTensorShape(fn, arg, t, shape);
+  return t as Tensor<D>;
 }
 
 function sameAs(fn: string, ref: string, a: Tensor, arg: string, b: Tensor): void {
@@ -73,16 +80,15 @@ export interface GemmOptions {
  */
 export function gemm<D extends FloatDType>(a: Tensor<D>, b: Tensor<D>, options: GemmOptions = {}): Tensor<D> {
   const fn = 'gemm';
-  checkOptions(fn, options, ['transA', 'transB', 'alpha', 'beta', 'out']);
+  const opts = checkOptions(fn, options, ['transA', 'transB', 'alpha', 'beta', 'out']);
   const ctx = contextOf(fn, { a, b });
   requireFloat(fn, 'a', a);
   requireDType(fn, 'b', b, a.dtype);
-  const { transA = false, transB = false, alpha = 1, beta = 0 } = options;
-  if (typeof transA !== 'boolean') throw typeError(fn, 'transA', 'a boolean', transA);
-  if (typeof transB !== 'boolean') throw typeError(fn, 'transB', 'a boolean', transB);
-  checkNumber(fn, 'alpha', alpha);
-  checkNumber(fn, 'beta', beta);
-  if (beta !== 0 && options.out === undefined) throw rangeError(fn, 'beta', "0 unless 'out' is given", String(beta));
+  const transA = checkBoolean(fn, 'transA', opts.transA ?? false);
+  const transB = checkBoolean(fn, 'transB', opts.transB ?? false);
+  const alpha = checkScalar(fn, 'alpha', opts.alpha ?? 1, a.dtype);
+  const beta = checkScalar(fn, 'beta', opts.beta ?? 0, a.dtype);
+  if (beta !== 0 && opts.out === undefined) throw rangeError(fn, 'beta', "0 unless 'out' is given", show(beta));
   for (const [name, t] of [['a', a], ['b', b]] as const) {
     if (t.shape.length !== 2 && t.shape.length !== 3) throw rangeError(fn, name, 'a 2-D or 3-D tensor', shapeStr(t.shape));
   }
@@ -102,7 +108,7 @@ export function gemm<D extends FloatDType>(a: Tensor<D>, b: Tensor<D>, options: 
   }
   const batch = batchA ?? batchB;
   const shape = batch === undefined ? [m, n] : [batch, m, n];
-  const out = output(fn, ctx, options.out, shape, a.dtype);
+  const out = output(fn, ctx, opts.out, shape, a.dtype);
   ctx.native.gemm(a.handle, b.handle, out.handle, transA, transB, alpha, beta);
   return out;
 }
@@ -126,8 +132,7 @@ export interface LU<D extends FloatDType = FloatDType> {
 export function luFactor<D extends FloatDType>(a: Tensor<D>): LU<D> {
   const fn = 'luFactor';
   const ctx = contextOf(fn, { a });
-  requireFloat(fn, 'a', a);
-  if (a.shape.length !== 2 || a.shape[0] !== a.shape[1]) throw rangeError(fn, 'a', 'a square matrix', shapeStr(a.shape));
+  requireSquare(fn, 'a', a);
   const lu = ctx.empty<D>(a.shape, { dtype: a.dtype });
   const pivots = ctx.empty([a.shape[0]], { dtype: 'int32' });
   ctx.native.luFactor(a.handle, lu.handle, pivots.handle);
@@ -137,21 +142,19 @@ export function luFactor<D extends FloatDType>(a: Tensor<D>): LU<D> {
 /** Solves A x = b from A's LU factors; b is n or n×r. */
 export function luSolve<D extends FloatDType>(factors: LU<D>, b: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
   const fn = 'luSolve';
-  checkOptions(fn, options, ['out']);
-  if (factors === null || typeof factors !== 'object') throw typeError(fn, 'factors', 'the result of luFactor', factors);
-  const { lu, pivots } = factors;
-  const ctx = contextOf(fn, { lu, pivots, b });
-  requireFloat(fn, 'lu', lu);
-  requireDType(fn, 'pivots', pivots, 'int32');
-  requireDType(fn, 'b', b, lu.dtype);
-  const n = lu.shape[0];
-  if (lu.shape.length !== 2 || lu.shape[1] !== n) throw rangeError(fn, 'lu', 'a square matrix', shapeStr(lu.shape));
-  requireShape(fn, 'pivots', pivots, [n]);
+  const opts = checkOptions(fn, options, ['out']);
+  const { lu, pivots } = readObject(fn, 'factors', factors, 'the result of luFactor') as Partial<LU<D>>;
+  const ctx = contextOf(fn, { 'factors.lu': lu, 'factors.pivots': pivots, b });
+  requireSquare(fn, 'factors.lu', lu!);
+  const n = lu!.shape[0];
+  requireDType(fn, 'factors.pivots', pivots!, 'int32');
+  checkTensorShape(fn, 'factors.pivots', pivots!, [n]);
+  requireDType(fn, 'b', b, lu!.dtype);
   if ((b.shape.length !== 1 && b.shape.length !== 2) || b.shape[0] !== n) {
     throw rangeError(fn, 'b', `of shape [${n}] or [${n}, r]`, shapeStr(b.shape));
   }
-  const out = output(fn, ctx, options.out, b.shape, b.dtype);
-  ctx.native.luSolve(lu.handle, pivots.handle, b.handle, out.handle);
+  const out = output(fn, ctx, opts.out, b.shape, b.dtype);
+  ctx.native.luSolve(lu!.handle, pivots!.handle, b.handle, out.handle);
   return out;
 }
 
@@ -197,9 +200,9 @@ export function svd<D extends FloatDType>(a: Tensor<D>): { u: Tensor<D>; s: Tens
 
 export function copy<D extends DType>(x: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
   const fn = 'copy';
-  checkOptions(fn, options, ['out']);
+  const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { x });
-  const out = output(fn, ctx, options.out, x.shape, x.dtype);
+  const out = output(fn, ctx, opts.out, x.shape, x.dtype);
   ctx.native.copy(x.handle, out.handle);
   return out;
 }
@@ -207,8 +210,7 @@ export function copy<D extends DType>(x: Tensor<D>, options: { out?: Tensor } = 
 /** Sets every element of `x` to `value`; returns `x`. */
 export function fill<D extends DType>(x: Tensor<D>, value: number): Tensor<D> {
   const ctx = contextOf('fill', { x });
-  checkNumber('fill', 'value', value);
-  ctx.native.fill(x.handle, value);
+  ctx.native.fill(x.handle, checkScalar('fill', 'value', value, x.dtype));
   return x;
 }
 
@@ -218,14 +220,14 @@ export function axpby<D extends FloatDType>(alpha: number, x: Tensor<D>, beta: n
 }
 
 function axpbyAs<D extends FloatDType>(fn: string, alpha: number, x: Tensor<D>, beta: number, y: Tensor<D>, options: { out?: Tensor }): Tensor<D> {
-  checkOptions(fn, options, ['out']);
-  checkNumber(fn, 'alpha', alpha);
-  checkNumber(fn, 'beta', beta);
+  const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { x, y });
   requireFloat(fn, 'x', x);
   sameAs(fn, 'x', x, 'y', y);
-  const out = output(fn, ctx, options.out, x.shape, x.dtype);
-  ctx.native.axpby(alpha, x.handle, beta, y.handle, out.handle);
+  const a = checkScalar(fn, 'alpha', alpha, x.dtype);
+  const b = checkScalar(fn, 'beta', beta, x.dtype);
+  const out = output(fn, ctx, opts.out, x.shape, x.dtype);
+  ctx.native.axpby(a, x.handle, b, y.handle, out.handle);
   return out;
 }
 
@@ -239,11 +241,11 @@ export const scale = <D extends FloatDType>(x: Tensor<D>, alpha: number, options
 /** Element-wise product. */
 export function mul<D extends FloatDType>(x: Tensor<D>, y: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
   const fn = 'mul';
-  checkOptions(fn, options, ['out']);
+  const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { x, y });
   requireFloat(fn, 'x', x);
   sameAs(fn, 'x', x, 'y', y);
-  const out = output(fn, ctx, options.out, x.shape, x.dtype);
+  const out = output(fn, ctx, opts.out, x.shape, x.dtype);
   ctx.native.mul(x.handle, y.handle, out.handle);
   return out;
 }
@@ -251,88 +253,81 @@ export function mul<D extends FloatDType>(x: Tensor<D>, y: Tensor<D>, options: {
 /** x · diag(s): every column c of x (the last dimension) scaled by s[c]. */
 export function scaleColumns<D extends FloatDType>(x: Tensor<D>, s: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
   const fn = 'scaleColumns';
-  checkOptions(fn, options, ['out']);
+  const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { x, s });
   requireFloat(fn, 'x', x);
   requireDType(fn, 's', s, x.dtype);
-  requireShape(fn, 's', s, [x.shape.length ? x.shape[x.shape.length - 1] : 1]);
-  const out = output(fn, ctx, options.out, x.shape, x.dtype);
+  checkTensorShape(fn, 's', s, [x.shape.length ? x.shape[x.shape.length - 1] : 1]);
+  const out = output(fn, ctx, opts.out, x.shape, x.dtype);
   ctx.native.scaleColumns(x.handle, s.handle, out.handle);
   return out;
 }
 
-const ACTIVATIONS: readonly Activation[] = ['tanh', 'relu', 'identity'];
-function checkActivation(fn: string, act: unknown): asserts act is Activation {
-  if (!ACTIVATIONS.includes(act as Activation)) throw rangeError(fn, 'activation', "'tanh', 'relu' or 'identity'", String(act));
-}
 
 /** φ(x + bias) with the bias broadcast over the last dimension (bias may be null). */
 export function biasActivation<D extends FloatDType>(x: Tensor<D>, bias: Tensor<D> | null, activation: Activation, options: { out?: Tensor } = {}): Tensor<D> {
   const fn = 'biasActivation';
-  checkOptions(fn, options, ['out']);
-  checkActivation(fn, activation);
-  const ctx = contextOf(fn, { x, bias });
+  const opts = checkOptions(fn, options, ['out']);
+  const act = checkActivation(fn, 'activation', activation);
+  if (bias === undefined) throw typeError(fn, 'bias', 'a Tensor or null', bias);
+  const ctx = contextOf(fn, { x }, { bias });
   requireFloat(fn, 'x', x);
   if (bias !== null) {
     requireDType(fn, 'bias', bias, x.dtype);
     const cols = x.shape.length ? x.shape[x.shape.length - 1] : 1;
-    requireShape(fn, 'bias', bias, [cols]);
+    checkTensorShape(fn, 'bias', bias, [cols]);
   }
-  const out = output(fn, ctx, options.out, x.shape, x.dtype);
-  ctx.native.biasActivation(x.handle, bias === null ? null : bias.handle, activation, out.handle);
+  const out = output(fn, ctx, opts.out, x.shape, x.dtype);
+  ctx.native.biasActivation(x.handle, bias === null ? null : bias.handle, act, out.handle);
   return out;
 }
 
 /** dy ⊙ φ'(a), with φ' taken from the activation's output h = φ(a). */
 export function activationBackward<D extends FloatDType>(dy: Tensor<D>, h: Tensor<D>, activation: Activation, options: { out?: Tensor } = {}): Tensor<D> {
   const fn = 'activationBackward';
-  checkOptions(fn, options, ['out']);
-  checkActivation(fn, activation);
+  const opts = checkOptions(fn, options, ['out']);
+  const act = checkActivation(fn, 'activation', activation);
   const ctx = contextOf(fn, { dy, h });
   requireFloat(fn, 'dy', dy);
   sameAs(fn, 'dy', dy, 'h', h);
-  const out = output(fn, ctx, options.out, dy.shape, dy.dtype);
-  ctx.native.activationBackward(dy.handle, h.handle, activation, out.handle);
+  const out = output(fn, ctx, opts.out, dy.shape, dy.dtype);
+  ctx.native.activationBackward(dy.handle, h.handle, act, out.handle);
   return out;
 }
 
-function checkMargin(fn: string, margin: unknown): asserts margin is number {
-  checkNumber(fn, 'margin', margin);
-  if (margin < 0) throw rangeError(fn, 'margin', 'non-negative', String(margin));
-}
 
 /** The spectrum s = 2m(σ(p) − ½) + 1 ∈ [1 − m, 1 + m], clamped at 0. */
 export function marginSigmoid<D extends FloatDType>(p: Tensor<D>, margin: number, options: { out?: Tensor } = {}): Tensor<D> {
   const fn = 'marginSigmoid';
-  checkOptions(fn, options, ['out']);
-  checkMargin(fn, margin);
+  const opts = checkOptions(fn, options, ['out']);
+  const m = checkCoefficient(fn, 'margin', margin);
   const ctx = contextOf(fn, { p });
   requireFloat(fn, 'p', p);
-  const out = output(fn, ctx, options.out, p.shape, p.dtype);
-  ctx.native.marginSigmoid(p.handle, margin, out.handle);
+  const out = output(fn, ctx, opts.out, p.shape, p.dtype);
+  ctx.native.marginSigmoid(p.handle, m, out.handle);
   return out;
 }
 
 /** dL/dp = dL/ds ⊙ 2m σ(p)(1 − σ(p)) (zero where the clamp at 0 is active). */
 export function marginSigmoidBackward<D extends FloatDType>(p: Tensor<D>, margin: number, ds: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
   const fn = 'marginSigmoidBackward';
-  checkOptions(fn, options, ['out']);
-  checkMargin(fn, margin);
+  const opts = checkOptions(fn, options, ['out']);
+  const m = checkCoefficient(fn, 'margin', margin);
   const ctx = contextOf(fn, { p, ds });
   requireFloat(fn, 'p', p);
   sameAs(fn, 'p', p, 'ds', ds);
-  const out = output(fn, ctx, options.out, p.shape, p.dtype);
-  ctx.native.marginSigmoidBackward(p.handle, margin, ds.handle, out.handle);
+  const out = output(fn, ctx, opts.out, p.shape, p.dtype);
+  ctx.native.marginSigmoidBackward(p.handle, m, ds.handle, out.handle);
   return out;
 }
 
 const REDUCTIONS = { sum: 0, sumSquares: 1, maxAbs: 2, countNonFinite: 3 } as const;
 
 function reduction<D extends FloatDType>(fn: keyof typeof REDUCTIONS, x: Tensor<D>, options: { out?: Tensor }): Tensor<D> {
-  checkOptions(fn, options, ['out']);
+  const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { x });
   requireFloat(fn, 'x', x);
-  const out = output(fn, ctx, options.out, [], x.dtype);
+  const out = output(fn, ctx, opts.out, [], x.dtype);
   ctx.native.reduce(x.handle, REDUCTIONS[fn], out.handle);
   return out;
 }
@@ -349,14 +344,13 @@ export const countNonFinite = <D extends FloatDType>(x: Tensor<D>, options: { ou
 /** Sum over every dimension but the last (bias gradients over all T·B rows): out = Σ_rows x + β out. */
 export function columnSum<D extends FloatDType>(x: Tensor<D>, options: { out?: Tensor; beta?: number } = {}): Tensor<D> {
   const fn = 'columnSum';
-  checkOptions(fn, options, ['out', 'beta']);
-  const beta = options.beta ?? 0;
-  checkNumber(fn, 'beta', beta);
-  if (beta !== 0 && options.out === undefined) throw rangeError(fn, 'beta', "0 unless 'out' is given", String(beta));
+  const opts = checkOptions(fn, options, ['out', 'beta']);
   const ctx = contextOf(fn, { x });
   requireFloat(fn, 'x', x);
+  const beta = checkScalar(fn, 'beta', opts.beta ?? 0, x.dtype);
+  if (beta !== 0 && opts.out === undefined) throw rangeError(fn, 'beta', "0 unless 'out' is given", show(beta));
   const cols = x.shape.length ? x.shape[x.shape.length - 1] : 1;
-  const out = output(fn, ctx, options.out, [cols], x.dtype);
+  const out = output(fn, ctx, opts.out, [cols], x.dtype);
   ctx.native.columnSum(x.handle, beta, out.handle);
   return out;
 }
@@ -364,11 +358,11 @@ export function columnSum<D extends FloatDType>(x: Tensor<D>, options: { out?: T
 /** ‖x[g]‖₂ for each index g of the first dimension (e.g. ‖dh_t‖ over a T × B × n tensor). */
 export function groupNorms<D extends FloatDType>(x: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
   const fn = 'groupNorms';
-  checkOptions(fn, options, ['out']);
+  const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { x });
   requireFloat(fn, 'x', x);
   if (x.shape.length === 0) throw rangeError(fn, 'x', 'at least 1-D', '[]');
-  const out = output(fn, ctx, options.out, [x.shape[0]], x.dtype);
+  const out = output(fn, ctx, opts.out, [x.shape[0]], x.dtype);
   ctx.native.groupNorms(x.handle, out.handle);
   return out;
 }
@@ -396,9 +390,10 @@ export function softmaxCrossEntropy<D extends FloatDType>(
   options: LossOptions<D> = {},
 ): { loss: Tensor<D>; dlogits?: Tensor<D> } {
   const fn = 'softmaxCrossEntropy';
-  checkOptions(fn, options, ['weights', 'gradient']);
-  const weights = options.weights ?? null;
-  const ctx = contextOf(fn, { logits, targets, weights });
+  const opts = checkOptions(fn, options, ['weights', 'gradient']);
+  const weights = opts.weights ?? null;
+  const gradient = checkBoolean(fn, 'gradient', opts.gradient ?? true);
+  const ctx = contextOf(fn, { logits, targets }, { weights });
   requireFloat(fn, 'logits', logits);
   requireDType(fn, 'targets', targets, 'int32');
   const rows = lossRows(fn, logits);
@@ -409,7 +404,7 @@ export function softmaxCrossEntropy<D extends FloatDType>(
     if (weights.size !== rows) throw rangeError(fn, 'weights', `${rows} elements (one per row)`, shapeStr(weights.shape));
   }
   const loss = ctx.empty<D>([], { dtype: logits.dtype });
-  const dlogits = options.gradient === false ? undefined : ctx.empty<D>(logits.shape, { dtype: logits.dtype });
+  const dlogits = gradient ? ctx.empty<D>(logits.shape, { dtype: logits.dtype }) : undefined;
   ctx.native.softmaxCrossEntropy(logits.handle, targets.handle, weights?.handle ?? null, loss.handle, dlogits?.handle ?? null);
   return { loss, dlogits };
 }
@@ -421,9 +416,10 @@ export function meanSquaredError<D extends FloatDType>(
   options: LossOptions<D> = {},
 ): { loss: Tensor<D>; dy?: Tensor<D> } {
   const fn = 'meanSquaredError';
-  checkOptions(fn, options, ['weights', 'gradient']);
-  const weights = options.weights ?? null;
-  const ctx = contextOf(fn, { y, target, weights });
+  const opts = checkOptions(fn, options, ['weights', 'gradient']);
+  const weights = opts.weights ?? null;
+  const gradient = checkBoolean(fn, 'gradient', opts.gradient ?? true);
+  const ctx = contextOf(fn, { y, target }, { weights });
   requireFloat(fn, 'y', y);
   sameAs(fn, 'y', y, 'target', target);
   const rows = lossRows(fn, y);
@@ -432,7 +428,7 @@ export function meanSquaredError<D extends FloatDType>(
     if (weights.size !== rows) throw rangeError(fn, 'weights', `${rows} elements (one per row)`, shapeStr(weights.shape));
   }
   const loss = ctx.empty<D>([], { dtype: y.dtype });
-  const dy = options.gradient === false ? undefined : ctx.empty<D>(y.shape, { dtype: y.dtype });
+  const dy = gradient ? ctx.empty<D>(y.shape, { dtype: y.dtype }) : undefined;
   ctx.native.meanSquaredError(y.handle, target.handle, weights?.handle ?? null, loss.handle, dy?.handle ?? null);
   return { loss, dy };
 }
@@ -452,9 +448,8 @@ export function cayleyStep<D extends FloatDType>(M: Tensor<D>, G: Tensor<D>, lr:
   const ctx = contextOf(fn, { M, G });
   requireSquare(fn, 'M', M);
   requireDType(fn, 'G', G, M.dtype);
-  requireShape(fn, 'G', G, M.shape);
-  checkNumber(fn, 'lr', lr);
-  native().cayleyStep(ctx.native, ctx.workspace, M.handle, G.handle, lr);
+  checkTensorShape(fn, 'G', G, M.shape);
+  native().cayleyStep(ctx.native, ctx.workspace, M.handle, G.handle, checkCoefficient(fn, 'lr', lr));
   return M;
 }
 
@@ -469,19 +464,18 @@ export function cayleyStepInFrame<D extends FloatDType>(M: Tensor<D>, F: Tensor<
   const ctx = contextOf(fn, { M, F });
   requireSquare(fn, 'M', M);
   requireDType(fn, 'F', F, M.dtype);
-  requireShape(fn, 'F', F, M.shape);
-  checkNumber(fn, 'lr', lr);
-  native().cayleyStepInFrame(ctx.native, ctx.workspace, M.handle, F.handle, lr);
+  checkTensorShape(fn, 'F', F, M.shape);
+  native().cayleyStepInFrame(ctx.native, ctx.workspace, M.handle, F.handle, checkCoefficient(fn, 'lr', lr));
   return M;
 }
 
 /** ‖MᵀM − I‖_max as a 0-d tensor. */
 export function orthogonalityError<D extends FloatDType>(M: Tensor<D>, options: { out?: Tensor } = {}): Tensor<D> {
   const fn = 'orthogonalityError';
-  checkOptions(fn, options, ['out']);
+  const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { M });
   requireSquare(fn, 'M', M);
-  const out = output(fn, ctx, options.out, [], M.dtype);
+  const out = output(fn, ctx, opts.out, [], M.dtype);
   native().orthogonalityError(ctx.native, ctx.workspace, M.handle, out.handle);
   return out;
 }

@@ -1,6 +1,14 @@
 import type { Context } from './context';
-import { DisposedError } from './errors';
+import { DisposedError, rangeError } from './errors';
 import type { DType, NativeTensor } from './native';
+
+/** Every Tensor this library made: the brand check that no Proxy or look-alike passes. */
+const tensors = new WeakSet<object>();
+
+/** @internal Whether `v` is a genuine Tensor (no Proxy trap or getter runs). */
+export function isTensor(v: unknown): v is Tensor {
+  return tensors.has(v as object);
+}
 
 export type ArrayFor<D extends DType> = D extends 'float32' ? Float32Array : D extends 'float64' ? Float64Array : Int32Array;
 
@@ -22,6 +30,7 @@ export class Tensor<D extends DType = DType> {
     this.handle = handle;
     this.shape = Object.freeze(handle.shape.slice());
     this.dtype = handle.dtype as D;
+    tensors.add(this);
   }
 
   get device(): string {
@@ -48,7 +57,8 @@ export class Tensor<D extends DType = DType> {
 
   /** The value of a one-element tensor. */
   async item(): Promise<number> {
-    if (this.size !== 1) throw new RangeError(`item: the tensor must have one element, it has shape [${this.shape.join(', ')}]`);
+    this.assertLive('item');
+    if (this.size !== 1) throw rangeError('item', 'this', 'a tensor of one element', `shape [${this.shape.join(', ')}]`);
     return (await this.read())[0];
   }
 

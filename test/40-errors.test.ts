@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Context, DeviceError, DisposedError, OrthornnError, ops, backends } from '../lib/index';
+import { Context, DeviceError, DisposedError, ElmanRNN, OrthornnError, ops, RMSprop, backends } from '../lib/index';
 import { announceSeed, newContext } from './helpers';
 
 /** Asserts that `fn` throws synchronously an error of `cls` whose message matches `re`. */
@@ -77,6 +77,51 @@ describe('40 bad input: clear errors, never a crash, the context still usable', 
     b.dispose();
     throwsLike(() => ops.matmul(a, b), DisposedError, /gemm: argument 'b'.*has been disposed/);
     throwsLike(() => ops.copy(a, { out: b }), DisposedError, /argument 'out'/);
+  });
+
+  it('missing tensors, look-alikes and hostile objects are coded TypeErrors naming the argument', () => {
+    throwsLike(() => ops.sum(null as never), TypeError, /sum: argument 'x' must be a Tensor, got null/);
+    throwsLike(() => ops.gemm(undefined as never, ctx.zeros([1, 1])), TypeError, /gemm: argument 'a' must be a Tensor, got undefined/);
+    throwsLike(() => ops.luSolve({ lu: ctx.zeros([2, 2]) } as never, ctx.zeros([2])), TypeError, /argument 'factors.pivots' must be a Tensor/);
+    const t = ctx.zeros([2]);
+    throwsLike(() => ops.sum(new Proxy(t, {}) as never), TypeError, /argument 'x' must be a Tensor/);
+    const hostile = new Proxy({}, { ownKeys: () => { throw new Error('trap'); } });
+    throwsLike(() => ops.sum(t, hostile as never), TypeError, /argument 'options' must be an object whose properties can be read/);
+    throwsLike(() => ctx.zeros(null as never), TypeError, /zeros: argument 'shape'/);
+  });
+
+  it('luSolve checks the factors: a square float lu, n int32 pivots of the same context, a matching b', () => {
+    const lu = ctx.zeros([3, 3]), pivots = ctx.zeros([3], { dtype: 'int32' }), b = ctx.zeros([3]);
+    throwsLike(() => ops.luSolve({ lu: ctx.zeros([3, 2]), pivots }, b), RangeError, /argument 'factors.lu' must be a square matrix/);
+    throwsLike(() => ops.luSolve({ lu, pivots: ctx.zeros([3]) as never }, b), TypeError, /argument 'factors.pivots' must be a int32 tensor, got float32/);
+    throwsLike(() => ops.luSolve({ lu, pivots: ctx.zeros([4], { dtype: 'int32' }) }, b), RangeError, /argument 'factors.pivots' must be of shape \[3\]/);
+    const other = new Context();
+    throwsLike(() => ops.luSolve({ lu, pivots: other.zeros([3], { dtype: 'int32' }) }, b), RangeError, /argument 'factors.pivots' must be on the same context/);
+    other.dispose();
+    throwsLike(() => ops.luSolve({ lu, pivots }, ctx.zeros([2])), RangeError, /argument 'b' must be of shape \[3\] or \[3, r\]/);
+  });
+
+  it('coefficients far outside any that trains, and non-finite model state, are RangeErrors naming them', async () => {
+    const M = ctx.zeros([2, 2]);
+    throwsLike(() => ops.cayleyStep(M, M, 1e308), RangeError, /argument 'lr' must be in \[0, 1e9\], got 1e\+308/);
+    throwsLike(() => ops.marginSigmoid(ctx.zeros([2]), 1e308), RangeError, /argument 'margin'/);
+    throwsLike(() => new RMSprop({ w: ctx.zeros([2]) }, { lr: 1e-3, eps: Infinity }), RangeError, /argument 'eps' must be a finite number/);
+    throwsLike(() => ops.fill(ctx.zeros([1], { dtype: 'int32' }), 1.5), RangeError, /argument 'value' must be an integer that an int32 element can hold/);
+    const model = await ElmanRNN.create({ inputSize: 2, hiddenSize: 3, outputSize: 2, context: ctx });
+    const state = await model.state();
+    const b = state.b.slice();
+    b[1] = NaN;
+    throwsLike(() => model.loadState({ ...state, b }), RangeError, /loadState: argument 'state.b' must be finite.*NaN at index 1/);
+    await assert.rejects(ElmanRNN.create({ inputSize: 2, hiddenSize: 3, outputSize: 2, margin: NaN, context: ctx }), /argument 'margin' must be a finite number/);
+    model.dispose();
+  });
+
+  it('a disposed model is a DisposedError, like a disposed tensor or context', async () => {
+    const model = await ElmanRNN.create({ inputSize: 2, hiddenSize: 3, outputSize: 2, context: ctx });
+    model.dispose();
+    throwsLike(() => model.forward(ctx.zeros([1, 1, 2])), DisposedError, /forward: the model has been disposed/);
+    await assert.rejects(model.lossAndGradients({ x: ctx.zeros([1, 1, 2]), targets: ctx.zeros([1, 1], { dtype: 'int32' }) }), (e: unknown) => e instanceof DisposedError && (e as DisposedError).code === 'ERR_ORTHORNN_DISPOSED');
+    throwsLike(() => model.state(), DisposedError, /state: the model has been disposed/);
   });
 
   it('tensors of two contexts cannot be mixed', () => {

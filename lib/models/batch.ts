@@ -6,7 +6,7 @@ import type { Context } from '../context';
 import { rangeError, typeError, typeErrorText } from '../errors';
 import type { FloatDType } from '../native';
 import { Tensor } from '../tensor';
-import { checkOptions, checkTensor, shapeStr } from '../validate';
+import { checkOneOf, checkOptions, checkTensor, checkTypedArray, shapeStr } from '../validate';
 
 export type LossKind = 'crossEntropy' | 'mse';
 /** 'all' steps, the 'last' step only, or the positions of a T × B `mask`. */
@@ -33,6 +33,8 @@ export interface SequenceBatch<D extends FloatDType = FloatDType> {
 }
 
 export interface PreparedBatch {
+  /** The batch, read once. */
+  batch: SequenceBatch;
   T: number;
   B: number;
   loss: LossKind;
@@ -54,17 +56,16 @@ export interface BatchShape {
 const BATCH_KEYS = ['x', 'targets', 'loss', 'score', 'mask', 'initialState', 'initialCellState'];
 
 /** Validates a batch against a model and builds its loss weights (constant ones are cached). */
-export function prepareBatch(fn: string, model: BatchShape, batch: SequenceBatch, cache: Map<string, Tensor>): PreparedBatch {
-  if (batch === null || typeof batch !== 'object') throw typeError(fn, 'batch', 'an object', batch);
-  checkOptions(fn, batch, BATCH_KEYS);
-  const { x, targets, loss = 'crossEntropy', score = 'all' } = batch;
-  checkTensor(fn, 'batch.x', x);
-  checkTensor(fn, 'batch.targets', targets);
+export function prepareBatch(fn: string, model: BatchShape, input: SequenceBatch, cache: Map<string, Tensor>): PreparedBatch {
+  if (input === undefined) throw typeError(fn, 'batch', 'an object', input);
+  const batch = checkOptions(fn, input, BATCH_KEYS, 'batch') as SequenceBatch;
+  const x = checkTensor(fn, 'batch.x', batch.x);
+  const targets = checkTensor(fn, 'batch.targets', batch.targets);
   if (x.context !== model.context || targets.context !== model.context) {
     throw rangeError(fn, 'batch', `tensors on the model's context (${model.context.device})`, 'tensors of another context');
   }
-  if (loss !== 'crossEntropy' && loss !== 'mse') throw rangeError(fn, 'batch.loss', "'crossEntropy' or 'mse'", String(loss));
-  if (score !== 'all' && score !== 'last' && score !== 'mask') throw rangeError(fn, 'batch.score', "'all', 'last' or 'mask'", String(score));
+  const loss = checkOneOf(fn, 'batch.loss', batch.loss ?? 'crossEntropy', ['crossEntropy', 'mse'] as const);
+  const score = checkOneOf(fn, 'batch.score', batch.score ?? 'all', ['all', 'last', 'mask'] as const);
   if (x.dtype !== model.dtype) throw typeErrorText(fn, 'batch.x', `a ${model.dtype} tensor like the model`, `${x.dtype} tensor`);
   if (x.shape.length !== 3 || x.shape[2] !== model.inputSize || x.shape[0] < 1 || x.shape[1] < 1) {
     throw rangeError(fn, 'batch.x', `T × B × ${model.inputSize} with T, B ≥ 1`, shapeStr(x.shape));
@@ -90,8 +91,7 @@ export function prepareBatch(fn: string, model: BatchShape, batch: SequenceBatch
   }
   const perRow = loss === 'mse' ? 1 / k : 1; // MSE is a mean over the k outputs too
   if (score === 'mask') {
-    const mask = batch.mask;
-    if (!(mask instanceof Float32Array || mask instanceof Float64Array)) throw typeError(fn, 'batch.mask', "a Float32Array or Float64Array (score: 'mask')", mask);
+    const mask = checkTypedArray(fn, 'batch.mask', batch.mask, ['Float32Array', 'Float64Array'], " (score: 'mask')");
     if (mask.length !== T * B) throw rangeError(fn, 'batch.mask', `${T * B} values (T × B)`, `${mask.length}`);
     let total = 0;
     for (let i = 0; i < mask.length; i++) {
@@ -103,7 +103,7 @@ export function prepareBatch(fn: string, model: BatchShape, batch: SequenceBatch
     const w = model.dtype === 'float32' ? new Float32Array(T * B) : new Float64Array(T * B);
     for (let i = 0; i < w.length; i++) w[i] = (mask[i] / total) * perRow;
     const weights = model.context.tensor(w, [T * B]);
-    return { T, B, loss, lastStepOnly, weights, temporary: [weights] };
+    return { batch, T, B, loss, lastStepOnly, weights, temporary: [weights] };
   }
   if (batch.mask !== undefined) throw rangeError(fn, 'batch.mask', "given only with score: 'mask'", `score '${score}'`);
   const count = lastStepOnly ? B : T * B;
@@ -117,7 +117,7 @@ export function prepareBatch(fn: string, model: BatchShape, batch: SequenceBatch
     weights = model.context.full([count], perRow / count, { dtype: model.dtype });
     cache.set(key, weights);
   }
-  return { T, B, loss, lastStepOnly, weights, temporary: [] };
+  return { batch, T, B, loss, lastStepOnly, weights, temporary: [] };
 }
 
 function expectShape(fn: string, arg: string, t: Tensor, shape: number[]): void {

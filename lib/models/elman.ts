@@ -6,14 +6,14 @@
  *   'penalty' W free plus λ‖WᵀW − I‖²_F in the loss
  * Forward, loss and BPTT run natively as one queued call per batch.
  */
-import { rangeError, typeError } from '../errors';
+import { rangeError } from '../errors';
 import { native, type Activation, type ElmanNativeConfig, type FloatDType } from '../native';
 import * as ops from '../ops';
 import type { Tensor } from '../tensor';
-import { checkOptions } from '../validate';
+import { checkActivation, checkBoolean, checkCoefficient, checkOneOf, checkOptions } from '../validate';
 import type { PreparedBatch, SequenceBatch } from './batch';
 import { glorotUniform, identity, marginLogit, randomOrthogonal, transpose, type InitScheme } from './init';
-import { nonNegative, RecurrentModel, type ModelOptions, type StepOutputs } from './recurrent';
+import { readModelOptions, RecurrentModel, type ModelOptions, type StepOutputs } from './recurrent';
 
 export type RecurrentKind = 'svd' | 'plain' | 'penalty';
 
@@ -55,29 +55,26 @@ export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D
 
   /** Builds and initialises a model (awaits the initialisation, which runs on the device). */
   static async create<D extends FloatDType = 'float32'>(options: ElmanRNNOptions<D>): Promise<ElmanRNN<D>> {
-    const model = new ElmanRNN<D>(options);
-    await model.initialize(options.seed ?? 0);
+    const opts = readModelOptions('ElmanRNN', options, ELMAN_KEYS);
+    const model = new ElmanRNN<D>(opts);
+    await model.initialize(opts.seed ?? 0);
     return model;
   }
 
   private constructor(options: ElmanRNNOptions<D>) {
     const fn = 'ElmanRNN';
-    super(fn, options, ELMAN_KEYS);
-    this.activation = options.activation ?? 'tanh';
-    if (!['tanh', 'relu', 'identity'].includes(this.activation)) throw rangeError(fn, 'activation', "'tanh', 'relu' or 'identity'", String(this.activation));
-    this.recurrent = options.recurrent ?? 'svd';
-    if (!['svd', 'plain', 'penalty'].includes(this.recurrent)) throw rangeError(fn, 'recurrent', "'svd', 'plain' or 'penalty'", String(this.recurrent));
+    super(fn, options);
+    this.activation = checkActivation(fn, 'activation', options.activation ?? 'tanh');
+    this.recurrent = checkOneOf(fn, 'recurrent', options.recurrent ?? 'svd', ['svd', 'plain', 'penalty'] as const);
     if (this.recurrent !== 'svd' && options.margin !== undefined) throw rangeError(fn, 'margin', "given only with recurrent: 'svd'", `recurrent '${this.recurrent}'`);
     if (this.recurrent !== 'svd' && options.spectrumPrior !== undefined) throw rangeError(fn, 'spectrumPrior', "given only with recurrent: 'svd'", `recurrent '${this.recurrent}'`);
     if (this.recurrent !== 'penalty' && options.penalty !== undefined) throw rangeError(fn, 'penalty', "given only with recurrent: 'penalty'", `recurrent '${this.recurrent}'`);
-    this.margin = this.recurrent === 'svd' ? nonNegative(fn, 'margin', options.margin ?? 0.1) : 0;
-    this.penalty = this.recurrent === 'penalty' ? nonNegative(fn, 'penalty', options.penalty ?? 1) : 0;
-    this.spectrumPrior = nonNegative(fn, 'spectrumPrior', options.spectrumPrior ?? 0);
-    this.init = options.init ?? 'orthogonal';
-    if (!['orthogonal', 'identity', 'glorot'].includes(this.init)) throw rangeError(fn, 'init', "'orthogonal', 'identity' or 'glorot'", String(this.init));
-    this.learnH0 = options.learnH0 ?? false;
-    if (typeof this.learnH0 !== 'boolean') throw typeError(fn, 'learnH0', 'a boolean', this.learnH0);
-    this.clipPreactivation = nonNegative(fn, 'clipPreactivation', options.clipPreactivation ?? 0);
+    this.margin = this.recurrent === 'svd' ? checkCoefficient(fn, 'margin', options.margin ?? 0.1) : 0;
+    this.penalty = this.recurrent === 'penalty' ? checkCoefficient(fn, 'penalty', options.penalty ?? 1) : 0;
+    this.spectrumPrior = checkCoefficient(fn, 'spectrumPrior', options.spectrumPrior ?? 0);
+    this.init = checkOneOf(fn, 'init', options.init ?? 'orthogonal', ['orthogonal', 'identity', 'glorot'] as const);
+    this.learnH0 = checkBoolean(fn, 'learnH0', options.learnH0 ?? false);
+    this.clipPreactivation = checkCoefficient(fn, 'clipPreactivation', options.clipPreactivation ?? 0);
 
     const [n, d, k] = [this.hiddenSize, this.inputSize, this.outputSize];
     const shapes: Record<string, number[]> = { W_in: [n, d], b: [n] };
@@ -182,11 +179,11 @@ export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D
   forward(x: Tensor<D>, options: { initialState?: Tensor<D> } = {}): { outputs: Tensor<D>; finalState: Tensor<D> } {
     const fn = 'forward';
     this.assertLive(fn);
-    checkOptions(fn, options, ['initialState']);
-    const [T, B] = this.checkForwardInput(fn, x, { initialState: options.initialState });
+    const opts = checkOptions(fn, options, ['initialState']);
+    const [T, B] = this.checkForwardInput(fn, x, { initialState: opts.initialState });
     const outputs = this.context.empty<D>([T, B, this.outputSize], { dtype: this.dtype });
     const finalState = this.context.empty<D>([B, this.hiddenSize], { dtype: this.dtype });
-    native().elmanForward(this.context.native, this.workspace, this.config('crossEntropy', false), RecurrentModel.handles(this.parameters), x.handle, options.initialState?.handle ?? null, outputs.handle, finalState.handle);
+    native().elmanForward(this.context.native, this.workspace, this.config('crossEntropy', false), RecurrentModel.handles(this.parameters), x.handle, opts.initialState?.handle ?? null, outputs.handle, finalState.handle);
     return { outputs, finalState };
   }
 

@@ -8,7 +8,7 @@ import type { Tensor } from '../tensor';
 import { checkOptions } from '../validate';
 import type { PreparedBatch, SequenceBatch } from './batch';
 import { glorotUniform } from './init';
-import { RecurrentModel, type ModelOptions, type StepOutputs } from './recurrent';
+import { readModelOptions, RecurrentModel, type ModelOptions, type StepOutputs } from './recurrent';
 
 export type LSTMOptions<D extends FloatDType = 'float32'> = ModelOptions<D>;
 
@@ -17,13 +17,14 @@ export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D> {
 
   /** Builds and initialises a model as PyTorch does: every LSTM weight and bias U(±1/√n). */
   static async create<D extends FloatDType = 'float32'>(options: LSTMOptions<D>): Promise<LSTM<D>> {
-    const model = new LSTM<D>(options);
-    await model.initialize(options.seed ?? 0);
+    const opts = readModelOptions('LSTM', options);
+    const model = new LSTM<D>(opts);
+    await model.initialize(opts.seed ?? 0);
     return model;
   }
 
   private constructor(options: LSTMOptions<D>) {
-    super('LSTM', options, []);
+    super('LSTM', options);
     const [n, d, k] = [this.hiddenSize, this.inputSize, this.outputSize];
     this.allocate({
       weight_ih_l0: [4 * n, d],
@@ -73,14 +74,14 @@ export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D> {
   ): { outputs: Tensor<D>; finalState: Tensor<D>; finalCellState: Tensor<D> } {
     const fn = 'forward';
     this.assertLive(fn);
-    checkOptions(fn, options, ['initialState', 'initialCellState']);
-    const [T, B] = this.checkForwardInput(fn, x, { initialState: options.initialState, initialCellState: options.initialCellState });
+    const opts = checkOptions(fn, options, ['initialState', 'initialCellState']);
+    const [T, B] = this.checkForwardInput(fn, x, { initialState: opts.initialState, initialCellState: opts.initialCellState });
     const outputs = this.context.empty<D>([T, B, this.outputSize], { dtype: this.dtype });
     const finalState = this.context.empty<D>([B, this.hiddenSize], { dtype: this.dtype });
     const finalCellState = this.context.empty<D>([B, this.hiddenSize], { dtype: this.dtype });
     native().lstmForward(
       this.context.native, this.workspace, this.config('crossEntropy', false), RecurrentModel.handles(this.parameters), x.handle,
-      options.initialState?.handle ?? null, options.initialCellState?.handle ?? null, outputs.handle, finalState.handle, finalCellState.handle,
+      opts.initialState?.handle ?? null, opts.initialCellState?.handle ?? null, outputs.handle, finalState.handle, finalCellState.handle,
     );
     return { outputs, finalState, finalCellState };
   }

@@ -7,7 +7,7 @@ import { rangeError, typeError } from '../errors';
 import type { FloatDType } from '../native';
 import * as ops from '../ops';
 import type { Tensor } from '../tensor';
-import { checkOptions, checkTensor } from '../validate';
+import { checkArray, checkCoefficient, checkInteger, checkOptions, checkTensor } from '../validate';
 
 export interface ReorthonormalizationOptions {
   /** Re-orthonormalise every `every` steps. */
@@ -27,24 +27,22 @@ export class ReorthonormalizationPolicy {
 
   constructor(options: ReorthonormalizationOptions) {
     const fn = 'ReorthonormalizationPolicy';
-    if (options === null || typeof options !== 'object') throw typeError(fn, 'options', 'an object', options);
-    checkOptions(fn, options, ['every', 'tolerance', 'checkEvery']);
-    if (options.every === undefined && options.tolerance === undefined) throw rangeError(fn, 'options', "'every', 'tolerance' or both", 'neither');
-    if (options.every !== undefined && (!Number.isSafeInteger(options.every) || options.every < 1)) throw rangeError(fn, 'every', 'a positive integer', String(options.every));
-    if (options.tolerance !== undefined && !(options.tolerance > 0 && Number.isFinite(options.tolerance))) throw rangeError(fn, 'tolerance', 'a positive number', String(options.tolerance));
-    const checkEvery = options.checkEvery ?? 1;
-    if (!Number.isSafeInteger(checkEvery) || checkEvery < 1) throw rangeError(fn, 'checkEvery', 'a positive integer', String(checkEvery));
-    this.every = options.every;
-    this.tolerance = options.tolerance;
-    this.checkEvery = checkEvery;
+    if (options === undefined) throw typeError(fn, 'options', 'an object', options);
+    const opts = checkOptions(fn, options, ['every', 'tolerance', 'checkEvery']);
+    if (opts.every === undefined && opts.tolerance === undefined) throw rangeError(fn, 'options', "'every', 'tolerance' or both", 'neither');
+    this.every = opts.every === undefined ? undefined : checkInteger(fn, 'every', opts.every, 1);
+    this.tolerance = opts.tolerance === undefined ? undefined : checkCoefficient(fn, 'tolerance', opts.tolerance, { exclusive: 'min' });
+    this.checkEvery = checkInteger(fn, 'checkEvery', opts.checkEvery ?? 1, 1);
   }
 
   /** Call after the Cayley steps of training step `step` (counted from 1); returns which matrices were re-orthonormalised. */
   async apply<D extends FloatDType>(step: number, matrices: Tensor<D>[]): Promise<boolean[]> {
-    if (!Number.isSafeInteger(step) || step < 1) throw rangeError('apply', 'step', 'a positive integer', String(step));
+    const fn = 'apply';
+    checkInteger(fn, 'step', step, 1);
+    const list = checkArray(fn, 'matrices', matrices, 'an array of tensors');
+    const checked = list.map((M, i) => checkTensor(fn, `matrices[${i}]`, M) as Tensor<D>);
     const done: boolean[] = [];
-    for (const [i, M] of matrices.entries()) {
-      checkTensor('apply', `matrices[${i}]`, M);
+    for (const M of checked) {
       let fix = this.every !== undefined && step % this.every === 0;
       if (!fix && this.tolerance !== undefined && step % this.checkEvery === 0) {
         const err = ops.orthogonalityError(M);

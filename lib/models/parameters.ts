@@ -1,10 +1,10 @@
 /** Named parameter tensors: the state()/loadState() contract shared by every model. */
 import type { Context } from '../context';
-import { rangeError, typeError } from '../errors';
+import { rangeError } from '../errors';
 import type { FloatDType } from '../native';
 import * as ops from '../ops';
 import type { Tensor } from '../tensor';
-import { checkFinite } from '../validate';
+import { checkFinite, checkTypedArray, readObject } from '../validate';
 
 export type StateDict = Record<string, Float32Array | Float64Array>;
 
@@ -27,25 +27,25 @@ export class ParameterSet<D extends FloatDType> {
   }
 
   /** Overwrites every parameter from `state`; all names must be present and no others. */
-  load(fn: string, state: StateDict): void {
-    if (state === null || typeof state !== 'object') throw typeError(fn, 'state', 'an object of typed arrays by parameter name', state);
+  load(fn: string, input: StateDict): void {
+    const state = readObject(fn, 'state', input, 'an object of typed arrays by parameter name');
     const names = this.names();
     for (const key of Object.keys(state)) {
       if (!names.includes(key)) throw rangeError(fn, 'state', `made of ${names.map((n) => `'${n}'`).join(', ')}`, `unknown parameter '${key}'`);
     }
-    const staged: [Tensor<D>, Tensor<D>][] = [];
+    const staged: [Float32Array | Float64Array, Tensor<D>][] = [];
     for (const name of names) {
-      const v = state[name];
-      if (v === undefined) throw rangeError(fn, 'state', `a value for every parameter`, `no '${name}'`);
-      if (!(v instanceof Float32Array || v instanceof Float64Array)) throw typeError(fn, `state.${name}`, 'a Float32Array or Float64Array', v);
+      if (state[name] === undefined) throw rangeError(fn, 'state', `a value for every parameter`, `no '${name}'`);
+      const v = checkTypedArray(fn, `state.${name}`, state[name], ['Float32Array', 'Float64Array']);
       const t = this.tensors[name];
       if (v.length !== t.size) throw rangeError(fn, `state.${name}`, `${t.size} values (shape [${t.shape.join(', ')}])`, `${v.length}`);
-      checkFinite(fn, `state.${name}`, v);
       const data = this.dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v);
-      staged.push([this.context.tensor(data, t.shape) as Tensor<D>, t]);
+      checkFinite(fn, `state.${name}`, data);
+      staged.push([data, t]);
     }
     // Only once everything validated: a bad state leaves the model untouched.
-    for (const [src, dst] of staged) {
+    for (const [data, dst] of staged) {
+      const src = this.context.tensor(data, dst.shape) as Tensor<D>;
       ops.copy(src, { out: dst });
       src.dispose();
     }

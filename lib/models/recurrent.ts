@@ -4,12 +4,12 @@
  * flow (one queued native call, then the loss and hidden gradient norms read back), and
  * state()/loadState()/dispose().
  */
-import { Context, defaultContext } from '../context';
-import { NumericError, rangeError, typeError, typeErrorText } from '../errors';
+import { defaultContext, type Context } from '../context';
+import { DisposedError, NumericError, rangeError, show, typeError, typeErrorText } from '../errors';
 import { native, type FloatDType, type NativeTensors, type NativeWorkspace } from '../native';
 import * as ops from '../ops';
 import type { Tensor } from '../tensor';
-import { checkOptions, checkSeed, checkTensor, shapeStr } from '../validate';
+import { checkBoolean, checkContext, checkFloatDType, checkInteger, checkOptions, checkSeed, checkTensor, shapeStr } from '../validate';
 import { prepareBatch, type PreparedBatch, type SequenceBatch } from './batch';
 import { ParameterSet, type StateDict } from './parameters';
 
@@ -27,7 +27,13 @@ export interface ModelOptions<D extends FloatDType> {
   seed?: number;
 }
 
-export const MODEL_OPTION_KEYS = ['inputSize', 'hiddenSize', 'outputSize', 'dtype', 'context', 'device', 'seed'];
+const MODEL_OPTION_KEYS = ['inputSize', 'hiddenSize', 'outputSize', 'dtype', 'context', 'device', 'seed'];
+
+/** A model's options read once: the keys every model takes, and `extraKeys`. */
+export function readModelOptions<O extends object>(fn: string, options: O, extraKeys: readonly string[] = []): O {
+  if (options === undefined) throw typeError(fn, 'options', 'an object', options);
+  return checkOptions(fn, options, [...MODEL_OPTION_KEYS, ...extraKeys]) as O;
+}
 
 export interface LossAndGradients<D extends FloatDType> {
   loss: number;
@@ -66,18 +72,6 @@ export interface StepOutputs<D extends FloatDType> {
   frames?: { U: Tensor<D>; V: Tensor<D> };
 }
 
-export function positiveInt(fn: string, arg: string, v: unknown): number {
-  if (typeof v !== 'number') throw typeError(fn, arg, 'a positive integer', v);
-  if (!Number.isSafeInteger(v) || v < 1) throw rangeError(fn, arg, 'a positive integer', String(v));
-  return v;
-}
-
-export function nonNegative(fn: string, arg: string, v: unknown): number {
-  if (typeof v !== 'number') throw typeError(fn, arg, 'a number', v);
-  if (!Number.isFinite(v) || v < 0) throw rangeError(fn, arg, 'a finite non-negative number', String(v));
-  return v;
-}
-
 export abstract class RecurrentModel<D extends FloatDType> {
   readonly context: Context;
   readonly dtype: D;
@@ -94,27 +88,31 @@ export abstract class RecurrentModel<D extends FloatDType> {
   private params?: ParameterSet<D>;
   private disposed = false;
 
-  protected constructor(fn: string, options: ModelOptions<D>, extraKeys: readonly string[]) {
-    if (options === null || typeof options !== 'object') throw typeError(fn, 'options', 'an object', options);
-    checkOptions(fn, options, [...MODEL_OPTION_KEYS, ...extraKeys]);
-    this.inputSize = positiveInt(fn, 'inputSize', options.inputSize);
-    this.hiddenSize = positiveInt(fn, 'hiddenSize', options.hiddenSize);
-    this.outputSize = positiveInt(fn, 'outputSize', options.outputSize);
-    this.dtype = (options.dtype ?? 'float32') as D;
-    if (this.dtype !== 'float32' && this.dtype !== 'float64') throw rangeError(fn, 'dtype', "'float32' or 'float64'", String(this.dtype));
-    if (options.context !== undefined && options.device !== undefined) throw rangeError(fn, 'device', 'omitted when a context is given', String(options.device));
-    if (options.context !== undefined && !(options.context instanceof Context)) throw typeError(fn, 'context', 'a Context', options.context);
+  /** `options` is the model's options read once (see readModelOptions). */
+  protected constructor(fn: string, options: ModelOptions<D>) {
+    this.inputSize = checkInteger(fn, 'inputSize', options.inputSize, 1);
+    this.hiddenSize = checkInteger(fn, 'hiddenSize', options.hiddenSize, 1);
+    this.outputSize = checkInteger(fn, 'outputSize', options.outputSize, 1);
+    this.dtype = checkFloatDType(fn, 'dtype', options.dtype ?? 'float32') as D;
+    if (options.context !== undefined && options.device !== undefined) throw rangeError(fn, 'device', 'omitted when a context is given', show(options.device));
     if (options.seed !== undefined) checkSeed(fn, 'seed', options.seed);
-    this.context = options.context ?? defaultContext(options.device ?? 'cpu');
-    this.context.assertLive(fn);
+    this.context = options.context === undefined ? defaultContext(options.device ?? 'cpu') : checkContext(fn, 'context', options.context);
     this.workspace = native().createWorkspace(this.context.native);
   }
 
-  /** Allocates the parameters (zeros) and their gradient buffers by name and shape. */
+  /**
+   * Allocates the parameters (zeros) and their gradient buffers by name and shape; when one
+   * cannot be allocated, frees the others and the workspace before rethrowing.
+   */
   protected allocate(shapes: Record<string, number[]>): void {
-    for (const [name, shape] of Object.entries(shapes)) {
-      this.parameters[name] = this.context.zeros<D>(shape, { dtype: this.dtype });
-      this.grads[name] = this.context.zeros<D>(shape, { dtype: this.dtype });
+    try {
+      for (const [name, shape] of Object.entries(shapes)) {
+        this.parameters[name] = this.context.zeros<D>(shape, { dtype: this.dtype });
+        this.grads[name] = this.context.zeros<D>(shape, { dtype: this.dtype });
+      }
+    } catch (e) {
+      this.dispose();
+      throw e;
     }
     this.params = new ParameterSet(this.context, this.dtype, this.parameters);
   }
@@ -126,7 +124,7 @@ export abstract class RecurrentModel<D extends FloatDType> {
   }
 
   protected assertLive(fn: string): void {
-    if (this.disposed) throw rangeError(fn, 'this', 'a live model', 'a disposed model');
+    if (this.disposed) throw new DisposedError(`${fn}: the model has been disposed`);
     this.context.assertLive(fn);
   }
 
@@ -176,12 +174,11 @@ export abstract class RecurrentModel<D extends FloatDType> {
   async lossAndGradients(batch: SequenceBatch<D>, options: LossAndGradientsOptions = {}): Promise<LossAndGradients<D>> {
     const fn = 'lossAndGradients';
     this.assertLive(fn);
-    if (options === null || typeof options !== 'object') throw typeError(fn, 'options', 'an object', options);
-    checkOptions(fn, options, ['frameGradients']);
-    const flag = options.frameGradients ?? false;
-    if (typeof flag !== 'boolean') throw typeError(fn, 'options.frameGradients', 'a boolean', flag);
+    const opts = checkOptions(fn, options, ['frameGradients']);
+    const flag = checkBoolean(fn, 'options.frameGradients', opts.frameGradients ?? false);
     const frames = this.frameBuffers(fn, flag);
     const prepared = prepareBatch(fn, this, batch, this.weightCache);
+    batch = prepared.batch as SequenceBatch<D>;
     if (batch.initialCellState !== undefined && !this.hasCellState) {
       for (const t of prepared.temporary) t.dispose();
       throw rangeError(fn, 'batch.initialCellState', 'given only to an LSTM', 'a cell state for a model without one');
@@ -270,7 +267,7 @@ export abstract class RecurrentModel<D extends FloatDType> {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.params?.dispose();
+    for (const t of Object.values(this.parameters)) t.dispose();
     for (const t of Object.values(this.grads)) t.dispose();
     for (const t of this.weightCache.values()) t.dispose();
     for (const t of this.stateGrads.values()) t.dispose();

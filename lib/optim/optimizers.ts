@@ -5,10 +5,10 @@
  * Euclidean: they take Cayley steps (ops.cayleyStep) and never go to these optimisers.
  */
 import type { Context } from '../context';
-import { rangeError, typeError } from '../errors';
+import { DisposedError, rangeError, typeError, typeErrorText } from '../errors';
 import type { FloatDType } from '../native';
 import type { Tensor } from '../tensor';
-import { checkOptions, checkTensor, shapeStr } from '../validate';
+import { checkCoefficient, checkFinite, checkInteger, checkOptions, checkTensor, checkTypedArray, readObject, shapeStr } from '../validate';
 
 export interface OptimizerOptions {
   /** Learning rate (may be changed between steps, e.g. by a schedule). */
@@ -17,16 +17,9 @@ export interface OptimizerOptions {
   weightDecay?: number;
 }
 
-function finiteNonNegative(fn: string, arg: string, v: unknown): number {
-  if (typeof v !== 'number') throw typeError(fn, arg, 'a number', v);
-  if (!Number.isFinite(v) || v < 0) throw rangeError(fn, arg, 'a finite non-negative number', String(v));
-  return v;
-}
-
+/** A decay rate or momentum: a number in [0, 1). */
 function fraction(fn: string, arg: string, v: unknown): number {
-  const x = finiteNonNegative(fn, arg, v);
-  if (x >= 1) throw rangeError(fn, arg, 'in [0, 1)', String(x));
-  return x;
+  return checkCoefficient(fn, arg, v, { max: 1, exclusive: 'max' });
 }
 
 export abstract class Optimizer<D extends FloatDType = FloatDType> {
@@ -37,6 +30,9 @@ export abstract class Optimizer<D extends FloatDType = FloatDType> {
   private rate: number;
   protected readonly context: Context;
   protected readonly slots: Record<string, Tensor<D>[]> = {};
+  /** The options, read once: subclasses take their own from here. */
+  protected readonly settings: Readonly<Record<string, unknown>>;
+  private disposed = false;
 
   protected constructor(
     protected readonly fn: string,
@@ -45,23 +41,22 @@ export abstract class Optimizer<D extends FloatDType = FloatDType> {
     keys: readonly string[],
     slotCount: number,
   ) {
-    if (params === null || typeof params !== 'object') throw typeError(fn, 'params', 'an object of tensors by name', params);
-    if (options === null || typeof options !== 'object') throw typeError(fn, 'options', 'an object', options);
-    checkOptions(fn, options, ['lr', 'weightDecay', ...keys]);
-    const names = Object.keys(params);
+    const tensors = readObject(fn, 'params', params, 'an object of tensors by name');
+    if (options === undefined) throw typeError(fn, 'options', 'an object', options);
+    this.settings = checkOptions(fn, options, ['lr', 'weightDecay', ...keys]) as Record<string, unknown>;
+    const names = Object.keys(tensors);
     if (names.length === 0) throw rangeError(fn, 'params', 'at least one tensor', 'none');
     let context: Context | undefined;
     for (const name of names) {
-      const p = params[name];
-      checkTensor(fn, `params.${name}`, p);
-      if (p.dtype !== 'float32' && p.dtype !== 'float64') throw typeError(fn, `params.${name}`, 'a float32 or float64 tensor', `${p.dtype} tensor`);
+      const p = checkTensor(fn, `params.${name}`, tensors[name]);
+      if (p.dtype !== 'float32' && p.dtype !== 'float64') throw typeErrorText(fn, `params.${name}`, 'a float32 or float64 tensor', `${p.dtype} tensor`);
       context ??= p.context;
       if (p.context !== context) throw rangeError(fn, `params.${name}`, 'on the same context as the others', p.device);
     }
-    this.params = { ...params };
+    this.params = tensors as Record<string, Tensor<D>>;
     this.context = context!;
-    this.rate = finiteNonNegative(fn, 'lr', options.lr);
-    this.weightDecay = finiteNonNegative(fn, 'weightDecay', options.weightDecay ?? 0);
+    this.rate = checkCoefficient(fn, 'lr', this.settings.lr);
+    this.weightDecay = checkCoefficient(fn, 'weightDecay', this.settings.weightDecay ?? 0);
     for (const name of names) {
       const p = params[name];
       this.slots[name] = Array.from({ length: slotCount }, () => this.context.zeros<D>(p.shape, { dtype: p.dtype }));
@@ -72,22 +67,30 @@ export abstract class Optimizer<D extends FloatDType = FloatDType> {
     return this.rate;
   }
   set lr(value: number) {
-    this.rate = finiteNonNegative(this.fn, 'lr', value);
+    this.rate = checkCoefficient(this.fn, 'lr', value);
   }
 
   /** Queues one update of every parameter from `grads[name]` (other entries of `grads` are ignored). */
   step(grads: Record<string, Tensor>): void {
     const fn = `${this.fn}.step`;
-    if (grads === null || typeof grads !== 'object') throw typeError(fn, 'grads', 'an object of tensors by name', grads);
+    this.assertLive(fn);
+    const given = readObject(fn, 'grads', grads, 'an object of tensors by name');
+    const checked: Record<string, Tensor> = {};
     for (const [name, p] of Object.entries(this.params)) {
-      const g = grads[name];
-      if (g === undefined) throw rangeError(fn, 'grads', `a gradient for every parameter`, `none for '${name}'`);
-      checkTensor(fn, `grads.${name}`, g);
+      if (given[name] === undefined) throw rangeError(fn, 'grads', `a gradient for every parameter`, `none for '${name}'`);
+      const g = checkTensor(fn, `grads.${name}`, given[name]);
       if (g.dtype !== p.dtype || g.size !== p.size) throw rangeError(fn, `grads.${name}`, `a ${p.dtype} tensor of shape ${shapeStr(p.shape)}`, `${g.dtype} ${shapeStr(g.shape)}`);
       if (g.context !== this.context) throw rangeError(fn, `grads.${name}`, "on the parameters' context", g.device);
+      checked[name] = g;
     }
     this.steps++;
-    for (const [name, p] of Object.entries(this.params)) this.update(p, grads[name], this.slots[name]);
+    for (const [name, p] of Object.entries(this.params)) this.update(p, checked[name], this.slots[name]);
+  }
+
+  private assertLive(fn: string): void {
+    if (this.disposed) throw new DisposedError(`${fn}: the optimizer has been disposed`);
+    for (const [name, p] of Object.entries(this.params)) p.assertLive(fn, `params.${name}`);
+    this.context.assertLive(fn);
   }
 
   protected abstract update(param: Tensor<D>, grad: Tensor, slots: Tensor<D>[]): void;
@@ -97,6 +100,7 @@ export abstract class Optimizer<D extends FloatDType = FloatDType> {
 
   /** The optimiser's state tensors by `<parameter>.<slot>` (what checkpoints hold), read back. */
   async state(): Promise<Record<string, Float32Array | Float64Array>> {
+    this.assertLive(`${this.fn}.state`);
     const out: Record<string, Float32Array | Float64Array> = {};
     for (const [name, list] of Object.entries(this.slots)) {
       for (const [i, t] of list.entries()) out[`${name}.${this.slotNames[i]}`] = (await t.read()) as Float32Array | Float64Array;
@@ -107,19 +111,22 @@ export abstract class Optimizer<D extends FloatDType = FloatDType> {
   /** Restores state() and the step count; every slot must be present with its parameter's size. */
   loadState(values: Record<string, Float32Array | Float64Array>, steps: number): void {
     const fn = `${this.fn}.loadState`;
-    if (!Number.isSafeInteger(steps) || steps < 0) throw rangeError(fn, 'steps', 'a non-negative integer', String(steps));
+    this.assertLive(fn);
+    const given = readObject(fn, 'values', values, 'an object of typed arrays by slot name');
+    checkInteger(fn, 'steps', steps);
     const staged: [Tensor<D>, Float32Array | Float64Array][] = [];
     for (const [name, list] of Object.entries(this.slots)) {
       for (const [i, t] of list.entries()) {
         const key = `${name}.${this.slotNames[i]}`;
-        const v = values[key];
-        if (!(v instanceof Float32Array || v instanceof Float64Array)) throw rangeError(fn, 'values', `a typed array for '${key}'`, v === undefined ? 'none' : typeof v);
+        if (given[key] === undefined) throw rangeError(fn, 'values', `a typed array for '${key}'`, 'none');
+        const v = checkTypedArray(fn, `values.${key}`, given[key], ['Float32Array', 'Float64Array']);
         if (v.length !== t.size) throw rangeError(fn, `values.${key}`, `${t.size} values`, String(v.length));
-        staged.push([t, v]);
+        const data = t.dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v);
+        checkFinite(fn, `values.${key}`, data);
+        staged.push([t, data]);
       }
     }
-    for (const [t, v] of staged) {
-      const data = t.dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v);
+    for (const [t, data] of staged) {
       const src = this.context.tensor(data, t.shape) as Tensor<D>;
       this.context.native.copy(src.handle, t.handle);
       src.dispose();
@@ -129,6 +136,7 @@ export abstract class Optimizer<D extends FloatDType = FloatDType> {
 
   /** Frees the optimiser's state (the parameters stay). */
   dispose(): void {
+    this.disposed = true;
     for (const list of Object.values(this.slots)) for (const t of list) t.dispose();
   }
 }
@@ -140,8 +148,8 @@ export class RMSprop<D extends FloatDType = FloatDType> extends Optimizer<D> {
   readonly eps: number;
   constructor(params: Record<string, Tensor<D>>, options: OptimizerOptions & { rho?: number; eps?: number }) {
     super('RMSprop', params, options, ['rho', 'eps'], 1);
-    this.rho = fraction('RMSprop', 'rho', options.rho ?? 0.9);
-    this.eps = finiteNonNegative('RMSprop', 'eps', options.eps ?? 1e-8);
+    this.rho = fraction('RMSprop', 'rho', this.settings.rho ?? 0.9);
+    this.eps = checkCoefficient('RMSprop', 'eps', this.settings.eps ?? 1e-8);
   }
   protected update(p: Tensor<D>, g: Tensor, [ms]: Tensor<D>[]): void {
     this.context.native.rmspropStep(p.handle, g.handle, ms.handle, this.lr, this.rho, this.eps, this.weightDecay);
@@ -156,9 +164,9 @@ export class Adam<D extends FloatDType = FloatDType> extends Optimizer<D> {
   readonly eps: number;
   constructor(params: Record<string, Tensor<D>>, options: OptimizerOptions & { beta1?: number; beta2?: number; eps?: number }) {
     super('Adam', params, options, ['beta1', 'beta2', 'eps'], 2);
-    this.beta1 = fraction('Adam', 'beta1', options.beta1 ?? 0.9);
-    this.beta2 = fraction('Adam', 'beta2', options.beta2 ?? 0.999);
-    this.eps = finiteNonNegative('Adam', 'eps', options.eps ?? 1e-8);
+    this.beta1 = fraction('Adam', 'beta1', this.settings.beta1 ?? 0.9);
+    this.beta2 = fraction('Adam', 'beta2', this.settings.beta2 ?? 0.999);
+    this.eps = checkCoefficient('Adam', 'eps', this.settings.eps ?? 1e-8);
   }
   protected update(p: Tensor<D>, g: Tensor, [m, v]: Tensor<D>[]): void {
     this.context.native.adamStep(p.handle, g.handle, m.handle, v.handle, this.lr, this.beta1, this.beta2, this.eps, this.weightDecay, this.steps);
@@ -171,7 +179,7 @@ export class SGD<D extends FloatDType = FloatDType> extends Optimizer<D> {
   readonly momentum: number;
   constructor(params: Record<string, Tensor<D>>, options: OptimizerOptions & { momentum?: number }) {
     super('SGD', params, options, ['momentum'], 1);
-    this.momentum = fraction('SGD', 'momentum', options.momentum ?? 0);
+    this.momentum = fraction('SGD', 'momentum', this.settings.momentum ?? 0);
   }
   protected update(p: Tensor<D>, g: Tensor, [buffer]: Tensor<D>[]): void {
     this.context.native.sgdStep(p.handle, g.handle, buffer.handle, this.lr, this.momentum, this.weightDecay, this.steps === 1);
