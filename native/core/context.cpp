@@ -88,7 +88,7 @@ void Context::close() {
   if (worker_.joinable()) worker_.join();
   const std::optional<Failure> disposed = Failure{ErrorCode::Disposed, "the context was disposed before the work finished"};
   for (Task& t : cancelled) {
-    if (t.completion) t.completion(*backend_, disposed);
+    if (t.completion) runCompletion(t.completion, disposed);
   }
 }
 
@@ -106,7 +106,7 @@ void Context::run() {
     if (task.completion) {
       std::optional<Failure> report;
       report.swap(failure_);
-      task.completion(*backend_, report);
+      runCompletion(task.completion, report);
       continue;
     }
     if (failure_) continue;  // skip work queued after a failure until it is reported
@@ -119,7 +119,18 @@ void Context::run() {
       failure_ = Failure{ErrorCode::OutOfMemory, "op '" + task.op + "' failed: out of memory"};
     } catch (const std::exception& e) {
       failure_ = Failure{ErrorCode::Internal, "op '" + task.op + "' failed: " + e.what()};
+    } catch (...) {
+      failure_ = Failure{ErrorCode::Internal, "op '" + task.op + "' failed: an unknown native exception"};
     }
+  }
+}
+
+void Context::runCompletion(Completion& completion, const std::optional<Failure>& report) {
+  // Completions are written not to throw; should one, the worker must go on (an exception
+  // leaving a std::thread's function ends the process).
+  try {
+    completion(*backend_, report);
+  } catch (...) {
   }
 }
 

@@ -56,6 +56,7 @@ class Context {
     Completion completion;
   };
   void run();
+  void runCompletion(Completion& completion, const std::optional<Failure>& report);
 
   std::shared_ptr<Backend> backend_;
   mutable std::mutex mutex_;

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 #include <type_traits>
+#include <unistd.h>
 #include <vector>
 
 #include "../core/backend.h"
@@ -92,6 +93,15 @@ bool diagonallyDominant(const T* A, int64_t n) {
   return true;
 }
 
+// Pivots are int32 data a caller may have written (ops.luSolve takes any int32 tensor):
+// every one must be a row number in 1..n before the row swaps or getrs index with it.
+void requirePivots(int n, const int32_t* piv) {
+  for (int i = 0; i < n; ++i)
+    if (piv[i] < 1 || piv[i] > n)
+      fail(ErrorCode::Range, "argument 'pivots' must hold row numbers in 1.." + std::to_string(n) +
+                                 " (luFactor's output), got " + std::to_string(piv[i]) + " at index " + std::to_string(i));
+}
+
 // LAPACK's LU with partial pivoting of the column-major n × n A (checked finite by the caller:
 // the _work variants skip LAPACKE's own NaN scan); a singular matrix is a NumericError.
 template <typename T>
@@ -165,6 +175,15 @@ class CpuBackend final : public Backend {
   bool supports(Op, DType dt) const override { return isFloat(dt); }
 
   void* allocate(size_t bytes) override {
+    // More than the machine's memory is refused outright: with overcommit the allocation
+    // could succeed and the process be killed when the pages are touched.
+    static const size_t physical = [] {
+      const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+      return pages > 0 && size > 0 ? size_t(pages) * size_t(size) : SIZE_MAX / 2;
+    }();
+    if (bytes > physical)
+      fail(ErrorCode::OutOfMemory, "cannot allocate " + std::to_string(bytes) + " bytes of host memory (the machine has " +
+                                       std::to_string(physical) + ")");
     size_t rounded = (bytes + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded);
     if (!p) fail(ErrorCode::OutOfMemory, "cannot allocate " + std::to_string(bytes) + " bytes of host memory");
@@ -237,6 +256,7 @@ class CpuBackend final : public Backend {
   void luSolve(DType dt, int64_t n64, int64_t nrhs64, const void* LU, const int32_t* piv, void* B) override {
     const int n = blasDim(n64, "n"), nrhs = blasDim(nrhs64, "nrhs");
     if (n == 0 || nrhs == 0) return;
+    requirePivots(n, piv);
     onFloat(dt, "luSolve", [&](auto z) {
       using T = decltype(z);
       T* b = mp<T>(B);
@@ -259,6 +279,7 @@ class CpuBackend final : public Backend {
   void luSolveRight(DType dt, int64_t n64, int64_t nrhs64, const void* LU, const int32_t* piv, void* B) override {
     const int n = blasDim(n64, "n"), nrhs = blasDim(nrhs64, "nrhs");
     if (n == 0 || nrhs == 0) return;
+    requirePivots(n, piv);
     onFloat(dt, "luSolveRight", [&](auto z) {
       using T = decltype(z);
       lapack_int info;

@@ -264,6 +264,8 @@ void CudaBackend::raisePendingFault() {
                              : kernelOp == kOpLuFactor           ? "luFactor"
                              : kernelOp == kOpQr                 ? "qr"
                              : kernelOp == kOpSvd                ? "svd"
+                             : kernelOp == kOpLuSolve            ? "luSolve"
+                             : kernelOp == kOpLuSolveRight       ? "luSolveRight"
                                                                  : "a cuda op";
   // The API op that queued the kernel, with the kernel's own name when they differ
   // ("lstmLossAndGradients (softmaxCrossEntropy): target 5 at row 13 ...").
@@ -284,6 +286,9 @@ void CudaBackend::raisePendingFault() {
       fail(ErrorCode::Numeric, std::string(op) + ": the SVD did not converge (gesvdj info " + std::to_string(f.a) + ")");
     case kSolverArgument:
       fail(ErrorCode::Internal, std::string(op) + ": cuSOLVER rejected argument " + std::to_string(f.a));
+    case kBadPivot:
+      fail(ErrorCode::Range, std::string(op) + ": argument 'pivots' must hold row numbers in 1.." + std::to_string(f.c) +
+                                 " (luFactor's output), got " + std::to_string(f.b) + " at index " + std::to_string(f.a));
     default:
       fail(ErrorCode::Internal, std::string(op) + ": unknown device fault " + std::to_string(f.kind));
   }

@@ -47,8 +47,11 @@ namespace cuda {
   } while (0)
 
 // What a kernel found wrong, for the host to raise at the next synchronisation.
-enum FaultKind : int { kNoFault = 0, kBadTarget = 1, kNonFinite = 2, kSingular = 3, kNoConvergence = 4, kSolverArgument = 5 };
-enum FaultOp : int { kOpSoftmaxCrossEntropy = 1, kOpLuFactor = 2, kOpQr = 3, kOpSvd = 4 };
+enum FaultKind : int {
+  kNoFault = 0, kBadTarget = 1, kNonFinite = 2, kSingular = 3, kNoConvergence = 4, kSolverArgument = 5,
+  kBadPivot = 6,  // a pivot outside 1..n (a = its index, b = its value, c = n)
+};
+enum FaultOp : int { kOpSoftmaxCrossEntropy = 1, kOpLuFactor = 2, kOpQr = 3, kOpSvd = 4, kOpLuSolve = 5, kOpLuSolveRight = 6 };
 
 // A fault tag: the FaultOp in the low bits, above them the API op that queued the kernel
 // (CudaBackend::faultTag), so the error names the call the user made.
@@ -90,6 +93,7 @@ enum ScratchSlot : int {
   kPartials,        // per-block partial results of reductions (double)
   kCounters,        // last-block tickets of reductions (unsigned, kept at zero between kernels)
   kIndex,           // min-index reductions (long long)
+  kPivots,          // luSolveRight: the checked copy of the pivots getrs reads
   kScratchSlots
 };
 

@@ -22,12 +22,18 @@ __global__ void solver_info_kernel(const int* info, DeviceFault* fault, int op) 
 }
 
 // P = P_1 ⋯ P_n applied to the rows of B (n × nrhs, row-major): the last swap first. One
-// thread per column; the swaps are sequential in i.
+// thread per column; the swaps are sequential in i. The pivots may be any int32 data a
+// caller passed (ops.luSolve): one outside 1..n is a fault, raised at the next
+// synchronisation, and is never used as an index.
 template <typename T>
-__global__ void row_swaps_kernel(int n, int nrhs, const int32_t* piv, T* b) {
+__global__ void row_swaps_kernel(int n, int nrhs, const int32_t* piv, T* b, DeviceFault* fault, int op) {
   for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < nrhs; j += int64_t(gridDim.x) * blockDim.x) {
     for (int i = n - 1; i >= 0; --i) {
       const int p = piv[i] - 1;
+      if (p < 0 || p >= n) {
+        raiseFault(fault, op, kBadPivot, i, piv[i], n);
+        continue;
+      }
       if (p != i) {
         const T t = b[int64_t(i) * nrhs + j];
         b[int64_t(i) * nrhs + j] = b[int64_t(p) * nrhs + j];
@@ -57,6 +63,20 @@ __global__ void qr_q_kernel(int m, int k, const T* work, const T* signs, T* Q) {
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < count; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = e / k, c = e % k;
     Q[e] = signs[c] * work[c * m + r];
+  }
+}
+
+// The pivots getrs will read, copied with every one outside 1..n replaced by "no swap" and
+// reported as a fault: getrs indexes rows with them and has no check of its own.
+__global__ void checked_pivots_kernel(int n, const int32_t* piv, int32_t* out, DeviceFault* fault, int op) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int32_t p = piv[i];
+    if (p < 1 || p > n) {
+      raiseFault(fault, op, kBadPivot, i, p, n);
+      out[i] = int32_t(i + 1);
+    } else {
+      out[i] = p;
+    }
   }
 }
 
@@ -105,7 +125,7 @@ void CudaBackend::luSolve(DType dt, int64_t n64, int64_t nrhs64, const void* LU,
                                 nrhs, n, &one, lu, n, b, nrhs));
     ORTHORNN_CUBLAS(cublasStrsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, CUBLAS_DIAG_UNIT, nrhs,
                                 n, &one, lu, n, b, nrhs));
-    row_swaps_kernel<float><<<gridFor(nrhs), kThreads, 0, stream_>>>(n, nrhs, piv, b);
+    row_swaps_kernel<float><<<gridFor(nrhs), kThreads, 0, stream_>>>(n, nrhs, piv, b, fault_, faultTag(kOpLuSolve));
   } else {
     const double one = 1.0;
     const double* lu = static_cast<const double*>(LU);
@@ -114,7 +134,7 @@ void CudaBackend::luSolve(DType dt, int64_t n64, int64_t nrhs64, const void* LU,
                                 nrhs, n, &one, lu, n, b, nrhs));
     ORTHORNN_CUBLAS(cublasDtrsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, CUBLAS_DIAG_UNIT, nrhs,
                                 n, &one, lu, n, b, nrhs));
-    row_swaps_kernel<double><<<gridFor(nrhs), kThreads, 0, stream_>>>(n, nrhs, piv, b);
+    row_swaps_kernel<double><<<gridFor(nrhs), kThreads, 0, stream_>>>(n, nrhs, piv, b, fault_, faultTag(kOpLuSolve));
   }
   libraryCall();
   libraryCall();
@@ -130,11 +150,14 @@ void CudaBackend::luSolveRight(DType dt, int64_t n64, int64_t nrhs64, const void
   require(isFloat(dt), ErrorCode::Type, std::string("luSolveRight: expected float32 or float64, got ") + dtypeName(dt));
   bind();
   int* info = static_cast<int*>(scratch(kSolverInfo, sizeof(int)));
+  auto* checked = static_cast<int32_t*>(scratch(kPivots, size_t(n) * sizeof(int32_t)));
+  checked_pivots_kernel<<<gridFor(n), kThreads, 0, stream_>>>(n, piv, checked, fault_, faultTag(kOpLuSolveRight));
+  launched("checked_pivots_kernel");
   if (dt == DType::F32)
-    ORTHORNN_CUSOLVER(cusolverDnSgetrs(solver_, CUBLAS_OP_N, n, nrhs, static_cast<const float*>(LU), n, piv,
+    ORTHORNN_CUSOLVER(cusolverDnSgetrs(solver_, CUBLAS_OP_N, n, nrhs, static_cast<const float*>(LU), n, checked,
                                        static_cast<float*>(B), n, info));
   else
-    ORTHORNN_CUSOLVER(cusolverDnDgetrs(solver_, CUBLAS_OP_N, n, nrhs, static_cast<const double*>(LU), n, piv,
+    ORTHORNN_CUSOLVER(cusolverDnDgetrs(solver_, CUBLAS_OP_N, n, nrhs, static_cast<const double*>(LU), n, checked,
                                        static_cast<double*>(B), n, info));
   libraryCall();
 }

@@ -1,41 +1,85 @@
 // Argument readers shared by the module-function bindings (models.cpp, lstm.cpp).
 #include <cmath>
+#include <cstdio>
 
 #include "binding.h"
 
 namespace orthornn::napi {
 
-WorkspaceRef workspaceArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsExternal()) throwError(info.Env(), ErrorCode::Type, "argument 'workspace' must come from createWorkspace()");
-  return *info[i].As<Napi::External<WorkspaceRef>>().Data();
+std::string describe(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsNumber()) {
+    const double x = v.As<Napi::Number>().DoubleValue();
+    if (std::isnan(x)) return "NaN";
+    if (std::isinf(x)) return x > 0 ? "Infinity" : "-Infinity";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", x);
+    return buf;
+  }
+  if (v.IsString()) return "a string";
+  if (v.IsBoolean()) return "a boolean";
+  if (v.IsExternal()) return "an external";
+  if (v.IsFunction()) return "a function";
+  if (v.IsArray()) return "an array";
+  if (v.IsObject()) return "an object";
+  return "a " + std::string(v.IsSymbol() ? "symbol" : v.IsBigInt() ? "bigint" : "value");
+}
+
+WorkspaceRef workspaceArg(const Napi::CallbackInfo& info, size_t i, const std::shared_ptr<ContextState>& ctx) {
+  Napi::Env env = info.Env();
+  if (!hasTag(info[i], &kWorkspaceTag))
+    throwError(env, ErrorCode::Type, "argument 'workspace' must be a workspace from createWorkspace(), got " + describe(info[i]));
+  const auto* handle = info[i].As<Napi::External<WorkspaceHandle>>().Data();
+  std::shared_ptr<ContextState> owner = handle ? handle->owner.lock() : nullptr;
+  if (!handle || !handle->ws || !owner || owner->disposed)
+    throwError(env, ErrorCode::Disposed, "argument 'workspace': its context has been disposed");
+  if (owner != ctx)
+    throwError(env, ErrorCode::Range,
+               "argument 'workspace' must belong to the context it is used with, got a workspace of another context (" +
+                   owner->core->backend()->device() + ")");
+  return handle->ws;
 }
 
 Napi::Object objectArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsObject()) throwError(info.Env(), ErrorCode::Type, std::string("argument '") + name + "' must be an object");
+  if (!info[i].IsObject())
+    throwError(info.Env(), ErrorCode::Type, std::string("argument '") + name + "' must be an object, got " + describe(info[i]));
   return info[i].As<Napi::Object>();
 }
 
+Napi::Value fieldOf(Napi::Env env, const Napi::Object& o, const char* key, const char* what) {
+  try {
+    return o.Get(key);
+  } catch (const Napi::Error& e) {
+    const std::string thrown = thrownMessage(env, e);
+    throwError(env, ErrorCode::Type, std::string("argument '") + what + "." + key + "' could not be read: its getter threw" +
+                                         (thrown.empty() ? std::string() : ": " + thrown));
+  }
+}
+
 double numberField(Napi::Env env, const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throwError(env, ErrorCode::Type, std::string("config.") + key + " must be a number");
+  Napi::Value v = fieldOf(env, o, key);
+  if (!v.IsNumber()) throwError(env, ErrorCode::Type, std::string("config.") + key + " must be a number, got " + describe(v));
   return v.As<Napi::Number>().DoubleValue();
 }
 
 int64_t sizeField(Napi::Env env, const Napi::Object& o, const char* key) {
   const double x = numberField(env, o, key);
-  if (!(x >= 1 && x <= 9.0e15 && std::floor(x) == x))
-    throwError(env, ErrorCode::Range, std::string("config.") + key + " must be a positive integer, got " + std::to_string(x));
+  // BLAS and LAPACK take int dimensions; products of two sizes stay far inside int64.
+  if (!(x >= 1 && x <= 2147483647.0 && std::floor(x) == x))
+    throwError(env, ErrorCode::Range, std::string("config.") + key + " must be a positive integer below 2^31, got " +
+                                          describe(Napi::Number::New(env, x)));
   return int64_t(x);
 }
 
 std::string stringField(Napi::Env env, const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
+  Napi::Value v = fieldOf(env, o, key);
   if (!v.IsString()) throwError(env, ErrorCode::Type, std::string("config.") + key + " must be a string");
   return v.As<Napi::String>();
 }
 
 bool booleanField(Napi::Env env, const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
+  Napi::Value v = fieldOf(env, o, key);
   if (!v.IsBoolean()) throwError(env, ErrorCode::Type, std::string("config.") + key + " must be a boolean");
   return v.As<Napi::Boolean>().Value();
 }
@@ -48,11 +92,10 @@ Loss lossField(Napi::Env env, const Napi::Object& o) {
 }
 
 Tensor tensorField(Napi::Env env, const ContextState& ctx, const Napi::Object& o, const char* key, const char* what) {
-  Napi::Value v = o.Get(key);
+  Napi::Value v = fieldOf(env, o, key, what ? what : "object");
   if (v.IsUndefined() || v.IsNull()) return Tensor{};
   const std::string name = what ? std::string(what) + "." + key : std::string(key);
-  if (!TensorWrap::Is(env, v)) throwError(env, ErrorCode::Type, "'" + name + "' must be a tensor");
-  return TensorWrap::Unwrap(v.As<Napi::Object>())->tensor(env, &ctx, name.c_str());
+  return TensorWrap::From(env, v, name)->tensor(env, &ctx, name.c_str());
 }
 
 }  // namespace orthornn::napi

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <new>
 #include <optional>
 #include <set>
 #include <string>
@@ -30,8 +31,62 @@ struct AddonData {
 };
 
 AddonData& addonData(Napi::Env env);
-Napi::Error makeError(Napi::Env env, ErrorCode code, const std::string& message);
+// A JS error of the class registered for `code` (TypeError, RangeError, or the class handed
+// to setErrorClasses), with `code` set. Never throws: a registered class whose constructor
+// throws, or whose instances refuse the code, gives way to a plain Error carrying both.
+Napi::Error makeError(Napi::Env env, ErrorCode code, const std::string& message) noexcept;
+
+// What throwError throws: a JS error that already carries an ERR_ORTHORNN_ code, so guard()
+// lets it through unchanged.
+class CodedError : public Napi::Error {
+ public:
+  explicit CodedError(const Napi::Error& e) : Napi::Error(e) {}
+};
 [[noreturn]] void throwError(Napi::Env env, ErrorCode code, const std::string& message);
+
+// Objects are recognised by N-API type tags, never by their prototype chain (which JS can
+// rewrite): a tag check comes before every unwrap.
+extern const napi_type_tag kContextTag;
+extern const napi_type_tag kTensorTag;
+extern const napi_type_tag kWorkspaceTag;
+bool hasTag(const Napi::Value& v, const napi_type_tag* tag);
+// A short description of a JS value for error messages ("undefined", "NaN", "a string", ...).
+std::string describe(const Napi::Value& v);
+
+// Runs a binding body and turns whatever it throws into a coded JS error: orthornn::Error
+// keeps its code, bad_alloc is OutOfMemory, other C++ exceptions Internal, and a JS exception
+// the body ran into (a getter or proxy trap of an argument that threw) a TypeError saying so,
+// with the original as `cause`. No C++ exception other than a CodedError leaves it.
+Napi::Error foreignError(Napi::Env env, const Napi::Error& e) noexcept;
+// Whether a caught JS exception already carries an ERR_ORTHORNN_ code (one of ours that went
+// through JS, e.g. out of a constructor the binding called).
+bool isCoded(Napi::Env env, const Napi::Error& e) noexcept;
+// The message of a caught JS exception ("" when it has no readable string message).
+std::string thrownMessage(Napi::Env env, const Napi::Error& e) noexcept;
+template <typename F>
+auto guard(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const CodedError&) {
+    throw;
+  } catch (const Napi::Error& e) {
+    if (isCoded(env, e)) throw CodedError(e);
+    throw CodedError(foreignError(env, e));
+  } catch (const Error& e) {
+    throw CodedError(makeError(env, e.code(), e.what()));
+  } catch (const std::bad_alloc&) {
+    throw CodedError(makeError(env, ErrorCode::OutOfMemory, "out of memory"));
+  } catch (const std::exception& e) {
+    throw CodedError(makeError(env, ErrorCode::Internal, std::string("internal error: ") + e.what()));
+  } catch (...) {
+    throw CodedError(makeError(env, ErrorCode::Internal, "internal error: an unknown native exception"));
+  }
+}
+// A module function whose body runs under guard().
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value guarded(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] { return F(info); });
+}
 
 // What a context and its tensors share; outlives the JS Context object while tensors live.
 struct ContextState {
@@ -48,6 +103,8 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   static Napi::Function Define(Napi::Env env);
   static Napi::Object Create(Napi::Env env, std::shared_ptr<ContextState> ctx, Tensor tensor);
   static bool Is(Napi::Env env, const Napi::Value& v);
+  // The TensorWrap behind v, or a coded TypeError naming `argName`.
+  static TensorWrap* From(Napi::Env env, const Napi::Value& v, const std::string& argName);
   explicit TensorWrap(const Napi::CallbackInfo& info);
   ~TensorWrap() override;
   void Finalize(Napi::BasicEnv env) override;
@@ -56,14 +113,15 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   const Tensor& tensor(Napi::Env env, const ContextState* ctx, const char* argName) const;
   void release(Napi::BasicEnv env);
 
- private:
+  // Public for the type-checked dispatch in tensor_wrap.cpp.
   Napi::Value Shape(const Napi::CallbackInfo& info);
   Napi::Value DType(const Napi::CallbackInfo& info);
   Napi::Value Device(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
   Napi::Value Bytes(const Napi::CallbackInfo& info);
-  void Dispose(const Napi::CallbackInfo& info);
+  Napi::Value DisposeValue(const Napi::CallbackInfo& info);
 
+ private:
   std::shared_ptr<ContextState> ctx_;
   std::optional<Tensor> tensor_;
   std::vector<int64_t> shape_;  // kept after dispose for error messages
@@ -86,9 +144,20 @@ Napi::Object newTensor(Napi::Env env, const std::shared_ptr<ContextState>& ctx, 
                        Tensor* out);
 
 // Reading the plain-object arguments of the model bindings (native/napi/args.cpp).
-using WorkspaceRef = std::shared_ptr<Workspace>;  // what createWorkspace() wraps in an External
-WorkspaceRef workspaceArg(const Napi::CallbackInfo& info, size_t i);
+using WorkspaceRef = std::shared_ptr<Workspace>;
+// What createWorkspace() wraps in an External (tagged kWorkspaceTag): the workspace and the
+// context it belongs to. Its buffers are that context's device memory and only that
+// context's worker may touch them.
+struct WorkspaceHandle {
+  WorkspaceRef ws;
+  std::weak_ptr<ContextState> owner;
+};
+// The workspace at info[i], refused (a coded error naming 'workspace') unless it was made
+// by createWorkspace() for `ctx`.
+WorkspaceRef workspaceArg(const Napi::CallbackInfo& info, size_t i, const std::shared_ptr<ContextState>& ctx);
 Napi::Object objectArg(const Napi::CallbackInfo& info, size_t i, const char* name);
+// o[key]; a getter or proxy trap that throws becomes a coded TypeError naming `what.key`.
+Napi::Value fieldOf(Napi::Env env, const Napi::Object& o, const char* key, const char* what = "config");
 double numberField(Napi::Env env, const Napi::Object& o, const char* key);
 int64_t sizeField(Napi::Env env, const Napi::Object& o, const char* key);  // a positive integer
 std::string stringField(Napi::Env env, const Napi::Object& o, const char* key);
@@ -106,6 +175,8 @@ void checkNow(Napi::Env env, F&& f) {
     f();
   } catch (const Error& e) {
     throwError(env, e.code(), e.what());
+  } catch (const std::bad_alloc&) {
+    throwError(env, ErrorCode::OutOfMemory, "out of memory");
   }
 }
 

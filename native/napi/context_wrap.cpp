@@ -17,6 +17,7 @@ struct Completion {
   orthornn::DType dtype = orthornn::DType::F32;
   size_t count = 0;
   bool isRead = false;
+  bool settling = false;  // Resolve or Reject has been called
   std::optional<Failure> failure;
   std::shared_ptr<ContextState> ctx;  // to balance the pending count that keeps Node alive
   Completion(Napi::Env env, std::shared_ptr<ContextState> ctx)
@@ -24,7 +25,7 @@ struct Completion {
 };
 
 DType parseDType(Napi::Env env, const Napi::Value& v, const char* arg) {
-  if (!v.IsString()) throwError(env, ErrorCode::Type, std::string("argument '") + arg + "' must be a dtype string");
+  if (!v.IsString()) throwError(env, ErrorCode::Type, std::string("argument '") + arg + "' must be a dtype string, got " + describe(v));
   std::string s = v.As<Napi::String>();
   if (s == "float32") return DType::F32;
   if (s == "float64") return DType::F64;
@@ -52,17 +53,26 @@ std::vector<int64_t> parseShape(Napi::Env env, const Napi::Value& v) {
 }
 
 double number(Napi::Env env, const Napi::Value& v, const char* arg) {
-  if (!v.IsNumber()) throwError(env, ErrorCode::Type, std::string("argument '") + arg + "' must be a number");
+  if (!v.IsNumber()) throwError(env, ErrorCode::Type, std::string("argument '") + arg + "' must be a number, got " + describe(v));
   return v.As<Napi::Number>().DoubleValue();
 }
 
+// A seed: an integer in [0, 2^53] (the safe integers lib/ hands over), so that its
+// conversion to uint64 is defined.
+uint64_t seedArg(Napi::Env env, const Napi::Value& v) {
+  const double x = number(env, v, "seed");
+  if (!(x >= 0 && x <= 9007199254740992.0 && x == std::floor(x)))
+    throwError(env, ErrorCode::Range, "argument 'seed' must be a non-negative safe integer, got " + describe(v));
+  return uint64_t(x);
+}
+
 bool boolean(Napi::Env env, const Napi::Value& v, const char* arg) {
-  if (!v.IsBoolean()) throwError(env, ErrorCode::Type, std::string("argument '") + arg + "' must be a boolean");
+  if (!v.IsBoolean()) throwError(env, ErrorCode::Type, std::string("argument '") + arg + "' must be a boolean, got " + describe(v));
   return v.As<Napi::Boolean>().Value();
 }
 
 Activation activation(Napi::Env env, const Napi::Value& v) {
-  if (!v.IsString()) throwError(env, ErrorCode::Type, "argument 'activation' must be a string");
+  if (!v.IsString()) throwError(env, ErrorCode::Type, "argument 'activation' must be a string, got " + describe(v));
   std::string s = v.As<Napi::String>();
   if (s == "tanh") return Activation::Tanh;
   if (s == "relu") return Activation::Relu;
@@ -74,65 +84,94 @@ Activation activation(Napi::Env env, const Napi::Value& v) {
 
 class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
  public:
+  // Methods and accessors are plain functions that check the receiver's type tag before
+  // unwrapping it (see self()), so a NativeContext method called on another object is a
+  // TypeError rather than a reinterpretation of that object's memory.
+  template <Napi::Value (ContextWrap::*M)(const Napi::CallbackInfo&)>
+  static Napi::Value dispatch(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&] { return (self(info)->*M)(info); });
+  }
+  template <Napi::Value (ContextWrap::*M)(const Napi::CallbackInfo&)>
+  static Napi::PropertyDescriptor method(Napi::Env env, const char* name) {
+    return Napi::PropertyDescriptor::Value(name, Napi::Function::New<dispatch<M>>(env, name), napi_default);
+  }
+
+  static ContextWrap* self(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    void* p = nullptr;
+    if (!hasTag(info.This(), &kContextTag) || napi_unwrap(env, info.This(), &p) != napi_ok || !p ||
+        !static_cast<ContextWrap*>(p)->state_)
+      throwError(env, ErrorCode::Type, "NativeContext methods must be called on a NativeContext, got " + describe(info.This()));
+    return static_cast<ContextWrap*>(p);
+  }
+
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(
-        env, "NativeContext",
-        {
-            InstanceAccessor<&ContextWrap::Backend>("backend"),
-            InstanceAccessor<&ContextWrap::Device>("device"),
-            InstanceAccessor<&ContextWrap::Disposed>("disposed"),
-            InstanceMethod<&ContextWrap::Supports>("supports"),
-            InstanceMethod<&ContextWrap::LaunchCounters>("launchCounters"),
-            InstanceMethod<&ContextWrap::FromArray>("fromArray"),
-            InstanceMethod<&ContextWrap::Empty>("empty"),
-            InstanceMethod<&ContextWrap::Read>("read"),
-            InstanceMethod<&ContextWrap::Sync>("sync"),
-            InstanceMethod<&ContextWrap::Dispose>("dispose"),
-            InstanceMethod<&ContextWrap::Fill>("fill"),
-            InstanceMethod<&ContextWrap::RandomNormal>("randomNormal"),
-            InstanceMethod<&ContextWrap::RandomUniform>("randomUniform"),
-            InstanceMethod<&ContextWrap::Copy>("copy"),
-            InstanceMethod<&ContextWrap::Gemm>("gemm"),
-            InstanceMethod<&ContextWrap::LuFactor>("luFactor"),
-            InstanceMethod<&ContextWrap::LuSolve>("luSolve"),
-            InstanceMethod<&ContextWrap::Qr>("qr"),
-            InstanceMethod<&ContextWrap::Svd>("svd"),
-            InstanceMethod<&ContextWrap::Axpby>("axpby"),
-            InstanceMethod<&ContextWrap::Mul>("mul"),
-            InstanceMethod<&ContextWrap::ScaleColumns>("scaleColumns"),
-            InstanceMethod<&ContextWrap::RmspropStep>("rmspropStep"),
-            InstanceMethod<&ContextWrap::AdamStep>("adamStep"),
-            InstanceMethod<&ContextWrap::SgdStep>("sgdStep"),
-            InstanceMethod<&ContextWrap::BiasActivation>("biasActivation"),
-            InstanceMethod<&ContextWrap::ActivationBackward>("activationBackward"),
-            InstanceMethod<&ContextWrap::MarginSigmoid>("marginSigmoid"),
-            InstanceMethod<&ContextWrap::MarginSigmoidBackward>("marginSigmoidBackward"),
-            InstanceMethod<&ContextWrap::Reduce>("reduce"),
-            InstanceMethod<&ContextWrap::ColumnSum>("columnSum"),
-            InstanceMethod<&ContextWrap::GroupNorms>("groupNorms"),
-            InstanceMethod<&ContextWrap::SoftmaxCrossEntropy>("softmaxCrossEntropy"),
-            InstanceMethod<&ContextWrap::MeanSquaredError>("meanSquaredError"),
-        });
+    Napi::Function cls = DefineClass(env, "NativeContext", {});
+    Napi::Object proto = cls.Get("prototype").As<Napi::Object>();
+    proto.DefineProperties({
+        method<&ContextWrap::Supports>(env, "supports"),
+        method<&ContextWrap::LaunchCounters>(env, "launchCounters"),
+        method<&ContextWrap::FromArray>(env, "fromArray"),
+        method<&ContextWrap::Empty>(env, "empty"),
+        method<&ContextWrap::Read>(env, "read"),
+        method<&ContextWrap::Sync>(env, "sync"),
+        method<&ContextWrap::DisposeValue>(env, "dispose"),
+        method<&ContextWrap::Fill>(env, "fill"),
+        method<&ContextWrap::RandomNormal>(env, "randomNormal"),
+        method<&ContextWrap::RandomUniform>(env, "randomUniform"),
+        method<&ContextWrap::Copy>(env, "copy"),
+        method<&ContextWrap::Gemm>(env, "gemm"),
+        method<&ContextWrap::LuFactor>(env, "luFactor"),
+        method<&ContextWrap::LuSolve>(env, "luSolve"),
+        method<&ContextWrap::Qr>(env, "qr"),
+        method<&ContextWrap::Svd>(env, "svd"),
+        method<&ContextWrap::Axpby>(env, "axpby"),
+        method<&ContextWrap::Mul>(env, "mul"),
+        method<&ContextWrap::ScaleColumns>(env, "scaleColumns"),
+        method<&ContextWrap::RmspropStep>(env, "rmspropStep"),
+        method<&ContextWrap::AdamStep>(env, "adamStep"),
+        method<&ContextWrap::SgdStep>(env, "sgdStep"),
+        method<&ContextWrap::BiasActivation>(env, "biasActivation"),
+        method<&ContextWrap::ActivationBackward>(env, "activationBackward"),
+        method<&ContextWrap::MarginSigmoid>(env, "marginSigmoid"),
+        method<&ContextWrap::MarginSigmoidBackward>(env, "marginSigmoidBackward"),
+        method<&ContextWrap::Reduce>(env, "reduce"),
+        method<&ContextWrap::ColumnSum>(env, "columnSum"),
+        method<&ContextWrap::GroupNorms>(env, "groupNorms"),
+        method<&ContextWrap::SoftmaxCrossEntropy>(env, "softmaxCrossEntropy"),
+        method<&ContextWrap::MeanSquaredError>(env, "meanSquaredError"),
+        Napi::PropertyDescriptor::Accessor<dispatch<&ContextWrap::Backend>>("backend"),
+        Napi::PropertyDescriptor::Accessor<dispatch<&ContextWrap::Device>>("device"),
+        Napi::PropertyDescriptor::Accessor<dispatch<&ContextWrap::Disposed>>("disposed"),
+    });
+    return cls;
   }
 
   explicit ContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ContextWrap>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber())
-      throwError(env, ErrorCode::Type, "NativeContext(backend: string, deviceIndex: number)");
-    std::string name = info[0].As<Napi::String>();
-    int index = info[1].As<Napi::Number>().Int32Value();
-    state_ = std::make_shared<ContextState>();
-    try {
-      state_->core = std::make_unique<Context>(createBackend(name, index));
-    } catch (const Error& e) {
-      throwError(env, e.code(), e.what());
-    }
-    // Completions reach the JS thread through this; it keeps Node alive only while a
-    // promise is pending.
-    state_->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                                 "orthornn-completion", 0, 1);
-    state_->tsfn.Unref(env);
-    addonData(env).contexts.insert(this);
+    guard(env, [&] {
+      if (!info[0].IsString())
+        throwError(env, ErrorCode::Type, "argument 'backend' must be a string ('cpu' or 'cuda'), got " + describe(info[0]));
+      if (!info[1].IsNumber())
+        throwError(env, ErrorCode::Type, "argument 'deviceIndex' must be a number, got " + describe(info[1]));
+      std::string name = info[0].As<Napi::String>();
+      const double index = info[1].As<Napi::Number>().DoubleValue();
+      if (!(index >= 0 && index <= 65535 && index == std::floor(index)))
+        throwError(env, ErrorCode::Range,
+                   "argument 'deviceIndex' must be a non-negative integer, got " + describe(info[1]));
+      // Assigned only once complete: a half-made context (its backend failed) has no state,
+      // and its destructor then has nothing to shut down.
+      auto state = std::make_shared<ContextState>();
+      state->core = std::make_unique<Context>(createBackend(name, int(index)));
+      // Completions reach the JS thread through this; it keeps Node alive only while a
+      // promise is pending.
+      state->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                                  "orthornn-completion", 0, 1);
+      state->tsfn.Unref(env);
+      info.This().As<Napi::Object>().TypeTag(&kContextTag);
+      state_ = std::move(state);
+      addonData(env).contexts.insert(this);
+    });
   }
 
   ~ContextWrap() override { shutdown(); }
@@ -141,7 +180,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 
   // Cancels queued work, invalidates every tensor of this context and stops its worker.
   void shutdown() {
-    if (!state_ || state_->disposed) return;
+    if (!state_ || state_->disposed) return;  // never completed, or already shut down
     state_->disposed = true;
     state_->core->close();
     for (TensorWrap* t : state_->tensors) t->release(Env());
@@ -250,7 +289,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     const uint8_t* src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
     if (std::string(state_->core->backend()->name()) == "cpu") {
       // A fresh allocation no queued op can reference yet: fill it here, on the JS thread.
-      std::memcpy(t.data(), src, t.bytes());
+      if (t.bytes() > 0) std::memcpy(t.data(), src, t.bytes());
     } else {
       auto staging = std::make_shared<std::vector<uint8_t>>(src, src + t.bytes());
       Tensor dst = t;
@@ -266,13 +305,21 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   }
 
   Napi::Value await(Napi::Env env, std::optional<Tensor> source) {
+    core(env);  // a disposed context: refused before anything is made
     auto* c = new Completion(env, state_);
     Napi::Promise promise = c->deferred.Promise();
     if (source) {
       c->isRead = true;
       c->dtype = source->dtype;
       c->count = size_t(source->numel());
-      Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, source->bytes());
+      Napi::ArrayBuffer buf;
+      try {
+        buf = Napi::ArrayBuffer::New(env, source->bytes());
+      } catch (const Napi::Error&) {
+        delete c;
+        throwError(env, ErrorCode::OutOfMemory,
+                   "read: cannot allocate " + std::to_string(source->bytes()) + " bytes for the result");
+      }
       c->buffer = Napi::Persistent(buf);
     }
     void* dst = source ? c->buffer.Value().Data() : nullptr;
@@ -280,40 +327,77 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     try {
       core(env).enqueueCompletion([c, dst, source, tsfn](orthornn::Backend& b, const std::optional<Failure>& failure) mutable {
         c->failure = failure;
-        if (!failure && source) {
+        const char* what = source ? "read" : "sync";
+        if (!failure) {
           try {
-            b.download(dst, source->data(), source->bytes());
+            if (source) b.download(dst, source->data(), source->bytes());
+            else b.synchronize();
           } catch (const Error& e) {
-            c->failure = Failure{e.code(), std::string("op 'read' failed: ") + e.what()};
-          }
-        } else if (!failure) {
-          try {
-            b.synchronize();
-          } catch (const Error& e) {
-            c->failure = Failure{e.code(), std::string("op 'sync' failed: ") + e.what()};
+            c->failure = Failure{e.code(), std::string("op '") + what + "' failed: " + e.what()};
+          } catch (const std::bad_alloc&) {
+            c->failure = Failure{ErrorCode::OutOfMemory, std::string("op '") + what + "' failed: out of memory"};
+          } catch (const std::exception& e) {
+            c->failure = Failure{ErrorCode::Internal, std::string("op '") + what + "' failed: " + e.what()};
           }
         }
         // During environment teardown the call is refused; the completion is then leaked
         // on purpose (its JS handles may only be freed on the JS thread, which is gone).
-        tsfn.NonBlockingCall(c, [](Napi::Env env, Napi::Function, Completion* c) { deliver(env, c); });
+        try {
+          tsfn.NonBlockingCall(c, [](Napi::Env env, Napi::Function, Completion* c) { deliver(env, c); });
+        } catch (...) {
+        }
       });
     } catch (const Error& e) {
       delete c;
       throwError(env, e.code(), e.what());
+    } catch (const std::bad_alloc&) {
+      delete c;
+      throwError(env, ErrorCode::OutOfMemory, "out of memory");
     }
     if (state_->pending++ == 0) state_->tsfn.Ref(env);
     return promise;
   }
 
-  static void deliver(Napi::Env env, Completion* c) {
+  // Settles the promise on the JS thread. Nothing escapes: whatever goes wrong while making
+  // the result (an error class whose constructor throws, an allocation that fails), the
+  // promise is settled, with a plain coded Error at worst.
+  static void deliver(Napi::Env env, Completion* c) noexcept {
     std::unique_ptr<Completion> owned(c);
     if (env == nullptr) return;
-    if (--c->ctx->pending == 0 && !c->ctx->disposed) c->ctx->tsfn.Unref(env);
+    try {
+      if (--c->ctx->pending == 0 && !c->ctx->disposed) c->ctx->tsfn.Unref(env);
+    } catch (...) {
+    }
+    try {
+      settle(env, c);
+      return;
+    } catch (const Napi::Error& e) {
+      rejectPlain(env, c, foreignError(env, e));
+    } catch (const std::exception& e) {
+      rejectPlain(env, c, makeError(env, ErrorCode::Internal, std::string("internal error: ") + e.what()));
+    } catch (...) {
+      rejectPlain(env, c, makeError(env, ErrorCode::Internal, "internal error while settling a promise"));
+    }
+  }
+
+  static void rejectPlain(Napi::Env, Completion* c, const Napi::Error& err) noexcept {
+    if (c->settling) return;  // Resolve or Reject was called: the deferred is spent
+    c->settling = true;
+    try {
+      c->deferred.Reject(err.Value());
+    } catch (...) {
+    }
+  }
+
+  static void settle(Napi::Env env, Completion* c) {
     if (c->failure) {
-      c->deferred.Reject(makeError(env, c->failure->code, c->failure->message).Value());
+      Napi::Value err = makeError(env, c->failure->code, c->failure->message).Value();
+      c->settling = true;
+      c->deferred.Reject(err);
       return;
     }
     if (!c->isRead) {
+      c->settling = true;
       c->deferred.Resolve(env.Undefined());
       return;
     }
@@ -324,6 +408,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
       case DType::F64: arr = Napi::Float64Array::New(env, c->count, buf, 0); break;
       case DType::I32: arr = Napi::Int32Array::New(env, c->count, buf, 0); break;
     }
+    c->settling = true;
     c->deferred.Resolve(arr);
   }
 
@@ -333,12 +418,17 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   }
   Napi::Value Sync(const Napi::CallbackInfo& info) { return await(info.Env(), std::nullopt); }
 
-  void Dispose(const Napi::CallbackInfo&) { shutdown(); }
+  Napi::Value DisposeValue(const Napi::CallbackInfo& info) {
+    shutdown();
+    return info.Env().Undefined();
+  }
 
   Napi::Value Fill(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Tensor t = tensorArg(info, 0, "tensor");
     double v = number(env, info[1], "value");
+    if (t.dtype == DType::I32 && !(v >= -2147483648.0 && v <= 2147483647.0 && v == std::floor(v)))
+      throwError(env, ErrorCode::Range, "argument 'value' must be an int32 for an int32 tensor, got " + describe(info[1]));
     enqueue(env, "fill", [t, v](orthornn::Backend& b) { b.fill(t.dtype, t.numel(), v, t.data()); });
     return env.Undefined();
   }
@@ -347,7 +437,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     Napi::Env env = info.Env();
     Tensor t = tensorArg(info, 0, "tensor");
     requireFloat(env, t, "tensor");
-    uint64_t seed = uint64_t(number(env, info[1], "seed"));
+    uint64_t seed = seedArg(env, info[1]);
     double mean = number(env, info[2], "mean"), std = number(env, info[3], "std");
     enqueue(env, "randomNormal", [=](orthornn::Backend& b) { b.randomNormal(t.dtype, t.numel(), seed, mean, std, t.data()); });
     return env.Undefined();
@@ -357,7 +447,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     Napi::Env env = info.Env();
     Tensor t = tensorArg(info, 0, "tensor");
     requireFloat(env, t, "tensor");
-    uint64_t seed = uint64_t(number(env, info[1], "seed"));
+    uint64_t seed = seedArg(env, info[1]);
     double lo = number(env, info[2], "low"), hi = number(env, info[3], "high");
     enqueue(env, "randomUniform", [=](orthornn::Backend& b) { b.randomUniform(t.dtype, t.numel(), seed, lo, hi, t.data()); });
     return env.Undefined();
@@ -381,8 +471,9 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     requireFloat(env, a, "a");
     requireSame(env, a, "a", b, "b", false);
     requireSame(env, a, "a", c, "out", false);
+    // batch is -1 for a matrix (shared by every batch entry), the leading size for a 3-D tensor.
     auto mat = [&](const Tensor& t, const char* name, int64_t& batch, int64_t& rows, int64_t& cols) {
-      if (t.shape.size() == 2) { batch = 0; rows = t.shape[0]; cols = t.shape[1]; return; }
+      if (t.shape.size() == 2) { batch = -1; rows = t.shape[0]; cols = t.shape[1]; return; }
       if (t.shape.size() == 3) { batch = t.shape[0]; rows = t.shape[1]; cols = t.shape[2]; return; }
       throwError(env, ErrorCode::Range, std::string("argument '") + name + "' must be 2-D or 3-D, got shape " + shapeString(t.shape));
     };
@@ -397,11 +488,12 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     if (rc != m || cc != n)
       throwError(env, ErrorCode::Range, "argument 'out' must be " + std::to_string(m) + "×" + std::to_string(n) +
                                             ", got shape " + shapeString(c.shape));
-    const int64_t batch = c.shape.size() == 3 ? bc : 1;
-    if ((ba && ba != batch) || (bb && bb != batch) || (c.shape.size() == 2 && (ba || bb)))
+    const int64_t batch = bc >= 0 ? bc : 1;
+    // A 3-D operand must have out's batch size (a 3-D one of batch 0 is not a shared matrix).
+    if ((ba >= 0 && (bc < 0 || ba != bc)) || (bb >= 0 && (bc < 0 || bb != bc)))
       throwError(env, ErrorCode::Range, "gemm: batch sizes differ: a " + shapeString(a.shape) + ", b " +
                                             shapeString(b.shape) + ", out " + shapeString(c.shape));
-    const int64_t sA = ba ? ra * ca : 0, sB = bb ? rb * cb : 0, sC = rc * cc;
+    const int64_t sA = ba >= 0 ? ra * ca : 0, sB = bb >= 0 ? rb * cb : 0, sC = rc * cc;
     enqueue(env, "gemm", [=](orthornn::Backend& be) {
       if (batch == 1 && c.shape.size() == 2)
         be.gemm(a.dtype, ta, tb, m, n, k, alpha, a.data(), ca, b.data(), cb, beta, c.data(), cc);
@@ -551,7 +643,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     requireOptimizerTensors(env, {{&p, "param"}, {&g, "grad"}, {&m, "m"}, {&v, "v"}});
     const double lr = number(env, info[4], "lr"), b1 = number(env, info[5], "beta1"), b2 = number(env, info[6], "beta2"),
                  eps = number(env, info[7], "eps"), decay = number(env, info[8], "weightDecay"), step = number(env, info[9], "step");
-    if (!(step >= 1) || step != std::floor(step)) throwError(env, ErrorCode::Range, "argument 'step' must be a positive integer");
+    if (!(step >= 1 && step <= 9007199254740992.0) || step != std::floor(step))
+      throwError(env, ErrorCode::Range, "argument 'step' must be a positive integer, got " + describe(info[9]));
     enqueue(env, "adamStep", [=](orthornn::Backend& b) {
       b.adamStep(p.dtype, p.numel(), lr, b1, b2, eps, decay, int64_t(step), p.data(), g.data(), m.data(), v.data());
     });
@@ -722,17 +815,17 @@ Napi::Function DefineContext(Napi::Env env) { return ContextWrap::Define(env); }
 
 std::shared_ptr<ContextState> contextArg(const Napi::CallbackInfo& info, size_t i) {
   Napi::Env env = info.Env();
-  if (!info[i].IsObject() || !info[i].As<Napi::Object>().InstanceOf(addonData(env).contextClass.Value()))
-    throwError(env, ErrorCode::Type, "argument 'context' must be a NativeContext");
-  std::shared_ptr<ContextState> state = ContextWrap::Unwrap(info[i].As<Napi::Object>())->state();
+  void* p = nullptr;
+  if (!hasTag(info[i], &kContextTag) || napi_unwrap(env, info[i], &p) != napi_ok || !p ||
+      !static_cast<ContextWrap*>(p)->state())
+    throwError(env, ErrorCode::Type, "argument 'context' must be a NativeContext, got " + describe(info[i]));
+  std::shared_ptr<ContextState> state = static_cast<ContextWrap*>(p)->state();
   if (state->disposed) throwError(env, ErrorCode::Disposed, "the context has been disposed");
   return state;
 }
 
 Tensor tensorArg(const Napi::CallbackInfo& info, const ContextState& ctx, size_t i, const char* name) {
-  if (!TensorWrap::Is(info.Env(), info[i]))
-    throwError(info.Env(), ErrorCode::Type, std::string("argument '") + name + "' must be a tensor");
-  return TensorWrap::Unwrap(info[i].As<Napi::Object>())->tensor(info.Env(), &ctx, name);
+  return TensorWrap::From(info.Env(), info[i], name)->tensor(info.Env(), &ctx, name);
 }
 
 std::optional<Tensor> optionalTensorArg(const Napi::CallbackInfo& info, const ContextState& ctx, size_t i, const char* name) {

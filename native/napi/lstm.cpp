@@ -40,7 +40,7 @@ std::optional<Tensor> present(Tensor t) {
 Napi::Value LstmLossAndGradients(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto ctx = contextArg(info, 0);
-  WorkspaceRef ws = workspaceArg(info, 1);
+  WorkspaceRef ws = workspaceArg(info, 1, ctx);
   LstmConfig cfg = parseLstmConfig(env, objectArg(info, 2, "config"));
   LstmParameters params = parseLstmParameters(env, *ctx, objectArg(info, 3, "params"));
   Napi::Object b = objectArg(info, 4, "batch");
@@ -73,7 +73,7 @@ Napi::Value LstmLossAndGradients(const Napi::CallbackInfo& info) {
 Napi::Value LstmForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto ctx = contextArg(info, 0);
-  WorkspaceRef ws = workspaceArg(info, 1);
+  WorkspaceRef ws = workspaceArg(info, 1, ctx);
   LstmConfig cfg = parseLstmConfig(env, objectArg(info, 2, "config"));
   LstmParameters params = parseLstmParameters(env, *ctx, objectArg(info, 3, "params"));
   Tensor x = tensorArg(info, *ctx, 4, "x");
@@ -92,8 +92,8 @@ Napi::Value LstmForward(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void registerLstmBindings(Napi::Env env, Napi::Object exports) {
-  exports.Set("lstmLossAndGradients", Napi::Function::New<LstmLossAndGradients>(env, "lstmLossAndGradients"));
-  exports.Set("lstmForward", Napi::Function::New<LstmForward>(env, "lstmForward"));
+  exports.Set("lstmLossAndGradients", Napi::Function::New<guarded<LstmLossAndGradients>>(env, "lstmLossAndGradients"));
+  exports.Set("lstmForward", Napi::Function::New<guarded<LstmForward>>(env, "lstmForward"));
 }
 
 }  // namespace orthornn::napi

@@ -12,19 +12,26 @@ namespace orthornn::napi {
 namespace {
 
 // createWorkspace(context): scratch memory a model keeps across steps.
+// The External is type-tagged and records its context: workspaceArg() refuses it anywhere
+// else, since its buffers belong to that context's device and worker.
 Napi::Value CreateWorkspace(const Napi::CallbackInfo& info) {
   auto ctx = contextArg(info, 0);
-  auto* ws = new WorkspaceRef(std::make_shared<Workspace>(ctx->core->backend()));
+  auto handle = std::make_unique<WorkspaceHandle>();
+  handle->ws = std::make_shared<Workspace>(ctx->core->backend());
+  handle->owner = ctx;
   auto& list = ctx->workspaces;
   list.erase(std::remove_if(list.begin(), list.end(), [](const std::weak_ptr<Workspace>& w) { return w.expired(); }), list.end());
-  list.push_back(*ws);
-  return Napi::External<WorkspaceRef>::New(info.Env(), ws, [](Napi::BasicEnv, WorkspaceRef* p) { delete p; });
+  list.push_back(handle->ws);
+  auto ext = Napi::External<WorkspaceHandle>::New(info.Env(), handle.get(), [](Napi::BasicEnv, WorkspaceHandle* p) { delete p; });
+  handle.release();
+  ext.TypeTag(&kWorkspaceTag);
+  return ext;
 }
 
 // releaseWorkspace(context, workspace): frees its buffers once the work queued before is done.
 Napi::Value ReleaseWorkspace(const Napi::CallbackInfo& info) {
   auto ctx = contextArg(info, 0);
-  WorkspaceRef ws = workspaceArg(info, 1);
+  WorkspaceRef ws = workspaceArg(info, 1, ctx);
   enqueueOn(info.Env(), *ctx, "releaseWorkspace", [ws](Backend&) { ws->release(); });
   return info.Env().Undefined();
 }
@@ -75,7 +82,7 @@ ElmanParameters parseElmanParameters(Napi::Env env, const ContextState& ctx, con
 Napi::Value ElmanLossAndGradients(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto ctx = contextArg(info, 0);
-  WorkspaceRef ws = workspaceArg(info, 1);
+  WorkspaceRef ws = workspaceArg(info, 1, ctx);
   ElmanConfig cfg = parseElmanConfig(env, objectArg(info, 2, "config"));
   ElmanParameters params = parseElmanParameters(env, *ctx, objectArg(info, 3, "params"));
   Napi::Object b = objectArg(info, 4, "batch");
@@ -112,7 +119,7 @@ Napi::Value ElmanLossAndGradients(const Napi::CallbackInfo& info) {
 Napi::Value ElmanForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto ctx = contextArg(info, 0);
-  WorkspaceRef ws = workspaceArg(info, 1);
+  WorkspaceRef ws = workspaceArg(info, 1, ctx);
   ElmanConfig cfg = parseElmanConfig(env, objectArg(info, 2, "config"));
   ElmanParameters params = parseElmanParameters(env, *ctx, objectArg(info, 3, "params"));
   Tensor x = tensorArg(info, *ctx, 4, "x");
@@ -145,12 +152,12 @@ template <bool kInFrame>
 Napi::Value CayleyStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto ctx = contextArg(info, 0);
-  WorkspaceRef ws = workspaceArg(info, 1);
+  WorkspaceRef ws = workspaceArg(info, 1, ctx);
   const char* gName = kInFrame ? "F" : "G";
   Tensor M = squareArg(info, *ctx, 2, "M"), G = squareArg(info, *ctx, 3, gName);
   if (G.dtype != M.dtype || G.shape != M.shape)
     throwError(env, ErrorCode::Range, std::string("argument '") + gName + "' must match 'M' (" + dtypeName(M.dtype) + " " + shapeString(M.shape) + ")");
-  if (!info[4].IsNumber()) throwError(env, ErrorCode::Type, "argument 'lr' must be a number");
+  if (!info[4].IsNumber()) throwError(env, ErrorCode::Type, "argument 'lr' must be a number, got " + describe(info[4]));
   const double lr = info[4].As<Napi::Number>().DoubleValue();
   enqueueOn(env, *ctx, kInFrame ? "cayleyStepInFrame" : "cayleyStep", [=](Backend& be) {
     if (kInFrame) cayleyStepInFrame(be, M.dtype, M.shape[0], M.data(), G.data(), lr, *ws);
@@ -163,7 +170,7 @@ Napi::Value CayleyStep(const Napi::CallbackInfo& info) {
 Napi::Value OrthogonalityError(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto ctx = contextArg(info, 0);
-  WorkspaceRef ws = workspaceArg(info, 1);
+  WorkspaceRef ws = workspaceArg(info, 1, ctx);
   Tensor M = squareArg(info, *ctx, 2, "M"), out = tensorArg(info, *ctx, 3, "out");
   if (out.dtype != M.dtype || out.numel() != 1) throwError(env, ErrorCode::Range, "argument 'out' must be one element of M's dtype");
   enqueueOn(env, *ctx, "orthogonalityError", [=](Backend& be) { orthogonalityError(be, M.dtype, M.shape[0], M.data(), out.data(), *ws); });
@@ -174,7 +181,7 @@ Napi::Value OrthogonalityError(const Napi::CallbackInfo& info) {
 Napi::Value Reorthonormalize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto ctx = contextArg(info, 0);
-  WorkspaceRef ws = workspaceArg(info, 1);
+  WorkspaceRef ws = workspaceArg(info, 1, ctx);
   Tensor M = squareArg(info, *ctx, 2, "M");
   enqueueOn(env, *ctx, "reorthonormalize", [=](Backend& be) { reorthonormalize(be, M.dtype, M.shape[0], M.data(), *ws); });
   return env.Undefined();
@@ -183,14 +190,14 @@ Napi::Value Reorthonormalize(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void registerModelBindings(Napi::Env env, Napi::Object exports) {
-  exports.Set("createWorkspace", Napi::Function::New<CreateWorkspace>(env, "createWorkspace"));
-  exports.Set("releaseWorkspace", Napi::Function::New<ReleaseWorkspace>(env, "releaseWorkspace"));
-  exports.Set("elmanLossAndGradients", Napi::Function::New<ElmanLossAndGradients>(env, "elmanLossAndGradients"));
-  exports.Set("elmanForward", Napi::Function::New<ElmanForward>(env, "elmanForward"));
-  exports.Set("cayleyStep", Napi::Function::New<CayleyStep<false>>(env, "cayleyStep"));
-  exports.Set("cayleyStepInFrame", Napi::Function::New<CayleyStep<true>>(env, "cayleyStepInFrame"));
-  exports.Set("orthogonalityError", Napi::Function::New<OrthogonalityError>(env, "orthogonalityError"));
-  exports.Set("reorthonormalize", Napi::Function::New<Reorthonormalize>(env, "reorthonormalize"));
+  exports.Set("createWorkspace", Napi::Function::New<guarded<CreateWorkspace>>(env, "createWorkspace"));
+  exports.Set("releaseWorkspace", Napi::Function::New<guarded<ReleaseWorkspace>>(env, "releaseWorkspace"));
+  exports.Set("elmanLossAndGradients", Napi::Function::New<guarded<ElmanLossAndGradients>>(env, "elmanLossAndGradients"));
+  exports.Set("elmanForward", Napi::Function::New<guarded<ElmanForward>>(env, "elmanForward"));
+  exports.Set("cayleyStep", Napi::Function::New<guarded<CayleyStep<false>>>(env, "cayleyStep"));
+  exports.Set("cayleyStepInFrame", Napi::Function::New<guarded<CayleyStep<true>>>(env, "cayleyStepInFrame"));
+  exports.Set("orthogonalityError", Napi::Function::New<guarded<OrthogonalityError>>(env, "orthogonalityError"));
+  exports.Set("reorthonormalize", Napi::Function::New<guarded<Reorthonormalize>>(env, "reorthonormalize"));
 }
 
 }  // namespace orthornn::napi

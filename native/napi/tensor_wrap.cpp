@@ -2,26 +2,46 @@
 
 namespace orthornn::napi {
 
+namespace {
+// The address Create() passes to the constructor: nothing else can make a NativeTensor.
+int constructionKey;
+
+// Accessors and methods are plain functions that check the receiver's type tag before
+// unwrapping it: `NativeTensor.prototype.shape` read on another wrapped object, or on an
+// object whose prototype was set to NativeTensor's, is a TypeError, never a reinterpretation.
+template <Napi::Value (TensorWrap::*M)(const Napi::CallbackInfo&)>
+Napi::Value method(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
+    TensorWrap* w = TensorWrap::From(info.Env(), info.This(), "this");
+    return (w->*M)(info);
+  });
+}
+}  // namespace
+
 Napi::Function TensorWrap::Define(Napi::Env env) {
-  return DefineClass(env, "NativeTensor",
-                     {
-                         InstanceAccessor<&TensorWrap::Shape>("shape"),
-                         InstanceAccessor<&TensorWrap::DType>("dtype"),
-                         InstanceAccessor<&TensorWrap::Device>("device"),
-                         InstanceAccessor<&TensorWrap::Disposed>("disposed"),
-                         InstanceAccessor<&TensorWrap::Bytes>("bytes"),
-                         InstanceMethod<&TensorWrap::Dispose>("dispose"),
-                     });
+  Napi::Function cls = DefineClass(env, "NativeTensor", {});
+  Napi::Object proto = cls.Get("prototype").As<Napi::Object>();
+  proto.DefineProperties({
+      Napi::PropertyDescriptor::Value("dispose", Napi::Function::New<method<&TensorWrap::DisposeValue>>(env, "dispose"),
+                                      napi_default),
+      Napi::PropertyDescriptor::Accessor<method<&TensorWrap::Shape>>("shape"),
+      Napi::PropertyDescriptor::Accessor<method<&TensorWrap::DType>>("dtype"),
+      Napi::PropertyDescriptor::Accessor<method<&TensorWrap::Device>>("device"),
+      Napi::PropertyDescriptor::Accessor<method<&TensorWrap::Disposed>>("disposed"),
+      Napi::PropertyDescriptor::Accessor<method<&TensorWrap::Bytes>>("bytes"),
+  });
+  return cls;
 }
 
 TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {
-  // Constructed only by Create(), which passes an External as a guard.
-  if (info.Length() != 1 || !info[0].IsExternal())
+  // Constructed only by Create(), which passes a private key as a guard.
+  if (info.Length() != 1 || !info[0].IsExternal() || info[0].As<Napi::External<int>>().Data() != &constructionKey)
     throwError(info.Env(), ErrorCode::Type, "tensors are created through a Context, not with `new`");
+  info.This().As<Napi::Object>().TypeTag(&kTensorTag);
 }
 
 Napi::Object TensorWrap::Create(Napi::Env env, std::shared_ptr<ContextState> ctx, Tensor tensor) {
-  Napi::Object obj = addonData(env).tensorClass.New({Napi::External<void>::New(env, nullptr)});
+  Napi::Object obj = addonData(env).tensorClass.New({Napi::External<int>::New(env, &constructionKey)});
   TensorWrap* w = TensorWrap::Unwrap(obj);
   w->shape_ = tensor.shape;
   w->dtype_ = tensor.dtype;
@@ -37,8 +57,16 @@ Napi::Object TensorWrap::Create(Napi::Env env, std::shared_ptr<ContextState> ctx
   return obj;
 }
 
-bool TensorWrap::Is(Napi::Env env, const Napi::Value& v) {
-  return v.IsObject() && v.As<Napi::Object>().InstanceOf(addonData(env).tensorClass.Value());
+bool TensorWrap::Is(Napi::Env, const Napi::Value& v) { return v.IsObject() && hasTag(v, &kTensorTag); }
+
+TensorWrap* TensorWrap::From(Napi::Env env, const Napi::Value& v, const std::string& argName) {
+  TensorWrap* w = nullptr;
+  if (Is(env, v)) {
+    void* p = nullptr;
+    if (napi_unwrap(env, v, &p) == napi_ok) w = static_cast<TensorWrap*>(p);
+  }
+  if (!w) throwError(env, ErrorCode::Type, "argument '" + argName + "' must be a tensor, got " + describe(v));
+  return w;
 }
 
 void TensorWrap::release(Napi::BasicEnv env) {
@@ -79,6 +107,9 @@ Napi::Value TensorWrap::Bytes(const Napi::CallbackInfo& info) {
   for (int64_t d : shape_) n *= d;
   return Napi::Number::New(info.Env(), double(n * int64_t(dtypeSize(dtype_))));
 }
-void TensorWrap::Dispose(const Napi::CallbackInfo& info) { release(info.Env()); }
+Napi::Value TensorWrap::DisposeValue(const Napi::CallbackInfo& info) {
+  release(info.Env());
+  return info.Env().Undefined();
+}
 
 }  // namespace orthornn::napi
