@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readCheckpoint } from '../lib/train/checkpoint';
+import { readCheckpoint, writeCheckpoint } from '../lib/train/checkpoint';
 import { Trainer, truncateMetrics } from '../lib/train/trainer';
 
 const ROOT = path.join(__dirname, '..');
@@ -143,6 +143,38 @@ describe('93 interruptions: graceful stop on signals, exact metrics after resume
     const r = spawnSync(process.execPath, [...CLI, 'train', '--resume', out, '--steps', '5'], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /^orthornn: resume: argument 'steps' must be more than the 12 steps/);
+  });
+
+  it('resume checks the checkpoint against its config before allocating, and U and V for orthogonality', async () => {
+    const out = path.join(tmp, 'hostile');
+    const trainer = await Trainer.create({ task: 'copy', delay: 5, hidden: 16, batchSize: 8, steps: 6, validEvery: 3, validSize: 16, out });
+    try {
+      await trainer.run();
+    } finally {
+      trainer.dispose();
+    }
+    const file = path.join(out, 'last.safetensors');
+    const good = readCheckpoint(file);
+    const edit = (change: (c: typeof good) => void) => {
+      const c = readCheckpoint(path.join(out, 'good.safetensors'));
+      change(c);
+      writeCheckpoint(file, c);
+    };
+    writeCheckpoint(path.join(out, 'good.safetensors'), good);
+    edit((c) => (c.config = { ...c.config, hidden: 4096 }));
+    await assert.rejects(Trainer.resume(out, { steps: 10 }), (e: Error & { code?: string }) => e.code === 'ERR_ORTHORNN_DATA' && /'W_in'/.test(e.message));
+    edit((c) => (c.config = { ...c.config, delay: 100_000 }));
+    await assert.rejects(Trainer.resume(out, { steps: 10 }), (e: Error & { code?: string }) => e.code === 'ERR_ORTHORNN_DATA' && /holds a config that orthornn refuses.*'delay' must be ≤ 20000/.test(e.message));
+    edit((c) => c.parameters.U.fill(0.5));
+    await assert.rejects(Trainer.resume(out, { steps: 10 }), (e: Error & { code?: string }) => e.code === 'ERR_ORTHORNN_NUMERIC' && /factor U is not orthogonal/.test(e.message));
+    edit(() => undefined);
+    (await Trainer.resume(out, { steps: 10 })).dispose();
+  });
+
+  it('a configuration whose training step would not fit in half the memory is refused before anything is allocated', async () => {
+    await assert.rejects(Trainer.create({ task: 'copy', delay: 20_000, hidden: 8192, batchSize: 10_000, out: path.join(tmp, 'huge') }),
+      (e: Error & { code?: string }) => e.code === 'ERR_ORTHORNN_RANGE' && /'batchSize' must be small enough that a step's activations fit/.test(e.message));
+    assert.ok(!existsSync(path.join(tmp, 'huge')), 'no run folder');
   });
 
   it('truncateMetrics keeps what was written up to the checkpoint: no later steps, no test records, no torn last line', () => {

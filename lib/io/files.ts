@@ -1,14 +1,39 @@
-/** Reading data files: one error for an unreadable file, and gzip (by its magic bytes) undone. */
-import { readFileSync } from 'node:fs';
+/**
+ * Reading and writing the files of a run: one error for an unreadable file, gzip (by its magic
+ * bytes) undone, and writes that never leave a torn file behind. A write goes to a temporary
+ * `.<name>.<pid>.tmp` in the target's folder; every byte is written (writeSync may write
+ * fewer than asked), the file is flushed to the disk, closed, renamed over the target, and the
+ * folder is flushed so that the rename survives a crash. Any failure (a full disk, a read-only
+ * folder) removes the temporary and leaves the previous file as it was.
+ */
+import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { DataError } from '../errors';
 
-/** The file's bytes; a DataError naming the file when it cannot be read. */
+/**
+ * A DataError whose message ends with the cause's (which starts with its errno code, e.g.
+ * "ENOSPC: no space left on device"), and which keeps the cause as `cause`.
+ */
+export function fileError(message: string, cause: unknown): DataError {
+  const err = new DataError(`${message}: ${cause instanceof Error ? cause.message : String(cause)}`);
+  Object.defineProperty(err, 'cause', { value: cause, writable: true, configurable: true, enumerable: false });
+  return err;
+}
+
+/** The file's bytes; a DataError naming the file when it cannot be read or is not a regular file. */
 export function readBytes(file: string): Buffer {
+  let fd: number | undefined;
   try {
-    return readFileSync(file);
+    fd = openSync(file, 'r');
+    // A folder, a FIFO or a device (/dev/zero) is never a data file.
+    if (!fstatSync(fd).isFile()) throw new DataError(`cannot read '${file}': not a regular file`);
+    return readFileSync(fd);
   } catch (err) {
-    throw new DataError(`cannot read '${file}': ${(err as Error).message}`);
+    if (err instanceof DataError) throw err;
+    throw fileError(`cannot read '${file}'`, err);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -19,6 +44,138 @@ export function readDataFile(file: string): Buffer {
   try {
     return gunzipSync(raw);
   } catch (err) {
-    throw new DataError(`'${file}' is not valid gzip: ${(err as Error).message}`);
+    throw fileError(`'${file}' is not valid gzip`, err);
   }
+}
+
+const TEMPORARY = /^\.(.+)\.(\d+)\.tmp$/;
+
+/** The temporary a write of `file` by this process goes through. */
+export function temporaryOf(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+}
+
+/** Writes `bytes` from `offset` to the end, however many calls that takes. */
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const written = writeSync(fd, bytes, offset, bytes.length - offset);
+    if (!(written > 0)) {
+      throw Object.assign(new Error(`ENOSPC: the disk took no more bytes after ${offset} of ${bytes.length}`), { code: 'ENOSPC' });
+    }
+    offset += written;
+  }
+}
+
+/** Flushes a folder's entries (a rename inside it) to the disk. */
+function syncFolder(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch (err) {
+    // Some file systems cannot flush a folder; the rename is then as durable as they allow.
+    const code = (err as { code?: string }).code;
+    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'EPERM' && code !== 'EACCES') throw err;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * Replaces `file` with `bytes` (a string is written as UTF-8) atomically: a reader sees the
+ * old file or the whole new one. On failure the old file is untouched, the temporary is gone,
+ * and the DataError names the file and the cause ("cannot write 'runs/x/last.safetensors':
+ * ENOSPC: no space left on device"), which stays reachable as `err.cause` with its `code`.
+ */
+export function writeFileAtomic(file: string, bytes: Uint8Array | string): void {
+  const data = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes;
+  const temp = temporaryOf(file);
+  let fd: number | undefined;
+  let created = false;
+  try {
+    // A leftover of an earlier process with this pid goes; 'wx' never follows a planted link.
+    try {
+      unlinkSync(temp);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    }
+    fd = openSync(temp, 'wx', 0o666);
+    created = true;
+    writeAll(fd, data);
+    fsyncSync(fd);
+    const open = fd;
+    fd = undefined;
+    closeSync(open);
+    renameSync(temp, file);
+    created = false;
+    syncFolder(path.dirname(file));
+  } catch (err) {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // the write's own error is the one to report
+      }
+    }
+    if (created) {
+      try {
+        unlinkSync(temp);
+      } catch {
+        // already gone
+      }
+    }
+    throw fileError(`cannot write '${file}'`, err);
+  }
+}
+
+/** Whether a process with this id is running (one of another user counts as running). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** Whether a running process is a different program than this one (Linux; false when it cannot tell). */
+function otherProgram(pid: number): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`) !== readlinkSync('/proc/self/exe');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the temporaries (`.<name>.<pid>.tmp`) that saves killed midway left in `dir`: those
+ * of processes no longer running, of this very process (its writes are synchronous, so none
+ * is under way while this runs: the file is an earlier process's that had the same id), and of
+ * processes that now run another program. Returns the paths removed; a folder that cannot be
+ * listed has none.
+ */
+export function removeStaleTemporaries(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const match = TEMPORARY.exec(name);
+    if (!match) continue;
+    const pid = Number(match[2]);
+    const stale = !Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || !alive(pid) || otherProgram(pid);
+    if (!stale) continue;
+    const file = path.join(dir, name);
+    try {
+      unlinkSync(file);
+      removed.push(file);
+    } catch {
+      // removed by someone else meanwhile, or not ours to remove
+    }
+  }
+  return removed;
 }

