@@ -6,6 +6,7 @@
  * folder is flushed so that the rename survives a crash. Any failure (a full disk, a read-only
  * folder) removes the temporary and leaves the previous file as it was.
  */
+import { open, rename, unlink } from 'node:fs/promises';
 import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -67,6 +68,11 @@ function writeAll(fd: number, bytes: Uint8Array): void {
   }
 }
 
+/** Some file systems cannot flush a folder; a rename in them is then as durable as they allow. */
+function cannotFlushFolders(err: unknown): boolean {
+  return ['EINVAL', 'ENOTSUP', 'EISDIR', 'EPERM', 'EACCES'].includes((err as { code?: string }).code ?? '');
+}
+
 /** Flushes a folder's entries (a rename inside it) to the disk. */
 function syncFolder(dir: string): void {
   let fd: number | undefined;
@@ -74,9 +80,7 @@ function syncFolder(dir: string): void {
     fd = openSync(dir, 'r');
     fsyncSync(fd);
   } catch (err) {
-    // Some file systems cannot flush a folder; the rename is then as durable as they allow.
-    const code = (err as { code?: string }).code;
-    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'EPERM' && code !== 'EACCES') throw err;
+    if (!cannotFlushFolders(err)) throw err;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
@@ -129,6 +133,70 @@ export function writeFileAtomic(file: string, bytes: Uint8Array | string): void 
   }
 }
 
+/** Files this process is writing with writeFileAtomicAsync: their writes, chained in call order. */
+const inFlight = new Map<string, Promise<void>>();
+
+/**
+ * writeFileAtomic with the writes and flushes done off the JS thread (libuv's pool), so a
+ * checkpoint of many megabytes never stalls the event loop. Writes of the same file by this
+ * process run one after the other, in call order. Rejects with the same DataError.
+ */
+export function writeFileAtomicAsync(file: string, bytes: Uint8Array | string): Promise<void> {
+  const data = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes;
+  const key = path.resolve(file);
+  const write = (inFlight.get(key) ?? Promise.resolve()).catch(() => undefined).then(() => writeOnce(file, data));
+  inFlight.set(key, write);
+  const settled = () => {
+    if (inFlight.get(key) === write) inFlight.delete(key);
+  };
+  write.then(settled, settled);
+  return write;
+}
+
+async function writeOnce(file: string, data: Uint8Array): Promise<void> {
+  const temp = temporaryOf(file);
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  let created = false;
+  try {
+    await unlink(temp).catch((err: { code?: string }) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+    handle = await open(temp, 'wx', 0o666);
+    created = true;
+    let offset = 0;
+    while (offset < data.length) {
+      const { bytesWritten } = await handle.write(data, offset, data.length - offset);
+      if (!(bytesWritten > 0)) {
+        throw Object.assign(new Error(`ENOSPC: the disk took no more bytes after ${offset} of ${data.length}`), { code: 'ENOSPC' });
+      }
+      offset += bytesWritten;
+    }
+    await handle.sync();
+    const h = handle;
+    handle = undefined;
+    await h.close();
+    await rename(temp, file);
+    created = false;
+    await syncFolderAsync(path.dirname(file));
+  } catch (err) {
+    await handle?.close().catch(() => undefined);
+    if (created) await unlink(temp).catch(() => undefined);
+    throw fileError(`cannot write '${file}'`, err);
+  }
+}
+
+async function syncFolderAsync(dir: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (err) {
+    if (!cannotFlushFolders(err)) throw err;
+  } finally {
+    await handle?.close();
+  }
+}
+
 /** Whether a process with this id is running (one of another user counts as running). */
 function alive(pid: number): boolean {
   try {
@@ -150,8 +218,8 @@ function otherProgram(pid: number): boolean {
 
 /**
  * Removes the temporaries (`.<name>.<pid>.tmp`) that saves killed midway left in `dir`: those
- * of processes no longer running, of this very process (its writes are synchronous, so none
- * is under way while this runs: the file is an earlier process's that had the same id), and of
+ * of processes no longer running, of this very process unless writeFileAtomicAsync is writing
+ * that file now (otherwise it is an earlier process's that had the same id), and of
  * processes that now run another program. Returns the paths removed; a folder that cannot be
  * listed has none.
  */
@@ -167,9 +235,11 @@ export function removeStaleTemporaries(dir: string): string[] {
     const match = TEMPORARY.exec(name);
     if (!match) continue;
     const pid = Number(match[2]);
-    const stale = !Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || !alive(pid) || otherProgram(pid);
-    if (!stale) continue;
     const file = path.join(dir, name);
+    const ours = pid === process.pid;
+    if (ours && inFlight.has(path.resolve(dir, match[1]))) continue; // a write of this process under way
+    const stale = !Number.isSafeInteger(pid) || pid <= 0 || ours || !alive(pid) || otherProgram(pid);
+    if (!stale) continue;
     try {
       unlinkSync(file);
       removed.push(file);

@@ -14,8 +14,8 @@ import { DataError, NumericError } from '../errors';
 import { ElmanRNN } from '../models/elman';
 import type { StateDict } from '../models/parameters';
 import * as ops from '../ops';
-import { readBytes } from '../io/files';
-import { decodeSafetensors, setOwn, writeSafetensors, type SafetensorsEntry } from '../io/safetensors';
+import { readBytes, writeFileAtomic, writeFileAtomicAsync } from '../io/files';
+import { decodeSafetensors, encodeSafetensors, setOwn, type SafetensorsEntry } from '../io/safetensors';
 import type { TrainConfig } from './config';
 import type { EvalRecord } from './records';
 import type { Model } from './trainer';
@@ -56,7 +56,18 @@ const SLOTS: Record<TrainConfig['optimizer'], readonly string[]> = {
   sgd: ['momentum_buffer'],
 };
 
+/** Writes a checkpoint atomically (see writeFileAtomic), blocking until it is on the disk. */
 export function writeCheckpoint(file: string, ckpt: Checkpoint): void {
+  writeFileAtomic(file, encodeCheckpoint(ckpt));
+}
+
+/** The same, with the file written and flushed off the JS thread. */
+export function writeCheckpointAsync(file: string, ckpt: Checkpoint): Promise<void> {
+  return writeFileAtomicAsync(file, encodeCheckpoint(ckpt));
+}
+
+/** A checkpoint's safetensors bytes. */
+export function encodeCheckpoint(ckpt: Checkpoint): Buffer {
   const tensors: Record<string, SafetensorsEntry> = {};
   const shape = (param: string, data: ArrayLike<number>) => [...(ckpt.shapes?.[param] ?? [data.length])];
   for (const [name, data] of Object.entries(ckpt.parameters)) tensors[name] = { data, shape: shape(name, data) };
@@ -71,7 +82,7 @@ export function writeCheckpoint(file: string, ckpt: Checkpoint): void {
     source: JSON.stringify(ckpt.source ?? null),
   };
   if (ckpt.best) metadata.best = JSON.stringify(ckpt.best);
-  writeSafetensors(file, { tensors, metadata });
+  return encodeSafetensors({ tensors, metadata });
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -5,7 +5,7 @@
  */
 import { rangeError, typeError } from '../errors';
 
-export const TASKS = ['copy', 'adding', 'mnist', 'pmnist', 'ptb', 'text'] as const;
+export const TASKS = ['copy', 'adding', 'mnist', 'pmnist', 'ptb', 'text', 'custom'] as const;
 export type TaskName = (typeof TASKS)[number];
 export const MODELS = ['svd', 'plain', 'penalty', 'lstm'] as const;
 export type ModelName = (typeof MODELS)[number];
@@ -95,7 +95,7 @@ const CLIP_MAX = 1e9;
 const CLIP_WHY = 'gradients never reach it, so a larger clip changes nothing';
 
 export const OPTIONS: Record<keyof TrainConfig, OptionSpec> = {
-  task: { kind: TASKS, fallback: 'copy', help: 'the task: copy, adding, mnist (sequential), pmnist (permuted), ptb (Penn Treebank characters), text (any text file)' },
+  task: { kind: TASKS, fallback: 'copy', help: 'the task: copy, adding, mnist (sequential), pmnist (permuted), ptb (Penn Treebank characters), text (any text file), custom (your own data: a source given in code)' },
   delay: { kind: 'int', min: 1, max: SEQUENCE_MAX, maxWhy: SEQUENCE_WHY, fallback: 100, help: 'copy: the delay T (sequences are T + 20 steps)' },
   length: { kind: 'int', min: 2, max: SEQUENCE_MAX, maxWhy: SEQUENCE_WHY, fallback: 0, zeroMeans: 'the task default (adding 1000, text 100)', help: 'adding: the sequence length T; text: the window length' },
   addingTarget: { kind: ['sum', 'mean'], fallback: 'sum', help: 'adding: the target is the sum (baseline MSE 1/6) or the mean of the marked values' },
@@ -150,6 +150,7 @@ export const TASK_DEFAULTS: Record<TaskName, Partial<TrainConfig>> = {
   pmnist: { activation: 'tanh', batchSize: 50, epochs: 1, validEvery: 500 },
   ptb: { activation: 'tanh', batchSize: 32, epochs: 1, validEvery: 500 },
   text: { activation: 'tanh', length: 100, batchSize: 32, steps: 5000, validEvery: 250, validSize: 1000 },
+  custom: { activation: 'tanh', batchSize: 32, epochs: 1, validEvery: 100 },
 };
 
 const FN = 'trainConfig';

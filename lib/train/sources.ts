@@ -89,7 +89,7 @@ function crossEntropyRow(y: Float32Array | Float64Array, at: number, k: number, 
  * `accuracyFrom` on (or the scored positions). Each sequence's loss is summed on its own and
  * then added in sequence order, so the totals are the same however a split is batched.
  */
-function scoreCrossEntropy(batch: HostBatch, y: Float32Array | Float64Array, k: number, totals: MetricTotals, accuracyFrom?: number): void {
+export function scoreCrossEntropy(batch: HostBatch, y: Float32Array | Float64Array, k: number, totals: MetricTotals, accuracyFrom?: number): void {
   const { T, B, targets, score, mask } = batch;
   totals.sequences += B;
   for (let b = 0; b < B; b++) {
@@ -493,6 +493,8 @@ class TextSource implements TaskSource {
 /** The task a configuration names, with its data loaded. */
 export function createSource(config: TrainConfig): TaskSource {
   switch (config.task) {
+    case 'custom':
+      throw rangeError('createSource', 'task', "a built-in task ('custom' data comes from the source given to Trainer.create(options, { source }) or Trainer.resume(dir, { source }))", "'custom'");
     case 'copy':
       return new CopySource(config);
     case 'adding':

@@ -10,7 +10,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'n
 import { totalmem } from 'node:os';
 import path from 'node:path';
 import { Context, defaultContext } from '../context';
-import { DataError, rangeError } from '../errors';
+import { DataError, rangeError, typeError } from '../errors';
 import { fileError, removeStaleTemporaries, writeFileAtomic } from '../io/files';
 import { ElmanRNN } from '../models/elman';
 import { LSTM } from '../models/lstm';
@@ -19,7 +19,8 @@ import type { FloatDType } from '../native';
 import * as ops from '../ops';
 import { Adam, RMSprop, SGD, type Optimizer } from '../optim/optimizers';
 import type { Tensor } from '../tensor';
-import { checkCheckpointShapes, checkOrthogonalFactors, expectedParameterShapes, readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint';
+import { checkBoolean, checkInteger, checkOneOf, checkOptions } from '../validate';
+import { checkCheckpointShapes, checkOrthogonalFactors, expectedParameterShapes, readCheckpoint, writeCheckpointAsync, type Checkpoint } from './checkpoint';
 import { resolveConfig, type TrainConfig } from './config';
 import type { EvalRecord, GradientNormsRecord, RunRecord, SpectrumStats, TaskMetrics, TrainRecord } from './records';
 import { createSource, MetricTotals, type EvalSplit, type HostBatch, type TaskSource } from './sources';
@@ -49,7 +50,40 @@ export interface TrainHooks {
   signal?: AbortSignal;
 }
 
+/** What Trainer.create and train take besides the configuration. */
+export interface TrainerExtras {
+  /** The context to train on (default: a private CPU context, or the device's shared one). */
+  context?: Context;
+  /**
+   * Your own data (see InMemorySource, or implement TaskSource): the configuration's task is
+   * then 'custom', and Trainer.resume needs the same source again.
+   */
+  source?: TaskSource;
+  /**
+   * false: no run folder. Records reach `hooks.onRecord` only, no checkpoint is written unless
+   * `checkpoint(file)` is called, and the best weights are kept in memory. Default true.
+   */
+  runFolder?: boolean;
+}
+
+const SOURCE_MEMBERS = ['trainBatch', 'evalSize', 'evalSteps', 'evalBatch', 'score', 'state', 'restore'] as const;
+
+/** A data source: the TaskSource members present, the sizes positive integers. */
+function checkSource(fn: string, source: unknown): TaskSource {
+  const s = source as TaskSource;
+  if (s === null || typeof s !== 'object' || SOURCE_MEMBERS.some((m) => typeof s[m] !== 'function')) {
+    throw typeError(fn, 'extra.source', `a TaskSource (an InMemorySource, or an object with ${SOURCE_MEMBERS.join(', ')})`, source);
+  }
+  checkInteger(fn, 'source.inputSize', s.inputSize, 1);
+  checkInteger(fn, 'source.outputSize', s.outputSize, 1);
+  checkOneOf(fn, 'source.loss', s.loss, ['crossEntropy', 'mse'] as const);
+  checkOneOf(fn, 'source.selectBy', s.selectBy, ['accuracy', 'loss'] as const);
+  if (typeof s.name !== 'string') throw typeError(fn, 'source.name', 'a string', s.name);
+  return s;
+}
+
 export interface TrainResult {
+  /** The run folder ('' for a run without one). */
   runDir: string;
   steps: number;
   /** Whether a target (accuracy or loss) was reached. */
@@ -217,22 +251,31 @@ export class Trainer {
   }
 
   /** A fresh run: resolves the configuration, loads the task, builds the model, creates the run folder. */
-  static async create(options: Partial<TrainConfig>, extra: { context?: Context } = {}): Promise<Trainer> {
-    const config = resolveConfig(options);
-    const runDir = config.out || path.join('runs', `${config.task}-${config.model}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  static async create(options: Partial<TrainConfig>, extra: TrainerExtras = {}): Promise<Trainer> {
+    const fn = 'Trainer.create';
+    const more = checkOptions(fn, extra, ['context', 'source', 'runFolder']);
+    const given = more.source === undefined ? undefined : checkSource(fn, more.source);
+    const persistent = checkBoolean(fn, 'extra.runFolder', more.runFolder ?? true);
+    if (given && options?.task !== undefined && options.task !== 'custom') {
+      throw rangeError(fn, 'options.task', "'custom' (or omitted) when a source is given", `'${options.task}'`);
+    }
+    const config = resolveConfig(given ? { ...options, task: 'custom' } : options);
+    if (!persistent && config.out) throw rangeError(fn, 'options.out', 'omitted when runFolder is false', `'${config.out}'`);
+    const runDir = persistent ? config.out || path.join('runs', `${given?.name ?? config.task}-${config.model}-${new Date().toISOString().replace(/[:.]/g, '-')}`) : '';
     config.out = runDir;
     const metricsFile = path.join(runDir, 'metrics.jsonl');
-    if (existsSync(metricsFile) && statSync(metricsFile).size > 0) {
+    if (persistent && existsSync(metricsFile) && statSync(metricsFile).size > 0) {
       throw rangeError('train', 'out', 'a new run folder (or resume this one)', `'${runDir}', which already holds a run`);
     }
-    const source = createSource(config);
+    const source = given ?? createSource(config);
     checkStepMemory(config, source);
-    const trainer = await Trainer.build(config, source, runDir, extra.context);
+    const trainer = await Trainer.build(config, source, runDir, more.context);
+    if (!persistent) return trainer;
     try {
       try {
         mkdirSync(runDir, { recursive: true });
       } catch (err) {
-        throw new DataError(`cannot create the run folder '${runDir}': ${(err as Error).message}`);
+        throw fileError(`cannot create the run folder '${runDir}'`, err);
       }
       removeStaleTemporaries(runDir);
       writeFileAtomic(path.join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -261,7 +304,10 @@ export class Trainer {
    * optimiser state, step, the task's data stream and the best weights so far. The next step
    * computes exactly what the uninterrupted run computed.
    */
-  static async resume(runDir: string, extra: { context?: Context; checkpoint?: string; steps?: number } = {}): Promise<Trainer> {
+  static async resume(runDir: string, extra: { context?: Context; checkpoint?: string; steps?: number; source?: TaskSource } = {}): Promise<Trainer> {
+    const fn = 'Trainer.resume';
+    const more = checkOptions(fn, extra, ['context', 'checkpoint', 'steps', 'source']);
+    const given = more.source === undefined ? undefined : checkSource(fn, more.source);
     const file = extra.checkpoint ?? path.join(runDir, 'last.safetensors');
     const ckpt = readCheckpoint(file);
     let config: TrainConfig;
@@ -271,11 +317,12 @@ export class Trainer {
       throw fileError(`'${file}' holds a config that orthornn refuses`, err);
     }
     if (extra.steps) config = resolveConfig({ ...config, steps: extra.steps, epochs: 0 }, { stored: true });
-    const source = createSource(config);
+    if (given && config.task !== 'custom') throw rangeError(fn, 'extra.source', `omitted: the run trains the built-in task '${config.task}'`, given.name);
+    const source = given ?? createSource(config);
     // Every size is checked against the file before anything of the model's size is allocated.
     checkCheckpointShapes(file, ckpt, expectedParameterShapes(config, source.inputSize, source.outputSize));
     checkStepMemory(config, source);
-    const trainer = await Trainer.build(config, source, runDir, extra.context);
+    const trainer = await Trainer.build(config, source, runDir, more.context);
     try {
       if (trainer.totalSteps <= ckpt.step) {
         const given = extra.steps ? `${extra.steps} steps` : `a budget of ${trainer.totalSteps} steps`;
@@ -319,29 +366,40 @@ export class Trainer {
     return out;
   }
 
+  /** Whether the run has a folder (records, checkpoints); false for `runFolder: false`. */
+  get persistent(): boolean {
+    return this.runDir !== '';
+  }
+
   private record(record: RunRecord, hooks: TrainHooks): void {
+    hooks.onRecord?.(record);
+    if (!this.persistent) return;
     const file = path.join(this.runDir, 'metrics.jsonl');
     try {
       appendFileSync(file, `${JSON.stringify(record)}\n`);
     } catch (err) {
-      throw new DataError(`cannot write '${file}': ${(err as Error).message}`);
+      throw fileError(`cannot write '${file}'`, err);
     }
-    hooks.onRecord?.(record);
   }
 
   private elapsed(): number {
     return this.priorSeconds + (performance.now() - this.startedAt) / 1000;
   }
 
-  /** Writes `<runDir>/last.safetensors` (atomically). */
-  async checkpoint(file = path.join(this.runDir, 'last.safetensors')): Promise<void> {
+  /**
+   * Writes a checkpoint (by default the run folder's last.safetensors) atomically, the bytes
+   * written and flushed off the JS thread.
+   */
+  async checkpoint(file?: string): Promise<void> {
+    if (file === undefined && !this.persistent) throw rangeError('checkpoint', 'file', 'a path (the run has no folder)', 'undefined');
+    file ??= path.join(this.runDir, 'last.safetensors');
     const optimizer: Record<string, Float32Array | Float64Array> = {};
     const optimizerSteps: Record<string, number> = {};
     for (const [name, opt] of Object.entries(this.optimizers())) {
       Object.assign(optimizer, await opt.state());
       optimizerSteps[name] = opt.steps;
     }
-    writeCheckpoint(file, {
+    await writeCheckpointAsync(file, {
       config: this.config,
       step: this.step,
       parameters: await this.model.state(),
@@ -448,7 +506,7 @@ export class Trainer {
       (source.selectBy === 'accuracy' ? (record.accuracy ?? 0) > (this.best.record.accuracy ?? 0) : record.loss < this.best.record.loss);
     if (better) {
       this.best = { record, state: await this.model.state() };
-      writeCheckpoint(path.join(this.runDir, 'best.safetensors'), {
+      if (this.persistent) await writeCheckpointAsync(path.join(this.runDir, 'best.safetensors'), {
         config: this.config, step: this.step, parameters: this.best.state, optimizer: {}, optimizerSteps: {}, source: null, shapes: this.shapes(),
       });
     }
@@ -473,14 +531,14 @@ export class Trainer {
       if (validating) reachedTarget = this.reached(await this.validate(hooks));
       const saving = config.checkpointEvery > 0 ? this.step % config.checkpointEvery === 0 : validating;
       // The last step is saved once, below.
-      if (saving && this.step < this.totalSteps && !reachedTarget && !stopped()) await this.checkpoint();
+      if (saving && this.persistent && this.step < this.totalSteps && !reachedTarget && !stopped()) await this.checkpoint();
       hooks.onStep?.({ step: this.step, totalSteps: this.totalSteps, epoch: this.source.epoch, loss, valid: this.lastValid });
     }
-    await this.checkpoint();
+    if (this.persistent) await this.checkpoint();
     const interrupted = this.step < this.totalSteps && !reachedTarget;
     if (interrupted) return { runDir: this.runDir, steps: this.step, reachedTarget, best: this.best?.record, seconds: this.elapsed(), interrupted };
     let test: EvalRecord | undefined;
-    if (this.best) {
+    if (this.best && this.source.evalSize('test') > 0) {
       // Test metrics on the best validation weights.
       this.model.loadState(this.best.state);
       const metrics = await evaluate(this.model, this.source, 'test', { batchSize: config.evalBatchSize });
@@ -502,8 +560,8 @@ export class Trainer {
 }
 
 /** Trains one configuration end to end (see Trainer). */
-export async function train(options: Partial<TrainConfig>, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const trainer = await Trainer.create(options);
+export async function train(options: Partial<TrainConfig>, hooks: TrainHooks = {}, extra: TrainerExtras = {}): Promise<TrainResult> {
+  const trainer = await Trainer.create(options, extra);
   try {
     return await trainer.run(hooks);
   } finally {
