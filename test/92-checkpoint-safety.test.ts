@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { evalCheckpoint } from '../lib/cli/eval';
@@ -212,6 +212,7 @@ describe('92 checkpoint safety: full disks, hostile files, bounded evaluation', 
       it('orthornn train: 20 runs that fill the disk at different points each fail with one ENOSPC line and leave whole checkpoints', () => {
         const r = rng(TEST_SEED + 92);
         const failed: Record<string, number> = {};
+        let resumes = 0;
         for (let trial = 0; trial < 20; trial++) {
           let args: string[], limit: number | undefined;
           const out = path.join(mounted ? mnt : tmp, mounted ? 'run' : `limited-${trial}`);
@@ -230,10 +231,21 @@ describe('92 checkpoint safety: full disks, hostile files, bounded evaluation', 
           assert.match(message, mounted ? /^orthornn: .*ENOSPC/ : /^orthornn: .*(EFBIG|ENOSPC)/, `trial ${trial}`);
           assert.doesNotMatch(message, /\n|internal error/, `trial ${trial}: one coded line, got ${message}`);
           checkRunFolder(out);
+          // What survived also resumes (on a disk with room), and trains on.
+          const last = path.join(out, 'last.safetensors');
+          if (existsSync(last)) {
+            const copy = path.join(tmp, `resumed-${trial}`);
+            cpSync(out, copy, { recursive: true });
+            const step = readCheckpoint(path.join(copy, 'last.safetensors')).step;
+            const resumed = cli(['train', '--resume', copy, '--steps', String(step + 2), '--plot-format', 'none', '--quiet']);
+            assert.equal(resumed.code, 0, `trial ${trial}: resuming the surviving checkpoint: ${resumed.stderr}`);
+            assert.equal(readCheckpoint(path.join(copy, 'last.safetensors')).step, step + 2);
+            resumes++;
+          }
           const which = failedWrite(message);
           failed[which] = (failed[which] ?? 0) + 1;
         }
-        console.log(`      ${mounted ? 'ENOSPC on a 256 KiB tmpfs' : 'EFBIG under ulimit -f'}: 20/20 runs failed cleanly; the failed write: ${JSON.stringify(failed)}`);
+        console.log(`      ${mounted ? 'ENOSPC on a 256 KiB tmpfs' : 'EFBIG under ulimit -f'}: 20/20 runs failed cleanly; the failed write: ${JSON.stringify(failed)}; ${resumes} surviving checkpoints resumed`);
       });
 
       it('writeFileAtomic and writeCheckpoint on a full disk: the previous file stays whole, no temporary is left, the cause keeps its code', function () {
