@@ -11,8 +11,8 @@ import { readCheckpoint } from '../lib/train/checkpoint';
 
 const ROOT = path.join(__dirname, '..');
 const CLI = ['--import', 'tsx', path.join(ROOT, 'lib/cli/main.ts')];
-/** Fast stalled-job detection: a killed worker's job is back in the queue within about 3 s. */
-const QUEUE_ENV = { ORTHORNN_QUEUE_LOCK_MS: '2000', ORTHORNN_QUEUE_STALLED_MS: '1000', ORTHORNN_QUEUE_BACKOFF_MS: '200', ORTHORNN_QUEUE_POLL_MS: '200' };
+/** Fast stalled-job detection: a killed worker's job is back in the queue within about 4 s. */
+const QUEUE_ENV = { ORTHORNN_QUEUE_LOCK_MS: '3000', ORTHORNN_QUEUE_STALLED_MS: '1000', ORTHORNN_QUEUE_BACKOFF_MS: '200', ORTHORNN_QUEUE_POLL_MS: '200' };
 
 /** metrics.jsonl without the wall-clock fields, which no two runs share. */
 function metrics(dir: string): string[] {
@@ -33,6 +33,18 @@ function cliAsync(args: string[]): Promise<{ code: number | null; stdout: string
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Sends one command to Redis (RESP), after selecting the database; resolves with the raw reply. */
+function redisCommand(port: number, db: number, ...args: string[]): Promise<string> {
+  const encode = (parts: string[]) => `*${parts.length}\r\n${parts.map((p) => `$${Buffer.byteLength(p)}\r\n${p}\r\n`).join('')}`;
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.end(encode(['SELECT', String(db)]) + encode(args)));
+    let reply = '';
+    socket.on('data', (d) => (reply += d));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(reply));
   });
 }
 
@@ -220,6 +232,7 @@ describe('96 queue: sweeps on BullMQ workers', function () {
         killed.push(currentRun(w, sweepId)!);
         w.child.kill('SIGKILL');
       }
+      const killedAt = Date.now();
       await Promise.all([a.exited, b.exited]);
       const stepsAtKill = killed.map((r) => checkpointStep(path.join(store, sweepId, r, 'last.safetensors'))!);
 
@@ -234,10 +247,12 @@ describe('96 queue: sweeps on BullMQ workers', function () {
       for (const run of summary.runs) assert.equal(run.status, 'ok', `${run.name}: ${run.error}`);
 
       // The killed workers' runs were resumed by C from their checkpoints, not started again.
+      const delays: string[] = [];
       for (const [i, run] of killed.entries()) {
         const resumed = c.lines.find((l) => l.includes(`${sweepId}/${run}: resuming at step`));
         assert.ok(resumed, `${run} resumed by the third worker (its output: ${c.lines.join('\n')})`);
         assert.ok(Number(/at step (\d+)/.exec(resumed)![1]) >= stepsAtKill[i], 'from the checkpoint the killed worker left (or a later one)');
+        delays.push(((Date.parse(resumed.split(' ')[0]) - killedAt) / 1000).toFixed(1));
       }
       const starts = [a, b, c].flatMap((w) => w.lines).filter((l) => l.includes(` ${sweepId}/`) && l.includes(': starting'));
       assert.equal(starts.length, 6, `each run started once:\n${starts.join('\n')}`);
@@ -264,7 +279,7 @@ describe('96 queue: sweeps on BullMQ workers', function () {
           }
         }
       }
-      console.log(`      killed mid-run: ${killed.map((r, i) => `${r} at step ${stepsAtKill[i]}`).join(', ')}; pins: ${pins.map((p) => p.threads).join(', ')} thread(s)`);
+      console.log(`      killed mid-run: ${killed.map((r, i) => `${r} at step ${stepsAtKill[i]}, resumed ${delays[i]} s later`).join('; ')}; pins: ${pins.map((p) => p.threads).join(', ')} thread(s)`);
 
       const status = cli(['sweep', '--status', sweepId, '--queue', url(0)]);
       assert.equal(status.code, 0, status.stderr);
@@ -291,6 +306,26 @@ describe('96 queue: sweeps on BullMQ workers', function () {
       assert.match(readFileSync(path.join(dir, 'train.log'), 'utf8'), /SIGTERM: finishing step \d+ and saving/);
     });
 
+    it('a worker that loses a job\'s lock stops its run at once; the run is resumed and ends as if uninterrupted', async () => {
+      const store = path.join(tmp, 'store-lock');
+      const submitted = cli(['sweep', ...base, '--grid', 'seed=4', '--queue', url(5), '--store', store, '--sweep-id', 'lock', '--detach']);
+      assert.equal(submitted.code, 0, submitted.stderr);
+      const w = startWorker(url(5), store, 1);
+      workers.push(w);
+      const dir = path.join(store, 'lock', 'seed-4');
+      await until('a checkpoint past step 100', () => (checkpointStep(path.join(dir, 'last.safetensors')) ?? 0) >= 100);
+      // As if the job had been handed to another worker: its lock is gone.
+      assert.match(await redisCommand(port, 5, 'DEL', `bull:orthornn-runs:${jobIdOf('lock', 'seed-4')}:lock`), /:1\r\n$/);
+      const done = await cliAsync(['sweep', '--collect', 'lock', '--queue', url(5), '--store', store]);
+      assert.equal(done.code, 0, done.stdout + done.stderr);
+      assert.ok(w.lines.some((l) => /lock\/seed-4: lock not renewed .* stopping its run at once/.test(l)), w.lines.join('\n'));
+      assert.ok(w.lines.some((l) => /lock\/seed-4: resuming at step/.test(l)), w.lines.join('\n'));
+      await trainAll([{ threads: 1, args: [...base, '--quiet', '--seed', '4', '--out', path.join(tmp, 'ref-lock')] }]);
+      assert.deepEqual(metrics(dir), metrics(path.join(tmp, 'ref-lock')));
+      w.child.kill('SIGTERM');
+      await w.exited;
+    });
+
     it('a deterministic failure fails at once with its error kept; the sweep exits 1 with it in the summary', async () => {
       const store = path.join(tmp, 'store-fail');
       const w = startWorker(url(2), store, 1);
@@ -306,16 +341,42 @@ describe('96 queue: sweeps on BullMQ workers', function () {
       await w.exited;
     });
 
+    it('a preset on the queue writes the same results as a local preset sweep (results.md, results.json, the figure) and the summary', async () => {
+      const store = path.join(tmp, 'store-preset');
+      const w = startWorker(url(3), store, 1);
+      workers.push(w);
+      const r = await cliAsync(['sweep', '--preset', 'copy-200-margins', '--delay', '5', '--hidden', '8', '--batch-size', '4', '--steps', '6', '--valid-every', '3', '--valid-size', '8',
+        '--queue', url(3), '--store', store]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      const id = /sweep (copy-200-margins-reduced-[0-9a-f]{10}): 6 runs, 6 queued/.exec(r.stdout)![1];
+      assert.match(r.stdout, /copy-200-margins-reduced-[0-9a-f]+: 6\/6 done/);
+      assert.match(r.stdout, /│ m = 0 +│ – +│ not solved in 6 steps/);
+      const dir = path.join(store, id);
+      for (const f of ['results.md', 'results.json', 'comparison.svg', 'summary.json', 'summary.txt', 'sweep.json']) assert.ok(existsSync(path.join(dir, f)), f);
+      const json = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8'));
+      assert.equal(json.results.length, 6);
+      assert.deepEqual(json.given, { delay: 5, hidden: 8, batchSize: 4, steps: 6, validEvery: 3, validSize: 8 });
+      assert.match(readFileSync(path.join(dir, 'results.md'), 'utf8'), /`orthornn sweep --preset copy-200-margins --budget reduced --delay 5/);
+      w.child.kill('SIGTERM');
+      await w.exited;
+    });
+
     it('refuses what a queued sweep cannot do, with one line', () => {
       for (const [args, message] of [
-        [['sweep', '--grid', 'seed=1', '--queue', url(3)], /--store/],
-        [['sweep', '--grid', 'seed=1', '--queue', url(3), '--store', tmp, '--jobs', '2'], /--jobs.*omitted with --queue/],
+        [['sweep', '--grid', 'seed=1', '--queue', url(4)], /--store/],
+        [['sweep', '--grid', 'seed=1', '--queue', url(4), '--store', tmp, '--jobs', '2'], /--jobs.*omitted with --queue/],
         [['sweep', '--grid', 'seed=1', '--store', tmp], /--queue/],
-        [['sweep', '--status', 'nope', '--queue', url(3)], /'nope', which it does not hold/],
+        [['sweep', '--status', 'nope', '--queue', url(4)], /'nope', which it does not hold/],
         [['sweep', '--grid', 'seed=1', '--queue', 'redis://127.0.0.1:1/0', '--store', tmp], /cannot reach Redis/],
-        [['sweep', '--grid', 'seed=1', '--queue', url(3), '--store', tmp, '--sweep-id', '../x'], /--sweep-id/],
+        [['sweep', '--grid', 'seed=1', '--queue', url(4), '--store', tmp, '--sweep-id', '../x'], /--sweep-id/],
+        [['sweep', '--grid', 'seed=1,2', '--queue', url(4), '--store', tmp, '--sweep-id', 'taken', '--detach'], null],
+        [['sweep', '--grid', 'seed=3', '--queue', url(4), '--store', tmp, '--sweep-id', 'taken'], /'taken', which names a sweep with other runs/],
       ] as const) {
         const r = cli([...args]);
+        if (message === null) {
+          assert.equal(r.code, 0, r.stderr);
+          continue;
+        }
         assert.equal(r.code, 1, `${args.join(' ')}: exit ${r.code}, ${r.stderr}`);
         assert.match(r.stderr, message);
         assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');

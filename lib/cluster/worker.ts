@@ -13,6 +13,8 @@
  *   writes last.safetensors and exits 143), and its job goes back to the wait list with
  *   `moveToWait` + WaitingError: not an attempt, not a failure. A killed worker's jobs stall
  *   instead, and another worker's stalled-job check puts them back once their lock expires.
+ * - A job whose lock this worker cannot renew for a lock's duration has its child killed: the
+ *   job may be another worker's by then, and two processes must never train one folder.
  * - Failures: exit code 1 is an error the run would meet again (a bad configuration, a NaN
  *   loss), failed at once with UnrecoverableError, unless its message is a resource one
  *   (ENOSPC, out of memory …); those, crashes and kills are retried with backoff, up to the
@@ -129,6 +131,11 @@ function visibleDevice(index: number): string {
 export class RunWorker {
   private worker!: Worker<RunJobData, RunJobResult>;
   private readonly children = new Set<ChildProcess>();
+  /** Each training job's child, and when its lock was last renewed (0: renewal refused). */
+  private readonly leases = new Map<string, { child: ChildProcess; renewed: number }>();
+  /** Jobs whose children were killed because their locks lapsed. */
+  private readonly lapsed = new Set<string>();
+  private watchdog: NodeJS.Timeout | undefined;
   private stopping = false;
   private readonly backend: 'cpu' | 'cuda';
   private readonly env: NodeJS.ProcessEnv;
@@ -166,8 +173,38 @@ export class RunWorker {
       autorun: false,
     });
     this.worker.on('error', (err) => this.log(`queue error: ${err.message}`));
+    this.worker.on('locksRenewed', ({ jobIds }: { jobIds: string[] }) => {
+      for (const id of jobIds) {
+        const lease = this.leases.get(id);
+        if (lease) lease.renewed = Date.now();
+      }
+    });
+    this.worker.on('lockRenewalFailed', (jobIds: string[]) => {
+      for (const id of jobIds) {
+        const lease = this.leases.get(id);
+        if (lease) lease.renewed = 0;
+      }
+      this.checkLeases();
+    });
+    this.watchdog = setInterval(() => this.checkLeases(), Math.max(50, lockDuration / 4));
+    this.watchdog.unref();
     await this.worker.waitUntilReady();
     void this.worker.run();
+  }
+
+  /**
+   * A job whose lock this worker could not renew for a lock's duration may have been handed to
+   * another worker (Redis unreachable from here, a frozen event loop): its child is killed, as
+   * if this worker had died, so that two processes never train the same run folder.
+   */
+  private checkLeases(): void {
+    const now = Date.now();
+    for (const [id, lease] of this.leases) {
+      if (now - lease.renewed <= this.settings.lockDuration || this.lapsed.has(id)) continue;
+      this.lapsed.add(id);
+      this.log(`${id}: lock not renewed for ${((now - lease.renewed) / 1000).toFixed(1)} s; stopping its run at once (another worker may have it)`);
+      lease.child.kill('SIGKILL');
+    }
   }
 
   /** Resolves when the worker has stopped (after `stop`). */
@@ -177,6 +214,7 @@ export class RunWorker {
     const closing = this.worker.close();
     for (const child of this.children) child.kill('SIGTERM');
     await closing;
+    clearInterval(this.watchdog);
   }
 
   /** Stops at once: children killed, jobs left to stall (another worker takes them after the lock expires). */
@@ -216,7 +254,8 @@ export class RunWorker {
       if (state === 'fresh') await this.options.store.clear(data.sweepId, data.name);
       const resuming = state === 'resumable';
       this.log(`${data.sweepId}/${data.name}: ${resuming ? `resuming at step ${checkpointStep(path.join(dir, 'last.safetensors'))}` : 'starting'} (${pin.backend}, ${pin.threads} thread(s), attempt ${job.attemptsMade + 1})`);
-      const end = await this.train(data, dir, pin, resuming);
+      const end = await this.train(job.id!, data, dir, pin, resuming);
+      if (this.lapsed.delete(job.id!)) throw new Error(`the job's lock lapsed on worker ${this.id}; the run was stopped there`);
       seconds += end.seconds;
       await this.options.store.checkin(data.sweepId, data.name);
       const outcome = outcomeOf(end.code, end.signal, end.lastLine, this.stopping);
@@ -243,7 +282,7 @@ export class RunWorker {
   }
 
   /** Runs one child `orthornn train` for the job; resolves when it exits. */
-  private train(data: RunJobData, dir: string, pin: Pin, resume: boolean): Promise<{ code: number | null; signal: NodeJS.Signals | null; lastLine: string; seconds: number }> {
+  private train(jobId: string, data: RunJobData, dir: string, pin: Pin, resume: boolean): Promise<{ code: number | null; signal: NodeJS.Signals | null; lastLine: string; seconds: number }> {
     const ext = path.extname(__filename);
     const script = path.join(__dirname, '..', 'cli', `main${ext}`);
     const guard = pathToFileURL(path.join(__dirname, `orphan-guard${ext}`)).href;
@@ -260,6 +299,7 @@ export class RunWorker {
       // orphan goes on writing a folder that another worker resumes.
       const child = spawn(process.execPath, [...process.execArgv, '--import', guard, script, ...trainArgs], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
       this.children.add(child);
+      this.leases.set(jobId, { child, renewed: Date.now() });
       let tail = '';
       child.stdout!.on('data', (chunk: Buffer) => log.write(chunk));
       child.stderr!.on('data', (chunk: Buffer) => {
@@ -271,6 +311,7 @@ export class RunWorker {
         if (settled) return;
         settled = true;
         this.children.delete(child);
+        this.leases.delete(jobId);
         const lastLine = error?.message ?? tail.trim().split('\n').pop()?.replace(/^orthornn: /, '') ?? '';
         log.end(() => resolve({ code, signal, lastLine, seconds: (performance.now() - started) / 1000 }));
       };
