@@ -14,6 +14,9 @@ const CLI = ['--import', 'tsx', path.join(ROOT, 'lib/cli/main.ts')];
 /** Fast stalled-job detection: a killed worker's job is back in the queue within about 4 s. */
 const QUEUE_ENV = { ORTHORNN_QUEUE_LOCK_MS: '3000', ORTHORNN_QUEUE_STALLED_MS: '1000', ORTHORNN_QUEUE_BACKOFF_MS: '200', ORTHORNN_QUEUE_POLL_MS: '200' };
 
+/** The Redis server these tests start on a free loopback port (ORTHORNN_REDIS_SERVER: another binary). */
+const REDIS_SERVER = process.env.ORTHORNN_REDIS_SERVER || 'redis-server';
+
 /** metrics.jsonl without the wall-clock fields, which no two runs share. */
 function metrics(dir: string): string[] {
   const lines = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n');
@@ -181,16 +184,16 @@ describe('96 queue: sweeps on BullMQ workers', function () {
     const workers: WorkerProcess[] = [];
 
     before(async function () {
-      const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+      const probe = spawnSync(REDIS_SERVER, ['--version'], { encoding: 'utf8' });
       if (probe.error || probe.status !== 0) {
-        const why = 'redis-server is not installed (apt-get install redis-server; scripts/setup.sh installs it)';
+        const why = `${REDIS_SERVER} cannot be run (${probe.error?.message ?? `exit ${probe.status}`}): install redis-server (apt-get install redis-server; scripts/setup.sh installs it)`;
         if (process.env.CI) throw new Error(`test 96 needs Redis in CI: ${why}`);
         console.log(`      skipped: ${why}`);
         this.skip();
       }
       tmp = mkdtempSync(path.join(os.tmpdir(), 'orthornn-queue-'));
       port = await freePort();
-      redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', tmp], { stdio: ['ignore', 'pipe', 'pipe'] });
+      redis = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', tmp], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       redis.stdout!.on('data', (d) => (out += d));
       await until('redis-server to accept connections', () => /Ready to accept connections/.test(out) || redis!.exitCode !== null, 20_000);

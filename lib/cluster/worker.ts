@@ -28,6 +28,7 @@ import { pathToFileURL } from 'node:url';
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { rangeError } from '../errors';
 import { writeFileAtomic } from '../io/files';
+import { native } from '../native';
 import { flagOf, type TrainConfig } from '../train/config';
 import { connectionOf, QUEUE_NAME, queueSettings, type Pin, type QueueSettings, type RunJobData, type RunJobResult } from './queue';
 import type { RunStore } from './store';
@@ -138,6 +139,7 @@ export class RunWorker {
   private watchdog: NodeJS.Timeout | undefined;
   private stopping = false;
   private readonly backend: 'cpu' | 'cuda';
+  private readonly gpu: number;
   private readonly env: NodeJS.ProcessEnv;
   readonly threads: number;
   readonly concurrency: number;
@@ -150,12 +152,13 @@ export class RunWorker {
     const m = /^(cpu|cuda)(?::(\d+))?$/.exec(device);
     if (!m || (m[1] === 'cpu' && m[2] !== undefined)) throw rangeError('worker', '--device', "'cpu' or 'cuda:N'", JSON.stringify(device));
     this.backend = m[1] as 'cpu' | 'cuda';
+    this.gpu = Number(m[2] ?? 0);
     this.concurrency = options.concurrency ?? 1;
     if (!Number.isSafeInteger(this.concurrency) || this.concurrency < 1) throw rangeError('worker', '--concurrency', 'a positive integer', String(options.concurrency));
     this.threads = options.threads ?? Math.max(1, Math.floor(os.availableParallelism() / this.concurrency));
     if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw rangeError('worker', '--threads', 'a positive integer', String(options.threads));
     // Each child sees one GPU, as cuda:0: a run resumed on another GPU (or machine) names the same device.
-    this.env = this.backend === 'cuda' ? { ...process.env, CUDA_VISIBLE_DEVICES: visibleDevice(Number(m[2] ?? 0)) } : { ...process.env };
+    this.env = this.backend === 'cuda' ? { ...process.env, CUDA_VISIBLE_DEVICES: visibleDevice(this.gpu) } : { ...process.env };
     this.log = options.log ?? (() => {});
     this.settings = options.settings ?? queueSettings();
     connectionOf(options.queue); // a bad URL is an error now, not a retry loop
@@ -163,6 +166,13 @@ export class RunWorker {
 
   /** Starts taking runs; resolves once connected to Redis. */
   async start(): Promise<void> {
+    if (this.backend === 'cuda') {
+      // Every run would fail on a GPU this machine lacks: refuse to start instead.
+      const cuda = native().backends().find((b) => b.name === 'cuda');
+      if (!cuda?.available || this.gpu >= cuda.deviceCount) {
+        throw rangeError('worker', '--device', `a GPU of this machine (${cuda?.available ? `cuda:0 … cuda:${cuda.deviceCount - 1}` : `cuda is unavailable: ${cuda?.reason ?? 'not compiled'}`})`, `'cuda:${this.gpu}'`);
+      }
+    }
     const { lockDuration, stalledInterval, maxStalledCount } = this.settings;
     this.worker = new Worker<RunJobData, RunJobResult>(QUEUE_NAME, (job, token) => this.process(job, token), {
       connection: { ...connectionOf(this.options.queue), maxRetriesPerRequest: null },
