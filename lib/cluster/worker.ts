@@ -130,7 +130,7 @@ function visibleDevice(index: number): string {
 }
 
 export class RunWorker {
-  private worker!: Worker<RunJobData, RunJobResult>;
+  private worker: Worker<RunJobData, RunJobResult> | undefined;
   private readonly children = new Set<ChildProcess>();
   /** Each training job's child, and when its lock was last renewed (0: renewal refused). */
   private readonly leases = new Map<string, { child: ChildProcess; renewed: number }>();
@@ -221,6 +221,7 @@ export class RunWorker {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    if (!this.worker) return;
     const closing = this.worker.close();
     for (const child of this.children) child.kill('SIGTERM');
     await closing;
@@ -310,6 +311,7 @@ export class RunWorker {
       const child = spawn(process.execPath, [...process.execArgv, '--import', guard, script, ...trainArgs], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
       this.children.add(child);
       this.leases.set(jobId, { child, renewed: Date.now() });
+      if (this.stopping) child.kill('SIGTERM'); // started as the worker was told to stop
       let tail = '';
       child.stdout!.on('data', (chunk: Buffer) => log.write(chunk));
       child.stderr!.on('data', (chunk: Buffer) => {
