@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building orthornn needs on Debian/Ubuntu, then installs and builds the package.
-#   npm run setup                 OpenBLAS, LAPACKE, CMake and a C++ toolchain
+#   npm run setup                 OpenBLAS, LAPACKE, CMake, a C++ toolchain, and Redis for the tests
 #   npm run setup -- --cuda       also the CUDA toolkit with cuBLAS/cuSOLVER (Debian: non-free)
 #   npm run setup -- --bench      also PyTorch for the CPU (python3-torch), the benchmark's peer
 #   npm run setup -- --system-only   system packages only, no npm install/build
@@ -22,7 +22,8 @@ done
 
 cd "$(dirname "$0")/.."
 
-packages=(libopenblas-dev liblapacke-dev libxsmm-dev cmake g++ make python3 pkg-config)
+# redis-server: test 96 starts its own on a loopback port (the job queue of `sweep --queue`).
+packages=(libopenblas-dev liblapacke-dev libxsmm-dev cmake g++ make python3 pkg-config redis-server)
 [ "$cuda" = 1 ] && packages+=(nvidia-cuda-toolkit)
 # The PyTorch peer of `npm run bench` (benchmarks/peers/torch_step.py): Debian's build, CPU only.
 [ "$bench" = 1 ] && packages+=(python3-torch)
@@ -61,7 +62,7 @@ has_candidate() {
 }
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "setup: no apt-get here. Install OpenBLAS (with cblas), LAPACKE, CMake and a C++17 compiler with your package manager${cuda:+, and a CUDA toolkit with cuBLAS/cuSOLVER for --cuda}, then run: npm install"
+  echo "setup: no apt-get here. Install OpenBLAS (with cblas), LAPACKE, CMake, a C++17 compiler and redis-server (for the tests) with your package manager${cuda:+, and a CUDA toolkit with cuBLAS/cuSOLVER for --cuda}, then run: npm install"
   [ "$system_only" = 1 ] && exit 1
 elif [ "$sudo" = none ]; then
   echo "setup: not root and no passwordless sudo; run these as root, then npm install:"

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `orthornn` command: train, eval, plot and sweep. Every training option of
+ * The `orthornn` command: train, eval, plot, sweep and worker. Every training option of
  * lib/train/config.ts is a flag (`hidden` → `--hidden 128`, `learnH0` → `--learn-h0 true`).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -11,8 +11,10 @@ import { evalCommand } from './eval';
 import { plotCommand } from './plot';
 import { PRESETS } from '../train/presets';
 import { presetCommand } from './preset';
+import { addQueueOptions, isQueued, queuedSweepCommand } from './queued';
 import { sweepCommand } from './sweep';
 import { trainCommand } from './train';
+import { addWorkerCommand } from './worker';
 
 /** Adds a flag for every training option; values are parsed and checked by the config's table. */
 export function addTrainOptions(cmd: Command): Command {
@@ -80,7 +82,7 @@ export function program(): Command {
     .option('--out <dir>', 'where the figures go (default <runDir>/plots)')
     .action(async (runDir: string, opts: Record<string, unknown>) => plotCommand(runDir, opts));
 
-  addTrainOptions(
+  addTrainOptions(addQueueOptions(
     root
       .command('sweep')
       .description('train every combination of a grid, several processes at once, and print a summary table')
@@ -98,9 +100,12 @@ export function program(): Command {
         if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('--threads must be a positive integer');
         return n;
       }),
-  ).action(async (opts: Record<string, unknown>) =>
-    typeof opts.preset === 'string' ? presetCommand(opts.preset, trainOptionsOf(opts), opts) : sweepCommand(trainOptionsOf(opts), opts),
+  )).action(async (opts: Record<string, unknown>) =>
+    isQueued(opts) ? queuedSweepCommand(trainOptionsOf(opts), opts)
+      : typeof opts.preset === 'string' ? presetCommand(opts.preset, trainOptionsOf(opts), opts) : sweepCommand(trainOptionsOf(opts), opts),
   );
+
+  addWorkerCommand(root);
 
   return root;
 }

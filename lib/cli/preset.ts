@@ -82,7 +82,7 @@ function formatValue(metric: PresetMetric, v: number): string {
 }
 
 /** The checkout's commit (with '+changes' when the tree differs from it), or null outside git. */
-function commitOf(): string | null {
+export function commitOf(): string | null {
   const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: path.join(__dirname, '..', '..'), encoding: 'utf8' });
   if (head.status !== 0) return null;
   const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: path.join(__dirname, '..', '..'), encoding: 'utf8' });
@@ -120,14 +120,29 @@ export function resultsMarkdown(preset: Preset, budget: Budget, results: PresetR
   return lines.join('\n');
 }
 
-export async function presetCommand(name: string, given: Partial<TrainConfig>, flags: Record<string, unknown>): Promise<void> {
+/** A preset sweep before it runs: the preset, budget, the user's options and the runs. */
+export interface PresetPlan {
+  preset: Preset;
+  budget: Budget;
+  /** The training options given on the command line (no `out`). */
+  user: Partial<TrainConfig>;
+  runs: ReturnType<typeof presetRuns>;
+}
+
+/** Checks `sweep --preset` flags and lists the preset's runs at the budget, with the user's options over them. */
+export function presetPlan(name: string, given: Partial<TrainConfig>, flags: Record<string, unknown>): PresetPlan {
   if (((flags.grid as string[] | undefined) ?? []).length > 0) throw rangeError('sweep', '--grid', 'no --grid with --preset (the preset is the grid)', (flags.grid as string[]).join(' '));
   const preset = presetNamed(name);
   const budget = (flags.budget ?? 'reduced') as Budget;
   if (budget !== 'reduced' && budget !== 'full') throw rangeError('sweep', '--budget', "'reduced' or 'full'", String(budget));
-  const { out, ...user } = given;
-  const runs = presetRuns(preset, budget, user);
-  const dir = out || path.join('runs', `${preset.name}-${budget}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const { out: _out, ...user } = given;
+  return { preset, budget, user, runs: presetRuns(preset, budget, user) };
+}
+
+export async function presetCommand(name: string, given: Partial<TrainConfig>, flags: Record<string, unknown>): Promise<void> {
+  const plan = presetPlan(name, given, flags);
+  const { preset, budget, runs } = plan;
+  const dir = given.out || path.join('runs', `${preset.name}-${budget}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   const plotFormat = (flags.plotFormat as 'svg' | 'png' | 'none' | undefined) ?? 'svg';
   const log = (l: string) => process.stdout.write(`${l}\n`);
   log(`${preset.name}, ${budget} budget: ${preset.description}`);
@@ -140,7 +155,17 @@ export async function presetCommand(name: string, given: Partial<TrainConfig>, f
     log,
   });
   const seconds = (performance.now() - started) / 1000;
+  await writePresetResults(plan, done, { dir, seconds, commit, plotFormat, jobs: flags.jobs as number | undefined, log });
+  if (done.some((r) => r.status !== 'ok')) process.exitCode = 1;
+}
 
+/**
+ * A preset sweep's results from its finished runs (in the plan's order): `results.md`,
+ * `results.json` and the comparison figure in `dir`, and the table printed through `log`.
+ */
+export async function writePresetResults(plan: PresetPlan, done: SweepRun[], info: { dir: string; seconds: number; commit: string | null; plotFormat: 'svg' | 'png' | 'none'; jobs?: number; log: (line: string) => void }): Promise<void> {
+  const { preset, budget, user, runs } = plan;
+  const { dir, seconds, commit, plotFormat, log } = info;
   const results: PresetResult[] = [];
   const curves: { label: string; run: Run }[] = [];
   for (let i = 0; i < runs.length; i++) {
@@ -168,7 +193,7 @@ export async function presetCommand(name: string, given: Partial<TrainConfig>, f
   }
   const seed = runs[0]?.values.seed ?? 0;
   const overrides = Object.entries(user).map(([k, v]) => `${k} ${v}`);
-  const markdown = resultsMarkdown(preset, budget, results, { command: commandLine(preset, budget, user, flags.jobs as number | undefined), dir, seconds, seed, overrides, commit, figure });
+  const markdown = resultsMarkdown(preset, budget, results, { command: commandLine(preset, budget, user, info.jobs), dir, seconds, seed, overrides, commit, figure });
   writeFileSync(path.join(dir, 'results.md'), markdown);
   writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify({ preset: preset.name, budget, commit, seconds, seed, given: user, results }, null, 2)}\n`);
 
@@ -177,5 +202,4 @@ export async function presetCommand(name: string, given: Partial<TrainConfig>, f
     table.push([r.label, paperCell(preset.metric, r), r.status !== 'ok' ? 'failed' : oursCell(preset.metric, r), String(r.steps ?? '–'), r.seconds.toFixed(1)]);
   }
   log(`${table.toString()}\n${METRIC_TITLES[preset.metric]}\nresults: ${path.join(dir, 'results.md')}`);
-  if (done.some((r) => r.status !== 'ok')) process.exitCode = 1;
 }

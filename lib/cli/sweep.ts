@@ -46,13 +46,33 @@ export function expandGrid(entries: string[]): Partial<TrainConfig>[] {
   return combos as Partial<TrainConfig>[];
 }
 
-function runName(values: Partial<TrainConfig>): string {
+/** A run's folder name: its grid values, e.g. 'margin-0.1_seed-2'. */
+export function runName(values: Partial<TrainConfig>): string {
   const parts = Object.entries(values).map(([k, v]) => `${k}-${String(v)}`);
   return (parts.join('_') || 'run').replace(/[^A-Za-z0-9._=-]/g, '_');
 }
 
 function flagsOf(options: Partial<TrainConfig>): string[] {
   return Object.entries(options).flatMap(([k, v]) => [flagOf(k), String(v)]);
+}
+
+/**
+ * A finished run's row of the summary, read from its folder: the best validation and test
+ * records and the last step. `ok` needs exit code 0 and no error; a failed run keeps `error`.
+ */
+export async function sweepRunOf(name: string, values: Partial<TrainConfig>, dir: string, end: { exitCode: number | null; seconds: number; error?: string }): Promise<SweepRun> {
+  let run: Run | undefined;
+  try {
+    run = await readRun('sweep', dir);
+  } catch {
+    // no metrics, or a torn file: the run failed anyway
+  }
+  const records = run ? [...run.train, ...run.valid, ...run.test, ...run.gradientNorms] : [];
+  const test = run?.test.at(-1);
+  const best = test ? run!.valid.find((v) => v.step === test.step) : undefined;
+  const steps = records.reduce((m, r) => Math.max(m, r.step), 0) || undefined;
+  const ok = end.exitCode === 0 && !end.error;
+  return { name, values, dir, status: ok ? 'ok' : 'failed', exitCode: end.exitCode, seconds: end.seconds, steps, best, test, error: ok ? undefined : end.error };
 }
 
 /** Runs one child `orthornn train`; resolves with its summary (never rejects). */
@@ -75,18 +95,7 @@ function runOne(base: Partial<TrainConfig>, values: Partial<TrainConfig>, dir: s
     const finish = async (exitCode: number | null, error?: string) => {
       log.end();
       const seconds = (performance.now() - started) / 1000;
-      let run: Run | undefined;
-      try {
-        run = await readRun('sweep', dir);
-      } catch {
-        // no metrics, or a torn file: the run failed anyway
-      }
-      const records = run ? [...run.train, ...run.valid, ...run.test, ...run.gradientNorms] : [];
-      const test = run?.test.at(-1);
-      const best = test ? run!.valid.find((v) => v.step === test.step) : undefined;
-      const steps = records.reduce((m, r) => Math.max(m, r.step), 0) || undefined;
-      const ok = exitCode === 0 && !error;
-      resolve({ name, values, dir, status: ok ? 'ok' : 'failed', exitCode, seconds, steps, best, test, error: ok ? undefined : error ?? stderr.trim().split('\n').pop() });
+      resolve(await sweepRunOf(name, values, dir, { exitCode, seconds, error: error ?? (exitCode === 0 ? undefined : stderr.trim().split('\n').pop()) }));
     };
     child.on('error', (err) => void finish(null, err.message));
     child.on('close', (code) => void finish(code));
@@ -112,14 +121,19 @@ export interface SweepOptions {
 export async function sweep(base: Partial<TrainConfig>, grid: string[], options: SweepOptions = {}): Promise<{ dir: string; runs: SweepRun[]; table: string }> {
   const combos = expandGrid(grid);
   const { dir, runs } = await sweepRuns(base, combos.map((values) => ({ name: runName(values), values })), options);
-  const keys = [...new Set(combos.flatMap((c) => Object.keys(c)))];
+  return { dir, runs, table: writeSweepSummary(dir, base, grid, runs) };
+}
+
+/** Writes a grid sweep's summary.json and summary.txt into its folder; returns the table. */
+export function writeSweepSummary(dir: string, base: Partial<TrainConfig>, grid: string[], runs: SweepRun[]): string {
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(r.values)))];
   const table = summaryTable(runs, keys);
   writeFileSync(path.join(dir, 'summary.json'), `${JSON.stringify({ base: withoutOut(base), grid, runs }, null, 2)}\n`);
   writeFileSync(path.join(dir, 'summary.txt'), `${table}\n`);
-  return { dir, runs, table };
+  return table;
 }
 
-function withoutOut(base: Partial<TrainConfig>): Partial<TrainConfig> {
+export function withoutOut(base: Partial<TrainConfig>): Partial<TrainConfig> {
   const { out: _out, ...rest } = base;
   return rest;
 }
