@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <pthread.h>
 #include <thread>
 #include <type_traits>
 #include <unistd.h>
@@ -35,6 +37,25 @@ int blasDim(int64_t v, const char* what) {
 }
 
 
+// BLAS and LAPACK run one call at a time per process (each call already uses every core it is
+// given), and never while the process forks. OpenBLAS's pthreads build stops its thread server
+// before every fork (its pthread_atfork handler) and restarts it at the next call; a threaded
+// call under way in another thread at that moment waits for the stopped threads for ever. That
+// froze training for good in a process that also spawned children (a serving benchmark's load
+// generator, a worker's runs). Our fork handler, registered after OpenBLAS's and so run before
+// it, waits for the call in flight and holds further calls until the fork is done.
+std::mutex gBlasMutex;  // constant-initialised: usable before any constructor runs
+
+std::mutex& blasMutex() {
+  static const bool forkSafe = [] {
+    pthread_atfork([] { gBlasMutex.lock(); }, [] { gBlasMutex.unlock(); }, [] { gBlasMutex.unlock(); });
+    return true;
+  }();
+  (void)forkSafe;
+  return gBlasMutex;
+}
+using BlasLock = std::lock_guard<std::mutex>;
+
 template <typename T>
 void blasGemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
               T* C, int ldc) {
@@ -45,6 +66,7 @@ void blasGemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int ld
     return;
   }
   const CBLAS_TRANSPOSE a = ta ? CblasTrans : CblasNoTrans, b = tb ? CblasTrans : CblasNoTrans;
+  const BlasLock lock(blasMutex());
   if constexpr (std::is_same_v<T, float>)
     cblas_sgemm(CblasRowMajor, a, b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
   else
@@ -109,6 +131,7 @@ void getrf(int n, T* A, int32_t* piv) {
   static_assert(sizeof(lapack_int) == sizeof(int32_t), "orthornn expects 32-bit LAPACK integers");
   if (n == 0) return;
   lapack_int info;
+  const BlasLock lock(blasMutex());
   if constexpr (std::is_same_v<T, float>)
     info = LAPACKE_sgetrf_work(LAPACK_COL_MAJOR, n, n, A, n, piv);
   else
@@ -142,7 +165,7 @@ int luNoPivot(int m, T* A, int lda) {
   T* A21 = A + h;
   T* A22 = A12 + h;
   if (int bad = luNoPivot(h, A, lda)) return bad;
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (const BlasLock lock(blasMutex()); std::is_same_v<T, float>) {
     cblas_strsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasUnit, h, r, 1.0f, A, lda, A12, lda);
     cblas_strsm(CblasColMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, r, h, 1.0f, A, lda, A21, lda);
     cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, r, r, h, -1.0f, A21, lda, A12, lda, 1.0f, A22, lda);
@@ -260,7 +283,7 @@ class CpuBackend final : public Backend {
     onFloat(dt, "luSolve", [&](auto z) {
       using T = decltype(z);
       T* b = mp<T>(B);
-      if constexpr (std::is_same_v<T, float>) {
+      if constexpr (const BlasLock lock(blasMutex()); std::is_same_v<T, float>) {
         cblas_strsm(CblasColMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, nrhs, n, 1.0f, cp<T>(LU), n, b, nrhs);
         cblas_strsm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasUnit, nrhs, n, 1.0f, cp<T>(LU), n, b, nrhs);
       } else {
@@ -283,6 +306,7 @@ class CpuBackend final : public Backend {
     onFloat(dt, "luSolveRight", [&](auto z) {
       using T = decltype(z);
       lapack_int info;
+      const BlasLock lock(blasMutex());
       if constexpr (std::is_same_v<T, float>)
         info = LAPACKE_sgetrs_work(LAPACK_COL_MAJOR, 'N', n, nrhs, cp<T>(LU), n, piv, mp<T>(B), n);
       else
@@ -311,6 +335,7 @@ class CpuBackend final : public Backend {
       using T = decltype(z);
       requireFiniteMatrix(cp<T>(A), int64_t(m) * n, "qr");
       std::vector<T> work(cp<T>(A), cp<T>(A) + int64_t(m) * n), tau(k);
+      const BlasLock lock(blasMutex());
       lapack_int info;
       if constexpr (std::is_same_v<T, float>)
         info = LAPACKE_sgeqrf(LAPACK_ROW_MAJOR, m, n, work.data(), n, tau.data());
@@ -344,6 +369,7 @@ class CpuBackend final : public Backend {
       using T = decltype(z);
       requireFiniteMatrix(cp<T>(A), int64_t(m) * n, "svd");
       std::vector<T> work(cp<T>(A), cp<T>(A) + int64_t(m) * n);
+      const BlasLock lock(blasMutex());
       lapack_int info;
       if constexpr (std::is_same_v<T, float>)
         info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, 'S', m, n, work.data(), n, mp<T>(S), mp<T>(U), k, mp<T>(Vt), n);
@@ -771,6 +797,7 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::shared_ptr<Backend> createCpuBackend() {
+  blasMutex();  // installs the fork handler before any BLAS call can be under way
   static const bool threadsSet = [] {
     const char* env = std::getenv("ORTHORNN_NUM_THREADS");
     if (env && *env) openblas_set_num_threads(int(cpuThreads()));
