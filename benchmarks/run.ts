@@ -16,6 +16,7 @@ import { backends, Context, ElmanRNN, memory, memoryOf, ops, RMSprop, type Backe
 import { checkCase, GRAD_RTOL, LOSS_RTOL, type CheckRecord } from './check';
 import { designFlops, shortened, TRAIN_CASES, type TrainCase } from './cases';
 import { TorchPeer } from './peer';
+import { serveBenchmark } from './serve';
 
 const USAGE = `Usage: npm run bench -- [options]   (or: npx tsx benchmarks/run.ts [options])
 
@@ -26,6 +27,8 @@ Options:
                  same parameters and batch (exit status 1 when they do not)
   --no-peer      do not run the PyTorch peer
   --only TEXT    only the training cases whose name contains TEXT
+  --suite serve  instead: the serving benchmark (benchmarks/serve.ts: HTTP predictions while
+                 training; JSON default bench-results/serve.json)
   -h, --help     show this help
 
 The peer needs PyTorch (Debian: python3-torch; npm run setup -- --bench); the interpreter is
@@ -643,6 +646,7 @@ interface Args {
   check: boolean;
   peer: boolean;
   only: string | null;
+  suite: string | null;
   help: boolean;
 }
 
@@ -655,14 +659,16 @@ function parse(argv: string[]): Args | number {
       allowPositionals: false,
       options: {
         quick: { type: 'boolean', default: false },
-        json: { type: 'string', default: 'bench-results/bench.json' },
+        json: { type: 'string' },
         check: { type: 'boolean', default: false },
         'no-peer': { type: 'boolean', default: false },
         only: { type: 'string' },
+        suite: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
-    return { quick: values.quick, json: values.json, check: values.check, peer: !values['no-peer'], only: values.only ?? null, help: values.help };
+    const json = values.json ?? (values.suite === 'serve' ? 'bench-results/serve.json' : 'bench-results/bench.json');
+    return { quick: values.quick, json, check: values.check, peer: !values['no-peer'], only: values.only ?? null, suite: values.suite ?? null, help: values.help };
   } catch (err) {
     // parseArgs reports unknown options, missing values and positionals as ERR_PARSE_ARGS_*.
     if (err instanceof Error && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS')) {
@@ -679,6 +685,13 @@ async function main(): Promise<number> {
   if (args.help) {
     console.log(USAGE);
     return 0;
+  }
+  if (args.suite !== null) {
+    if (args.suite !== 'serve') {
+      console.error(`error: --suite takes 'serve', got '${args.suite}'\n\n${USAGE}`);
+      return 2;
+    }
+    return serveBenchmark({ quick: args.quick, json: args.json });
   }
   if (args.check && !args.peer) {
     console.error(`error: --check compares with the PyTorch peer; it cannot be combined with --no-peer\n\n${USAGE}`);

@@ -10,6 +10,7 @@ import { native, type FloatDType, type NativeTensors, type NativeWorkspace } fro
 import * as ops from '../ops';
 import type { Tensor } from '../tensor';
 import { checkBoolean, checkContext, checkFloatDType, checkInteger, checkOptions, checkSeed, checkTensor, shapeStr } from '../validate';
+import { InferenceSession, predict, type Prediction, type PredictOptions, type SessionOptions } from '../serve/inference';
 import { prepareBatch, type PreparedBatch, type SequenceBatch } from './batch';
 import { ParameterSet, type StateDict } from './parameters';
 
@@ -250,6 +251,32 @@ export abstract class RecurrentModel<D extends FloatDType> {
       }
     }
     return [T, B];
+  }
+
+  /** Inference: outputs y (T × B × k) and the final state(s) (B × n), as tensors of the model's context. */
+  abstract forward(
+    x: Tensor<D>,
+    options?: { initialState?: Tensor<D>; initialCellState?: Tensor<D> },
+  ): { outputs: Tensor<D>; finalState: Tensor<D>; finalCellState?: Tensor<D> };
+
+  /**
+   * Inference on host arrays: probabilities (softmax over the outputs), raw outputs or class
+   * ids for every step or each sequence's last, with variable lengths (each sequence runs for
+   * its own number of steps). `x` is a T × B × d tensor of the model or a host array with
+   * `options.shape`. See PredictOptions and Prediction (lib/serve/inference.ts).
+   */
+  async predict(x: Tensor<D> | Float32Array | Float64Array, options?: PredictOptions<D>): Promise<Prediction<D>> {
+    this.assertLive('predict');
+    return predict(this, this.hasCellState, x, options);
+  }
+
+  /**
+   * A stateful stream of `batchSize` sequences fed a few steps at a time: `step(x)` returns
+   * the outputs and keeps the state, `state()`, `reset()`, `dispose()`.
+   */
+  session(options: SessionOptions): InferenceSession<D> {
+    this.assertLive('session');
+    return new InferenceSession(this, this.hasCellState, options);
   }
 
   /** Parameter values by name (what checkpoints hold). */

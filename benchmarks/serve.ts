@@ -1,0 +1,264 @@
+/**
+ * The serving benchmark: `npm run bench -- --suite serve [--quick] [--json FILE]`.
+ *
+ * One process trains the copy task (delay 100: 120-step sequences; Trainer.trainStep in a
+ * loop) and serves predictions of the model being trained over node:http on 127.0.0.1, from
+ * a Predictor with its own context that copies the weights every 100 training steps. A load
+ * generator in a child process keeps 200 keep-alive connections busy, each sending one
+ * 120-step sequence (raw float32, 120 × 10 values) and waiting for its answer (the last
+ * step's probabilities, JSON) before sending the next. Each round trains alone for a
+ * window, then trains and serves for a window of the same length; the figures are medians
+ * over the rounds: requests/s, latency p50/p99, errors, the event loop's delay p99
+ * (perf_hooks.monitorEventLoopDelay, in the serving process), and training steps/s while
+ * serving beside training alone.
+ *
+ * ORTHORNN_SERVE_HIDDEN sets the model's hidden units (default 64), ORTHORNN_SERVE_CLIENTS
+ * the connections (default 200).
+ */
+import { fork } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+const DELAY = 100; // copy-task sequences of DELAY + 20 = 120 steps
+const INPUTS = 10;
+
+interface ClientResult {
+  requests: number;
+  errors: number;
+  /** Why requests failed (status codes, socket errors), with counts. */
+  errorKinds: Record<string, number>;
+  seconds: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export interface ServeRound {
+  round: number;
+  soloStepsPerSecond: number;
+  servingStepsPerSecond: number;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  eventLoopP99Ms: number;
+  meanBatch: number;
+}
+
+export interface ServeRecord {
+  suite: 'serve';
+  hidden: number;
+  clients: number;
+  windowSeconds: number;
+  rounds: ServeRound[];
+  /** Medians over the rounds. */
+  median: Omit<ServeRound, 'round'> & { trainingShare: number };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The load generator (a child process)
+
+/** Runs `clients` closed-loop connections for `seconds` after `warmup` seconds; reports to the parent. */
+async function loadClient(port: number, clients: number, warmup: number, seconds: number): Promise<ClientResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+  // Copy-task sequences: 10 symbols, blanks, the delimiter, blanks; one per client.
+  const bodies = Array.from({ length: clients }, (_, c) => {
+    const x = new Float32Array((DELAY + 20) * INPUTS);
+    for (let t = 0; t < DELAY + 20; t++) x[t * INPUTS + (t < 10 ? 1 + ((t + c) % 8) : t === 10 + DELAY - 1 ? 9 : 0)] = 1;
+    return Buffer.from(x.buffer);
+  });
+  const latencies: number[] = [];
+  const errorKinds: Record<string, number> = {};
+  let errors = 0;
+  let measuring = false;
+  let running = true;
+  const one = (c: number) =>
+    new Promise<void>((resolve) => {
+      const start = performance.now();
+      const fail = (kind: string) => {
+        if (measuring) {
+          errors++;
+          errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+        }
+        resolve();
+      };
+      const req = http.request(
+        { host: '127.0.0.1', port, path: '/predict', method: 'POST', agent, headers: { 'content-type': 'application/octet-stream', 'content-length': bodies[c].length } },
+        (res) => {
+          let size = 0;
+          res.on('data', (chunk: Buffer) => (size += chunk.length));
+          res.on('end', () => {
+            if (res.statusCode !== 200 || size === 0) return fail(`HTTP ${res.statusCode}`);
+            if (measuring) latencies.push(performance.now() - start);
+            resolve();
+          });
+          res.on('error', (e) => fail(e.message));
+        },
+      );
+      req.on('error', (e) => fail(e.message));
+      req.end(bodies[c]);
+    });
+  const loops = Array.from({ length: clients }, async (_, c) => {
+    while (running) await one(c);
+  });
+  await new Promise((r) => setTimeout(r, warmup * 1000));
+  measuring = true;
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  measuring = false;
+  const elapsed = (performance.now() - t0) / 1000;
+  running = false;
+  await Promise.all(loops);
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] : NaN);
+  return { requests: latencies.length, errors, errorKinds, seconds: elapsed, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: latencies[latencies.length - 1] ?? NaN };
+}
+
+if (process.env.ORTHORNN_SERVE_CLIENT && process.send) {
+  const [port, clients, warmup, seconds] = process.env.ORTHORNN_SERVE_CLIENT.split(',').map(Number);
+  loadClient(port, clients, warmup, seconds).then((r) => {
+    process.send!(r, () => process.exit(0));
+  });
+}
+
+/** The load generator in a child process (its own cores' worth of scheduling, its own event loop). */
+function runClient(port: number, clients: number, warmup: number, seconds: number): Promise<ClientResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(__filename, [], { env: { ...process.env, ORTHORNN_SERVE_CLIENT: `${port},${clients},${warmup},${seconds}` }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.once('message', (m) => resolve(m as ClientResult));
+    child.once('exit', (code) => reject(new Error(`the load generator exited with code ${code} before reporting`)));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server and the rounds
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export async function serveBenchmark(options: { quick: boolean; json: string }): Promise<number> {
+  const hidden = Number(process.env.ORTHORNN_SERVE_HIDDEN ?? 64);
+  const clients = Number(process.env.ORTHORNN_SERVE_CLIENTS ?? (options.quick ? 20 : 200));
+  const [rounds, window, warmup] = options.quick ? [1, 2, 0.5] : [3, 10, 2];
+  // Imported here: the load generator's process (this file, forked) needs none of it.
+  const { createPredictor, OverloadError, Trainer } = require('../lib/index') as typeof import('../lib/index');
+  const out = mkdtempSync(path.join(os.tmpdir(), 'orthornn-serve-bench-'));
+  const trainer = await Trainer.create({ task: 'copy', delay: DELAY, hidden, steps: 10_000_000, validEvery: 10_000_000, logEvery: 100, gradientNormsEvery: 1_000_000, out });
+  const predictor = await createPredictor(trainer, { refreshEvery: 100, maxBatch: 256, maxWaitMs: 1 });
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+      const x = new Float32Array(body.length >> 2);
+      new Uint8Array(x.buffer).set(body.subarray(0, x.length * 4));
+      predictor.predict(x, { last: true }).then(
+        (p) => {
+          const text = JSON.stringify({ values: Array.from(p.values), step: p.weightsStep });
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+          res.end(text);
+        },
+        (err: Error) => {
+          res.writeHead(err instanceof OverloadError ? 503 : 400, { 'content-type': 'text/plain' });
+          res.end(err.message);
+        },
+      );
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+
+  let training = true;
+  const loop = (async () => {
+    while (training) await trainer.trainStep();
+  })();
+  /** Training steps per second over `seconds`, while `during` runs. */
+  const trainingRate = async <T>(seconds: number, during?: () => Promise<T>): Promise<{ rate: number; result?: T }> => {
+    const [s0, t0] = [trainer.step, performance.now()];
+    const result = during ? await during() : await new Promise<undefined>((r) => setTimeout(() => r(undefined), seconds * 1000));
+    return { rate: (trainer.step - s0) / ((performance.now() - t0) / 1000), result };
+  };
+
+  console.log(`\nServing (copy task, T = ${DELAY + 20}, hidden ${hidden}, float32, cpu): ${clients} keep-alive clients, ${window} s windows, ${rounds} round(s)`);
+  console.log('round  solo steps/s  serving steps/s  share   req/s  p50 ms  p99 ms  errors  loop p99 ms  mean batch');
+  const results: ServeRound[] = [];
+  try {
+    await trainingRate(options.quick ? 0.5 : 2); // warm-up
+    for (let round = 1; round <= rounds; round++) {
+      const solo = await trainingRate(window);
+      const batches0 = predictor.stats;
+      const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+      let client!: ClientResult;
+      let serving!: number;
+      const clientDone = runClient(port, clients, warmup, window);
+      // The measured window starts after the client's warm-up.
+      await new Promise((r) => setTimeout(r, warmup * 1000));
+      loopDelay.enable();
+      const measured = await trainingRate(window, () => clientDone);
+      loopDelay.disable();
+      client = measured.result!;
+      serving = measured.rate;
+      const batches = predictor.stats.batches - batches0.batches;
+      const answered = predictor.stats.requests - batches0.requests;
+      const r: ServeRound = {
+        round,
+        soloStepsPerSecond: solo.rate,
+        servingStepsPerSecond: serving,
+        requestsPerSecond: client.requests / client.seconds,
+        p50Ms: client.p50Ms,
+        p99Ms: client.p99Ms,
+        errors: client.errors,
+        eventLoopP99Ms: loopDelay.percentile(99) / 1e6,
+        meanBatch: batches ? answered / batches : 0,
+      };
+      results.push(r);
+      if (client.errors) console.log(`  errors: ${JSON.stringify(client.errorKinds)}`);
+      console.log(
+        `${String(round).padStart(5)}  ${r.soloStepsPerSecond.toFixed(1).padStart(12)}  ${r.servingStepsPerSecond.toFixed(1).padStart(15)}  ${(r.servingStepsPerSecond / r.soloStepsPerSecond * 100).toFixed(0).padStart(4)}%  ${r.requestsPerSecond.toFixed(0).padStart(6)}  ${r.p50Ms.toFixed(1).padStart(6)}  ${r.p99Ms.toFixed(1).padStart(6)}  ${String(r.errors).padStart(6)}  ${r.eventLoopP99Ms.toFixed(1).padStart(11)}  ${r.meanBatch.toFixed(1).padStart(10)}`,
+      );
+    }
+  } finally {
+    training = false;
+    await loop;
+    server.close();
+    await predictor.close();
+    trainer.dispose();
+    rmSync(out, { recursive: true, force: true });
+  }
+  const m = (key: keyof ServeRound) => median(results.map((r) => r[key]));
+  const record: ServeRecord = {
+    suite: 'serve',
+    hidden,
+    clients,
+    windowSeconds: window,
+    rounds: results,
+    median: {
+      soloStepsPerSecond: m('soloStepsPerSecond'),
+      servingStepsPerSecond: m('servingStepsPerSecond'),
+      trainingShare: median(results.map((r) => r.servingStepsPerSecond / r.soloStepsPerSecond)),
+      requestsPerSecond: m('requestsPerSecond'),
+      p50Ms: m('p50Ms'),
+      p99Ms: m('p99Ms'),
+      errors: m('errors'),
+      eventLoopP99Ms: m('eventLoopP99Ms'),
+      meanBatch: m('meanBatch'),
+    },
+  };
+  const md = record.median;
+  console.log(
+    `median: ${md.requestsPerSecond.toFixed(0)} req/s, p50 ${md.p50Ms.toFixed(1)} ms, p99 ${md.p99Ms.toFixed(1)} ms, ${md.errors} errors, event loop p99 ${md.eventLoopP99Ms.toFixed(1)} ms; ` +
+      `training ${md.servingStepsPerSecond.toFixed(1)} steps/s beside ${md.soloStepsPerSecond.toFixed(1)} alone (${(md.trainingShare * 100).toFixed(0)}%)`,
+  );
+  mkdirSync(path.dirname(path.resolve(options.json)), { recursive: true });
+  writeFileSync(options.json, JSON.stringify({ date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model ?? null, cores: os.availableParallelism(), records: [record] }, null, 2) + '\n');
+  console.log(`wrote ${options.json}`);
+  return 0;
+}
