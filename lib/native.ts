@@ -242,8 +242,9 @@ function load(): NativeAddon {
       if (c.source.endsWith('-cuda') && list.some((o) => o.source !== c.source)) {
         // The CUDA package links cuBLAS/cuSOLVER from the system: without them, say so once and go on with the CPU.
         process.emitWarning(
-          `orthornn: ${c.source} cannot load (${missing.length ? `missing ${missing.join(', ')}` : reason}); using the CPU backend. ` +
-            'Install the CUDA 11 runtime libraries (Debian/Ubuntu: libcublas11 libcusolver11) or put them on LD_LIBRARY_PATH for the GPU.',
+          `orthornn: ${c.source} cannot load (${missing.length ? `${missing.join(', ')} not found` : reason}); using the CPU backend. ` +
+            'It needs libcublas.so.11, libcublasLt.so.11 and libcusolver.so.11 (CUDA 11.x): install them (Debian/Ubuntu: libcublas11 libcusolver11) ' +
+            'or put their folder on LD_LIBRARY_PATH to use the GPU.',
           { code: 'ORTHORNN_CUDA_PACKAGE_UNAVAILABLE' },
         );
       }

@@ -75,7 +75,12 @@ const PLATFORMS = {
   },
 };
 
-/** `ldd` of a file as [name, resolved path or 'not found'] pairs. */
+/** The shared libraries a file names itself (DT_NEEDED): what the build decides. */
+function needed(file) {
+  return [...output('readelf', ['-d', file]).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+}
+
+/** `ldd` of a file (with what its libraries need in turn) as [name, resolved path or 'not found'] pairs. */
 function ldd(file) {
   return output('ldd', [file])
     .split('\n')
@@ -97,11 +102,12 @@ function buildPlatform(kind) {
   const built = path.join(root, buildDir, 'Release', 'orthornn.node');
   console.log(`pack-platform: ${kind} addon built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
+  const direct = needed(built);
   const deps = ldd(built);
-  const foreign = deps.filter(([name]) => !SYSTEM_LIBRARIES.test(name) && !spec.allowed.some((re) => re.test(name)));
-  console.log(`pack-platform: ldd ${path.relative(root, built)}: ${deps.map(([n]) => n).join(', ')}`);
+  const foreign = direct.filter((name) => !SYSTEM_LIBRARIES.test(name) && !spec.allowed.some((re) => re.test(name)));
+  console.log(`pack-platform: ${path.relative(root, built)} needs ${direct.join(', ')}; with theirs (ldd): ${deps.map(([n]) => n).join(', ')}`);
   if (foreign.length) {
-    console.error(`pack-platform: the ${kind} addon depends on ${foreign.map(([n]) => n).join(', ')}; only glibc${spec.allowed.length ? ' and cuBLAS/cuSOLVER' : ''} may remain`);
+    console.error(`pack-platform: the ${kind} addon depends on ${foreign.join(', ')}; only glibc${spec.allowed.length ? ' and cuBLAS/cuSOLVER' : ''} may remain`);
     process.exit(1);
   }
   // It must load and answer (a CUDA build on a machine without cuBLAS cannot: checked only when present).
