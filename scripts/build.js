@@ -176,7 +176,7 @@ if (!checkout && !forced && !fromSourceRequested()) {
     console.log(`orthornn: using the prebuilt ${prebuilt.name} (${path.relative(root, prebuilt.file) || prebuilt.file}); nothing to compile (npm install --build-from-source compiles)`);
     process.exit(0);
   }
-  console.log('orthornn: no prebuilt binary loads on this machine; building from source');
+  console.log(`orthornn: no prebuilt package (${platformPackages().join(', ')}) is installed and loads here; building from source`);
 }
 
 const cmakeJs = resolveFrom('cmake-js/bin/cmake-js');
