@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { expandGrid } from '../lib/cli/sweep';
+import { loadModel } from '../lib/models/files';
 
 const ROOT = path.join(__dirname, '..');
 
@@ -56,6 +57,22 @@ describe('87 cli: orthornn train, eval, plot, sweep', function () {
     assert.equal(m.step, 60);
     assert.equal(m.split, 'valid');
     assert.ok(m.loss > 0 && m.accuracy >= 0 && m.accuracy <= 1);
+  });
+
+  it('export: the run as ONNX and as a model file that loadModel reads', async () => {
+    const run = path.join(tmp, 'run');
+    const onnx = cli(['export', run]);
+    assert.equal(onnx.code, 0, onnx.stderr);
+    assert.equal(onnx.stdout.trim(), path.join(run, 'model.onnx'));
+    assert.ok(readFileSync(path.join(run, 'model.onnx')).length > 1000);
+    const file = path.join(tmp, 'exported.safetensors');
+    const model = cli(['export', run, '--format', 'safetensors', '--out', file]);
+    assert.equal(model.code, 0, model.stderr);
+    const loaded = await loadModel(file);
+    assert.equal(loaded.hiddenSize, 16);
+    loaded.dispose();
+    const bad = cli(['export', run, '--format', 'tflite']);
+    assert.equal(bad.code, 1);
   });
 
   it('plot: PNG figures into a chosen folder', () => {

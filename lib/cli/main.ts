@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { OrthornnError } from '../errors';
 import { flagOf, OPTIONS, parseOption, type TrainConfig } from '../train/config';
+import { exportCommand, EXPORT_FORMATS } from '../export/command';
 import { evalCommand } from './eval';
 import { plotCommand } from './plot';
 import { PRESETS } from '../train/presets';
@@ -62,6 +63,14 @@ export function program(): Command {
     .option('--text-file <file>', 'the text corpus, when it moved since training')
     .option('--json', 'print the metrics as JSON')
     .action(async (checkpoint: string, opts: Record<string, unknown>) => evalCommand(checkpoint, opts));
+
+  root
+    .command('export')
+    .description("export a run's model as ONNX, or as a model file without the optimiser state")
+    .argument('<run>', 'a run folder (its best.safetensors, else last.safetensors), a checkpoint or a model file')
+    .addOption(new Option('--format <format>', 'the file format').choices([...EXPORT_FORMATS]).default('onnx'))
+    .option('--out <file>', 'where to write (default: <run>/model.onnx or <run>/model.safetensors; beside a file <name>.safetensors: <name>.onnx or <name>.model.safetensors)')
+    .action(async (target: string, opts: Record<string, unknown>) => exportCommand(target, { format: opts.format as string, out: opts.out as string | undefined }));
 
   root
     .command('plot')

@@ -264,6 +264,17 @@ export abstract class RecurrentModel<D extends FloatDType> {
     this.params!.load('loadState', state);
   }
 
+  /**
+   * Writes the model to a safetensors file, atomically: its parameters and its architecture,
+   * which `loadModel(file)` reads back (lib/models/files.ts).
+   */
+  async save(file: string): Promise<void> {
+    this.assertLive('save');
+    // Required here rather than imported: files.ts builds models, so it imports the model classes.
+    const { saveModel } = require('./files') as typeof import('./files');
+    await saveModel(this, file);
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
