@@ -148,7 +148,8 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
   const clients = Number(process.env.ORTHORNN_SERVE_CLIENTS ?? (options.quick ? 20 : 200));
   const [rounds, window, warmup] = options.quick ? [1, 2, 0.5] : [3, 10, 2];
   // Imported here: the load generator's process (this file, forked) needs none of it.
-  const { createPredictor, OverloadError, Trainer } = require('../lib/index') as typeof import('../lib/index');
+  const { createPredictor, OverloadError } = require('../lib/index') as typeof import('../lib/index');
+  const { Trainer } = require('../lib/train/index') as typeof import('../lib/train/index');
   const out = mkdtempSync(path.join(os.tmpdir(), 'orthornn-serve-bench-'));
   const trainer = await Trainer.create({ task: 'copy', delay: DELAY, hidden, steps: 10_000_000, validEvery: 10_000_000, logEvery: 100, gradientNormsEvery: 1_000_000, out });
   const predictor = await createPredictor(trainer, { refreshEvery: 100, maxBatch: 256, maxWaitMs: 1 });

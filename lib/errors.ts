@@ -14,7 +14,8 @@ export type ErrorCode =
   | 'ERR_ORTHORNN_OUT_OF_MEMORY'
   | 'ERR_ORTHORNN_INTERNAL'
   | 'ERR_ORTHORNN_NATIVE_LOAD'
-  | 'ERR_ORTHORNN_DATA';
+  | 'ERR_ORTHORNN_DATA'
+  | 'ERR_ORTHORNN_MISSING_PACKAGE';
 
 export class OrthornnError extends Error {
   readonly code: ErrorCode;
@@ -132,4 +133,13 @@ export function show(v: unknown): string {
   if (typeof v === 'number') return String(v);
   if (typeof v === 'bigint') return `${v}n`;
   return describe(v);
+}
+
+/** A feature needs an optional package that is not installed (`packages`: what to install). */
+export class MissingPackageError extends OrthornnError {
+  readonly packages: string[];
+  constructor(message: string, packages: string[]) {
+    super(message, 'ERR_ORTHORNN_MISSING_PACKAGE');
+    this.packages = packages;
+  }
 }

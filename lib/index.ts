@@ -2,6 +2,12 @@
  * orthornn: recurrent networks whose recurrent matrix is kept near the orthogonal group
  * (Vorontsov et al., ICML 2017), trained natively on the CPU (OpenBLAS/LAPACKE) or an
  * NVIDIA GPU (CUDA/cuBLAS/cuSOLVER).
+ *
+ * The core: contexts, tensors, ops, the models, optimisers, safetensors and errors. It loads no
+ * optional package. The rest lives under subpaths:
+ *   orthornn/train  the training loop, its configuration table, checkpoints, data sources and the paper's tasks
+ *   orthornn/plot   figures of a run (needs vega, vega-lite and, for PNG, @resvg/resvg-js)
+ *   orthornn/cli    the `orthornn` command (needs commander, cli-progress and cli-table3)
  */
 import { defaultContext } from './context';
 import { native, type BackendInfo, type MemoryRecord } from './native';
@@ -32,32 +38,11 @@ export { ReorthonormalizationPolicy } from './models/orthogonality';
 export type { ReorthonormalizationOptions } from './models/orthogonality';
 export { Adam, Optimizer, RMSprop, SGD } from './optim/optimizers';
 export type { OptimizerOptions } from './optim/optimizers';
-export { CopyTask } from './tasks/copy';
-export type { CopyBatch } from './tasks/copy';
-export { AddingTask } from './tasks/adding';
-export { MnistTask, readIdx, defaultMnistDir } from './tasks/mnist';
-export { PtbCharTask, bitsPerCharacter, END_OF_SENTENCE } from './tasks/ptb';
-export type { PtbBatch } from './tasks/ptb';
-export type { MnistBatch, MnistSplit } from './tasks/mnist';
-export type { AddingBatch } from './tasks/adding';
-export { TextCorpusTask } from './tasks/text';
-export type { TextBatch, TextSplit } from './tasks/text';
-export { train, Trainer, evaluate, createModel, scheduleFactor } from './train/trainer';
-export type { Model, Progress, TrainHooks, TrainResult, TrainerExtras } from './train/trainer';
-export { resolveConfig, parseOption, OPTIONS, TASKS, MODELS } from './train/config';
-export type { TrainConfig, TaskName, ModelName, OptionSpec } from './train/config';
-export type { RunRecord, TrainRecord, EvalRecord, GradientNormsRecord, TaskMetrics, SpectrumStats } from './train/records';
-export { createSource, MetricTotals } from './train/sources';
-export type { TaskSource, HostBatch, EvalSplit } from './train/sources';
-export { InMemorySource } from './train/memory-source';
-export type { InMemoryData, SequenceSplit } from './train/memory-source';
-export { readCheckpoint, writeCheckpoint } from './train/checkpoint';
-export type { Checkpoint } from './train/checkpoint';
 export { readSafetensors, writeSafetensors, encodeSafetensors, decodeSafetensors } from './io/safetensors';
 export type { SafetensorsFile, SafetensorsEntry } from './io/safetensors';
-export { plotRun, renderSpec } from './plot/index';
 export * from './errors';
-export type { Activation, BackendInfo, DType, FloatDType, LaunchCounters, MemoryRecord } from './native';
+export type { Activation, BackendInfo, DType, FloatDType, LaunchCounters, MemoryRecord, NativeBuildInfo } from './native';
+export { nativeBuild } from './native';
 
 /** Every backend of this build: `{ name, compiled, available, device }`. */
 export function backends(): BackendInfo[] {

@@ -2,6 +2,8 @@
  * The one place that loads the compiled addon, and the typed declaration of its whole
  * surface. Everything else imports these types.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import {
   DeviceError,
   DisposedError,
@@ -162,20 +164,103 @@ export interface NativeAddon {
  */
 const OPENBLAS_THREAD_TIMEOUT = '16';
 
-function load(): NativeAddon {
+/** Where the loaded addon came from (see nativeBuild()). */
+export interface NativeBuildInfo {
+  /** The .node file. */
+  file: string;
+  /** 'ORTHORNN_ADDON', 'source' (this package's own build/), or the platform package's name. */
+  source: string;
+}
+
+interface Candidate {
+  file: string;
+  source: string;
+}
+
+/** The prebuilt platform packages for this machine, best first: the CUDA variant when installed. */
+export function platformPackages(platform: string = process.platform, arch: string = process.arch): string[] {
+  const base = `@orthornn/${platform}-${arch}`;
+  return [`${base}-cuda`, base];
+}
+
+function packageRoot(): string {
+  // lib/ when run from source (tests), dist/ when compiled: the package root is one up.
+  return path.resolve(__dirname, '..');
+}
+
+/**
+ * Where the addon may be, in order: ORTHORNN_ADDON alone when set; then this package's own
+ * build (it exists only when the install compiled: no prebuilt loaded, or a source build was
+ * asked for, or a checkout); then the platform packages npm installed.
+ */
+function candidates(): { list: Candidate[]; looked: string[] } {
   const override = process.env.ORTHORNN_ADDON;
-  let addon: NativeAddon;
+  if (override) return { list: [{ file: path.resolve(override), source: 'ORTHORNN_ADDON' }], looked: [] };
+  const list: Candidate[] = [];
+  const looked: string[] = [];
+  for (const dir of ['Release', 'Debug']) {
+    const file = path.join(packageRoot(), 'build', dir, 'orthornn.node');
+    if (existsSync(file)) list.push({ file, source: 'source' });
+    else looked.push(file);
+  }
+  for (const name of platformPackages()) {
+    try {
+      list.push({ file: require.resolve(`${name}/orthornn.node`, { paths: [packageRoot()] }), source: name });
+    } catch {
+      looked.push(name);
+    }
+  }
+  return { list, looked };
+}
+
+function firstLine(err: unknown): string {
+  return err instanceof Error ? err.message.split('\n')[0] : String(err);
+}
+
+/** Shared libraries a failed dlopen names ("libcublas.so.11: cannot open shared object file"). */
+function missingLibraries(reason: string): string[] {
+  return [...reason.matchAll(/([\w.+-]+\.so(?:\.\d+)*): cannot open shared object file/g)].map((m) => m[1]);
+}
+
+let loadedFrom: NativeBuildInfo | undefined;
+
+function load(): NativeAddon {
+  let addon: NativeAddon | undefined;
   if (process.env.OPENBLAS_THREAD_TIMEOUT === undefined) process.env.OPENBLAS_THREAD_TIMEOUT = OPENBLAS_THREAD_TIMEOUT;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    addon = override ? require(override) : require('bindings')({ bindings: 'orthornn.node', module_root: moduleRoot() });
-  } catch (err) {
-    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+  const { list, looked } = candidates();
+  const failures: string[] = [];
+  for (const c of list) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      addon = require(c.file) as NativeAddon;
+      loadedFrom = { file: c.file, source: c.source };
+      break;
+    } catch (err) {
+      const reason = firstLine(err);
+      failures.push(`${c.source === 'source' ? 'the local build' : c.source} (${c.file}): ${reason}`);
+      const missing = missingLibraries(reason);
+      if (c.source.endsWith('-cuda') && list.some((o) => o.source !== c.source)) {
+        // The CUDA package links cuBLAS/cuSOLVER from the system: without them, say so once and go on with the CPU.
+        process.emitWarning(
+          `orthornn: ${c.source} cannot load (${missing.length ? `${missing.join(', ')} not found` : reason}); using the CPU backend. ` +
+            'It needs libcublas.so.11, libcublasLt.so.11 and libcusolver.so.11 (CUDA 11.x): install them (Debian/Ubuntu: libcublas11 libcusolver11) ' +
+            'or put their folder on LD_LIBRARY_PATH to use the GPU.',
+          { code: 'ORTHORNN_CUDA_PACKAGE_UNAVAILABLE' },
+        );
+      }
+    }
+  }
+  if (!addon) {
+    const override = process.env.ORTHORNN_ADDON;
     throw new NativeLoadError(
-      `the orthornn native addon could not be loaded: ${reason}\n` +
+      'the orthornn native addon could not be loaded' +
+        (failures.length ? `:\n${failures.map((f) => `  - ${f}`).join('\n')}\n` : ` (no build found; looked for ${looked.join(', ')})\n`) +
         'Fixes:\n' +
-        '  - build it: `npm run build:native` (or reinstall: `npm rebuild orthornn`)\n' +
-        '  - install the system libraries it links: `npm run setup` (Debian/Ubuntu: libopenblas-dev liblapacke-dev)\n' +
+        `  - reinstall so that npm installs the prebuilt binary for ${process.platform}-${process.arch} (optional dependency ${platformPackages()[1]}; ` +
+        'not skipped with --omit=optional or --no-optional), or build from source: `npm rebuild orthornn --build-from-source`\n' +
+        '  - a source build needs cmake (or node-gyp), a C++17 compiler and OpenBLAS + LAPACKE (Debian/Ubuntu: ' +
+        '`sudo apt-get install cmake g++ libopenblas-dev liblapacke-dev`; in a checkout `npm run setup`)\n' +
+        '  - a source build links the system OpenBLAS/LAPACKE: install them where it runs\n' +
         '  - a CUDA build needs the cuBLAS/cuSOLVER it was built against on the library path\n' +
         (override ? `  - ORTHORNN_ADDON points at '${override}': check that file\n` : ''),
     );
@@ -191,18 +276,18 @@ function load(): NativeAddon {
   return addon;
 }
 
-function moduleRoot(): string {
-  // lib/ when run from source (tests), dist/ when compiled: the package root is one up.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require('node:path').resolve(__dirname, '..');
-}
-
 let cached: NativeAddon | undefined;
 
 /** The loaded addon (loaded on first use, so importing orthornn never throws). */
 export function native(): NativeAddon {
   if (!cached) cached = load();
   return cached;
+}
+
+/** Which .node file the addon was loaded from (loading it first if needed). */
+export function nativeBuild(): NativeBuildInfo {
+  native();
+  return { ...loadedFrom! };
 }
 
 export { OrthornnError };

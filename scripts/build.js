@@ -1,12 +1,19 @@
 #!/usr/bin/env node
-// Builds the native addon: CMake through cmake-js when cmake is on PATH (the CUDA backend
-// is added when a complete CUDA toolkit is found), node-gyp (CPU only) otherwise.
+// The install step. When a prebuilt platform package (@orthornn/linux-x64, installed by npm as
+// an optional dependency on the platforms it was built for) loads here, nothing is compiled.
+// Otherwise, or when a source build is asked for, it builds the native addon: CMake through
+// cmake-js when cmake and cmake-js are there (the CUDA backend is added when a complete CUDA
+// toolkit is found), node-gyp (CPU only) otherwise.
+//   npm install --build-from-source, ORTHORNN_BUILD_FROM_SOURCE=1   compile even when a prebuilt loads
 //   ORTHORNN_BUILD=cmake|gyp   force a build system
 //   ORTHORNN_CUDA=ON|OFF|AUTO  force the CUDA backend on or off (default AUTO)
 //   ORTHORNN_NVCC=/path/nvcc   the nvcc to use (its toolkit must hold cuBLAS and cuSOLVER)
 //   ORTHORNN_CUDA_ARCHITECTURES="80;90"  GPU architectures to compile for (default 70;75;80;86;89;90,
 //                              or those the toolkit supports); one architecture builds much faster
 //   ORTHORNN_LIBXSMM=OFF       build without libxsmm even where it is installed
+//   ORTHORNN_STATIC=ON         link OpenBLAS, LAPACKE, libxsmm, libgfortran and libstdc++ statically
+//                              (the platform packages; CMake only)
+//   ORTHORNN_BUILD_DIR=dir     the CMake build folder (default build; the loader looks in build/)
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -51,11 +58,13 @@ function findCuda() {
   return { toolkit: null, seen: candidates };
 }
 
-function buildCmake() {
+function buildCmake(cmakeJs) {
   const mode = (process.env.ORTHORNN_CUDA || 'AUTO').toUpperCase();
-  const args = ['--out', 'build', '--CDCMAKE_BUILD_TYPE=Release'];
+  const out = process.env.ORTHORNN_BUILD_DIR || 'build';
+  const args = ['--out', out, '--CDCMAKE_BUILD_TYPE=Release'];
   const env = { ...process.env };
   if ((process.env.ORTHORNN_LIBXSMM || '').toUpperCase() === 'OFF') args.push('--CDORTHORNN_LIBXSMM=OFF');
+  args.push(`--CDORTHORNN_STATIC=${(process.env.ORTHORNN_STATIC || '').toUpperCase() === 'ON' ? 'ON' : 'OFF'}`);
   if (mode === 'OFF') {
     args.push('--CDORTHORNN_CUDA=OFF');
   } else {
@@ -87,9 +96,8 @@ function buildCmake() {
   }
   // Configure every time (incrementally), so that changed options (ORTHORNN_CUDA,
   // ORTHORNN_CUDA_ARCHITECTURES, ...) reach an existing build folder; then build.
-  const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
   run(process.execPath, [cmakeJs, 'configure', ...args], env);
-  run(process.execPath, [cmakeJs, 'build', '--out', 'build'], env);
+  run(process.execPath, [cmakeJs, 'build', '--out', out], env);
 }
 
 // node-gyp has no find step of its own: check the headers it needs, for one clear message
@@ -103,15 +111,87 @@ function requireBlasHeaders() {
   }
 }
 
-function buildGyp() {
-  requireBlasHeaders();
-  run(process.execPath, [require.resolve('node-gyp/bin/node-gyp.js'), 'rebuild']);
+// node-gyp: the package's own when installed (a checkout's devDependency), else the one npm
+// ships with itself (npm passes its path to install scripts).
+function nodeGyp() {
+  const own = resolveFrom('node-gyp/bin/node-gyp.js');
+  if (own) return own;
+  if (process.env.npm_config_node_gyp && fs.existsSync(process.env.npm_config_node_gyp)) return process.env.npm_config_node_gyp;
+  console.error('orthornn: no prebuilt binary for this platform and no build tool: install cmake and `npm i cmake-js`, or `npm i node-gyp`, then `npm rebuild orthornn`');
+  process.exit(1);
 }
 
+function buildGyp() {
+  requireBlasHeaders();
+  run(process.execPath, [nodeGyp(), 'rebuild']);
+}
+
+function resolveFrom(request) {
+  try {
+    return require.resolve(request, { paths: [root] });
+  } catch {
+    return null;
+  }
+}
+
+// --- prebuilt platform packages ------------------------------------------------------------
+// The same list, in the same order, as lib/native.ts: the CUDA variant first when installed.
+function platformPackages() {
+  const base = `@orthornn/${process.platform}-${process.arch}`;
+  return [`${base}-cuda`, base];
+}
+
+/** The first platform package whose addon loads and answers here (checked in a child process). */
+function loadablePrebuilt() {
+  for (const name of platformPackages()) {
+    const file = resolveFrom(`${name}/orthornn.node`);
+    if (!file) continue;
+    const probe = spawnSync(process.execPath, ['-e', 'const b = require(process.argv[1]).backends(); if (!b.some((x) => x.name === "cpu" && x.available)) process.exit(3)', file],
+      { encoding: 'utf8', env: { ...process.env, OPENBLAS_THREAD_TIMEOUT: process.env.OPENBLAS_THREAD_TIMEOUT || '16' } });
+    if (probe.status === 0) return { name, file };
+    const why = (probe.stderr || '').split('\n').find((l) => /Error|error/.test(l)) || `exit ${probe.status}`;
+    console.log(`orthornn: the prebuilt ${name} does not load here (${why.trim()})`);
+  }
+  return null;
+}
+
+function truthy(v) {
+  return v !== undefined && v !== '' && !['0', 'false', 'no', 'off'].includes(String(v).toLowerCase());
+}
+
+// `npm install --build-from-source` sets npm_config_build_from_source ('true', or a list of package names).
+function fromSourceRequested() {
+  if (truthy(process.env.ORTHORNN_BUILD_FROM_SOURCE)) return true;
+  const npmFlag = process.env.npm_config_build_from_source;
+  if (npmFlag === undefined || npmFlag === '' || npmFlag === 'false') return false;
+  return npmFlag === 'true' || npmFlag.split(',').map((s) => s.trim()).includes('orthornn');
+}
+
+// A checkout (lib/ holds the TypeScript sources) always compiles: its addon is what is being developed.
+const checkout = fs.existsSync(path.join(root, 'lib', 'native.ts'));
 const forced = process.env.ORTHORNN_BUILD;
-if (forced === 'gyp' || (!forced && !which('cmake'))) buildGyp();
-else if (!forced || forced === 'cmake') buildCmake();
-else {
+if (!checkout && !forced && !fromSourceRequested()) {
+  const prebuilt = loadablePrebuilt();
+  if (prebuilt) {
+    console.log(`orthornn: using the prebuilt ${prebuilt.name} (${path.relative(root, prebuilt.file) || prebuilt.file}); nothing to compile (npm install --build-from-source compiles)`);
+    process.exit(0);
+  }
+  console.log(`orthornn: no prebuilt package (${platformPackages().join(', ')}) is installed and loads here; building from source`);
+}
+
+const cmakeJs = resolveFrom('cmake-js/bin/cmake-js');
+if (forced === 'gyp') buildGyp();
+else if (forced === 'cmake') {
+  if (!cmakeJs) {
+    console.error('orthornn: ORTHORNN_BUILD=cmake needs cmake-js: npm i cmake-js');
+    process.exit(1);
+  }
+  buildCmake(cmakeJs);
+} else if (forced) {
   console.error(`orthornn: ORTHORNN_BUILD must be 'cmake' or 'gyp', got '${forced}'`);
   process.exit(1);
+} else if (which('cmake') && cmakeJs) buildCmake(cmakeJs);
+else {
+  if (which('cmake')) console.log('orthornn: cmake-js is not installed, so the CMake build (libxsmm kernels, CUDA) is skipped: `npm i cmake-js` enables it; building with node-gyp');
+  buildGyp();
 }

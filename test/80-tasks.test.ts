@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { AddingTask, Context, CopyTask, ops } from '../lib/index';
+import { Context, ops } from '../lib/index';
+import { AddingTask, CopyTask } from '../lib/train/index';
 import { announceSeed, TEST_SEED } from './helpers';
 
 describe('80 tasks: generators of the paper\'s synthetic tasks', () => {

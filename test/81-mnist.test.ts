@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DataError, MnistTask } from '../lib/index';
+import { DataError } from '../lib/index';
+import { MnistTask } from '../lib/train/index';
 import { announceSeed } from './helpers';
 
 // The published MNIST test-set class counts (digits 0..9).

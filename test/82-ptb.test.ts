@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { bitsPerCharacter, Context, DataError, ElmanRNN, PtbCharTask } from '../lib/index';
+import { Context, DataError, ElmanRNN } from '../lib/index';
+import { bitsPerCharacter, PtbCharTask } from '../lib/train/index';
 import { announceSeed } from './helpers';
 
 const sharedPtb = path.resolve(__dirname, '..', '..', 'shared', 'data', 'ptb');

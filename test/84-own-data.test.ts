@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { InMemorySource, MetricTotals, Trainer, train, type RunRecord } from '../lib/index';
+import { InMemorySource, MetricTotals, Trainer, train, type RunRecord } from '../lib/train/index';
 import { readCheckpoint } from '../lib/train/checkpoint';
 import { announceSeed, rng, TEST_SEED } from './helpers';
 

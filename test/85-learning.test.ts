@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { Context, CopyTask, ElmanRNN, ops, RMSprop } from '../lib/index';
+import { Context, ElmanRNN, ops, RMSprop } from '../lib/index';
+import { CopyTask } from '../lib/train/index';
 import { announceSeed } from './helpers';
 
 // End to end: generator → model → BPTT → RMSprop on the Euclidean parameters and Cayley steps

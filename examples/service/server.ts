@@ -19,7 +19,8 @@
 import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createPredictor, OverloadError, Trainer, type EvalRecord, type Predictor, type PredictOutput, type TrainResult } from '../../lib/index';
+import { createPredictor, OverloadError, type Predictor, type PredictOutput } from '../../lib/index';
+import { Trainer, type EvalRecord, type TrainResult } from '../../lib/train/index';
 
 const MAX_BODY = 1 << 20;
 

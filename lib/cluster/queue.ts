@@ -17,7 +17,8 @@
  * | `ORTHORNN_QUEUE_POLL_MS` | 2000 | how often a waiting `sweep --queue` looks at its runs |
  */
 import { createHash } from 'node:crypto';
-import { Queue, type JobsOptions, type RedisOptions } from 'bullmq';
+import type { JobsOptions, Queue, RedisOptions } from 'bullmq';
+import { bullmq } from './bullmq';
 import { rangeError } from '../errors';
 import type { TrainConfig } from '../train/config';
 import type { Budget } from '../train/presets';
@@ -155,7 +156,7 @@ export class RunQueue {
     // No reconnecting until the first connection succeeds: an unreachable server is an error now.
     let connected = false;
     const options: RedisOptions = { ...connection, retryStrategy: (times: number) => (connected ? Math.min(times * 200, 2000) : null) };
-    const q = new RunQueue(url, new Queue(QUEUE_NAME, { connection: options }));
+    const q = new RunQueue(url, new (bullmq().Queue)(QUEUE_NAME, { connection: options }));
     let timer: NodeJS.Timeout | undefined;
     const ready = q.queue.waitUntilReady();
     ready.catch(() => {}); // the race below reports it

@@ -25,7 +25,8 @@ import { createWriteStream, existsSync, readFileSync, openSync, readSync, closeS
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
+import { bullmq } from './bullmq';
 import { rangeError } from '../errors';
 import { writeFileAtomic } from '../io/files';
 import { native } from '../native';
@@ -174,7 +175,7 @@ export class RunWorker {
       }
     }
     const { lockDuration, stalledInterval, maxStalledCount } = this.settings;
-    this.worker = new Worker<RunJobData, RunJobResult>(QUEUE_NAME, (job, token) => this.process(job, token), {
+    this.worker = new (bullmq().Worker)<RunJobData, RunJobResult>(QUEUE_NAME, (job, token) => this.process(job, token), {
       connection: { ...connectionOf(this.options.queue), maxRetriesPerRequest: null },
       concurrency: this.concurrency,
       lockDuration,
@@ -241,7 +242,7 @@ export class RunWorker {
     const data = job.data;
     if (this.stopping) {
       await job.moveToWait(token);
-      throw new WaitingError();
+      throw new (bullmq().WaitingError)();
     }
     const dir = await this.options.store.checkout(data.sweepId, data.name);
     const pinFile = path.join(dir, 'pin.json');
@@ -249,7 +250,7 @@ export class RunWorker {
     if (pin && pin.backend !== this.backend) {
       // Pinned to the other backend: back to the queue for a worker that has it.
       await job.moveToDelayed(Date.now() + Math.min(this.settings.stalledInterval, 10_000), token);
-      throw new DelayedError();
+      throw new (bullmq().DelayedError)();
     }
     if (!pin) pin = { backend: this.backend, threads: this.threads, worker: this.id, at: new Date().toISOString() };
     if (!data.pin) await job.updateData({ ...data, pin });
@@ -277,15 +278,15 @@ export class RunWorker {
         case 'done':
           return { exitCode: 0, seconds, pin };
         case 'exhausted':
-          if (!resuming) throw new UnrecoverableError(end.lastLine);
+          if (!resuming) throw new (bullmq().UnrecoverableError)(end.lastLine);
           state = 'fresh';
           continue;
         case 'stopped':
           await job.updateData({ ...data, pin, seconds });
           await job.moveToWait(token);
-          throw new WaitingError();
+          throw new (bullmq().WaitingError)();
         case 'fatal':
-          throw new UnrecoverableError(end.lastLine || how);
+          throw new (bullmq().UnrecoverableError)(end.lastLine || how);
         case 'retry':
           throw new Error(end.lastLine ? `${how}: ${end.lastLine}` : how);
       }

