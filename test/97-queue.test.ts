@@ -117,7 +117,7 @@ async function trainAll(jobs: { args: string[]; threads: number }[]): Promise<vo
   await Promise.all([one(), one()]);
 }
 
-describe('96 queue: sweeps on BullMQ workers', function () {
+describe('97 queue: sweeps on BullMQ workers', function () {
   this.timeout(600_000);
 
   describe('without Redis', () => {
