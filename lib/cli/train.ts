@@ -3,6 +3,7 @@ import { SingleBar } from 'cli-progress';
 import { flagOf, type TrainConfig } from '../train/config';
 import type { TaskMetrics } from '../train/records';
 import { Trainer, type Progress } from '../train/trainer';
+import { MissingPackageError } from '../errors';
 import { plotRun } from '../plot/index';
 
 export function formatMetrics(m: TaskMetrics): string {
@@ -86,8 +87,14 @@ export async function trainCommand(options: Partial<TrainConfig>, flags: Record<
     if (result.test) log(`test on the best weights: ${formatMetrics(result.test)}`);
     const format = String(flags.plotFormat ?? 'svg');
     if (format !== 'none') {
-      const files = await plotRun(trainer.runDir, { format: format as 'svg' | 'png' });
-      log(`plots: ${files.join(', ')}`);
+      try {
+        const files = await plotRun(trainer.runDir, { format: format as 'svg' | 'png' });
+        log(`plots: ${files.join(', ')}`);
+      } catch (err) {
+        // The run is complete; figures are an extra (and their packages optional).
+        if (!(err instanceof MissingPackageError)) throw err;
+        process.stderr.write(`orthornn: no figures: ${err.message} (or --plot-format none)\n`);
+      }
     }
     log(`run folder: ${trainer.runDir} (config.json, metrics.jsonl, last.safetensors, best.safetensors)`);
   } finally {
