@@ -88,5 +88,7 @@ fi
 
 [ "$system_only" = 1 ] && exit 0
 
-# npm install builds the addon (scripts/build.js) and the TypeScript (prepare).
-npm install
+# npm install builds the addon (scripts/build.js) and the TypeScript (prepare). onnxruntime-node
+# (a devDependency, for the ONNX export tests) ships its CPU binaries; its install script would
+# also fetch CUDA ones from nuget.org.
+ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}" npm install

@@ -14,9 +14,8 @@
  */
 import { rangeError, typeError } from '../errors';
 import type { LossKind } from '../models/batch';
-import { TaskRandom } from '../tasks/random';
 import { checkInteger, checkOneOf, checkOptions, readObject } from '../validate';
-import { scoreCrossEntropy, type EvalSplit, type HostBatch, type MetricTotals, type TaskSource } from './sources';
+import { scoreCrossEntropy, seededOrder, type EvalSplit, type HostBatch, type MetricTotals, type TaskSource } from './sources';
 
 /** One split: N sequences of T steps. */
 export interface SequenceSplit {
@@ -139,16 +138,8 @@ export class InMemorySource implements TaskSource {
     return this.steps;
   }
 
-  /** The seeded permutation of the training sequences for an epoch. */
   private shuffle(epoch: number): Int32Array {
-    const n = this.epochLength;
-    const order = Int32Array.from({ length: n }, (_, i) => i);
-    const random = new TaskRandom(this.seed * 1_000_003 + epoch);
-    for (let i = n - 1; i > 0; i--) {
-      const j = random.int(0, i);
-      [order[i], order[j]] = [order[j], order[i]];
-    }
-    return order;
+    return seededOrder(this.epochLength, this.seed, epoch);
   }
 
   trainBatch(B: number): HostBatch {

@@ -290,6 +290,17 @@ class AddingSource extends GeneratedSource<AddingTask> {
   }
 }
 
+/** The seeded permutation of n training sequences for an epoch (Fisher–Yates). */
+export function seededOrder(n: number, seed: number, epoch: number): Int32Array {
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  const random = new TaskRandom(seed * 1_000_003 + epoch);
+  for (let i = n - 1; i > 0; i--) {
+    const j = random.int(0, i);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
 /** A dataset: training sequences in a fresh seeded order each epoch. */
 abstract class DatasetSource implements TaskSource {
   abstract readonly name: string;
@@ -312,16 +323,8 @@ abstract class DatasetSource implements TaskSource {
   protected abstract make(split: 'train' | EvalSplit, indices: ArrayLike<number>): HostBatch;
   abstract score(batch: HostBatch, outputs: Float32Array | Float64Array, totals: MetricTotals): void;
 
-  /** The seeded permutation of the training set for an epoch. */
   private shuffle(epoch: number): Int32Array {
-    const n = this.epochLength;
-    const order = Int32Array.from({ length: n }, (_, i) => i);
-    const random = new TaskRandom(this.seed * 1_000_003 + epoch);
-    for (let i = n - 1; i > 0; i--) {
-      const j = random.int(0, i);
-      [order[i], order[j]] = [order[j], order[i]];
-    }
-    return order;
+    return seededOrder(this.epochLength, this.seed, epoch);
   }
 
   trainBatch(B: number): HostBatch {
