@@ -15,7 +15,7 @@
 import { rangeError, typeError } from '../errors';
 import type { LossKind } from '../models/batch';
 import { checkInteger, checkOneOf, checkOptions, readObject } from '../validate';
-import { scoreCrossEntropy, seededOrder, type EvalSplit, type HostBatch, type MetricTotals, type TaskSource } from './sources';
+import { EpochOrder, scoreCrossEntropy, type EvalSplit, type HostBatch, type MetricTotals, type TaskSource } from './sources';
 
 /** One split: N sequences of T steps. */
 export interface SequenceSplit {
@@ -70,11 +70,8 @@ export class InMemorySource implements TaskSource {
   readonly selectBy: 'accuracy' | 'loss';
   readonly steps: number;
   readonly scoring: 'all' | 'last';
-  epoch = 0;
   private readonly splits: { train: Split; valid: Split; test?: Split };
-  private readonly seed: number;
-  private order: Int32Array | null = null;
-  private position = 0;
+  private readonly stream: EpochOrder;
 
   constructor(data: InMemoryData) {
     const d = checkOptions(FN, data, ['inputSize', 'outputSize', 'steps', 'loss', 'score', 'name', 'train', 'valid', 'test', 'seed']) as Partial<InMemoryData>;
@@ -87,7 +84,7 @@ export class InMemorySource implements TaskSource {
     if (this.loss === 'mse' && this.scoring !== 'last') throw rangeError(FN, 'score', "'last' for the mse loss", `'${this.scoring}'`);
     if (d.name !== undefined && (typeof d.name !== 'string' || d.name === '')) throw typeError(FN, 'name', 'a non-empty string', d.name);
     this.name = d.name ?? 'custom';
-    this.seed = checkInteger(FN, 'seed', d.seed ?? 0);
+    this.stream = new EpochOrder(() => this.epochLength, checkInteger(FN, 'seed', d.seed ?? 0));
     this.selectBy = this.loss === 'mse' ? 'loss' : 'accuracy';
     this.splits = {
       train: this.checkSplit('train', d.train),
@@ -138,22 +135,12 @@ export class InMemorySource implements TaskSource {
     return this.steps;
   }
 
-  private shuffle(epoch: number): Int32Array {
-    return seededOrder(this.epochLength, this.seed, epoch);
+  get epoch(): number {
+    return this.stream.epoch;
   }
 
   trainBatch(B: number): HostBatch {
-    const n = this.epochLength;
-    if (B > n) throw rangeError('train', 'batchSize', `at most the ${n} training sequences`, String(B));
-    this.order ??= this.shuffle(this.epoch);
-    if (this.position + B > n) {
-      this.epoch++;
-      this.order = this.shuffle(this.epoch);
-      this.position = 0;
-    }
-    const indices = this.order.subarray(this.position, this.position + B);
-    this.position += B;
-    return this.make(this.splits.train, indices);
+    return this.make(this.splits.train, this.stream.next(B));
   }
 
   evalBatch(split: EvalSplit, from: number, count: number): HostBatch {
@@ -209,16 +196,10 @@ export class InMemorySource implements TaskSource {
   }
 
   state(): unknown {
-    return { epoch: this.epoch, position: this.position };
+    return this.stream.state();
   }
 
   restore(state: unknown): void {
-    const s = state as { epoch?: unknown; position?: unknown } | null;
-    const ok = s !== null && typeof s === 'object' && Number.isSafeInteger(s.epoch) && Number.isSafeInteger(s.position) &&
-      (s.epoch as number) >= 0 && (s.position as number) >= 0 && (s.position as number) <= this.epochLength;
-    if (!ok) throw rangeError(`${FN}.restore`, 'state', `{ epoch, position } with position in 0..${this.epochLength}`, JSON.stringify(state));
-    this.epoch = s!.epoch as number;
-    this.position = s!.position as number;
-    this.order = this.shuffle(this.epoch);
+    this.stream.restore(state, `${FN}.restore`);
   }
 }

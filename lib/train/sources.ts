@@ -291,7 +291,7 @@ class AddingSource extends GeneratedSource<AddingTask> {
 }
 
 /** The seeded permutation of n training sequences for an epoch (Fisher–Yates). */
-export function seededOrder(n: number, seed: number, epoch: number): Int32Array {
+function seededOrder(n: number, seed: number, epoch: number): Int32Array {
   const order = Int32Array.from({ length: n }, (_, i) => i);
   const random = new TaskRandom(seed * 1_000_003 + epoch);
   for (let i = n - 1; i > 0; i--) {
@@ -301,6 +301,53 @@ export function seededOrder(n: number, seed: number, epoch: number): Int32Array 
   return order;
 }
 
+/**
+ * Where a dataset's training stream stands: sequences in a fresh seeded order each epoch, the
+ * last partial batch of an epoch dropped. `state()` is what checkpoints keep; `restore` checks
+ * it and continues the same order exactly.
+ */
+export class EpochOrder {
+  epoch = 0;
+  private order: Int32Array | null = null;
+  private position = 0;
+
+  /** `size` is read when needed: a dataset may know its size only after its constructor. */
+  constructor(
+    private readonly size: () => number,
+    private readonly seed: number,
+  ) {}
+
+  /** The indices of the next B training sequences. */
+  next(B: number): Int32Array {
+    const n = this.size();
+    if (B > n) throw rangeError('train', 'batchSize', `at most the ${n} training sequences`, String(B));
+    this.order ??= seededOrder(n, this.seed, this.epoch);
+    if (this.position + B > n) {
+      this.epoch++;
+      this.order = seededOrder(n, this.seed, this.epoch);
+      this.position = 0;
+    }
+    const indices = this.order.subarray(this.position, this.position + B);
+    this.position += B;
+    return indices;
+  }
+
+  state(): { epoch: number; position: number } {
+    return { epoch: this.epoch, position: this.position };
+  }
+
+  restore(state: unknown, fn: string): void {
+    const n = this.size();
+    const s = state as { epoch?: unknown; position?: unknown } | null;
+    const ok = s !== null && typeof s === 'object' && Number.isSafeInteger(s.epoch) && Number.isSafeInteger(s.position) &&
+      (s.epoch as number) >= 0 && (s.position as number) >= 0 && (s.position as number) <= n;
+    if (!ok) throw rangeError(fn, 'state', `{ epoch, position } with position in 0..${n}`, JSON.stringify(state));
+    this.epoch = s!.epoch as number;
+    this.position = s!.position as number;
+    this.order = seededOrder(n, this.seed, this.epoch);
+  }
+}
+
 /** A dataset: training sequences in a fresh seeded order each epoch. */
 abstract class DatasetSource implements TaskSource {
   abstract readonly name: string;
@@ -308,14 +355,18 @@ abstract class DatasetSource implements TaskSource {
   abstract readonly outputSize: number;
   readonly loss = 'crossEntropy' as const;
   abstract readonly selectBy: 'accuracy' | 'loss';
-  epoch = 0;
-  private order: Int32Array | null = null;
-  private position = 0;
+  private readonly stream: EpochOrder;
 
   constructor(
     protected readonly seed: number,
     protected readonly validSize: number,
-  ) {}
+  ) {
+    this.stream = new EpochOrder(() => this.epochLength, seed);
+  }
+
+  get epoch(): number {
+    return this.stream.epoch;
+  }
 
   abstract get epochLength(): number;
   protected abstract fullSize(split: EvalSplit): number;
@@ -323,23 +374,8 @@ abstract class DatasetSource implements TaskSource {
   protected abstract make(split: 'train' | EvalSplit, indices: ArrayLike<number>): HostBatch;
   abstract score(batch: HostBatch, outputs: Float32Array | Float64Array, totals: MetricTotals): void;
 
-  private shuffle(epoch: number): Int32Array {
-    return seededOrder(this.epochLength, this.seed, epoch);
-  }
-
   trainBatch(B: number): HostBatch {
-    const n = this.epochLength;
-    if (B > n) throw rangeError('train', 'batchSize', `at most the ${n} training sequences`, String(B));
-    this.order ??= this.shuffle(this.epoch);
-    if (this.position + B > n) {
-      // The last partial batch of an epoch is dropped; the next epoch starts.
-      this.epoch++;
-      this.order = this.shuffle(this.epoch);
-      this.position = 0;
-    }
-    const indices = this.order.subarray(this.position, this.position + B);
-    this.position += B;
-    return this.make('train', indices);
+    return this.make('train', this.stream.next(B));
   }
 
   evalSize(split: EvalSplit): number {
@@ -352,14 +388,11 @@ abstract class DatasetSource implements TaskSource {
   }
 
   state(): unknown {
-    return { epoch: this.epoch, position: this.position };
+    return this.stream.state();
   }
 
   restore(state: unknown): void {
-    const s = state as { epoch: number; position: number };
-    this.epoch = s.epoch;
-    this.position = s.position;
-    this.order = this.shuffle(this.epoch);
+    this.stream.restore(state, `${this.name}.restore`);
   }
 }
 
