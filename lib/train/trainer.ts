@@ -320,7 +320,8 @@ export class Trainer {
     if (given && config.task !== 'custom') throw rangeError(fn, 'extra.source', `omitted: the run trains the built-in task '${config.task}'`, given.name);
     const source = given ?? createSource(config);
     // Every size is checked against the file before anything of the model's size is allocated.
-    checkCheckpointShapes(file, ckpt, expectedParameterShapes(config, source.inputSize, source.outputSize));
+    const shapes = expectedParameterShapes(config, source.inputSize, source.outputSize);
+    checkCheckpointShapes(file, ckpt, shapes);
     checkStepMemory(config, source);
     const trainer = await Trainer.build(config, source, runDir, more.context);
     try {
@@ -333,7 +334,7 @@ export class Trainer {
       const bestFile = path.join(runDir, 'best.safetensors');
       if (ckpt.best && existsSync(bestFile)) {
         const best = readCheckpoint(bestFile);
-        checkCheckpointShapes(bestFile, best, expectedParameterShapes(config, source.inputSize, source.outputSize));
+        checkCheckpointShapes(bestFile, best, shapes);
         trainer.best = { record: ckpt.best, state: best.parameters };
       }
       removeStaleTemporaries(runDir);

@@ -16,6 +16,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { isProxy } from 'node:util/types';
 import { native } from '../../lib/native';
+import { rng } from '../helpers';
 
 type Any = any;
 
@@ -26,16 +27,6 @@ const traceFd = tracePath ? openSync(tracePath, 'w') : -1;
 /** How long an awaited read()/sync() may stay pending before it counts as never settling. */
 const SETTLE_TIMEOUT_MS = 20_000;
 
-function rng(s: number): () => number {
-  let state = s >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = rng(seed);
 const int = (lo: number, hi: number): number => lo + Math.floor(random() * (hi - lo + 1));
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
