@@ -90,7 +90,7 @@ export interface NativeContext {
   axpby(alpha: number, x: T, beta: number, y: T, out: T): void;
   mul(x: T, y: T, out: T): void;
   scaleColumns(x: T, s: T, out: T): void;
-  rmspropStep(param: T, grad: T, meanSquare: T, lr: number, rho: number, eps: number, weightDecay: number): void;
+  rmspropStep(param: T, grad: T, meanSquare: T, lr: number, rho: number, eps: number, epsInside: boolean, weightDecay: number): void;
   adamStep(param: T, grad: T, m: T, v: T, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   sgdStep(param: T, grad: T, buffer: T, lr: number, momentum: number, weightDecay: number, first: boolean): void;
   biasActivation(x: T, bias: T | null, activation: Activation, out: T): void;

@@ -24,6 +24,29 @@ for (const device of availableBackends()) describe(`66 LSTM model on ${device}: 
     model.dispose();
   });
 
+  it("init 'paper': each gate's recurrent block orthogonal, Glorot input weights, biases 0 but the forget gate's 1", async () => {
+    const n = 8, d = 3;
+    const model = await LSTM.create({ inputSize: d, hiddenSize: n, outputSize: 2, dtype: 'float64', context: ctx, seed: 4, init: 'paper' });
+    const st = await model.state();
+    const W = st.weight_hh_l0;
+    for (let gate = 0; gate < 4; gate++) {
+      for (let a = 0; a < n; a++) {
+        for (let b = 0; b < n; b++) {
+          let dot = 0; // rows a and b of the gate's block
+          for (let k = 0; k < n; k++) dot += W[(gate * n + a) * n + k] * W[(gate * n + b) * n + k];
+          assert.ok(Math.abs(dot - (a === b ? 1 : 0)) < 1e-12, `gate ${gate}: rows ${a}, ${b}`);
+        }
+      }
+    }
+    const bias = Array.from(st.bias_ih_l0);
+    assert.deepEqual(bias, [...Array(n).fill(0), ...Array(n).fill(1), ...Array(2 * n).fill(0)]);
+    assert.ok(st.bias_hh_l0.every((x) => x === 0));
+    const a = Math.sqrt(6 / (4 * n + d));
+    assert.ok(st.weight_ih_l0.every((x) => Math.abs(x) <= a) && st.weight_ih_l0.some((x) => Math.abs(x) > a / 2), 'Glorot-uniform input weights');
+    await assert.rejects(LSTM.create({ inputSize: 1, hiddenSize: 2, outputSize: 2, context: ctx, init: 'glorot' as never }), /'init' must be 'pytorch' or 'paper'/);
+    model.dispose();
+  });
+
   it('forward returns outputs and both final states; a given initial state changes them', async () => {
     const model = await LSTM.create({ inputSize: 2, hiddenSize: 6, outputSize: 3, dtype: 'float64', context: ctx });
     const x = ctx.tensor(randomArray(5 * 4 * 2) as Float64Array, [5, 4, 2]);

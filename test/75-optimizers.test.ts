@@ -4,7 +4,7 @@ import type { Tensor } from '../lib/index';
 import { announceSeed, assertClose, availableBackends, randomArray } from './helpers';
 
 // Independent JS versions of PyTorch's update rules.
-function reference(kind: 'rmsprop' | 'adam' | 'sgd', p: Float64Array, grads: Float64Array[], o: { lr: number; decay: number; rho?: number; beta1?: number; beta2?: number; momentum?: number; eps?: number }): Float64Array {
+function reference(kind: 'rmsprop' | 'lasagne' | 'adam' | 'sgd', p: Float64Array, grads: Float64Array[], o: { lr: number; decay: number; rho?: number; beta1?: number; beta2?: number; momentum?: number; eps?: number }): Float64Array {
   const x = Float64Array.from(p);
   const s1 = new Float64Array(p.length), s2 = new Float64Array(p.length);
   grads.forEach((grad, step) => {
@@ -13,6 +13,10 @@ function reference(kind: 'rmsprop' | 'adam' | 'sgd', p: Float64Array, grads: Flo
       if (kind === 'rmsprop') {
         s1[i] = o.rho! * s1[i] + (1 - o.rho!) * g * g;
         x[i] -= (o.lr * g) / (Math.sqrt(s1[i]) + o.eps!);
+      } else if (kind === 'lasagne') {
+        // Lasagne's rmsprop: accu ← ρ accu + (1 − ρ) g²; p ← p − lr g / sqrt(accu + ε)
+        s1[i] = o.rho! * s1[i] + (1 - o.rho!) * g * g;
+        x[i] -= (o.lr * g) / Math.sqrt(s1[i] + o.eps!);
       } else if (kind === 'adam') {
         s1[i] = o.beta1! * s1[i] + (1 - o.beta1!) * g;
         s2[i] = o.beta2! * s2[i] + (1 - o.beta2!) * g * g;
@@ -38,6 +42,7 @@ for (const device of availableBackends()) describe(`75 optimisers on ${device}: 
   const steps = 4;
   const cases = [
     { kind: 'rmsprop' as const, make: (p: Record<string, Tensor<'float64'>>) => new RMSprop(p, { lr: 0.01, rho: 0.9, eps: 1e-6, weightDecay: 1e-3 }), o: { lr: 0.01, rho: 0.9, eps: 1e-6, decay: 1e-3 } },
+    { kind: 'lasagne' as const, make: (p: Record<string, Tensor<'float64'>>) => new RMSprop(p, { lr: 0.01, rho: 0.8, variant: 'lasagne', weightDecay: 1e-3 }), o: { lr: 0.01, rho: 0.8, eps: 1e-6, decay: 1e-3 } },
     { kind: 'adam' as const, make: (p: Record<string, Tensor<'float64'>>) => new Adam(p, { lr: 0.02, beta1: 0.8, beta2: 0.99, eps: 1e-7 }), o: { lr: 0.02, beta1: 0.8, beta2: 0.99, eps: 1e-7, decay: 0 } },
     { kind: 'sgd' as const, make: (p: Record<string, Tensor<'float64'>>) => new SGD(p, { lr: 0.1, momentum: 0.9, weightDecay: 0.01 }), o: { lr: 0.1, momentum: 0.9, decay: 0.01 } },
   ];

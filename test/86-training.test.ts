@@ -41,6 +41,18 @@ describe('86 training: configuration, checkpoints, the training loop', () => {
       assert.equal(resolveConfig({ task: 'mnist', steps: 7 }).epochs, 0, 'steps replace the default epochs');
     });
 
+    it("a generated task's epoch is the paper's: 100 batches of fresh sequences", async () => {
+      const c = resolveConfig({ task: 'copy', epochs: 2.5 });
+      assert.equal(c.epochs, 2.5);
+      assert.equal(c.steps, 0);
+      const trainer = await Trainer.create({ task: 'adding', length: 10, hidden: 4, batchSize: 3, epochs: 2.5 }, { runFolder: false });
+      try {
+        assert.equal(trainer.totalSteps, 250);
+      } finally {
+        trainer.dispose();
+      }
+    });
+
     it('refuses unknown options, wrong types, out-of-range values and options the model does not use', () => {
       assert.throws(() => resolveConfig({ hiddn: 3 } as never), /unknown option 'hiddn'/);
       assert.throws(() => resolveConfig({ hidden: '3' } as never), (e: Error) => e instanceof TypeError && /'hidden'/.test(e.message));
@@ -49,7 +61,9 @@ describe('86 training: configuration, checkpoints, the training loop', () => {
       assert.throws(() => resolveConfig({ task: 'copi' as never }), /'task'/);
       assert.throws(() => resolveConfig({ model: 'plain', margin: 0.1 }), /'margin' must be given only with model svd/);
       assert.throws(() => resolveConfig({ model: 'lstm', clipPreactivation: 5 }), /'clipPreactivation' must be omitted for the lstm/);
-      assert.throws(() => resolveConfig({ task: 'copy', epochs: 2 }), /'epochs'/);
+      assert.throws(() => resolveConfig({ optimizer: 'adam', rmsprop: 'lasagne' }), /'rmsprop' must be given only with optimizer rmsprop/);
+      assert.throws(() => resolveConfig({ rmsprop: 'keras' as never }), /'rmsprop' must be 'pytorch', 'lasagne'/);
+      assert.throws(() => resolveConfig({ model: 'svd', lstmInit: 'paper' }), /'lstmInit' must be given only with model lstm/);
       assert.throws(() => resolveConfig({ task: 'ptb' }), /'dataDir'/);
       assert.throws(() => resolveConfig({ steps: 10, epochs: 1, task: 'mnist' }), /'epochs' must be omitted when steps is given/);
     });

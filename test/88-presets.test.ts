@@ -6,7 +6,7 @@
  * the comparison figure.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,12 +34,13 @@ function runOf(validRecords: EvalRecord[], test?: Partial<EvalRecord>): Run {
 describe('88 presets: the paper experiments as sweeps', function () {
   this.timeout(300_000);
 
-  it('every preset, at both budgets, is a list of valid configurations with distinct run names', () => {
+  it('every preset, at every budget, is a list of valid configurations with distinct run names', () => {
     assert.ok(Object.keys(PRESETS).length >= 10);
     for (const preset of Object.values(PRESETS)) {
-      for (const budget of ['reduced', 'full'] as const) {
+      for (const budget of ['reduced', 'medium', 'full'] as const) {
         const runs = presetRuns(preset, budget, { dataDir: '/data' });
-        assert.equal(runs.length, preset.rows.length, preset.name);
+        const expected = budget === 'medium' ? preset.rows.reduce((s, r) => s + (r.seeds ?? 1), 0) : preset.rows.length;
+        assert.equal(runs.length, expected, `${preset.name} ${budget}`);
         assert.equal(new Set(runs.map((r) => r.name)).size, runs.length, `${preset.name}: run names`);
         for (const r of runs) assert.doesNotThrow(() => resolveConfig({ ...r.values, out: 'x' }), `${preset.name} ${budget} ${r.label}`);
       }
@@ -63,15 +64,78 @@ describe('88 presets: the paper experiments as sweeps', function () {
     assert.equal(runs[0].values.seed, 4);
     assert.equal(runs[0].values.margin, 0, 'the row m = 0 keeps its margin');
     assert.equal(runs[5].values.model, 'plain');
-    assert.equal(presetRuns(preset, 'reduced')[0].values.steps, preset.budgets.reduced.steps);
-    assert.equal(presetRuns(preset, 'full')[0].values.steps, preset.budgets.full.steps);
+    assert.equal(presetRuns(preset, 'reduced')[0].values.epochs, preset.budgets.reduced.epochs);
+    assert.equal(presetRuns(preset, 'full')[0].values.epochs, 500);
+    assert.equal(runs[0].values.epochs, undefined, "the user's steps replace the budget's epochs");
     const mnist = presetRuns(presetNamed('mnist-margins'), 'reduced', { steps: 20 });
     assert.equal(mnist[0].values.epochs, undefined, "the user's steps replace the budget's epochs");
     assert.doesNotThrow(() => resolveConfig({ ...mnist[8].values, out: 'x' }), 'the LSTM row drops the options an LSTM refuses');
     const lstm = presetRuns(presetNamed('mnist-margins'), 'reduced')[8];
     assert.equal(lstm.label, 'LSTM (epochs 0.5)');
     assert.equal(lstm.values.epochs, 0.5);
-    assert.equal(presetRuns(presetNamed('mnist-margins'), 'full')[8].values.epochs, 100);
+    assert.equal(presetRuns(presetNamed('mnist-margins'), 'full')[8].values.epochs, 150);
+    assert.equal(presetRuns(presetNamed('mnist-margins'), 'full')[8].label, 'LSTM (epochs 150)');
+  });
+
+  // The paper's protocol per task (DESIGN §3.1), written out here independently of the presets.
+  const PROTOCOL = {
+    dataset: { optimizer: 'rmsprop', rmsprop: 'lasagne', lr: 1e-3, cayleyLr: 1e-3, batchSize: 50, epochs: 120, clipPreactivation: 100, weightDecay: 1e-4, hidden: 128, activation: 'tanh' },
+    lstm: { optimizer: 'rmsprop', rmsprop: 'lasagne', lr: 1e-4, batchSize: 50, epochs: 150, clipNorm: 1, hidden: 128, lstmInit: 'paper' },
+    copy: { optimizer: 'rmsprop', rmsprop: 'lasagne', lr: 1e-4, cayleyLr: 1e-6, batchSize: 50, clipPreactivation: 100, weightDecay: 1e-4, hidden: 128, activation: 'identity' },
+    adding: { optimizer: 'rmsprop', rmsprop: 'lasagne', lr: 1e-4, cayleyLr: 1e-6, batchSize: 50, epochs: 2000, clipPreactivation: 100, weightDecay: 1e-4, hidden: 128, activation: 'relu', length: 1000 },
+  } as const;
+
+  it("every preset's full budget is the paper's protocol (§3.1): lrs, batch, epochs, clipping, decay, optimiser variant", () => {
+    const checked = new Set<string>();
+    for (const preset of Object.values(PRESETS)) {
+      for (const run of presetRuns(preset, 'full', { dataDir: '/data' })) {
+        const c = resolveConfig({ ...run.values, out: 'x' });
+        const where = `${preset.name} ${run.label}`;
+        const expect = (protocol: Record<string, unknown>) => {
+          for (const [key, value] of Object.entries(protocol)) {
+            if (key === 'cayleyLr' && c.model !== 'svd') continue;
+            assert.equal(c[key as keyof typeof c], value, `${where}: ${key}`);
+          }
+          checked.add(preset.name);
+        };
+        if (c.task === 'mnist' || c.task === 'pmnist') {
+          if (c.model === 'lstm') {
+            expect(PROTOCOL.lstm);
+            assert.equal(c.clipPreactivation, 0, `${where}: no element-wise clip`);
+            assert.equal(c.weightDecay, 0, `${where}: no decay`);
+          } else {
+            expect(PROTOCOL.dataset);
+            assert.equal(c.clipNorm, 0, `${where}: no norm clip`);
+          }
+          assert.equal(c.spectrumLr, 0, `${where}: the spectrum at lr / 2m`);
+        } else if (c.task === 'copy') {
+          expect(PROTOCOL.copy);
+        } else if (c.task === 'adding') {
+          expect(PROTOCOL.adding);
+        } else {
+          assert.equal(c.task, 'ptb');
+          assert.equal(c.batchSize, 50, `${where}: batch`);
+          assert.equal(c.rmsprop, 'lasagne', `${where}: optimiser`);
+        }
+      }
+      assert.ok(preset.departures.length > 0, `${preset.name} lists its departures`);
+    }
+    assert.ok(['mnist-margins', 'pmnist-margins', 'copy-200-margins', 'adding-margins', 'pmnist-spectrum', 'copy-gradient-norms'].every((n) => checked.has(n)));
+  });
+
+  it('the medium budget runs the rows that carry the findings (m = 0, m = 0.1, Glorot) at three seeds from the given one', () => {
+    for (const name of ['mnist-margins', 'pmnist-margins']) {
+      const runs = presetRuns(presetNamed(name), 'medium', { seed: 5 });
+      const seedsOf = (row: string) => runs.filter((r) => r.row === row).map((r) => r.values.seed);
+      assert.deepEqual(seedsOf('m = 0'), [5, 6, 7]);
+      assert.deepEqual(seedsOf('m = 0.1'), [5, 6, 7]);
+      assert.deepEqual(seedsOf('none, Glorot init'), [5, 6, 7]);
+      assert.deepEqual(seedsOf('m = 0.01'), [5]);
+      assert.equal(runs.length, 15);
+      assert.equal(new Set(runs.map((r) => r.name)).size, 15);
+      assert.ok(runs.every((r) => r.values.epochs === presetNamed(name).budgets.medium.epochs), 'the LSTM at the Elman rows\' budget');
+      assert.equal(runs.find((r) => r.row === 'm = 0.1')!.label, 'm = 0.1, seed 5');
+    }
   });
 
   it('an unknown preset is a RangeError naming --preset and the presets', () => {
@@ -102,6 +166,54 @@ describe('88 presets: the paper experiments as sweeps', function () {
     assert.match(md, /\| m = 0 \| 77\.18 \| 50\.50 \| 500 \| 12 \|/);
     assert.match(md, /\| LSTM \| 97\.30 \| failed: exit 1 \| – \| 1 \|/);
     assert.match(md, /!\[validation curves\]\(comparison\.svg\)/);
+    assert.match(md, /Departures from the paper's protocol: An epoch is a pass over a seeded permutation/);
+    assert.doesNotMatch(md, /over its seeds/, 'one seed per row: no seed table');
+  });
+
+  it('results.md: a row run at several seeds gets its mean ± sample standard deviation and range', () => {
+    const preset = presetNamed('mnist-margins');
+    const run = (seed: number, ours: number | null, status: 'ok' | 'failed' = 'ok') => ({ label: `m = 0.1, seed ${seed}`, row: 'm = 0.1', seed, dir: 'a', status, seconds: 1, ours, paper: 94.1, steps: 10 });
+    const md = resultsMarkdown(preset, 'medium', [run(0, 60), run(1, 70), run(2, 80), run(3, null, 'failed'), { label: 'm = 1', row: 'm = 1', dir: 'b', status: 'ok', seconds: 1, ours: 50, paper: 93.84, steps: 10 }],
+      { command: 'c', dir: 'runs/x', seconds: 5, seed: 0, overrides: [], commit: null });
+    assert.match(md, /\| m = 0\.1 \| 94\.10 \| 3 of 4 \| 70\.00 ± 10\.00 \| 60\.00 – 80\.00 \|/);
+    assert.match(md, /\| m = 1 \| 93\.84 \| 1 of 1 \| 50\.00 ± 0\.00 \| 50\.00 – 50\.00 \|/);
+    assert.match(md, /rows with several seeds count up from it/);
+  });
+
+  it('sweep --continue keeps finished runs, resumes an interrupted one from its checkpoint and starts one that never began', async () => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'orthornn-continue-'));
+    try {
+      const out = path.join(tmp, 'sweep');
+      const args = ['sweep', '--task', 'copy', '--delay', '5', '--hidden', '8', '--batch-size', '4', '--steps', '4000', '--valid-every', '200', '--valid-size', '8', '--checkpoint-every', '200', '--plot-format', 'none', '--jobs', '1', '--out', out];
+      const first = cli([...args.map((a) => (a === '4000' ? '400' : a)), '--grid', 'seed=1']);
+      assert.equal(first.code, 0, first.stderr);
+      // A second run, interrupted (SIGINT to the sweep's process group) once it has a checkpoint.
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'lib/cli/main.ts'), ...args, '--grid', 'seed=2', '--continue'], { cwd: ROOT, detached: true, stdio: 'ignore' });
+      const checkpoint = path.join(out, 'seed-2', 'last.safetensors');
+      const deadline = Date.now() + 120_000;
+      while (!existsSync(checkpoint) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(existsSync(checkpoint), 'the second run wrote a checkpoint');
+      process.kill(-child.pid!, 'SIGINT');
+      await new Promise((r) => child.on('exit', r));
+      const interruptedAt = readFileSync(path.join(out, 'seed-2', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; type: string });
+      assert.ok(!interruptedAt.some((r) => r.type === 'test'), 'interrupted before its end');
+      // Continuing the whole grid: seed 1 is kept, seed 2 resumed to its end, seed 3 started.
+      const again = cli([...args, '--grid', 'seed=1,2,3', '--continue']);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /seed-1: ok \(finished before\)/);
+      assert.match(again.stdout, /seed-2: ok \(resumed\)/);
+      assert.match(again.stdout, /seed-3: ok, test/);
+      const records = readFileSync(path.join(out, 'seed-2', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; type: string });
+      const steps = records.filter((r) => r.type === 'train').map((r) => r.step);
+      assert.equal(new Set(steps).size, steps.length, 'no step recorded twice');
+      assert.equal(Math.max(...steps), 4000);
+      assert.equal(records.filter((r) => r.type === 'test').length, 1);
+      const noOut = cli(['sweep', '--grid', 'seed=1', '--continue']);
+      assert.equal(noOut.code, 1);
+      assert.match(noOut.stderr, /--continue.*given with --out/);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('orthornn sweep --preset: a shrunk copy preset end to end writes its results and figure; misuse is one clear line', () => {

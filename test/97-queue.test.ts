@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { connectionOf, jobIdOf, sweepIdOf } from '../lib/cluster/queue';
 import { DirectoryStore } from '../lib/cluster/store';
-import { checkpointStep, outcomeOf, runFolderState } from '../lib/cluster/worker';
+import { outcomeOf } from '../lib/cluster/worker';
+import { checkpointStep, runFolderState } from '../lib/train/run-folder';
 import { readCheckpoint } from '../lib/train/checkpoint';
 
 const ROOT = path.join(__dirname, '..');

@@ -89,7 +89,8 @@ export function program(): Command {
       .addOption(new Option('--plot-format <format>', "each run's figures").choices(['svg', 'png', 'none']).default('svg'))
       .option('--grid <key=values...>', "options to vary, e.g. --grid margin=0,0.01,0.1 seed=1,2 (keys as in config: 'margin', 'batchSize')")
       .option('--preset <name>', `one of the paper's experiments instead of a grid: ${Object.keys(PRESETS).join(', ')}; writes results.md`)
-      .addOption(new Option('--budget <budget>', "with --preset: the paper's budget (full, for a GPU server) or one a 2-core CPU finishes (reduced)").choices(['reduced', 'full']))
+      .addOption(new Option('--budget <budget>', "with --preset: the paper's protocol (full, for a GPU server), fewer epochs and more seeds (medium, about 2.5 h per MNIST preset on 2 cores), or a quick look (reduced)").choices(['reduced', 'medium', 'full']))
+      .option('--continue', 'continue the sweep in --out: finished runs are kept, interrupted ones resume from their last checkpoint, the rest start')
       .option('--jobs <n>', 'processes at once (default: half the cores, at least 1)', (v: string) => {
         const n = Number(v);
         if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('--jobs must be a positive integer');

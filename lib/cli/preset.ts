@@ -1,8 +1,9 @@
 /**
- * `orthornn sweep --preset NAME [--budget reduced|full]`: one of the paper's experiments
+ * `orthornn sweep --preset NAME [--budget reduced|medium|full]`: one of the paper's experiments
  * (lib/train/presets.ts) as a sweep, then its results: `results.md` (the table with the paper's
- * numbers beside ours, the command, budget, seeds and wall times), `results.json`, and a
- * comparison figure of the runs' validation curves (each run also keeps its own figures).
+ * numbers beside ours, per row the mean and spread over its seeds, the command, budget, the
+ * protocol's departures and wall times), `results.json`, and a comparison figure of the runs'
+ * validation curves (each run also keeps its own figures).
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -14,12 +15,15 @@ import { comparison, type ComparableMetric } from '../plot/figures';
 import { readRun, type Run } from '../plot/read';
 import { renderSpec } from '../plot/render';
 import { flagOf, type TrainConfig } from '../train/config';
-import { presetNamed, presetRuns, type Budget, type Preset, type PresetMetric } from '../train/presets';
+import { BUDGETS, presetNamed, presetRuns, type Budget, type Preset, type PresetMetric, type PresetRun } from '../train/presets';
 import type { SweepRun } from './sweep';
 import { sweepRuns } from './sweep';
 
 export interface PresetResult {
   label: string;
+  /** The row's label: the runs of one row (its seeds) share it. */
+  row?: string;
+  seed?: number;
   dir: string;
   status: SweepRun['status'];
   seconds: number;
@@ -95,18 +99,39 @@ function commandLine(preset: Preset, budget: Budget, given: Partial<TrainConfig>
   return ['orthornn sweep --preset', preset.name, '--budget', budget, ...(jobs ? ['--jobs', String(jobs)] : []), ...flags].join(' ');
 }
 
+/** The runs of each row, in order: a row with several seeds is one group. */
+export function rowGroups(results: PresetResult[]): PresetResult[][] {
+  const groups = new Map<string, PresetResult[]>();
+  for (const r of results) {
+    const key = r.row ?? r.label;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()];
+}
+
+/** Mean, sample standard deviation, min and max of a row's values (the runs that have one). */
+export function spread(values: number[]): { mean: number; sd: number; min: number; max: number; n: number } {
+  const n = values.length;
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const sd = n > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, sd, min: Math.min(...values), max: Math.max(...values), n };
+}
+
 export function resultsMarkdown(preset: Preset, budget: Budget, results: PresetResult[], info: { command: string; dir: string; seconds: number; seed: number; overrides: string[]; commit: string | null; figure?: string }): string {
   const hasPaper = results.some((r) => r.paper !== undefined);
   const head = ['run', ...(hasPaper ? ['paper'] : []), `ours: ${METRIC_TITLES[preset.metric]}`, 'steps', 'wall s'];
+  const groups = rowGroups(results);
+  const seeded = groups.some((g) => g.length > 1);
   const lines = [
     `# ${preset.name} (${budget} budget)`,
     '',
     preset.description + '.',
     '',
     `- Command: \`${info.command}\`${info.commit ? ` at commit ${info.commit}` : ''}`,
-    `- Budget: ${budget} (${Object.entries(preset.budgets[budget]).map(([k, v]) => `${k} ${v}`).join(', ')})${info.overrides.length ? `; overridden on the command line: ${info.overrides.join(', ')}` : ''}; seed ${info.seed}; ${results.length} runs in ${info.seconds.toFixed(0)} s wall.`,
+    `- Budget: ${budget} (${Object.entries(preset.budgets[budget]).map(([k, v]) => `${k} ${v}`).join(', ')})${info.overrides.length ? `; overridden on the command line: ${info.overrides.join(', ')}` : ''}; seed ${info.seed}${seeded ? ' (rows with several seeds count up from it)' : ''}; ${results.length} runs in ${info.seconds.toFixed(0)} s wall.`,
     `- Shared options: ${Object.entries(preset.base).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
     `- To compare with: ${preset.paperFinding}.`,
+    `- Departures from the paper's protocol: ${preset.departures.join(' ')}`,
     '',
     `| ${head.join(' | ')} |`,
     `|${head.map(() => '---').join('|')}|`,
@@ -114,6 +139,16 @@ export function resultsMarkdown(preset: Preset, budget: Budget, results: PresetR
   for (const r of results) {
     const ours = r.status !== 'ok' ? `failed${r.note ? `: ${r.note}` : ''}` : oursCell(preset.metric, r);
     lines.push(`| ${[r.label, ...(hasPaper ? [paperCell(preset.metric, r)] : []), ours, String(r.steps ?? '–'), r.seconds.toFixed(0)].join(' | ')} |`);
+  }
+  if (seeded) {
+    lines.push('', 'Per row, over its seeds (mean ± sample standard deviation, and the range):', '', `| row | ${hasPaper ? 'paper | ' : ''}seeds | mean ± sd | min – max |`, `|---|${hasPaper ? '---|' : ''}---|---|---|`);
+    for (const g of groups) {
+      const values = g.filter((r) => r.status === 'ok' && r.ours !== null).map((r) => r.ours!);
+      const row = g[0].row ?? g[0].label;
+      const cells = values.length === 0 ? ['–', '–']
+        : (() => { const s = spread(values); return [`${formatValue(preset.metric, s.mean)} ± ${formatValue(preset.metric, s.sd)}`, `${formatValue(preset.metric, s.min)} – ${formatValue(preset.metric, s.max)}`]; })();
+      lines.push(`| ${[row, ...(hasPaper ? [paperCell(preset.metric, g[0])] : []), `${values.length} of ${g.length}`, ...cells].join(' | ')} |`);
+    }
   }
   if (info.figure) lines.push('', `![validation curves](${info.figure})`);
   lines.push('', `Each run's folder under \`${info.dir}\` holds its config, metrics and figures.`, '');
@@ -126,7 +161,7 @@ export interface PresetPlan {
   budget: Budget;
   /** The training options given on the command line (no `out`). */
   user: Partial<TrainConfig>;
-  runs: ReturnType<typeof presetRuns>;
+  runs: PresetRun[];
 }
 
 /** Checks `sweep --preset` flags and lists the preset's runs at the budget, with the user's options over them. */
@@ -134,7 +169,7 @@ export function presetPlan(name: string, given: Partial<TrainConfig>, flags: Rec
   if (((flags.grid as string[] | undefined) ?? []).length > 0) throw rangeError('sweep', '--grid', 'no --grid with --preset (the preset is the grid)', (flags.grid as string[]).join(' '));
   const preset = presetNamed(name);
   const budget = (flags.budget ?? 'reduced') as Budget;
-  if (budget !== 'reduced' && budget !== 'full') throw rangeError('sweep', '--budget', "'reduced' or 'full'", String(budget));
+  if (!(BUDGETS as readonly string[]).includes(budget)) throw rangeError('sweep', '--budget', BUDGETS.map((b) => `'${b}'`).join(', '), String(budget));
   const { out: _out, ...user } = given;
   return { preset, budget, user, runs: presetRuns(preset, budget, user) };
 }
@@ -153,6 +188,7 @@ export async function presetCommand(name: string, given: Partial<TrainConfig>, f
     threads: flags.threads as number | undefined,
     plotFormat,
     log,
+    continue: flags.continue === true,
   });
   const seconds = (performance.now() - started) / 1000;
   await writePresetResults(plan, done, { dir, seconds, commit, plotFormat, jobs: flags.jobs as number | undefined, log });
@@ -170,7 +206,7 @@ export async function writePresetResults(plan: PresetPlan, done: SweepRun[], inf
   const curves: { label: string; run: Run }[] = [];
   for (let i = 0; i < runs.length; i++) {
     const r = done[i];
-    const result: PresetResult = { label: runs[i].label, dir: r.dir, status: r.status, seconds: r.seconds, ours: null, paper: runs[i].paper, steps: r.steps };
+    const result: PresetResult = { label: runs[i].label, row: runs[i].row, seed: runs[i].values.seed, dir: r.dir, status: r.status, seconds: r.seconds, ours: null, paper: runs[i].paper, steps: r.steps };
     if (r.status === 'ok') {
       const run = await readRun('sweep', r.dir);
       const m = presetMetric(preset.metric, run, runs[i].values.steps || undefined);

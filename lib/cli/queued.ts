@@ -71,6 +71,7 @@ export async function queuedSweepCommand(given: Partial<TrainConfig>, flags: Rec
 /** The record of the sweep the flags describe (a preset, or a grid over the given options). */
 function sweepRecord(given: Partial<TrainConfig>, flags: Record<string, unknown>): SweepRecord {
   const plotFormat = (flags.plotFormat as SweepRecord['plotFormat'] | undefined) ?? 'svg';
+  if (flags.continue !== undefined) throw rangeError('sweep', '--continue', 'omitted with a queue (its workers resume interrupted jobs themselves)', 'given');
   let partial: Omit<SweepRecord, 'id' | 'created' | 'commit'>;
   if (typeof flags.preset === 'string') {
     const plan = presetPlan(flags.preset, given, flags);

@@ -4,13 +4,14 @@
  * summary table of the best validation and the test metrics per run.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Table from 'cli-table3';
 import { rangeError } from '../errors';
 import { flagOf, OPTIONS, parseOption, resolveConfig, type TrainConfig } from '../train/config';
 import { readRun, type Run } from '../plot/read';
+import { runFolderState } from '../train/run-folder';
 import type { EvalRecord } from '../train/records';
 import { headlineMetric } from './train';
 
@@ -75,13 +76,14 @@ export async function sweepRunOf(name: string, values: Partial<TrainConfig>, dir
   return { name, values, dir, status: ok ? 'ok' : 'failed', exitCode: end.exitCode, seconds: end.seconds, steps, best, test, error: ok ? undefined : end.error };
 }
 
-/** Runs one child `orthornn train`; resolves with its summary (never rejects). */
-function runOne(base: Partial<TrainConfig>, values: Partial<TrainConfig>, dir: string, threads: number, plotFormat: string): Promise<SweepRun> {
+/** Runs one child `orthornn train` (or `train --resume` of its folder); resolves with its summary (never rejects). */
+function runOne(base: Partial<TrainConfig>, values: Partial<TrainConfig>, dir: string, threads: number, plotFormat: string, resume = false): Promise<SweepRun> {
   const name = path.basename(dir);
   mkdirSync(dir, { recursive: true });
-  const log = createWriteStream(path.join(dir, 'train.log'));
+  const log = createWriteStream(path.join(dir, 'train.log'), { flags: resume ? 'a' : 'w' });
   const script = path.join(__dirname, `main${path.extname(__filename)}`);
-  const args = [...process.execArgv, script, 'train', '--quiet', '--plot-format', plotFormat, ...flagsOf({ ...base, ...values, out: dir })];
+  const how = resume ? ['--resume', dir] : flagsOf({ ...base, ...values, out: dir });
+  const args = [...process.execArgv, script, 'train', '--quiet', '--plot-format', plotFormat, ...how];
   const env = { ...process.env, ORTHORNN_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
   const started = performance.now();
   return new Promise((resolve) => {
@@ -116,6 +118,8 @@ export interface SweepOptions {
   threads?: number;
   plotFormat?: 'svg' | 'png' | 'none';
   log?: (line: string) => void;
+  /** Continue the sweep already in `base.out`: finished runs are kept, interrupted ones resumed. */
+  continue?: boolean;
 }
 
 export async function sweep(base: Partial<TrainConfig>, grid: string[], options: SweepOptions = {}): Promise<{ dir: string; runs: SweepRun[]; table: string }> {
@@ -148,8 +152,10 @@ export async function sweepRuns(base: Partial<TrainConfig>, combos: { name: stri
   const cores = Math.max(1, os.availableParallelism());
   const jobs = Math.min(combos.length, options.jobs ?? Math.max(1, Math.floor(cores / 2)));
   const threads = options.threads ?? Math.max(1, Math.floor(cores / jobs));
+  if (options.continue && !base.out) throw rangeError('sweep', '--continue', 'given with --out, the folder of the sweep to continue', 'no --out');
   const dir = base.out || path.join('runs', `sweep-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   const rest = withoutOut(base);
+  if (options.continue && !existsSync(dir)) throw rangeError('sweep', '--out', 'the folder of a sweep to continue', `'${dir}', which does not exist`);
   mkdirSync(dir, { recursive: true });
   const log = options.log ?? (() => {});
   log(`sweep of ${combos.length} runs, ${jobs} at a time with ${threads} thread(s) each → ${dir}`);
@@ -159,9 +165,20 @@ export async function sweepRuns(base: Partial<TrainConfig>, combos: { name: stri
     while (next < combos.length) {
       const i = next++;
       const runDir = path.join(dir, combos[i].name);
-      const r = await runOne(rest, combos[i].values, runDir, threads, options.plotFormat ?? 'svg');
+      const state = options.continue ? runFolderState(runDir) : 'fresh';
+      let r: SweepRun;
+      if (state === 'finished') {
+        // Its wall time is the trainer's own clock (a resumed run's goes on across processes).
+        const done = await sweepRunOf(combos[i].name, combos[i].values, runDir, { exitCode: 0, seconds: 0 });
+        r = { ...done, seconds: done.test?.time ?? 0 };
+      } else {
+        if (state === 'fresh' && options.continue) rmSync(runDir, { recursive: true, force: true });
+        r = await runOne(rest, combos[i].values, runDir, threads, options.plotFormat ?? 'svg', state === 'resumable');
+        if (state === 'resumable' && r.test) r.seconds = r.test.time;
+      }
       runs[i] = r;
-      log(`[${runs.filter(Boolean).length}/${combos.length}] ${r.name}: ${r.status}${r.status === 'ok' ? `, test ${headlineMetric(r.test, 2)}` : ` (${r.error})`} in ${r.seconds.toFixed(1)} s`);
+      const how = state === 'finished' ? ' (finished before)' : state === 'resumable' ? ' (resumed)' : '';
+      log(`[${runs.filter(Boolean).length}/${combos.length}] ${r.name}: ${r.status}${how}${r.status === 'ok' ? `, test ${headlineMetric(r.test, 2)}` : ` (${r.error})`} in ${r.seconds.toFixed(1)} s`);
     }
   };
   await Promise.all(Array.from({ length: jobs }, worker));
@@ -172,7 +189,7 @@ export async function sweepCommand(base: Partial<TrainConfig>, flags: Record<str
   const grid = (flags.grid as string[] | undefined) ?? [];
   if (flags.budget !== undefined) throw rangeError('sweep', '--budget', 'only with --preset', String(flags.budget));
   if (grid.length === 0) throw rangeError('sweep', '--grid', 'at least one key=values entry (or --preset NAME)', 'none');
-  const { dir, runs, table } = await sweep(base, grid, { jobs: flags.jobs as number | undefined, threads: flags.threads as number | undefined, plotFormat: flags.plotFormat as 'svg' | 'png' | 'none', log: (l) => process.stdout.write(`${l}\n`) });
+  const { dir, runs, table } = await sweep(base, grid, { jobs: flags.jobs as number | undefined, threads: flags.threads as number | undefined, plotFormat: flags.plotFormat as 'svg' | 'png' | 'none', log: (l) => process.stdout.write(`${l}\n`), continue: flags.continue === true });
   process.stdout.write(`${table}\nsummary: ${path.join(dir, 'summary.json')}\n`);
   if (runs.some((r) => r.status !== 'ok')) process.exitCode = 1;
 }

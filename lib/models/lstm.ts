@@ -3,23 +3,39 @@
  * parameter names, shapes and gate order (i, f, g, o), plus the same linear output layer
  * (W_out, c) and the same losses and scoring as ElmanRNN.
  */
+import { rangeError } from '../errors';
 import { native, type FloatDType, type LstmNativeConfig } from '../native';
 import type { Tensor } from '../tensor';
 import { checkOptions } from '../validate';
 import type { PreparedBatch, SequenceBatch } from './batch';
-import { glorotUniform } from './init';
+import { glorotUniform, randomOrthogonal } from './init';
 import { readModelOptions, RecurrentModel, type ModelOptions, type StepOutputs } from './recurrent';
 
-export type LSTMOptions<D extends FloatDType = 'float32'> = ModelOptions<D>;
+export interface LSTMOptions<D extends FloatDType = 'float32'> extends ModelOptions<D> {
+  /**
+   * 'pytorch' (the default): every LSTM weight and bias U(±1/√n), as nn.LSTM. 'paper': the
+   * paper's baseline: each gate's n × n recurrent block a random orthogonal matrix, input
+   * weights Glorot-uniform, biases 0 but the forget gate's, 1.
+   */
+  init?: 'pytorch' | 'paper';
+}
 
 export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D> {
   protected override readonly hasCellState = true;
 
-  /** Builds and initialises a model as PyTorch does: every LSTM weight and bias U(±1/√n). */
+  /** Builds and initialises a model (`options.init`: as PyTorch does, or as the paper's baseline). */
   static async create<D extends FloatDType = 'float32'>(options: LSTMOptions<D>): Promise<LSTM<D>> {
-    const opts = readModelOptions('LSTM', options);
+    const opts = readModelOptions('LSTM', options, ['init']);
+    const init = opts.init ?? 'pytorch';
+    if (init !== 'pytorch' && init !== 'paper') throw rangeError('LSTM', 'init', "'pytorch' or 'paper'", JSON.stringify(init));
     const model = new LSTM<D>(opts);
-    await model.initialize(opts.seed ?? 0);
+    try {
+      if (init === 'paper') await model.initializeAsPaper(opts.seed ?? 0);
+      else await model.initialize(opts.seed ?? 0);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
     return model;
   }
 
@@ -45,6 +61,27 @@ export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D> {
       this.assign(name, ctx.rand<D>(this.parameters[name].shape, { dtype, seed: seed * 16 + 8 + stream++, low: -a, high: a }));
     }
     this.assign('W_out', glorotUniform(ctx, this.outputSize, this.hiddenSize, dtype, seed * 16 + 2));
+    await ctx.sync();
+  }
+
+  /** Orthogonal recurrent blocks (gate order i, f, g, o), Glorot input weights, forget-gate bias 1. */
+  private async initializeAsPaper(seed: number): Promise<void> {
+    const ctx = this.context;
+    const dtype: D = this.dtype;
+    const n = this.hiddenSize;
+    const recurrent = dtype === 'float32' ? new Float32Array(4 * n * n) : new Float64Array(4 * n * n);
+    for (let gate = 0; gate < 4; gate++) {
+      const q = randomOrthogonal(ctx, n, dtype, seed * 16 + 8 + gate);
+      recurrent.set(await q.read(), gate * n * n);
+      q.dispose();
+    }
+    this.assign('weight_hh_l0', ctx.tensor(recurrent, [4 * n, n]) as Tensor<D>);
+    this.assign('weight_ih_l0', glorotUniform(ctx, 4 * n, this.inputSize, dtype, seed * 16 + 12));
+    const bias = dtype === 'float32' ? new Float32Array(4 * n) : new Float64Array(4 * n);
+    bias.fill(1, n, 2 * n);
+    this.assign('bias_ih_l0', ctx.tensor(bias, [4 * n]) as Tensor<D>);
+    this.assign('bias_hh_l0', ctx.zeros<D>([4 * n], { dtype }));
+    this.assign('W_out', glorotUniform(ctx, this.outputSize, n, dtype, seed * 16 + 2));
     await ctx.sync();
   }
 

@@ -1,6 +1,6 @@
 /**
- * Optimisers for Euclidean parameters (DESIGN §2.7): RMSprop (the paper's, ρ = 0.9), Adam and
- * SGD with momentum, with PyTorch's update rules; weight decay is L2 added to the gradient.
+ * Optimisers for Euclidean parameters (DESIGN §2.7): RMSprop (the paper's, ρ = 0.9, with PyTorch's
+ * or Lasagne's placement of ε), Adam and SGD with momentum, with PyTorch's update rules; weight decay is L2 added to the gradient.
  * Updates run natively, in place, on the parameters' context. U and V of an svd model are not
  * Euclidean: they take Cayley steps (ops.cayleyStep) and never go to these optimisers.
  */
@@ -141,18 +141,27 @@ export abstract class Optimizer<D extends FloatDType = FloatDType> {
   }
 }
 
-/** RMSprop: ms ← ρ ms + (1 − ρ) g², p ← p − lr g / (√ms + ε). */
+/**
+ * RMSprop: ms ← ρ ms + (1 − ρ) g², then p ← p − lr g / (√ms + ε) (`variant: 'pytorch'`, the
+ * default, ε = 1e-8) or p ← p − lr g / √(ms + ε) (`'lasagne'`, ε = 1e-6: the optimiser the
+ * paper's authors ran). For gradients far below √ε the two differ: PyTorch's step approaches
+ * lr · sign(g), Lasagne's shrinks with g.
+ */
 export class RMSprop<D extends FloatDType = FloatDType> extends Optimizer<D> {
   readonly slotNames = ['square_avg'] as const;
   readonly rho: number;
   readonly eps: number;
-  constructor(params: Record<string, Tensor<D>>, options: OptimizerOptions & { rho?: number; eps?: number }) {
-    super('RMSprop', params, options, ['rho', 'eps'], 1);
+  readonly variant: 'pytorch' | 'lasagne';
+  constructor(params: Record<string, Tensor<D>>, options: OptimizerOptions & { rho?: number; eps?: number; variant?: 'pytorch' | 'lasagne' }) {
+    super('RMSprop', params, options, ['rho', 'eps', 'variant'], 1);
+    const variant = this.settings.variant ?? 'pytorch';
+    if (variant !== 'pytorch' && variant !== 'lasagne') throw rangeError('RMSprop', 'variant', "'pytorch' or 'lasagne'", JSON.stringify(variant));
+    this.variant = variant;
     this.rho = fraction('RMSprop', 'rho', this.settings.rho ?? 0.9);
-    this.eps = checkCoefficient('RMSprop', 'eps', this.settings.eps ?? 1e-8);
+    this.eps = checkCoefficient('RMSprop', 'eps', this.settings.eps ?? (variant === 'lasagne' ? 1e-6 : 1e-8));
   }
   protected update(p: Tensor<D>, g: Tensor, [ms]: Tensor<D>[]): void {
-    this.context.native.rmspropStep(p.handle, g.handle, ms.handle, this.lr, this.rho, this.eps, this.weightDecay);
+    this.context.native.rmspropStep(p.handle, g.handle, ms.handle, this.lr, this.rho, this.eps, this.variant === 'lasagne', this.weightDecay);
   }
 }
 

@@ -25,11 +25,13 @@ export interface TrainConfig {
   penalty: number;
   spectrumPrior: number;
   init: 'orthogonal' | 'identity' | 'glorot';
+  lstmInit: 'pytorch' | 'paper';
   learnH0: boolean;
   dtype: 'float32' | 'float64';
   device: string;
   seed: number;
   optimizer: 'rmsprop' | 'adam' | 'sgd';
+  rmsprop: 'pytorch' | 'lasagne';
   lr: number;
   momentum: number;
   weightDecay: number;
@@ -54,6 +56,9 @@ export interface TrainConfig {
   targetLoss: number;
   out: string;
 }
+
+/** An epoch of a generated task (copy, adding): this many batches of fresh sequences, as in the paper. */
+export const GENERATED_EPOCH = 100;
 
 type Kind = 'int' | 'number' | 'string' | 'boolean' | readonly string[];
 
@@ -109,11 +114,13 @@ export const OPTIONS: Record<keyof TrainConfig, OptionSpec> = {
   penalty: { kind: 'number', min: 0, max: COEFFICIENT_MAX, maxWhy: COEFFICIENT_WHY, fallback: 1, help: 'penalty: λ of λ‖WᵀW − I‖²' },
   spectrumPrior: { kind: 'number', min: 0, max: COEFFICIENT_MAX, maxWhy: COEFFICIENT_WHY, fallback: 0, help: 'svd: γ of γ Σ (s_i − 1)² added to the loss' },
   init: { kind: ['orthogonal', 'identity', 'glorot'], fallback: 'orthogonal', help: 'the recurrent matrix initialisation' },
+  lstmInit: { kind: ['pytorch', 'paper'], fallback: 'pytorch', help: "lstm: the initialisation — pytorch: every weight and bias U(±1/√n); paper: orthogonal recurrent blocks, Glorot input weights, forget-gate bias 1" },
   learnH0: { kind: 'boolean', fallback: false, help: 'learn the initial hidden state' },
   dtype: { kind: ['float32', 'float64'], fallback: 'float32', help: 'the floating-point type' },
   device: { kind: 'string', fallback: 'cpu', help: "'cpu' or 'cuda:N'" },
   seed: { kind: 'int', min: 0, max: 2 ** 32 - 1, maxWhy: 'the generators take 32-bit seeds', fallback: 0, help: 'seeds the initialisation, the data order and the task generators' },
   optimizer: { kind: ['rmsprop', 'adam', 'sgd'], fallback: 'rmsprop', help: 'the optimiser of the Euclidean parameters (RMSprop uses ρ = 0.9)' },
+  rmsprop: { kind: ['pytorch', 'lasagne'], fallback: 'pytorch', help: "rmsprop: where ε goes — pytorch: g / (√ms + 1e-8); lasagne: g / √(ms + 1e-6), the paper's authors' optimiser" },
   lr: { kind: 'number', min: 0, above: true, max: RATE_MAX, maxWhy: RATE_WHY, fallback: 1e-3, help: 'the learning rate' },
   momentum: { kind: 'number', min: 0, max: 1, below: true, maxWhy: 'a momentum of 1 or more never forgets a gradient', fallback: 0.9, help: 'sgd: momentum' },
   weightDecay: { kind: 'number', min: 0, max: 1, maxWhy: "ten thousand times the paper's 1e-4", fallback: 0, help: 'L2 weight decay on the input, recurrent (free W) and output weights; never on U, V or the spectrum' },
@@ -126,7 +133,7 @@ export const OPTIONS: Record<keyof TrainConfig, OptionSpec> = {
   decayRate: { kind: 'number', min: 0, above: true, max: 1, maxWhy: 'a schedule decays: a larger factor grows the learning rate without limit', fallback: 0.5, help: 'step schedule: the factor' },
   batchSize: { kind: 'int', min: 1, max: 10_000, maxWhy: "200 times the paper's 50", fallback: 0, zeroMeans: 'the task default (mnist 50, others 32)', help: 'sequences per training batch' },
   steps: { kind: 'int', min: 0, max: STEPS_MAX, maxWhy: STEPS_WHY, fallback: 0, zeroMeans: 'set by epochs, or the task default', help: 'training steps' },
-  epochs: { kind: 'number', min: 0, max: 10_000, maxWhy: "far above the paper's longest budget, 150 epochs", fallback: 0, zeroMeans: 'set by steps', help: 'training epochs (datasets: MNIST, PTB, text)' },
+  epochs: { kind: 'number', min: 0, max: 10_000, maxWhy: "far above the paper's longest budget, 150 epochs", fallback: 0, zeroMeans: 'set by steps', help: `training epochs: a pass over the training split (MNIST, PTB, text, your own data), or ${GENERATED_EPOCH} batches of fresh sequences (copy, adding: the paper's epoch)` },
   validEvery: { kind: 'int', min: 1, max: STEPS_MAX, maxWhy: STEPS_WHY, fallback: 0, zeroMeans: 'the task default', help: 'validate every this many steps' },
   validSize: { kind: 'int', min: 0, max: 100_000, maxWhy: "ten times MNIST's validation set", fallback: 0, zeroMeans: 'the whole split (generated tasks: 1000 sequences)', help: 'validation sequences per evaluation' },
   evalBatchSize: { kind: 'int', min: 1, max: 100_000, maxWhy: 'the largest validation set (evaluation splits larger batches anyway)', fallback: 200, help: 'sequences per evaluation batch' },
@@ -224,7 +231,6 @@ export function resolveConfig(options: Partial<TrainConfig>, { stored = false } 
   if (given.steps && given.epochs) throw rangeError(FN, 'epochs', 'omitted when steps is given', String(given.epochs));
   if (given.steps) config.epochs = 0;
   if (given.epochs) config.steps = 0;
-  if ((task === 'copy' || task === 'adding') && config.epochs > 0) throw rangeError(FN, 'epochs', `omitted for the generated ${task} task (give steps)`, String(config.epochs));
   if (task === 'ptb' && config.dataDir === '') throw rangeError(FN, 'dataDir', "the folder of Mikolov's ptb.char.{train,valid,test}.txt", "''");
   if (task === 'text' && config.textFile === '') throw rangeError(FN, 'textFile', 'the path of a text file', "''");
   if (config.model === 'lstm') {
@@ -236,6 +242,8 @@ export function resolveConfig(options: Partial<TrainConfig>, { stored = false } 
       if (given[key] !== undefined) throw rangeError(FN, key, 'given only with model svd', `model ${config.model}`);
     }
   }
+  if (config.optimizer !== 'rmsprop' && given.rmsprop !== undefined) throw rangeError(FN, 'rmsprop', 'given only with optimizer rmsprop', `optimizer ${config.optimizer}`);
+  if (config.model !== 'lstm' && given.lstmInit !== undefined) throw rangeError(FN, 'lstmInit', 'given only with model lstm', `model ${config.model}`);
   if (config.model !== 'penalty' && given.penalty !== undefined) throw rangeError(FN, 'penalty', 'given only with model penalty', `model ${config.model}`);
   if (config.model === 'lstm' && given.activation !== undefined) throw rangeError(FN, 'activation', 'omitted for the lstm model', String(given.activation));
   return config;

@@ -39,7 +39,7 @@ export interface TaskSource {
   readonly loss: LossKind;
   /** Which validation metric picks the best weights. */
   readonly selectBy: 'accuracy' | 'loss';
-  /** Training sequences per epoch; undefined for generated tasks. */
+  /** Training sequences per epoch; undefined for generated tasks (an epoch is then GENERATED_EPOCH batches). */
   readonly epochLength?: number;
   /** The memoryless baseline loss, where the task has one. */
   readonly baseline?: number;

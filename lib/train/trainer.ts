@@ -21,7 +21,7 @@ import { Adam, RMSprop, SGD, type Optimizer } from '../optim/optimizers';
 import type { Tensor } from '../tensor';
 import { checkBoolean, checkInteger, checkOneOf, checkOptions } from '../validate';
 import { checkCheckpointShapes, checkOrthogonalFactors, expectedParameterShapes, readCheckpoint, writeCheckpointAsync, type Checkpoint } from './checkpoint';
-import { resolveConfig, type TrainConfig } from './config';
+import { GENERATED_EPOCH, resolveConfig, type TrainConfig } from './config';
 import type { EvalRecord, GradientNormsRecord, RunRecord, SpectrumStats, TaskMetrics, TrainRecord } from './records';
 import { createSource, MetricTotals, type EvalSplit, type HostBatch, type TaskSource } from './sources';
 
@@ -98,7 +98,7 @@ export interface TrainResult {
 /** Builds the model a configuration describes, on `context`. */
 export async function createModel(config: TrainConfig, source: Pick<TaskSource, 'inputSize' | 'outputSize'>, context: Context): Promise<Model> {
   const common = { inputSize: source.inputSize, hiddenSize: config.hidden, outputSize: source.outputSize, dtype: config.dtype, context, seed: config.seed };
-  if (config.model === 'lstm') return LSTM.create(common);
+  if (config.model === 'lstm') return LSTM.create({ ...common, init: config.lstmInit });
   return ElmanRNN.create({
     ...common,
     activation: config.activation,
@@ -203,7 +203,7 @@ const DECAYED = new Set(['W_in', 'W', 'W_out', 'weight_ih_l0', 'weight_hh_l0']);
 function makeOptimizer(config: TrainConfig, params: Record<string, Tensor<FloatDType>>, lr: number, weightDecay: number): Optimizer<FloatDType> {
   if (config.optimizer === 'adam') return new Adam(params, { lr, weightDecay });
   if (config.optimizer === 'sgd') return new SGD(params, { lr, weightDecay, momentum: config.momentum });
-  return new RMSprop(params, { lr, weightDecay, rho: 0.9 });
+  return new RMSprop(params, { lr, weightDecay, rho: 0.9, variant: config.rmsprop });
 }
 
 function makeGroups(config: TrainConfig, model: Model): Groups {
@@ -246,7 +246,8 @@ export class Trainer {
     this.runDir = runDir;
     this.ownsContext = ownsContext;
     this.groups = makeGroups(config, model);
-    const perEpoch = source.epochLength ? Math.floor(source.epochLength / config.batchSize) : 0;
+    // An epoch is a pass over the training split, or GENERATED_EPOCH batches of a generated task.
+    const perEpoch = source.epochLength ? Math.floor(source.epochLength / config.batchSize) : GENERATED_EPOCH;
     this.totalSteps = config.steps || Math.max(1, Math.round(config.epochs * perEpoch));
   }
 

@@ -163,8 +163,8 @@ class Backend {
 
   // Optimiser steps over `count` parameters in place (elementwise.h has the rules). `state1`
   // is RMSprop's mean square, Adam's m, or SGD's momentum buffer; `state2` is Adam's v.
-  virtual void rmspropStep(DType dt, int64_t count, double lr, double rho, double eps, double decay, void* param,
-                           const void* grad, void* meanSquare) = 0;
+  virtual void rmspropStep(DType dt, int64_t count, double lr, double rho, double eps, bool epsInside, double decay,
+                           void* param, const void* grad, void* meanSquare) = 0;
   virtual void adamStep(DType dt, int64_t count, double lr, double beta1, double beta2, double eps, double decay,
                         int64_t step, void* param, const void* grad, void* m, void* v) = 0;
   virtual void sgdStep(DType dt, int64_t count, double lr, double momentum, double decay, bool first, void* param,

@@ -76,6 +76,12 @@ ORTHORNN_HD T sigmoid(T x) {
   return z / (T(1) + z);
 }
 
+// σ for the LSTM's gates: in float32 through the rational tanh, σ(x) = (1 + tanh(x/2)) / 2
+// (branch-free, so the gate loops vectorise; absolute error a few float32 ulps, and σ of a very
+// negative x comes out as 0 or about 1e-7 instead of e^x); in float64 exactly.
+ORTHORNN_HD float sigmoidOf(float x) { return 0.5f + 0.5f * tanhRational(0.5f * x); }
+ORTHORNN_HD double sigmoidOf(double x) { return sigmoid(x); }
+
 // DESIGN §2.2: s = 2m(σ(p) − 1/2) + 1 ∈ [1 − m, 1 + m], clamped at 0 from below (m > 1).
 template <typename T>
 ORTHORNN_HD T marginSigmoid(T p, T margin) {
@@ -98,14 +104,14 @@ ORTHORNN_HD T marginSigmoidDerivative(T p, T margin) {
 // c = f ⊙ c_prev + i ⊙ g and h = o ⊙ tanh(c).
 template <typename T>
 ORTHORNN_HD void lstmCellForwardAt(T& zi, T& zf, T& zg, T& zo, T cPrev, T& c, T& h) {
-  const T i = sigmoid(zi), f = sigmoid(zf), g = tanh(zg), o = sigmoid(zo);
+  const T i = sigmoidOf(zi), f = sigmoidOf(zf), g = tanhOf(zg), o = sigmoidOf(zo);
   const T cn = f * cPrev + i * g;
   zi = i;
   zf = f;
   zg = g;
   zo = o;
   c = cn;
-  h = o * tanh(cn);
+  h = o * tanhOf(cn);
 }
 
 // Its backward for the same pair. On entry gi..go are the activated gates of the forward
@@ -119,7 +125,7 @@ ORTHORNN_HD void lstmCellForwardAt(T& zi, T& zf, T& zg, T& zo, T cPrev, T& c, T&
 template <typename T>
 ORTHORNN_HD void lstmCellBackwardAt(T& gi, T& gf, T& gg, T& go, T cPrev, T c, T dh, T& dc) {
   const T i = gi, f = gf, g = gg, o = go;
-  const T tc = tanh(c);
+  const T tc = tanhOf(c);
   const T dct = dc + dh * o * (T(1) - tc * tc);
   gi = dct * g * i * (T(1) - i);
   gf = dct * cPrev * f * (T(1) - f);
@@ -129,12 +135,14 @@ ORTHORNN_HD void lstmCellBackwardAt(T& gi, T& gf, T& gg, T& go, T cPrev, T c, T 
 }
 
 // Optimiser updates for one element (PyTorch's conventions; weight decay as L2 on the gradient).
-// RMSprop: ms ← ρ ms + (1 − ρ) g², p ← p − lr g / (√ms + ε).
+// RMSprop: ms ← ρ ms + (1 − ρ) g², then PyTorch's p ← p − lr g / (√ms + ε), or with
+// `epsInside` Lasagne's p ← p − lr g / √(ms + ε) (the paper's authors' optimiser: for gradients
+// much smaller than √ε the two are different optimisers).
 template <typename T>
-ORTHORNN_HD void rmspropUpdate(T& p, T g, T& ms, T lr, T rho, T eps, T decay) {
+ORTHORNN_HD void rmspropUpdate(T& p, T g, T& ms, T lr, T rho, T eps, T decay, bool epsInside) {
   g += decay * p;
   ms = rho * ms + (T(1) - rho) * g * g;
-  p -= lr * g / (sqrt(ms) + eps);
+  p -= lr * g / (epsInside ? sqrt(ms + eps) : sqrt(ms) + eps);
 }
 
 // Adam: m ← β1 m + (1 − β1) g, v ← β2 v + (1 − β2) g², p ← p − lr m̂ / (√v̂ + ε) with the bias

@@ -541,6 +541,18 @@ class CpuBackend final : public Backend {
     Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, input, logits, A, H);
   }
 
+  void lstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* biasIh,
+                             const void* biasHh, void* Z, void* H, void* C) override {
+    if (!fastLstmForwardRecurrence(dt, T, B, n, Whh, biasIh, biasHh, Z, H, C))
+      Backend::lstmForwardRecurrence(dt, T, B, n, Whh, biasIh, biasHh, Z, H, C);
+  }
+
+  void lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C, void* Z,
+                              void* dH, void* dC) override {
+    if (!fastLstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC))
+      Backend::lstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC);
+  }
+
   void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W, const void* H,
                                const Projection& input, const Projection& output, void* dH, void* dA,
                                const BackwardSums& sums, int64_t givenFrom, double clip) override {
@@ -628,14 +640,14 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void rmspropStep(DType dt, int64_t count, double lr, double rho, double eps, double decay, void* param,
-                   const void* grad, void* meanSquare) override {
+  void rmspropStep(DType dt, int64_t count, double lr, double rho, double eps, bool epsInside, double decay,
+                   void* param, const void* grad, void* meanSquare) override {
     onFloat(dt, "rmspropStep", [&](auto z) {
       using T = decltype(z);
       T *p = mp<T>(param), *ms = mp<T>(meanSquare);
       const T* g = cp<T>(grad);
       parallelFor(count, 8, [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; ++i) rmspropUpdate<T>(p[i], g[i], ms[i], T(lr), T(rho), T(eps), T(decay));
+        for (int64_t i = lo; i < hi; ++i) rmspropUpdate<T>(p[i], g[i], ms[i], T(lr), T(rho), T(eps), T(decay), epsInside);
       });
     });
   }

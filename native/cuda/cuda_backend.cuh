@@ -146,7 +146,7 @@ class CudaBackend final : public Backend {
                        const void* cPrev, void* c, void* h) override;
   void lstmCellBackward(DType dt, int64_t rows, int64_t n, void* gates, const void* cPrev, const void* c,
                         const void* dh, void* dc) override;
-  void rmspropStep(DType dt, int64_t count, double lr, double rho, double eps, double decay, void* param,
+  void rmspropStep(DType dt, int64_t count, double lr, double rho, double eps, bool epsInside, double decay, void* param,
                    const void* grad, void* meanSquare) override;
   void adamStep(DType dt, int64_t count, double lr, double beta1, double beta2, double eps, double decay,
                 int64_t step, void* param, const void* grad, void* m, void* v) override;

@@ -196,8 +196,8 @@ __global__ void lstm_backward_kernel(int64_t rows, int64_t n, T* gates, const T*
 }
 
 template <typename T>
-__global__ void rmsprop_kernel(int64_t count, T lr, T rho, T eps, T decay, T* p, const T* g, T* ms) {
-  GRID_STRIDE(i, count) rmspropUpdate<T>(p[i], g[i], ms[i], lr, rho, eps, decay);
+__global__ void rmsprop_kernel(int64_t count, T lr, T rho, T eps, bool epsInside, T decay, T* p, const T* g, T* ms) {
+  GRID_STRIDE(i, count) rmspropUpdate<T>(p[i], g[i], ms[i], lr, rho, eps, decay, epsInside);
 }
 
 template <typename T>
@@ -539,12 +539,12 @@ void CudaBackend::lstmCellBackward(DType dt, int64_t rows, int64_t n, void* gate
   });
 }
 
-void CudaBackend::rmspropStep(DType dt, int64_t count, double lr, double rho, double eps, double decay, void* param,
-                              const void* grad, void* meanSquare) {
+void CudaBackend::rmspropStep(DType dt, int64_t count, double lr, double rho, double eps, bool epsInside, double decay,
+                              void* param, const void* grad, void* meanSquare) {
   if (count <= 0) return;
   onFloat(dt, "rmspropStep", [&](auto z) {
     using T = decltype(z);
-    LAUNCH(rmsprop_kernel<T>, count, count, T(lr), T(rho), T(eps), T(decay), mp<T>(param), cp<T>(grad),
+    LAUNCH(rmsprop_kernel<T>, count, count, T(lr), T(rho), T(eps), epsInside, T(decay), mp<T>(param), cp<T>(grad),
            mp<T>(meanSquare));
   });
 }

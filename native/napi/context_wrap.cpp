@@ -623,15 +623,16 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     for (const auto& [t, name] : ts) requireSame(env, *first, firstName, *t, name);
   }
 
-  // rmspropStep(param, grad, meanSquare, lr, rho, eps, decay)
+  // rmspropStep(param, grad, meanSquare, lr, rho, eps, epsInside, decay)
   Napi::Value RmspropStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Tensor p = tensorArg(info, 0, "param"), g = tensorArg(info, 1, "grad"), ms = tensorArg(info, 2, "meanSquare");
     requireOptimizerTensors(env, {{&p, "param"}, {&g, "grad"}, {&ms, "meanSquare"}});
-    const double lr = number(env, info[3], "lr"), rho = number(env, info[4], "rho"), eps = number(env, info[5], "eps"),
-                 decay = number(env, info[6], "weightDecay");
+    const double lr = number(env, info[3], "lr"), rho = number(env, info[4], "rho"), eps = number(env, info[5], "eps");
+    const bool epsInside = boolean(env, info[6], "epsInside");
+    const double decay = number(env, info[7], "weightDecay");
     enqueue(env, "rmspropStep", [=](orthornn::Backend& b) {
-      b.rmspropStep(p.dtype, p.numel(), lr, rho, eps, decay, p.data(), g.data(), ms.data());
+      b.rmspropStep(p.dtype, p.numel(), lr, rho, eps, epsInside, decay, p.data(), g.data(), ms.data());
     });
     return env.Undefined();
   }

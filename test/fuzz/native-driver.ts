@@ -314,7 +314,7 @@ function validCall(c: Ctx): Call {
     case 13: return m('axpby', 2, tensor(c, [n], dt), -1, tensor(c, [n], dt), keep(c, ctx.empty([n], dt)));
     case 14: return m('mul', tensor(c, [n], dt), tensor(c, [n], dt), keep(c, ctx.empty([n], dt)));
     case 15: return m('scaleColumns', tensor(c, [n, r], dt), tensor(c, [r], dt), keep(c, ctx.empty([n, r], dt)));
-    case 16: return m('rmspropStep', tensor(c, [n], dt), tensor(c, [n], dt), tensor(c, [n], dt), 1e-3, 0.9, 1e-8, 0);
+    case 16: return m('rmspropStep', tensor(c, [n], dt), tensor(c, [n], dt), tensor(c, [n], dt), 1e-3, 0.9, 1e-8, chance(0.5), 0);
     case 17: return m('adamStep', tensor(c, [n], dt), tensor(c, [n], dt), tensor(c, [n], dt), tensor(c, [n], dt), 1e-3, 0.9, 0.999, 1e-8, 0, int(1, 9));
     case 18: return m('sgdStep', tensor(c, [n], dt), tensor(c, [n], dt), tensor(c, [n], dt), 0.1, 0.9, 0, chance(0.5));
     case 19: return m('biasActivation', tensor(c, [n, r], dt), chance(0.5) ? tensor(c, [r], dt) : null, pick(ACTS), keep(c, ctx.empty([n, r], dt)));
