@@ -29,6 +29,7 @@ Options:
   --only TEXT    only the training cases whose name contains TEXT
   --suite serve  instead: the serving benchmark (benchmarks/serve.ts: HTTP predictions while
                  training; JSON default bench-results/serve.json)
+  --suite lstm   only the LSTM step against the Elman step at the sequential-MNIST shape
   -h, --help     show this help
 
 The peer needs PyTorch (Debian: python3-torch; npm run setup -- --bench); the interpreter is
@@ -773,11 +774,11 @@ async function main(): Promise<number> {
     return 0;
   }
   if (args.suite !== null) {
-    if (args.suite !== 'serve') {
-      console.error(`error: --suite takes 'serve', got '${args.suite}'\n\n${USAGE}`);
+    if (args.suite !== 'serve' && args.suite !== 'lstm') {
+      console.error(`error: --suite takes 'serve' or 'lstm', got '${args.suite}'\n\n${USAGE}`);
       return 2;
     }
-    return serveBenchmark({ quick: args.quick, json: args.json });
+    if (args.suite === 'serve') return serveBenchmark({ quick: args.quick, json: args.json });
   }
   if (args.check && !args.peer) {
     console.error(`error: --check compares with the PyTorch peer; it cannot be combined with --no-peer\n\n${USAGE}`);
@@ -823,7 +824,7 @@ async function main(): Promise<number> {
       failed = checks.some((c) => !c.pass);
       if (failed) console.error('error: the peer disagrees with orthornn (see the table above); its timings are not comparable');
     }
-    for (const suite of suites) {
+    for (const suite of args.suite === 'lstm' ? [lstmStepSuite] : suites) {
       records.push(...(await suite({ backends: available, quick: args.quick, earlier: records, peer, provenance, only: args.only })));
     }
   } finally {

@@ -468,6 +468,45 @@ for (const device of availableBackends()) describe(`65 LSTM baseline (native) on
     }
   });
 
+  // n = 64 and 160 with T = 140: on a machine with two or more cores the CPU splits the units
+  // between threads (two parts of 32 and of 80 units, the latter in chunks of 64 and 16) and,
+  // the recurrence being long, times the team against the caller alone; full finite
+  // differences are too many here, so each gradient is checked along a random direction.
+  describe('units split across threads and chunks: forward equals the reference, every gradient its directional derivative', () => {
+    for (const s of [{ T: 140, B: 3, d: 2, n: 64, k: 3 }, { T: 140, B: 3, d: 2, n: 160, k: 3 }]) {
+      it(`n = ${s.n}, T = ${s.T}`, async () => {
+        const prob = makeProblem(s, 'crossEntropy', false, true);
+        // W_hh at 1/√n of the small cases' scale keeps the dynamics contracting: an expanding
+        // recurrence would amplify rounding differences (the kernels of 32- and 64-unit chunks
+        // add in different orders) exponentially over 140 steps.
+        prob.params.weight_hh_l0 = prob.params.weight_hh_l0.map((w) => w / Math.sqrt(s.n));
+        const f = await nativeForward(ctx, ws, prob, 'float64');
+        const forwardDiff = maxAbsDiff(f.y, refForward(s, prob.params, prob.x, prob.h0, prob.c0).y);
+        assert.ok(forwardDiff <= 1e-11, `forward differs by ${forwardDiff}`);
+        const r = await nativeLossAndGradients(ctx, ws, prob, 'float64');
+        const random = rng(TEST_SEED + s.n);
+        for (const key of GRAD_KEYS) {
+          const base = key === 'h0' || key === 'c0' ? prob[key]! : prob.params[key];
+          const v = Float64Array.from(base, () => random() * 2 - 1);
+          const losses: number[] = [];
+          for (const step of STENCIL_STEPS) {
+            const moved = Float64Array.from(base, (b, i) => b + step * FD_STEP * v[i]);
+            const p2 = key === 'h0' || key === 'c0' ? { ...prob, [key]: moved } : { ...prob, params: { ...prob.params, [key]: moved } };
+            losses.push((await nativeLossAndGradients(ctx, ws, p2, 'float64')).loss);
+          }
+          const fd = STENCIL_WEIGHTS.reduce((acc, w, j) => acc + w * losses[j], 0) / FD_STEP;
+          const g = r.grads[key];
+          let dot = 0, scale = 0;
+          for (let i = 0; i < v.length; i++) {
+            dot += g[i] * v[i];
+            scale += Math.abs(g[i] * v[i]);
+          }
+          assert.ok(Math.abs(fd - dot) <= 1e-6 * Math.max(scale, 1e-3), `n = ${s.n}: d${key} along v: ${dot} vs finite differences ${fd}`);
+        }
+      });
+    }
+  });
+
   describe('degenerate sizes: gradients still match finite differences', () => {
     const degenerate: [string, Sizes][] = [
       ['n = 1', { T: 4, B: 3, d: 3, n: 1, k: 3 }],

@@ -89,8 +89,14 @@ void Backend::lstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, c
   }
 }
 
+void Backend::lstmBackwardSums(DType dt, int64_t T, int64_t B, int64_t n, const void* dZ, const LstmSums& sums) {
+  const int64_t n4 = 4 * n;
+  if (sums.dWhh) gemm(dt, true, false, n4, n, T * B, 1.0, dZ, n4, sums.H, n, 0.0, sums.dWhh, n);
+  if (sums.db) columnSum(dt, T * B, n4, dZ, 0.0, sums.db);
+}
+
 void Backend::lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C,
-                                     void* Z, void* dH, void* dC) {
+                                     void* Z, void* dH, void* dC, const LstmSums& sums) {
   const int64_t n4 = 4 * n;
   for (int64_t t = T - 1; t >= 0; --t) {
     char* dHt = at(dH, t * B * n, dt);
@@ -98,6 +104,7 @@ void Backend::lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, 
     if (t + 1 < T) gemm(dt, false, false, B, n, n4, 1.0, at(Z, (t + 1) * B * n4, dt), n4, Whh, n, 1.0, dHt, n);
     lstmCellBackward(dt, B, n, at(Z, t * B * n4, dt), at(C, t * B * n, dt), at(C, (t + 1) * B * n, dt), dHt, dC);
   }
+  lstmBackwardSums(dt, T, B, n, Z, sums);
 }
 
 }  // namespace orthornn

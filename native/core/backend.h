@@ -219,9 +219,17 @@ class Backend {
                                      const void* biasHh, void* Z, void* H, void* C);
   // Backward: dC (B × n) is zero on entry (nothing reaches the last cell state from later);
   // for t = T−1..0: dH[t] += dZ[t+1] · W_hh (t + 1 < T), then lstmCellBackward turns Z[t]
-  // (activated gates) into dZ[t] and carries dC one step back. On return dC is ∂L/∂C[0].
+  // (activated gates) into dZ[t] and carries dC one step back. On return dC is ∂L/∂C[0], and
+  // the sums asked for are written (lstmBackwardSums; a backend may fold them into the steps).
+  struct LstmSums {
+    const void* H = nullptr;  // the states entering each step, T × B × n (with dWhh)
+    void* dWhh = nullptr;     // Σ_t dZ[t]ᵀ H[t], 4n × n
+    void* db = nullptr;       // Σ_t Σ_b dZ[t][b], 4n
+  };
   virtual void lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C,
-                                      void* Z, void* dH, void* dC);
+                                      void* Z, void* dH, void* dC, const LstmSums& sums);
+  // The sums after the steps, as one GEMM over all T·B rows and one column sum.
+  void lstmBackwardSums(DType dt, int64_t T, int64_t B, int64_t n, const void* dZ, const LstmSums& sums);
 
   // loss = Σ_r w_r · (−log softmax(logits_r)[target_r]); dlogits_r = w_r (softmax(logits_r) − e_target).
   // weights null means w ≡ 1; dlogits null skips the gradient. Targets outside [0, classes)

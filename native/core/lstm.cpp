@@ -148,7 +148,12 @@ void lstmLossAndGradients(Backend& be, const LstmConfig& cfg, const LstmParamete
   void* dC = ws.get(kDC, size_t(B * n), dt);
   be.fill(dt, B * n, 0.0, dC);
   void* dZ = Z;  // the cell op turns each step's activated gates into their gradients
-  be.lstmBackwardRecurrence(dt, T, B, n, P.weight_hh_l0.data(), C, dZ, dH, dC);
+  // With dL/dW_hh = Σ_t dZ_tᵀ H_t and the bias sum, which the CPU folds into its steps.
+  Backend::LstmSums sums;
+  sums.H = H;
+  sums.dWhh = g.weight_hh_l0.data();
+  sums.db = g.bias_ih_l0.data();
+  be.lstmBackwardRecurrence(dt, T, B, n, P.weight_hh_l0.data(), C, dZ, dH, dC, sums);
   if (g.hiddenGradientNorms.storage) be.groupNorms(dt, T, B * n, dH, g.hiddenGradientNorms.data());
   // dL/dh_0 = dZ_1 W_hh; dL/dc_0 is the carry left after the first step.
   if (g.h0.storage) be.gemm(dt, false, false, B, n, n4, 1.0, dZ, n4, P.weight_hh_l0.data(), n, 0.0, g.h0.data(), n);
@@ -156,8 +161,6 @@ void lstmLossAndGradients(Backend& be, const LstmConfig& cfg, const LstmParamete
 
   // Weight gradients: one GEMM each over all T·B rows.
   be.gemm(dt, true, false, n4, d, T * B, 1.0, dZ, n4, batch.x.data(), d, 0.0, g.weight_ih_l0.data(), d);
-  be.gemm(dt, true, false, n4, n, T * B, 1.0, dZ, n4, H, n, 0.0, g.weight_hh_l0.data(), n);
-  be.columnSum(dt, T * B, n4, dZ, 0.0, g.bias_ih_l0.data());
   be.copy(g.bias_hh_l0.data(), g.bias_ih_l0.data(), size_t(n4) * es);
   outputLayerGradients(be, dt, out, H, dY, g.W_out.data(), g.c.data());
 }

@@ -548,9 +548,9 @@ class CpuBackend final : public Backend {
   }
 
   void lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C, void* Z,
-                              void* dH, void* dC) override {
-    if (!fastLstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC))
-      Backend::lstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC);
+                              void* dH, void* dC, const LstmSums& sums) override {
+    if (!fastLstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC, sums))
+      Backend::lstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC, sums);
   }
 
   void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W, const void* H,

@@ -39,7 +39,8 @@ bool fastLstmForwardRecurrence(DType, int64_t, int64_t, int64_t, const void*, co
                                void*) {
   return false;
 }
-bool fastLstmBackwardRecurrence(DType, int64_t, int64_t, int64_t, const void*, const void*, void*, void*, void*) {
+bool fastLstmBackwardRecurrence(DType, int64_t, int64_t, int64_t, const void*, const void*, void*, void*, void*,
+                                const Backend::LstmSums&) {
   return false;
 }
 bool fastRecurrenceCompiled() { return false; }
@@ -297,47 +298,27 @@ struct Plan {
   }
 };
 
-// One recurrence on the team: holds it, splits the columns, and runs each step's parts.
-// `ok` is false when the fast path does not apply (W's share too big for L2, no kernel).
-template <typename T>
-class Recurrence {
+// Runs a recurrence's steps, each split into parts (column ranges), on the team or all on
+// the caller. Which is faster depends on the machine's load as much as on the shape: with more
+// runnable threads than cores the OS deschedules helpers in the middle of their parts, and a
+// barrier per step can cost more than the second core gains. So long recurrences time both:
+// kProbe steps on the team, then kProbe alone, keep the faster for kReprobe steps, and measure
+// again. `columns`: the width the parts split (at least 32 columns each).
+class Stepper {
  public:
-  // width: the inner dimension of the projection folded into the steps; classes: the logits'
-  // k (0 for none).
-  Recurrence(int64_t steps, int64_t B, int64_t n, int64_t width, int64_t classes = 0)
+  Stepper(int64_t steps, int64_t columns)
       : session_(SpinTeam::instance()),
-        count_(session_.acquired() ? std::min<int>(SpinTeam::instance().size(), int(std::max<int64_t>(1, n / 32))) : 1),
-        n_(n),
-        width_(width) {
-    if (fitsCache(n, sizeof(T), count_)) {
-      plan_.emplace(B, n, count_, width, classes);
-      if (!plan_->ok) plan_.reset();
-    }
-    probe_ = count_ > 1 && steps >= 8 * kProbe;
-  }
-  bool ok() const { return plan_.has_value(); }
+        count_(session_.acquired()
+                   ? std::min<int>(SpinTeam::instance().size(), int(std::max<int64_t>(1, columns / 32)))
+                   : 1),
+        probe_(count_ > 1 && steps >= 8 * kProbe) {}
   int parts() const { return count_; }
-  const Plan<T>& plan() const { return *plan_; }
-  // Packs the recurrent matrix (row-major n × n) and the projection's (width × n, when
-  // given) for the plan, each part on its own thread. The copies live as long as this.
-  void pack(const T* M, const T* projection) {
-    packed_.reset(new T[size_t(n_ * n_)]);
-    if (projection) packedProjection_.reset(new T[size_t(width_ * n_)]);
-    const std::function<void(int)> job = [&](int p) {
-      plan_->pack(p, n_, n_, M, packed_.get());
-      if (projection) plan_->pack(p, width_, n_, projection, packedProjection_.get());
-    };
+  // job(p) for every part once, on the team (packing).
+  void once(const std::function<void(int)>& job) {
     if (count_ == 1) job(0);
     else SpinTeam::instance().run(count_, job);
   }
-  // A chunk's packed block of the recurrent matrix and of the projection's.
-  const T* matrix(int64_t c0) const { return packed_.get() + c0 * n_; }
-  const T* projection(int64_t c0) const { return packedProjection_.get() + c0 * width_; }
-  // One step: every part, on the team or all on the caller. Which is faster depends on the
-  // machine's load as much as on the shape: with more runnable threads than cores the OS
-  // deschedules helpers in the middle of their parts, and a barrier per step can cost more
-  // than the second core gains. So long recurrences time both: kProbe steps on the team, then
-  // kProbe alone, keep the faster for kReprobe steps, and measure again.
+  // One step: every part, on the team or all on the caller.
   void step(const std::function<void(int)>& body) {
     if (count_ == 1) {
       body(0);
@@ -375,13 +356,49 @@ class Recurrence {
   static constexpr int64_t kProbe = 16, kReprobe = 512;
   SpinTeam::Session session_;
   int count_;
-  int64_t n_, width_;
-  std::optional<Plan<T>> plan_;
-  std::unique_ptr<T[]> packed_, packedProjection_;
-  bool probe_ = false;  // set by the constructor for recurrences long enough to afford it
+  bool probe_;  // for recurrences long enough to afford it
   int64_t step_ = 0;
   bool alone_ = false;
   Clock::duration team_{}, alone_time_{};
+};
+
+// One Elman recurrence on the team: holds it, splits the columns, and runs each step's parts.
+// `ok` is false when the fast path does not apply (W's share too big for L2, no kernel).
+template <typename T>
+class Recurrence {
+ public:
+  // width: the inner dimension of the projection folded into the steps; classes: the logits'
+  // k (0 for none).
+  Recurrence(int64_t steps, int64_t B, int64_t n, int64_t width, int64_t classes = 0)
+      : stepper_(steps, n), n_(n), width_(width) {
+    if (fitsCache(n, sizeof(T), stepper_.parts())) {
+      plan_.emplace(B, n, stepper_.parts(), width, classes);
+      if (!plan_->ok) plan_.reset();
+    }
+  }
+  bool ok() const { return plan_.has_value(); }
+  int parts() const { return stepper_.parts(); }
+  const Plan<T>& plan() const { return *plan_; }
+  // Packs the recurrent matrix (row-major n × n) and the projection's (width × n, when
+  // given) for the plan, each part on its own thread. The copies live as long as this.
+  void pack(const T* M, const T* projection) {
+    packed_.reset(new T[size_t(n_ * n_)]);
+    if (projection) packedProjection_.reset(new T[size_t(width_ * n_)]);
+    stepper_.once([&](int p) {
+      plan_->pack(p, n_, n_, M, packed_.get());
+      if (projection) plan_->pack(p, width_, n_, projection, packedProjection_.get());
+    });
+  }
+  // A chunk's packed block of the recurrent matrix and of the projection's.
+  const T* matrix(int64_t c0) const { return packed_.get() + c0 * n_; }
+  const T* projection(int64_t c0) const { return packedProjection_.get() + c0 * width_; }
+  void step(const std::function<void(int)>& body) { stepper_.step(body); }
+
+ private:
+  Stepper stepper_;
+  int64_t n_, width_;
+  std::optional<Plan<T>> plan_;
+  std::unique_ptr<T[]> packed_, packedProjection_;
 };
 
 // The element-wise half of each step (the activation forward; φ' and the norm and bias sums
@@ -608,135 +625,223 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
   return true;
 }
 
-// The LSTM recurrence on the calling thread. Each step's product, Z_t += H_t W_hhᵀ forward and
-// dH_t += dZ_{t+1} W_hh backward, runs as JIT kernels over 64-row chunks of the recurrent
-// matrix, each chunk packed contiguously once per call (BLAS re-packs W_hh at every one of
-// the 2T calls: measured, the products ran at about half the rate); the cell update follows in
-// one pass over the step's rows with the biases summed once. Column-major view: forward
-// Z_tᵀ (4n × B) += W_hh (4n × n) · H_tᵀ (n × B); backward dH_tᵀ (n × B) += W_hhᵀ (n × 4n) ·
-// dZ_{t+1}ᵀ (4n × B). Applies while the packed matrix fits the L2 cache, as the Elman path.
+// The LSTM recurrence, on the team like the Elman one. Each part owns a range of hidden units
+// (and so the same range of each gate's columns) in chunks of at most 64 units; per step and
+// chunk it runs the products as JIT kernels on its rows of W_hh, packed contiguously once per
+// call (BLAS re-packs W_hh at every one of the 2T calls: measured, the products ran at about
+// half the rate), then the cell update of its units right after, in one vectorised pass per row
+// with the biases summed once. Column-major view: forward Z_tᵀ (4n × B) += W_hh (4n × n) ·
+// H_tᵀ (n × B), a chunk's four gate slices of rows; backward dH_tᵀ (n × B) += W_hhᵀ (n × 4n) ·
+// dZ_{t+1}ᵀ (4n × B), a chunk's rows. Applies while W_hh fits the L2 cache, as the Elman path.
 constexpr int64_t kLstmChunk = 64;
 
-template <typename T>
-struct LstmProduct {
-  int64_t M, K;
-  std::vector<int64_t> starts;  // chunk r0 … ; the last ends at M
-  std::vector<Kernel<T>> kernels;
-  std::unique_ptr<T[]> packed;  // chunk [r0, r1) at r0 · K, element (i, k) at k · m + i
-  bool ok = true;
-  // out(i, k) = A(i, k) for i < M, k < K: the M × K column-major operand, given element-wise.
-  template <typename F>
-  LstmProduct(int64_t M_, int64_t B, int64_t K_, int64_t ldc, F&& element) : M(M_), K(K_), packed(new T[size_t(M_ * K_)]) {
-    for (int64_t r0 = 0; r0 < M; r0 += kLstmChunk) {
-      const int64_t m = std::min(kLstmChunk, M - r0);
-      starts.push_back(r0);
-      kernels.emplace_back(m, B, K, m, K, ldc, true);
-      if (!kernels.back().fn) ok = false;
-      T* dst = packed.get() + r0 * K;
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t i = 0; i < m; ++i) dst[k * m + i] = element(r0 + i, k);
-    }
+// One row's cell update for m units, each gate's m values n apart, as functions of
+// restrict-qualified arguments: only then does the compiler know the streams apart and
+// vectorise the loop. The float32 ones also run as AVX2 and AVX-512 clones; with contraction
+// off every clone rounds as the baseline does.
+#define ORTHORNN_LSTM_ROW_FORWARD(T)                                                    \
+  T* __restrict zf = z + n;                                                             \
+  T* __restrict zg = z + 2 * n;                                                         \
+  T* __restrict zo = z + 3 * n;                                                         \
+  for (int64_t j = 0; j < m; ++j) {                                                     \
+    T i = z[j] + bias[j], f = zf[j] + bias[n + j], g = zg[j] + bias[2 * n + j],         \
+      o = zo[j] + bias[3 * n + j], cj, hj;                                              \
+    lstmCellForwardAt<T>(i, f, g, o, cPrev[j], cj, hj);                                 \
+    z[j] = i;                                                                           \
+    zf[j] = f;                                                                          \
+    zg[j] = g;                                                                          \
+    zo[j] = o;                                                                          \
+    c[j] = cj;                                                                          \
+    h[j] = hj;                                                                          \
   }
-  // C (M × B, column-major, ldc) += A · X (K × B, ldb = K).
-  void run(const T* X, T* C) const {
-    for (size_t c = 0; c < starts.size(); ++c) kernels[c].fn(packed.get() + starts[c] * K, X, C + starts[c]);
-  }
-};
-
-// One row's cell update, forward and backward, as functions of restrict-qualified arguments:
-// only then does the compiler know the seven streams apart and vectorise the loop. The
-// float32 ones are also compiled for AVX2 and AVX-512, chosen at load time by the CPU (the
-// binary stays portable); with contraction off every clone rounds as the baseline does.
-#define ORTHORNN_LSTM_ROW_FORWARD(T)                                                                       \
-  for (int64_t q = 0; q < 4 * n; ++q) z[q] += bias[q];                                                    \
-  T* __restrict zf = z + n;                                                                              \
-  T* __restrict zg = z + 2 * n;                                                                          \
-  T* __restrict zo = z + 3 * n;                                                                          \
-  for (int64_t j = 0; j < n; ++j) {                                                                       \
-    T i = z[j], f = zf[j], g = zg[j], o = zo[j], cj, hj;                                                   \
-    lstmCellForwardAt<T>(i, f, g, o, cPrev[j], cj, hj);                                                    \
-    z[j] = i;                                                                                             \
-    zf[j] = f;                                                                                            \
-    zg[j] = g;                                                                                            \
-    zo[j] = o;                                                                                            \
-    c[j] = cj;                                                                                            \
-    h[j] = hj;                                                                                            \
-  }
-#define ORTHORNN_LSTM_ROW_BACKWARD(T)                                                                      \
-  T* __restrict zf = z + n;                                                                              \
-  T* __restrict zg = z + 2 * n;                                                                          \
-  T* __restrict zo = z + 3 * n;                                                                          \
-  for (int64_t j = 0; j < n; ++j) {                                                                       \
-    T i = z[j], f = zf[j], g = zg[j], o = zo[j], carry = dc[j];                                            \
-    lstmCellBackwardAt<T>(i, f, g, o, cPrev[j], c[j], dh[j], carry);                                       \
-    z[j] = i;                                                                                             \
-    zf[j] = f;                                                                                            \
-    zg[j] = g;                                                                                            \
-    zo[j] = o;                                                                                            \
-    dc[j] = carry;                                                                                        \
+#define ORTHORNN_LSTM_ROW_BACKWARD(T)                                                   \
+  T* __restrict zf = z + n;                                                             \
+  T* __restrict zg = z + 2 * n;                                                         \
+  T* __restrict zo = z + 3 * n;                                                         \
+  for (int64_t j = 0; j < m; ++j) {                                                     \
+    T i = z[j], f = zf[j], g = zg[j], o = zo[j], carry = dc[j];                         \
+    lstmCellBackwardAt<T>(i, f, g, o, cPrev[j], c[j], dh[j], carry);                    \
+    z[j] = i;                                                                           \
+    zf[j] = f;                                                                          \
+    zg[j] = g;                                                                          \
+    zo[j] = o;                                                                          \
+    dc[j] = carry;                                                                      \
   }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define ORTHORNN_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define ORTHORNN_CPU_CLONES
-#endif
-
-ORTHORNN_CPU_CLONES
-void lstmRowForward(int64_t n, const float* __restrict bias, float* __restrict z, const float* __restrict cPrev,
-                    float* __restrict c, float* __restrict h) {
+ORTHORNN_SIMD_CLONES
+void lstmRowForward(int64_t m, int64_t n, const float* __restrict bias, float* __restrict z,
+                    const float* __restrict cPrev, float* __restrict c, float* __restrict h) {
   ORTHORNN_LSTM_ROW_FORWARD(float)
 }
-void lstmRowForward(int64_t n, const double* __restrict bias, double* __restrict z, const double* __restrict cPrev,
-                    double* __restrict c, double* __restrict h) {
+void lstmRowForward(int64_t m, int64_t n, const double* __restrict bias, double* __restrict z,
+                    const double* __restrict cPrev, double* __restrict c, double* __restrict h) {
   ORTHORNN_LSTM_ROW_FORWARD(double)
 }
-ORTHORNN_CPU_CLONES
-void lstmRowBackward(int64_t n, float* __restrict z, const float* __restrict cPrev, const float* __restrict c,
-                     const float* __restrict dh, float* __restrict dc) {
+ORTHORNN_SIMD_CLONES
+void lstmRowBackward(int64_t m, int64_t n, float* __restrict z, const float* __restrict cPrev,
+                     const float* __restrict c, const float* __restrict dh, float* __restrict dc) {
   ORTHORNN_LSTM_ROW_BACKWARD(float)
 }
-void lstmRowBackward(int64_t n, double* __restrict z, const double* __restrict cPrev, const double* __restrict c,
-                     const double* __restrict dh, double* __restrict dc) {
+void lstmRowBackward(int64_t m, int64_t n, double* __restrict z, const double* __restrict cPrev,
+                     const double* __restrict c, const double* __restrict dh, double* __restrict dc) {
   ORTHORNN_LSTM_ROW_BACKWARD(double)
 }
 #undef ORTHORNN_LSTM_ROW_FORWARD
 #undef ORTHORNN_LSTM_ROW_BACKWARD
 
-bool lstmApplies(DType dt, int64_t B, int64_t n, size_t elementSize) {
-  return (dt == DType::F32 || dt == DType::F64) && B >= 1 && n >= 1 && B * n <= (int64_t(1) << 24) &&
-         fitsCache(2 * n, elementSize, 1);  // 4n² values
+// The chunks of every part, their kernels, and W_hh packed for them: forward, chunk [u0, u1)
+// holds its four gates' rows (gate q's m × n block at u0 · 4n + q · m · n, element (i, k) at
+// k · m + i); backward, its rows of W_hhᵀ (m × 4n at u0 · 4n, element (i, k) at k · m + i).
+template <typename T>
+class LstmRecurrence {
+ public:
+  struct Chunk {
+    int64_t u0, u1;
+    size_t kernel;
+  };
+  // backward: the kernels of dH_t's products, and with `weightSums` those of the W_hh
+  // gradient's: Y (dW_hh, 4n × n column-major) += the chunk's rows of dZ_tᵀ (m × B, lda 4n)
+  // · H_t (B × n, column-major, from H_t transposed).
+  LstmRecurrence(int64_t steps, int64_t B, int64_t n, bool backward, bool weightSums = false)
+      : stepper_(steps, n), parts_(n, stepper_.parts()), chunks_(size_t(stepper_.parts())), n_(n) {
+    if (!fitsCache(2 * n, sizeof(T), stepper_.parts())) return;  // 4n² values
+    for (int p = 0; p < stepper_.parts(); ++p)
+      for (int64_t u0 = parts_.begin(p); u0 < parts_.end(p); u0 += kLstmChunk) {
+        const int64_t u1 = std::min(parts_.end(p), u0 + kLstmChunk), m = u1 - u0;
+        size_t k = 0;
+        while (k < widths_.size() && widths_[k] != m) ++k;
+        if (k == widths_.size()) {
+          widths_.push_back(m);
+          if (backward) kernels_.emplace_back(m, B, 4 * n, m, 4 * n, n, true);
+          else kernels_.emplace_back(m, B, n, m, n, 4 * n, true);
+          if (!kernels_.back().fn) return;
+          if (weightSums) {
+            sumKernels_.emplace_back(m, n, B, 4 * n, B, 4 * n, true);
+            if (!sumKernels_.back().fn) return;
+          }
+        }
+        chunks_[size_t(p)].push_back({u0, u1, k});
+      }
+    ok_ = true;
+  }
+  bool ok() const { return ok_; }
+  // Packs W_hh (row-major 4n × n) for the chunks, each part its own.
+  void pack(const T* Whh, bool backward) {
+    const int64_t n = n_;
+    packed_.reset(new T[size_t(4 * n * n)]);
+    stepper_.once([&](int p) {
+      for (const Chunk& c : chunks_[size_t(p)]) {
+        const int64_t m = c.u1 - c.u0;
+        T* dst = packed_.get() + c.u0 * 4 * n;
+        if (backward) {
+          for (int64_t k = 0; k < 4 * n; ++k)
+            for (int64_t i = 0; i < m; ++i) dst[k * m + i] = Whh[k * n + c.u0 + i];
+        } else {
+          for (int64_t q = 0; q < 4; ++q)
+            for (int64_t k = 0; k < n; ++k)
+              for (int64_t i = 0; i < m; ++i) dst[q * m * n + k * m + i] = Whh[(q * n + c.u0 + i) * n + k];
+        }
+      }
+    });
+  }
+  const std::vector<Chunk>& chunks(int p) const { return chunks_[size_t(p)]; }
+  const Kernel<T>& kernel(const Chunk& c) const { return kernels_[c.kernel]; }
+  const Kernel<T>& sumKernel(const Chunk& c) const { return sumKernels_[c.kernel]; }
+  int parts() const { return stepper_.parts(); }
+  const T* packed(int64_t u0) const { return packed_.get() + u0 * 4 * n_; }
+  void step(const std::function<void(int)>& body) { stepper_.step(body); }
+
+ private:
+  Stepper stepper_;
+  Parts parts_;
+  std::vector<std::vector<Chunk>> chunks_;
+  std::vector<int64_t> widths_;
+  std::vector<Kernel<T>> kernels_, sumKernels_;
+  std::unique_ptr<T[]> packed_;
+  int64_t n_;
+  bool ok_ = false;
+};
+
+bool lstmApplies(DType dt, int64_t B, int64_t n) {
+  return (dt == DType::F32 || dt == DType::F64) && B >= 1 && n >= 1 && B * n <= (int64_t(1) << 24);
 }
 
 template <typename T>
 bool lstmForward(int64_t T_, int64_t B, int64_t n, const T* Whh, const T* biasIh, const T* biasHh, T* Z, T* H, T* C) {
+  LstmRecurrence<T> rec(T_, B, n, false);
+  if (!rec.ok()) return false;
+  rec.pack(Whh, false);
   const int64_t n4 = 4 * n;
-  LstmProduct<T> product(n4, B, n, n4, [&](int64_t i, int64_t k) { return Whh[i * n + k]; });
-  if (!product.ok) return false;
   std::vector<T> bias(size_t(n4), T(0));
   for (int64_t c = 0; c < n4; ++c) bias[size_t(c)] = (biasIh ? biasIh[c] : T(0)) + (biasHh ? biasHh[c] : T(0));
-  const T* b = bias.data();
-  for (int64_t t = 0; t < T_; ++t) {
+  int64_t t = 0;
+  const std::function<void(int)> step = [&](int p) {
     T* Zt = Z + t * B * n4;
-    product.run(H + t * B * n, Zt);
-    for (int64_t r = 0; r < B; ++r)
-      lstmRowForward(n, b, Zt + r * n4, C + t * B * n + r * n, C + (t + 1) * B * n + r * n, H + (t + 1) * B * n + r * n);
-  }
+    const T* Ht = H + t * B * n;
+    for (const auto& c : rec.chunks(p)) {
+      const int64_t m = c.u1 - c.u0;
+      const T* A = rec.packed(c.u0);
+      for (int64_t q = 0; q < 4; ++q) rec.kernel(c).fn(A + q * m * n, Ht, Zt + q * n + c.u0);
+      for (int64_t r = 0; r < B; ++r)
+        lstmRowForward(m, n, bias.data() + c.u0, Zt + r * n4 + c.u0, C + t * B * n + r * n + c.u0,
+                       C + (t + 1) * B * n + r * n + c.u0, H + (t + 1) * B * n + r * n + c.u0);
+    }
+  };
+  for (t = 0; t < T_; ++t) rec.step(step);
   return true;
 }
 
 template <typename T>
-bool lstmBackward(int64_t T_, int64_t B, int64_t n, const T* Whh, const T* C, T* Z, T* dH, T* dC) {
+bool lstmBackward(int64_t T_, int64_t B, int64_t n, const T* Whh, const T* C, T* Z, T* dH, T* dC,
+                  const Backend::LstmSums& sums) {
+  const bool weightSums = sums.dWhh != nullptr;
+  LstmRecurrence<T> rec(T_, B, n, true, weightSums);
+  if (!rec.ok()) return false;
+  rec.pack(Whh, true);
   const int64_t n4 = 4 * n;
-  LstmProduct<T> product(n, B, n4, n, [&](int64_t i, int64_t k) { return Whh[k * n + i]; });
-  if (!product.ok) return false;
-  for (int64_t t = T_ - 1; t >= 0; --t) {
+  const T* H = static_cast<const T*>(sums.H);
+  // dW_hh accumulates in column-major order (Y: its transpose in memory), turned round once at
+  // the end; each part transposes H_t for its own products; the bias sums accumulate in
+  // double, each part over its own columns.
+  std::vector<T> Y(weightSums ? size_t(n4 * n) : 0, T(0));
+  std::vector<std::vector<T>> Ht(size_t(rec.parts()), std::vector<T>(weightSums ? size_t(B * n) : 0));
+  std::vector<double> db(sums.db ? size_t(n4) : 0, 0.0);
+  int64_t t = 0;
+  const std::function<void(int)> step = [&](int p) {
     T* dHt = dH + t * B * n;
-    if (t + 1 < T_) product.run(Z + (t + 1) * B * n4, dHt);
     T* Zt = Z + t * B * n4;
-    for (int64_t r = 0; r < B; ++r)
-      lstmRowBackward(n, Zt + r * n4, C + t * B * n + r * n, C + (t + 1) * B * n + r * n, dHt + r * n, dC + r * n);
+    if (weightSums) {
+      T* ht = Ht[size_t(p)].data();
+      const T* src = H + t * B * n;
+      for (int64_t r = 0; r < B; ++r)
+        for (int64_t i = 0; i < n; ++i) ht[i * B + r] = src[r * n + i];
+    }
+    for (const auto& c : rec.chunks(p)) {
+      const int64_t m = c.u1 - c.u0;
+      if (t + 1 < T_) rec.kernel(c).fn(rec.packed(c.u0), Z + (t + 1) * B * n4, dHt + c.u0);
+      for (int64_t r = 0; r < B; ++r)
+        lstmRowBackward(m, n, Zt + r * n4 + c.u0, C + t * B * n + r * n + c.u0, C + (t + 1) * B * n + r * n + c.u0,
+                        dHt + r * n + c.u0, dC + r * n + c.u0);
+      for (int64_t q = 0; q < 4; ++q) {
+        const int64_t col = q * n + c.u0;
+        if (weightSums) rec.sumKernel(c).fn(Zt + col, Ht[size_t(p)].data(), Y.data() + col);
+        if (sums.db)
+          for (int64_t r = 0; r < B; ++r) {
+            const T* z = Zt + r * n4 + col;
+            double* acc = db.data() + col;
+            for (int64_t j = 0; j < m; ++j) acc[j] += double(z[j]);
+          }
+      }
+    }
+  };
+  for (t = T_ - 1; t >= 0; --t) rec.step(step);
+  if (weightSums) {
+    T* out = static_cast<T*>(sums.dWhh);
+    for (int64_t k = 0; k < n4; ++k)
+      for (int64_t i = 0; i < n; ++i) out[k * n + i] = Y[size_t(i * n4 + k)];
   }
+  if (sums.db)
+    for (int64_t k = 0; k < n4; ++k) static_cast<T*>(sums.db)[k] = T(db[size_t(k)]);
   return true;
 }
 
@@ -744,7 +849,7 @@ bool lstmBackward(int64_t T_, int64_t B, int64_t n, const T* Whh, const T* C, T*
 
 bool fastLstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* biasIh,
                                const void* biasHh, void* Z, void* H, void* C) {
-  if (!lstmApplies(dt, B, n, dtypeSize(dt))) return false;
+  if (!lstmApplies(dt, B, n)) return false;
   if (dt == DType::F32)
     return lstmForward<float>(T, B, n, static_cast<const float*>(Whh), static_cast<const float*>(biasIh),
                               static_cast<const float*>(biasHh), static_cast<float*>(Z), static_cast<float*>(H),
@@ -755,13 +860,13 @@ bool fastLstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const 
 }
 
 bool fastLstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C, void* Z,
-                                void* dH, void* dC) {
-  if (!lstmApplies(dt, B, n, dtypeSize(dt))) return false;
+                                void* dH, void* dC, const Backend::LstmSums& sums) {
+  if (!lstmApplies(dt, B, n) || (sums.dWhh && !sums.H)) return false;
   if (dt == DType::F32)
     return lstmBackward<float>(T, B, n, static_cast<const float*>(Whh), static_cast<const float*>(C),
-                               static_cast<float*>(Z), static_cast<float*>(dH), static_cast<float*>(dC));
+                               static_cast<float*>(Z), static_cast<float*>(dH), static_cast<float*>(dC), sums);
   return lstmBackward<double>(T, B, n, static_cast<const double*>(Whh), static_cast<const double*>(C),
-                              static_cast<double*>(Z), static_cast<double*>(dH), static_cast<double*>(dC));
+                              static_cast<double*>(Z), static_cast<double*>(dH), static_cast<double*>(dC), sums);
 }
 
 bool fastElmanForwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* Wt,

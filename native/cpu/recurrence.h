@@ -32,12 +32,12 @@ bool fastElmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B,
                                  const BackwardSums& sums, int64_t givenFrom, double clip);
 
 // The LSTM's (Backend::lstmForwardRecurrence's and lstmBackwardRecurrence's arguments): on the
-// calling thread, JIT kernels over the packed W_hh; false where it does not apply (no libxsmm,
-// W_hh larger than the L2 cache, no kernel).
+// team, JIT kernels over the packed W_hh, the backward with its weight and bias sums folded into
+// the steps; false where it does not apply (no libxsmm, W_hh larger than the L2 cache, no kernel).
 bool fastLstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* biasIh,
                                const void* biasHh, void* Z, void* H, void* C);
 bool fastLstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C, void* Z,
-                                void* dH, void* dC);
+                                void* dH, void* dC, const Backend::LstmSums& sums);
 
 // Whether this build has the fast path (for backends()).
 bool fastRecurrenceCompiled();

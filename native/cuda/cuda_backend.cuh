@@ -165,7 +165,7 @@ class CudaBackend final : public Backend {
   void lstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* biasIh,
                              const void* biasHh, void* Z, void* H, void* C) override;
   void lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C, void* Z,
-                              void* dH, void* dC) override;
+                              void* dH, void* dC, const LstmSums& sums) override;
   void softmaxCrossEntropy(DType dt, int64_t rows, int64_t classes, const void* logits, const int32_t* targets,
                            const void* weights, void* loss, void* dlogits) override;
   void meanSquaredError(DType dt, int64_t rows, int64_t cols, const void* y, const void* target, const void* weights,

@@ -180,10 +180,12 @@ void CudaBackend::lstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t 
 }
 
 void CudaBackend::lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C,
-                                         void* Z, void* dH, void* dC) {
-  if (!startRecurrence("lstmBackwardRecurrence", dt, T, B, n)) return;
-  replay(kLstmBackward, dt, Activation::Tanh, T, B, n, 0, {Whh, C, Z, dH, dC},
-         [&] { Backend::lstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC); });
+                                         void* Z, void* dH, void* dC, const LstmSums& sums) {
+  if (startRecurrence("lstmBackwardRecurrence", dt, T, B, n))
+    replay(kLstmBackward, dt, Activation::Tanh, T, B, n, 0, {Whh, C, Z, dH, dC},
+           [&] { Backend::lstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC, LstmSums{}); });
+  // Outside the captured steps: a graph is keyed by the steps' pointers only.
+  lstmBackwardSums(dt, T, B, n, Z, sums);
 }
 
 }  // namespace cuda
