@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Context, ElmanRNN, NumericError, ops } from '../lib/index';
 import type { Activation, FloatDType, LossKind, RecurrentKind, Scoring, SequenceBatch, Tensor } from '../lib/index';
-import { announceSeed, assertClose, naiveGemm, randomArray, rng, TEST_SEED, availableBackends } from './helpers';
+import { announceSeed, assertClose, byName, naiveGemm, randomArray, rng, TEST_SEED, availableBackends } from './helpers';
 
 interface Case {
   activation: Activation;
@@ -207,8 +207,8 @@ for (const device of availableBackends()) describe(`60 Elman RNN on ${device}: f
     const W = await svd.recurrentMatrix().read();
     plain.loadState({ W_in: st.W_in, b: st.b, W: Float64Array.from(W), W_out: st.W_out, c: st.c, h0: st.h0 });
     const batch = makeBatch(ctx, { score: 'all' });
-    const G = Float64Array.from(await (await plain.lossAndGradients(batch)).gradients.W.read());
-    const g = (await svd.lossAndGradients(batch)).gradients;
+    const G = Float64Array.from(await byName((await plain.lossAndGradients(batch)).gradients).W!.read());
+    const g = byName((await svd.lossAndGradients(batch)).gradients);
     const sig = Array.from(st.p, (p) => 1 / (1 + Math.exp(-p)));
     const s = sig.map((v) => 2 * m * (v - 0.5) + 1);
     const GV = naiveGemm(G, st.V, n, n, n);
@@ -217,9 +217,9 @@ for (const device of availableBackends()) describe(`60 Elman RNN on ${device}: f
     const dV = Float64Array.from(GtU, (v, i) => v * s[i % n]);
     const UtGV = naiveGemm(st.U, GV, n, n, n, true);
     const dp = s.map((_, i) => UtGV[i * n + i] * 2 * m * sig[i] * (1 - sig[i]));
-    assertClose(await g.U.read(), dU, { atol: 1e-12, rtol: 1e-10 }, 'dU = G V S');
-    assertClose(await g.V.read(), dV, { atol: 1e-12, rtol: 1e-10 }, 'dV = Gᵀ U S');
-    assertClose(await g.p.read(), dp, { atol: 1e-12, rtol: 1e-10 }, 'dp = diag(Uᵀ G V) · 2mσ(1 − σ)');
+    assertClose(await g.U!.read(), dU, { atol: 1e-12, rtol: 1e-10 }, 'dU = G V S');
+    assertClose(await g.V!.read(), dV, { atol: 1e-12, rtol: 1e-10 }, 'dV = Gᵀ U S');
+    assertClose(await g.p!.read(), dp, { atol: 1e-12, rtol: 1e-10 }, 'dp = diag(Uᵀ G V) · 2mσ(1 − σ)');
     svd.dispose();
     plain.dispose();
   });
@@ -235,13 +235,13 @@ for (const device of availableBackends()) describe(`60 Elman RNN on ${device}: f
     assert.equal(framed.loss, euclidean.loss);
     assert.deepEqual(Object.keys(framed.gradients).sort(), Object.keys(expected).filter((k) => k !== 'U' && k !== 'V').sort());
     for (const [name, g] of Object.entries(framed.gradients)) assertClose(await g.read(), expected[name], { atol: 1e-13, rtol: 1e-12 }, name);
-    const U = await model.parameters.U.read(), V = await model.parameters.V.read();
+    const U = await model.parametersByName.U.read(), V = await model.parametersByName.V.read();
     assertClose(await framed.frameGradients!.U.read(), naiveGemm(U, expected.U, n, n, n, true), { atol: 1e-12, rtol: 1e-10 }, 'Uᵀ dU');
     assertClose(await framed.frameGradients!.V.read(), naiveGemm(V, expected.V, n, n, n, true), { atol: 1e-12, rtol: 1e-10 }, 'Vᵀ dV');
     // Without the option, the Euclidean gradients again.
     const again = await model.lossAndGradients(batch);
     assert.equal(again.frameGradients, undefined);
-    assertClose(await again.gradients.V.read(), expected.V, { atol: 1e-13, rtol: 1e-12 }, 'dV again');
+    assertClose(await byName(again.gradients).V!.read(), expected.V, { atol: 1e-13, rtol: 1e-12 }, 'dV again');
     model.dispose();
   });
 
@@ -277,9 +277,9 @@ for (const device of availableBackends()) describe(`60 Elman RNN on ${device}: f
       const r32 = await m32.lossAndGradients(b32);
       assert.ok(Math.abs(r64.loss - r32.loss) < 1e-5 * Math.max(1, r64.loss), `${recurrent} loss ${r32.loss} vs ${r64.loss}`);
       for (const name of Object.keys(r64.gradients)) {
-        const a = await r64.gradients[name].read();
+        const a = await byName(r64.gradients)[name]!.read();
         const scale = Math.max(1e-3, ...Array.from(a, Math.abs));
-        assertClose(await r32.gradients[name].read(), a, { atol: 1e-4 * scale, rtol: 0 }, `${recurrent} d${name}`);
+        assertClose(await byName(r32.gradients)[name]!.read(), a, { atol: 1e-4 * scale, rtol: 0 }, `${recurrent} d${name}`);
       }
       m64.dispose();
       m32.dispose();
@@ -318,7 +318,7 @@ for (const device of availableBackends()) describe(`60 Elman RNN on ${device}: f
       } else {
         assert.ok(s.every((v) => Math.abs(v - 1) < 1e-12));
       }
-      for (const M of ['U', 'V']) assert.ok((await ops.orthogonalityError(model.parameters[M]).item()) < 1e-13, `${init} ${M} orthogonal`);
+      for (const M of ['U', 'V']) assert.ok((await ops.orthogonalityError(model.parametersByName[M]).item()) < 1e-13, `${init} ${M} orthogonal`);
       model.dispose();
     }
     const plain = await ElmanRNN.create({ inputSize: 2, hiddenSize: 64, outputSize: 2, recurrent: 'plain', init: 'glorot', context: ctx });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Context, ElmanRNN, ops } from '../lib/index';
 import type { Tensor } from '../lib/index';
-import { announceSeed, assertClose, naiveGemm, randomArray, rng, TEST_SEED, availableBackends } from './helpers';
+import { announceSeed, assertClose, byName, naiveGemm, randomArray, rng, TEST_SEED, availableBackends } from './helpers';
 
 // The CPU runs the recurrence on one of three paths by size: a single-threaded JIT kernel
 // (n < 64), JIT kernels split by columns across threads (n ≥ 64 while each thread's share of
@@ -43,10 +43,10 @@ for (const device of availableBackends()) describe(`61 Elman recurrence at the s
       const { gradients } = await model.lossAndGradients(batch);
       // Read every gradient now: the model's buffers are overwritten by the loss evaluations below.
       const analytic: Record<string, Float64Array> = {};
-      for (const name of ['W', 'W_in', 'b']) analytic[name] = Float64Array.from(await gradients[name].read());
+      for (const name of ['W', 'W_in', 'b']) analytic[name] = Float64Array.from(await byName(gradients)[name]!.read());
       const r = rng(TEST_SEED + n);
       for (const name of ['W', 'W_in', 'b']) {
-        const param = model.parameters[name] as Tensor<'float64'>;
+        const param = model.parametersByName[name] as Tensor<'float64'>;
         const base = Float64Array.from(await param.read());
         const g = analytic[name];
         for (let s = 0; s < 6; s++) {
@@ -79,9 +79,9 @@ for (const device of availableBackends()) describe(`61 Elman recurrence at the s
     const r32 = await m32.lossAndGradients({ x: ctx.tensor(Float32Array.from(X), [T, B, d]), targets });
     assert.ok(Math.abs(r64.loss - r32.loss) < 1e-5 * r64.loss);
     for (const name of ['U', 'V', 'W_in']) {
-      const a = await r64.gradients[name].read();
+      const a = await byName(r64.gradients)[name]!.read();
       const scale = Math.max(...Array.from(a, Math.abs));
-      assertClose(await r32.gradients[name].read(), a, { atol: 1e-4 * scale }, `d${name}`);
+      assertClose(await byName(r32.gradients)[name]!.read(), a, { atol: 1e-4 * scale }, `d${name}`);
     }
     assertClose(r32.hiddenGradientNorms, r64.hiddenGradientNorms, { rtol: 1e-4 }, 'hidden gradient norms');
     m64.dispose();

@@ -81,7 +81,7 @@ for (const device of availableBackends()) describe(`66 LSTM model on ${device}: 
     for (let i = 0; i < 150; i++) {
       const { loss, gradients } = await model.lossAndGradients(batch);
       last = loss;
-      for (const [name, g] of Object.entries(gradients)) ops.axpby(-0.5, g, 1, model.parameters[name], { out: model.parameters[name] });
+      for (const [name, g] of Object.entries(gradients)) ops.axpby(-0.5, g, 1, model.parametersByName[name], { out: model.parametersByName[name] });
     }
     assert.ok(last < 0.5 * first, `loss ${first} → ${last}`);
     const h0 = ctx.zeros([B, 12]) as Tensor<'float32'>;

@@ -305,7 +305,7 @@ describe('69 model files: save, loadModel, checkpoints, hostile files', () => {
       writeFileSync(file, encodeSafetensors(copy));
       const model = await loadModel(file, { context: ctx });
       assert.ok(model instanceof ElmanRNN && model.recurrent === 'svd');
-      const error = await ops.orthogonalityError(model.parameters.U).item();
+      const error = await ops.orthogonalityError(model.parametersByName.U).item();
       assert.ok(error < 1e-5);
       model.dispose();
     });

@@ -103,14 +103,14 @@ for (const device of availableBackends()) describe(`70 Cayley steps and orthogon
         const ra = await a.lossAndGradients(batch);
         const rb = await b.lossAndGradients(batch, { frameGradients: true });
         assert.ok(Math.abs(ra.loss - rb.loss) <= (dtype === 'float64' ? 1e-12 : 1e-5), `step ${step}: loss ${ra.loss} vs ${rb.loss}`);
-        ops.cayleyStep(a.parameters.U, ra.gradients.U, 0.5);
-        ops.cayleyStep(a.parameters.V, ra.gradients.V, 0.5);
-        ops.cayleyStepInFrame(b.parameters.U, rb.frameGradients!.U, 0.5);
-        ops.cayleyStepInFrame(b.parameters.V, rb.frameGradients!.V, 0.5);
+        ops.cayleyStep(a.parametersByName.U, ra.gradients.U, 0.5);
+        ops.cayleyStep(a.parametersByName.V, ra.gradients.V, 0.5);
+        ops.cayleyStepInFrame(b.parametersByName.U, rb.frameGradients!.U, 0.5);
+        ops.cayleyStepInFrame(b.parametersByName.V, rb.frameGradients!.V, 0.5);
       }
       const tol = dtype === 'float64' ? 1e-12 : 1e-5;
-      assertClose(await b.parameters.U.read(), await a.parameters.U.read(), { atol: tol }, `${dtype} U`);
-      assertClose(await b.parameters.V.read(), await a.parameters.V.read(), { atol: tol }, `${dtype} V`);
+      assertClose(await b.parametersByName.U.read(), await a.parametersByName.U.read(), { atol: tol }, `${dtype} U`);
+      assertClose(await b.parametersByName.V.read(), await a.parametersByName.V.read(), { atol: tol }, `${dtype} V`);
       a.dispose();
       b.dispose();
     }
@@ -133,11 +133,11 @@ for (const device of availableBackends()) describe(`70 Cayley steps and orthogon
     const batch = { x: ctx.tensor(randomArray(6 * 4 * 3) as Float64Array, [6, 4, 3]), targets: ctx.tensor(Int32Array.from({ length: 24 }, (_, i) => i % 4), [6, 4]) };
     const before = await model.lossAndGradients(batch);
     const dU = ops.copy(before.gradients.U), dV = ops.copy(before.gradients.V);
-    ops.cayleyStep(model.parameters.U, dU, 1e-2);
-    ops.cayleyStep(model.parameters.V, dV, 1e-2);
+    ops.cayleyStep(model.parametersByName.U, dU, 1e-2);
+    ops.cayleyStep(model.parametersByName.V, dV, 1e-2);
     const after = await model.lossAndGradients(batch);
     assert.ok(after.loss < before.loss, `loss ${before.loss} → ${after.loss}`);
-    for (const M of ['U', 'V']) assert.ok(await ops.orthogonalityError(model.parameters[M]).item() < 1e-13);
+    for (const M of ['U', 'V']) assert.ok(await ops.orthogonalityError(model.parametersByName[M]).item() < 1e-13);
     model.dispose();
   });
 

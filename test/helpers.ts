@@ -1,7 +1,7 @@
 /** Shared test utilities: seeded data, naive references, tolerance checks. */
 import assert from 'node:assert/strict';
 import { backends, Context } from '../lib/index';
-import type { FloatDType } from '../lib/index';
+import type { FloatDType, Tensor } from '../lib/index';
 
 /**
  * Fresh random data each run, reproducible from the printed seed:
@@ -111,4 +111,9 @@ export function skipUnless(this: Mocha.Context, ctx: Context, op: string, dtype:
     console.log(`      skipped: the ${ctx.backend} backend does not implement ${op} for ${dtype} yet`);
     this.skip();
   }
+}
+
+/** A model's parameters or gradients as a plain record, for tests that walk them by name whatever the model. */
+export function byName<D extends FloatDType>(tensors: object): Record<string, Tensor<D>> {
+  return tensors as Record<string, Tensor<D>>;
 }

@@ -13,9 +13,26 @@ import type { Tensor } from '../tensor';
 import { checkActivation, checkBoolean, checkCoefficient, checkOneOf, checkOptions } from '../validate';
 import type { PreparedBatch, SequenceBatch } from './batch';
 import { glorotUniform, identity, marginLogit, randomOrthogonal, transpose, type InitScheme } from './init';
-import { readModelOptions, RecurrentModel, type ModelOptions, type StepOutputs } from './recurrent';
+import { readModelOptions, RecurrentModel, type FrameLossAndGradients, type LossAndGradients, type LossAndGradientsOptions, type ModelOptions, type StepOutputs } from './recurrent';
 
 export type RecurrentKind = 'svd' | 'plain' | 'penalty';
+
+/** The parameters every Elman network has (DESIGN §2.5's names); `h0` when it is learnt. */
+export type ElmanCommonParameters<D extends FloatDType = 'float32'> = {
+  W_in: Tensor<D>;
+  b: Tensor<D>;
+  W_out: Tensor<D>;
+  c: Tensor<D>;
+  h0?: Tensor<D>;
+};
+/** recurrent 'svd': W = U diag(s(p)) Vᵀ. */
+export type SvdParameters<D extends FloatDType = 'float32'> = ElmanCommonParameters<D> & { U: Tensor<D>; V: Tensor<D>; p: Tensor<D> };
+/** recurrent 'plain' or 'penalty': a free W. */
+export type FreeParameters<D extends FloatDType = 'float32'> = ElmanCommonParameters<D> & { W: Tensor<D> };
+/** An ElmanRNN's parameters (and its gradients, by the same names) for its recurrent kind R. */
+export type ElmanParameters<D extends FloatDType = 'float32', R extends RecurrentKind = RecurrentKind> = R extends 'svd' ? SvdParameters<D> : FreeParameters<D>;
+/** The gradients of lossAndGradients with `{ frameGradients: true }`: all but U's and V's. */
+export type ElmanFrameGradients<D extends FloatDType = 'float32'> = Omit<SvdParameters<D>, 'U' | 'V'>;
 
 export interface ElmanRNNOptions<D extends FloatDType = 'float32'> extends ModelOptions<D> {
   /** Default 'tanh'. */
@@ -41,7 +58,12 @@ export interface ElmanRNNOptions<D extends FloatDType = 'float32'> extends Model
 
 const ELMAN_KEYS = ['activation', 'recurrent', 'margin', 'penalty', 'spectrumPrior', 'init', 'learnH0', 'clipPreactivation'];
 
-export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D> {
+/**
+ * An Elman network. `R` is its recurrent kind, known from `create`'s options ('svd' when
+ * omitted), and types `parameters` and the gradients: `model.parameters.U` for an 'svd' model,
+ * `.W` for the others.
+ */
+export class ElmanRNN<D extends FloatDType = 'float32', R extends RecurrentKind = RecurrentKind> extends RecurrentModel<D, ElmanParameters<D, R>> {
   readonly activation: Activation;
   readonly recurrent: RecurrentKind;
   readonly margin: number;
@@ -54,6 +76,9 @@ export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D
   private frames?: { U: Tensor<D>; V: Tensor<D> };
 
   /** Builds and initialises a model (awaits the initialisation, which runs on the device). */
+  static create<D extends FloatDType = 'float32'>(options: ElmanRNNOptions<D> & { recurrent?: 'svd' }): Promise<ElmanRNN<D, 'svd'>>;
+  static create<D extends FloatDType = 'float32'>(options: ElmanRNNOptions<D> & { recurrent: 'plain' | 'penalty' }): Promise<ElmanRNN<D, 'plain' | 'penalty'>>;
+  static create<D extends FloatDType = 'float32'>(options: ElmanRNNOptions<D>): Promise<ElmanRNN<D>>;
   static async create<D extends FloatDType = 'float32'>(options: ElmanRNNOptions<D>): Promise<ElmanRNN<D>> {
     const opts = readModelOptions('ElmanRNN', options, ELMAN_KEYS);
     const model = new ElmanRNN<D>(opts);
@@ -141,6 +166,22 @@ export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D
     };
   }
 
+  /** Whether W = U diag(s) Vᵀ; narrows `parameters` and the gradients to the svd model's (e.g. after loadModel). */
+  isSvd(): this is ElmanRNN<D, 'svd'> {
+    return this.recurrent === 'svd';
+  }
+
+  /**
+   * Loss, every parameter gradient and the hidden gradient norms for one batch (see
+   * RecurrentModel.lossAndGradients). With `{ frameGradients: true }` (svd only) the result's
+   * `frameGradients` holds Uᵀ∂L/∂U and Vᵀ∂L/∂V, and `gradients` the others.
+   */
+  override lossAndGradients(batch: SequenceBatch<D>, options: LossAndGradientsOptions & { frameGradients: true }): Promise<FrameLossAndGradients<D, ElmanFrameGradients<D>>>;
+  override lossAndGradients(batch: SequenceBatch<D>, options?: LossAndGradientsOptions): Promise<LossAndGradients<D, ElmanParameters<D, R>>>;
+  override lossAndGradients(batch: SequenceBatch<D>, options: LossAndGradientsOptions = {}): Promise<LossAndGradients<D, ElmanParameters<D, R>> | FrameLossAndGradients<D, ElmanFrameGradients<D>>> {
+    return super.lossAndGradients(batch, options);
+  }
+
   protected override frameBuffers(fn: string, flag: boolean): { U: Tensor<D>; V: Tensor<D> } | undefined {
     if (!flag || this.recurrent !== 'svd') return super.frameBuffers(fn, flag);
     if (!this.frames) {
@@ -155,7 +196,7 @@ export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D
       this.context.native,
       this.workspace,
       this.config(prepared.loss, prepared.lastStepOnly),
-      RecurrentModel.handles(this.parameters),
+      RecurrentModel.handles(this.tensors),
       RecurrentModel.handles({ x: batch.x, targets: batch.targets, weights: prepared.weights, initialState: batch.initialState }),
       RecurrentModel.handles({
         ...this.gradientBuffers(out.frames !== undefined),
@@ -183,17 +224,17 @@ export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D
     const [T, B] = this.checkForwardInput(fn, x, { initialState: opts.initialState });
     const outputs = this.context.empty<D>([T, B, this.outputSize], { dtype: this.dtype });
     const finalState = this.context.empty<D>([B, this.hiddenSize], { dtype: this.dtype });
-    native().elmanForward(this.context.native, this.workspace, this.config('crossEntropy', false), RecurrentModel.handles(this.parameters), x.handle, opts.initialState?.handle ?? null, outputs.handle, finalState.handle);
+    native().elmanForward(this.context.native, this.workspace, this.config('crossEntropy', false), RecurrentModel.handles(this.tensors), x.handle, opts.initialState?.handle ?? null, outputs.handle, finalState.handle);
     return { outputs, finalState };
   }
 
   /** The materialised recurrent matrix W (n × n): U diag(s) Vᵀ for 'svd'. */
   recurrentMatrix(): Tensor<D> {
     this.assertLive('recurrentMatrix');
-    if (this.recurrent !== 'svd') return ops.copy(this.parameters.W);
-    const s = ops.marginSigmoid(this.parameters.p, this.margin);
-    const us = ops.scaleColumns(this.parameters.U, s);
-    const w = ops.gemm(us, this.parameters.V, { transB: true });
+    if (this.recurrent !== 'svd') return ops.copy(this.tensors.W);
+    const s = ops.marginSigmoid(this.tensors.p, this.margin);
+    const us = ops.scaleColumns(this.tensors.U, s);
+    const w = ops.gemm(us, this.tensors.V, { transB: true });
     for (const t of [s, us]) t.dispose();
     return w;
   }
@@ -203,11 +244,11 @@ export class ElmanRNN<D extends FloatDType = 'float32'> extends RecurrentModel<D
     this.assertLive('singularValues');
     let values: ArrayLike<number>;
     if (this.recurrent === 'svd') {
-      const s = ops.marginSigmoid(this.parameters.p, this.margin);
+      const s = ops.marginSigmoid(this.tensors.p, this.margin);
       values = await s.read();
       s.dispose();
     } else {
-      const { u, s, vt } = ops.svd(this.parameters.W);
+      const { u, s, vt } = ops.svd(this.tensors.W);
       values = await s.read();
       for (const t of [u, s, vt]) t.dispose();
     }

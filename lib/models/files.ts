@@ -121,14 +121,14 @@ function metadataOf(arch: ModelArchitecture): Record<string, string> {
  * new one): its parameters, an svd model's materialised W, and its architecture.
  * RecurrentModel.save(file) calls this.
  */
-export async function saveModel(model: RecurrentModel<FloatDType>, file: string): Promise<void> {
+export async function saveModel(model: RecurrentModel<FloatDType, object>, file: string): Promise<void> {
   const fn = 'save';
   if (typeof file !== 'string' || file === '') throw typeError(fn, 'file', 'a non-empty string', file);
   if (!(model instanceof ElmanRNN || model instanceof LSTM)) throw typeError(fn, 'model', 'an ElmanRNN or LSTM', model);
   const arch = architectureOf(model);
   const state = await model.state();
   const tensors: Record<string, SafetensorsEntry> = {};
-  for (const [name, data] of Object.entries(state)) tensors[name] = { data, shape: [...model.parameters[name].shape] };
+  for (const [name, data] of Object.entries(state)) tensors[name] = { data, shape: [...model.parametersByName[name]!.shape] };
   if (model instanceof ElmanRNN && model.recurrent === 'svd') {
     const w = model.recurrentMatrix();
     try {

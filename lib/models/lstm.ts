@@ -20,7 +20,17 @@ export interface LSTMOptions<D extends FloatDType = 'float32'> extends ModelOpti
   init?: 'pytorch' | 'paper';
 }
 
-export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D> {
+/** An LSTM's parameters (and its gradients, by the same names): nn.LSTM's, and the output layer. */
+export type LSTMParameters<D extends FloatDType = 'float32'> = {
+  weight_ih_l0: Tensor<D>;
+  weight_hh_l0: Tensor<D>;
+  bias_ih_l0: Tensor<D>;
+  bias_hh_l0: Tensor<D>;
+  W_out: Tensor<D>;
+  c: Tensor<D>;
+};
+
+export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D, LSTMParameters<D>> {
   protected override readonly hasCellState = true;
 
   /** Builds and initialises a model (`options.init`: as PyTorch does, or as the paper's baseline). */
@@ -58,7 +68,7 @@ export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D> {
     const a = 1 / Math.sqrt(this.hiddenSize);
     let stream = 0;
     for (const name of ['weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0']) {
-      this.assign(name, ctx.rand<D>(this.parameters[name].shape, { dtype, seed: seed * 16 + 8 + stream++, low: -a, high: a }));
+      this.assign(name, ctx.rand<D>(this.tensors[name].shape, { dtype, seed: seed * 16 + 8 + stream++, low: -a, high: a }));
     }
     this.assign('W_out', glorotUniform(ctx, this.outputSize, this.hiddenSize, dtype, seed * 16 + 2));
     await ctx.sync();
@@ -98,7 +108,7 @@ export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D> {
       this.context.native,
       this.workspace,
       this.config(prepared.loss, prepared.lastStepOnly),
-      RecurrentModel.handles(this.parameters),
+      RecurrentModel.handles(this.tensors),
       RecurrentModel.handles({ x: batch.x, targets: batch.targets, weights: prepared.weights, h0: batch.initialState, c0: batch.initialCellState }),
       RecurrentModel.handles({ ...this.grads, loss: out.loss, hiddenGradientNorms: out.hiddenGradientNorms, h0: out.initialState, c0: out.initialCellState }),
     );
@@ -117,7 +127,7 @@ export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D> {
     const finalState = this.context.empty<D>([B, this.hiddenSize], { dtype: this.dtype });
     const finalCellState = this.context.empty<D>([B, this.hiddenSize], { dtype: this.dtype });
     native().lstmForward(
-      this.context.native, this.workspace, this.config('crossEntropy', false), RecurrentModel.handles(this.parameters), x.handle,
+      this.context.native, this.workspace, this.config('crossEntropy', false), RecurrentModel.handles(this.tensors), x.handle,
       opts.initialState?.handle ?? null, opts.initialCellState?.handle ?? null, outputs.handle, finalState.handle, finalCellState.handle,
     );
     return { outputs, finalState, finalCellState };

@@ -36,10 +36,14 @@ export function readModelOptions<O extends object>(fn: string, options: O, extra
   return checkOptions(fn, options, [...MODEL_OPTION_KEYS, ...extraKeys]) as O;
 }
 
-export interface LossAndGradients<D extends FloatDType> {
+/**
+ * What lossAndGradients returns; `G` is the model's gradients by parameter name (ElmanParameters,
+ * LSTMParameters: the same names and shapes as the parameters).
+ */
+export interface LossAndGradients<D extends FloatDType, G = Record<string, Tensor<D>>> {
   loss: number;
   /** ∂L/∂θ by parameter name; the model's own buffers, overwritten by the next call. */
-  gradients: Record<string, Tensor<D>>;
+  gradients: G;
   /** ‖∂L/∂h_t‖ over the batch for t = 1..T (the paper's diagnostic). */
   hiddenGradientNorms: Float32Array | Float64Array;
   /** ∂L/∂(initial state), B × n, when the batch gave one. */
@@ -52,6 +56,11 @@ export interface LossAndGradients<D extends FloatDType> {
    * gradient's Frobenius norm. The model's own buffers, overwritten by the next call.
    */
   frameGradients?: { U: Tensor<D>; V: Tensor<D> };
+}
+
+/** lossAndGradients with `{ frameGradients: true }`: U's and V's gradients in their frames, and not in `gradients`. */
+export interface FrameLossAndGradients<D extends FloatDType, G> extends LossAndGradients<D, G> {
+  frameGradients: { U: Tensor<D>; V: Tensor<D> };
 }
 
 export interface LossAndGradientsOptions {
@@ -73,14 +82,14 @@ export interface StepOutputs<D extends FloatDType> {
   frames?: { U: Tensor<D>; V: Tensor<D> };
 }
 
-export abstract class RecurrentModel<D extends FloatDType> {
+export abstract class RecurrentModel<D extends FloatDType, P extends object = Record<string, Tensor<D>>> {
   readonly context: Context;
   readonly dtype: D;
   readonly inputSize: number;
   readonly hiddenSize: number;
   readonly outputSize: number;
-  /** Parameters by name (DESIGN §2.5; PyTorch's for the LSTM). */
-  readonly parameters: Record<string, Tensor<D>> = {};
+  /** The parameters by name, for code that walks them (`parameters` has each model's own type). */
+  protected readonly tensors: Record<string, Tensor<D>> = {};
   protected readonly grads: Record<string, Tensor<D>> = {};
   protected readonly workspace: NativeWorkspace;
   private readonly weightCache = new Map<string, Tensor>();
@@ -101,6 +110,16 @@ export abstract class RecurrentModel<D extends FloatDType> {
     this.workspace = native().createWorkspace(this.context.native);
   }
 
+  /** Parameters by name, typed per model (ElmanParameters, LSTMParameters; PyTorch's names for the LSTM). */
+  get parameters(): P {
+    return this.tensors as unknown as P;
+  }
+
+  /** The same parameters as a plain record, for code that walks them by name. */
+  get parametersByName(): Readonly<Record<string, Tensor<D>>> {
+    return this.tensors;
+  }
+
   /**
    * Allocates the parameters (zeros) and their gradient buffers by name and shape; when one
    * cannot be allocated, frees the others and the workspace before rethrowing.
@@ -108,19 +127,19 @@ export abstract class RecurrentModel<D extends FloatDType> {
   protected allocate(shapes: Record<string, number[]>): void {
     try {
       for (const [name, shape] of Object.entries(shapes)) {
-        this.parameters[name] = this.context.zeros<D>(shape, { dtype: this.dtype });
+        this.tensors[name] = this.context.zeros<D>(shape, { dtype: this.dtype });
         this.grads[name] = this.context.zeros<D>(shape, { dtype: this.dtype });
       }
     } catch (e) {
       this.dispose();
       throw e;
     }
-    this.params = new ParameterSet(this.context, this.dtype, this.parameters);
+    this.params = new ParameterSet(this.context, this.dtype, this.tensors);
   }
 
   /** Overwrites a parameter with `value` (and disposes `value`). */
   protected assign(name: string, value: Tensor<D>): void {
-    ops.copy(value, { out: this.parameters[name] });
+    ops.copy(value, { out: this.tensors[name] });
     value.dispose();
   }
 
@@ -172,7 +191,7 @@ export abstract class RecurrentModel<D extends FloatDType> {
    * Loss, every parameter gradient and the hidden gradient norms for one batch: the forward
    * pass, the loss and BPTT run natively as one queued call.
    */
-  async lossAndGradients(batch: SequenceBatch<D>, options: LossAndGradientsOptions = {}): Promise<LossAndGradients<D>> {
+  async lossAndGradients(batch: SequenceBatch<D>, options: LossAndGradientsOptions = {}): Promise<LossAndGradients<D, P>> {
     const fn = 'lossAndGradients';
     this.assertLive(fn);
     const opts = checkOptions(fn, options, ['frameGradients']);
@@ -201,7 +220,7 @@ export abstract class RecurrentModel<D extends FloatDType> {
     if (!Number.isFinite(value)) await this.diagnoseNonFinite(fn, batch, value);
     return {
       loss: value,
-      gradients: this.gradientBuffers(frames !== undefined),
+      gradients: this.gradientBuffers(frames !== undefined) as unknown as P,
       hiddenGradientNorms: hiddenGradientNorms as Float32Array | Float64Array,
       initialStateGradient: dInit,
       initialCellStateGradient: dCell,
@@ -228,7 +247,7 @@ export abstract class RecurrentModel<D extends FloatDType> {
       const bad = await ops.countNonFinite(t as Tensor<D>).item();
       if (bad > 0) throw new NumericError(`${fn}: '${name}' contains ${bad} NaN/Inf values`);
     }
-    for (const [name, t] of Object.entries(this.parameters)) {
+    for (const [name, t] of Object.entries(this.tensors)) {
       const bad = await ops.countNonFinite(t).item();
       if (bad > 0) throw new NumericError(`${fn}: parameter '${name}' contains ${bad} NaN/Inf values (training diverged?)`);
     }
@@ -305,7 +324,7 @@ export abstract class RecurrentModel<D extends FloatDType> {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const t of Object.values(this.parameters)) t.dispose();
+    for (const t of Object.values(this.tensors)) t.dispose();
     for (const t of Object.values(this.grads)) t.dispose();
     for (const t of this.weightCache.values()) t.dispose();
     for (const t of this.stateGrads.values()) t.dispose();

@@ -68,7 +68,7 @@ export interface InferenceModel<D extends FloatDType> {
   readonly inputSize: number;
   readonly hiddenSize: number;
   readonly outputSize: number;
-  readonly parameters: Record<string, Tensor<D>>;
+  readonly parametersByName: Readonly<Record<string, Tensor<D>>>;
   forward(x: Tensor<D>, options?: { initialState?: Tensor<D>; initialCellState?: Tensor<D> }): { outputs: Tensor<D>; finalState: Tensor<D>; finalCellState?: Tensor<D> };
 }
 
@@ -437,7 +437,7 @@ export class InferenceSession<D extends FloatDType = FloatDType> {
   private initialHidden(): Tensor<D> {
     const { model } = this;
     const zeros = model.context.zeros<D>([this.batchSize, model.hiddenSize], { dtype: model.dtype });
-    const h0 = model.parameters.h0;
+    const h0 = model.parametersByName.h0;
     if (!h0) return zeros;
     const h = ops.biasActivation(zeros, h0, 'identity');
     zeros.dispose();

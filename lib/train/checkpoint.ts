@@ -240,7 +240,7 @@ export function checkCheckpointShapes(file: string, ckpt: Checkpoint, expected: 
 export async function checkOrthogonalFactors(model: Model, file: string): Promise<void> {
   if (!(model instanceof ElmanRNN) || model.recurrent !== 'svd') return;
   for (const name of ['U', 'V'] as const) {
-    const e = ops.orthogonalityError(model.parameters[name]);
+    const e = ops.orthogonalityError(model.parametersByName[name]!);
     let error: number;
     try {
       error = await e.item();

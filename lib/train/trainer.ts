@@ -217,7 +217,7 @@ function makeGroups(config: TrainConfig, model: Model): Groups {
   return {
     weights: makeOptimizer(config, weights, config.lr, config.weightDecay),
     others: Object.keys(others).length > 0 ? makeOptimizer(config, others, config.lr, 0) : undefined,
-    spectrum: hasSpectrum ? makeOptimizer(config, { p: model.parameters.p }, spectrumLr, 0) : undefined,
+    spectrum: hasSpectrum ? makeOptimizer(config, { p: model.parametersByName.p! }, spectrumLr, 0) : undefined,
     baseLr: { weights: config.lr, others: config.lr, spectrum: spectrumLr, cayley: config.cayleyLr || config.lr },
   };
 }
@@ -470,19 +470,19 @@ export class Trainer {
       this.groups.spectrum.step(grads);
     }
     if (frames) {
-      ops.cayleyStepInFrame(model.parameters.U, frames.U, baseLr.cayley * factor);
-      ops.cayleyStepInFrame(model.parameters.V, frames.V, baseLr.cayley * factor);
+      ops.cayleyStepInFrame(model.parametersByName.U!, frames.U, baseLr.cayley * factor);
+      ops.cayleyStepInFrame(model.parametersByName.V!, frames.V, baseLr.cayley * factor);
     }
     if (logging) {
       const record: TrainRecord = { type: 'train', step, epoch: source.epoch, time: this.elapsed(), loss: result.loss, lr: baseLr.weights * factor, gradientNorm };
       if (svd) {
-        const errors = [model.parameters.U, model.parameters.V].map((m) => ops.orthogonalityError(m));
+        const errors = [model.parametersByName.U!, model.parametersByName.V!].map((m) => ops.orthogonalityError(m));
         const [u, v] = [await errors[0].item(), await errors[1].item()];
         for (const e of errors) e.dispose();
         record.orthogonality = { U: u, V: v };
         if (config.reorthTolerance > 0) {
-          if (u > config.reorthTolerance) ops.reorthonormalize(model.parameters.U);
-          if (v > config.reorthTolerance) ops.reorthonormalize(model.parameters.V);
+          if (u > config.reorthTolerance) ops.reorthonormalize(model.parametersByName.U!);
+          if (v > config.reorthTolerance) ops.reorthonormalize(model.parametersByName.V!);
         }
       }
       if (model instanceof ElmanRNN) record.singularValues = spectrumStats(await model.singularValues());
