@@ -81,6 +81,17 @@ if (loaded.length) throw new Error(`the core loaded ${loaded.join(', ')}`);
 EOF
 node train.js || fail "training through the library failed"
 
+echo "== the same from an ES module: named imports of orthornn and orthornn/train"
+cat > train.mjs <<'EOF'
+import { backends, ElmanRNN } from 'orthornn';
+import { train } from 'orthornn/train';
+if (!backends()[0].available || typeof ElmanRNN.create !== 'function') throw new Error('orthornn did not load as ESM');
+const r = await train({ task: 'copy', delay: 5, hidden: 16, steps: 10, validEvery: 10, validSize: 32 }, {}, { runFolder: false });
+console.log(`ESM: trained ${r.steps} steps`);
+if (r.steps !== 10) throw new Error('unexpected result');
+EOF
+node train.mjs || fail "importing orthornn as an ES module failed"
+
 addon=$(cat addon-path.txt)
 echo "== ldd $addon"
 ldd "$addon" | tee "$tmp/ldd.txt"
