@@ -19,7 +19,7 @@ export function shortened(c: TrainCase): TrainCase {
   return { ...c, name: `${c.name} (T/10)`, T: Math.ceil(c.T / 10) };
 }
 
-/** DESIGN §5: recurrent products forward and backward, input and output GEMMs, W and the Cayley solves. */
+/** docs/math.md (M41): recurrent products forward and backward, input and output GEMMs, W and the Cayley solves. */
 export function designFlops(c: PeerCase): number {
   const rows = c.score === 'last' ? c.B : c.T * c.B;
   return 6 * c.T * c.B * c.n ** 2 + 4 * c.T * c.B * c.n * c.d + 6 * rows * c.n * c.k + 6 * c.n ** 3;

@@ -230,7 +230,7 @@ async function main(): Promise<void> {
   } finally {
     for (const peer of peers) peer.close();
   }
-  console.log(`\nsvd-RNN training step, float32 (forward, loss, BPTT, 2 Cayley steps, RMSprop), median ms; GFLOP/s by DESIGN §5's count`);
+  console.log(`\nsvd-RNN training step, float32 (forward, loss, BPTT, 2 Cayley steps, RMSprop), median ms; GFLOP/s by docs/math.md's (M41)`);
   console.log('  case                             backend  recurrence     ms/step  GFLOP/s  launches/step  graph nodes/step');
   for (const r of steps) {
     const how = r.recurrence ?? '-';

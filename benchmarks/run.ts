@@ -111,7 +111,7 @@ interface TrainStepRecord extends Measurement {
   scored: 'all' | 'last';
   /** T·B / step time. */
   sequenceStepsPerSecond: number;
-  /** The DESIGN §5 flop count (6·T·B·n² recurrent + input/output GEMMs + 6n³) / median time. */
+  /** The flop count of docs/math.md (M41) (6·T·B·n² recurrent + input/output GEMMs + 6n³) / median time. */
   gflops: number;
   /** gflops over the same run's float32 square-GEMM rate at this n (null without one). */
   fractionOfGemmCeiling: number | null;

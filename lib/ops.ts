@@ -439,7 +439,7 @@ function requireSquare(fn: string, arg: string, t: Tensor): void {
 }
 
 /**
- * The geodesic (Cayley) step of DESIGN §2.6, in place on M:
+ * The geodesic (Cayley) step in its ambient form (docs/math.md (M21)–(M22)), in place on M:
  * M ← (I + η/2 A)⁻¹ (I − η/2 A) M with A = G Mᵀ − M Gᵀ, by an LU solve.
  * M stays orthogonal up to rounding; to first order M − η (G − M Gᵀ M).
  */

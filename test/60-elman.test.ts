@@ -327,7 +327,7 @@ for (const device of availableBackends()) describe(`60 Elman RNN on ${device}: f
     plain.dispose();
   });
 
-  it('state() and loadState() round-trip by DESIGN names and reject unknown, missing or mis-sized entries', async () => {
+  it('state() and loadState() round-trip by parameter names and reject unknown, missing or mis-sized entries', async () => {
     const model = await makeModel(ctx, { recurrent: 'svd' });
     const st = await model.state();
     assert.deepEqual(Object.keys(st), ['W_in', 'b', 'U', 'V', 'p', 'W_out', 'c', 'h0']);

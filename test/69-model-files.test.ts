@@ -1,6 +1,6 @@
 /**
  * Model files: `model.save(file)` and `loadModel(file)` round-trip every architecture bit for
- * bit; the file is plain safetensors with the DESIGN names, the architecture in the metadata
+ * bit; the file is plain safetensors with the parameter names, the architecture in the metadata
  * and, for svd, the materialised W = U diag(s) Vᵀ; a trainer's checkpoint loads as a model;
  * hostile files are refused with coded DataErrors before anything of the model's size is
  * allocated; `orthornn export --format safetensors` strips a checkpoint to a model file.
@@ -112,7 +112,7 @@ describe('69 model files: save, loadModel, checkpoints, hostile files', () => {
     });
   }
 
-  it('writes plain safetensors: DESIGN names and shapes, the architecture as metadata, svd W = U diag(s) Vᵀ marked derived', async () => {
+  it('writes plain safetensors: the parameter names and shapes, the architecture as metadata, svd W = U diag(s) Vᵀ marked derived', async () => {
     const model = await ElmanRNN.create({ inputSize: 3, hiddenSize: 16, outputSize: 4, recurrent: 'svd', margin: 0.5, context: ctx, seed: 8 });
     await perturb(model);
     const file = path.join(dir, 'svd.safetensors');

@@ -63,7 +63,7 @@ for (const device of availableBackends()) describe(`70 Cayley steps and orthogon
 
   // n ≥ 768 in multiples of 64 take the CPU's blocked solve (native/cpu/solve.cpp) when the
   // system needs no pivots (η = 1e-3); η = 0.3 and n = 1000 take getrs.
-  it('large n: the frame step agrees with the DESIGN-form step and keeps M orthogonal (float64 and float32)', async () => {
+  it('large n: the frame step agrees with the ambient-form step and keeps M orthogonal (float64 and float32)', async () => {
     for (const dtype of ['float64', 'float32'] as const) {
       for (const [n, eta] of [[768, 1e-3], [1024, 1e-3], [1024, 0.3], [1000, 1e-3]]) {
         const M = orthogonal(n, dtype);
@@ -76,7 +76,7 @@ for (const device of availableBackends()) describe(`70 Cayley steps and orthogon
         for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
         const orth = await ops.orthogonalityError(M).item();
         const [tolDiff, tolOrth] = dtype === 'float64' ? [1e-12, 1e-12] : [3e-6, 1e-5];
-        assert.ok(diff < tolDiff, `${dtype} n = ${n} η = ${eta}: max |frame − DESIGN form| = ${diff}`);
+        assert.ok(diff < tolDiff, `${dtype} n = ${n} η = ${eta}: max |frame − ambient form| = ${diff}`);
         assert.ok(orth < tolOrth, `${dtype} n = ${n} η = ${eta}: ‖MᵀM − I‖ = ${orth}`);
         for (const t of [M, G, reference]) t.dispose();
       }

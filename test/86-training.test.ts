@@ -200,7 +200,7 @@ describe('86 training: configuration, checkpoints, the training loop', () => {
         const ckpt = readCheckpoint(path.join(out, 'last.safetensors'));
         assert.equal(ckpt.step, result.steps);
         assert.deepEqual(Object.keys(ckpt.parameters).sort(), ['U', 'V', 'W_in', 'W_out', 'b', 'c', 'p']);
-        assert.deepEqual(readSafetensors(path.join(out, 'last.safetensors')).tensors.W_in.shape, [64, 10], 'parameters keep their DESIGN shapes');
+        assert.deepEqual(readSafetensors(path.join(out, 'last.safetensors')).tensors.W_in.shape, [64, 10], 'parameters keep their shapes (docs/math.md §3)');
         await assert.rejects(Trainer.create({ task: 'copy', out }), /'out' must be a new run folder \(or resume this one\)/, 'a finished run is never overwritten');
       } finally {
         trainer.dispose();

@@ -47,7 +47,7 @@ describe('88 presets: the paper experiments as sweeps', function () {
     }
   });
 
-  it('the MNIST presets carry the paper table of DESIGN §3, row by row', () => {
+  it("the MNIST presets carry the paper's table, row by row", () => {
     const mnist = presetNamed('mnist-margins').rows.map((r) => [r.label, r.paper]);
     assert.deepEqual(mnist, [
       ['m = 0', 77.18], ['m = 0.001', 79.26], ['m = 0.01', 85.47], ['m = 0.1', 94.1], ['m = 1', 93.84],
@@ -77,7 +77,7 @@ describe('88 presets: the paper experiments as sweeps', function () {
     assert.equal(presetRuns(presetNamed('mnist-margins'), 'full')[8].label, 'LSTM (epochs 150)');
   });
 
-  // The paper's protocol per task (DESIGN §3.1), written out here independently of the presets.
+  // The paper's protocol per task (docs/results.md, "The protocol"), written out here independently of the presets.
   const PROTOCOL = {
     dataset: { optimizer: 'rmsprop', rmsprop: 'lasagne', lr: 1e-3, cayleyLr: 1e-3, batchSize: 50, epochs: 120, clipPreactivation: 100, weightDecay: 1e-4, hidden: 128, activation: 'tanh' },
     lstm: { optimizer: 'rmsprop', rmsprop: 'lasagne', lr: 1e-4, batchSize: 50, epochs: 150, clipNorm: 1, hidden: 128, lstmInit: 'paper' },
@@ -85,7 +85,7 @@ describe('88 presets: the paper experiments as sweeps', function () {
     adding: { optimizer: 'rmsprop', rmsprop: 'lasagne', lr: 1e-4, cayleyLr: 1e-6, batchSize: 50, epochs: 2000, clipPreactivation: 100, weightDecay: 1e-4, hidden: 128, activation: 'relu', length: 1000 },
   } as const;
 
-  it("every preset's full budget is the paper's protocol (§3.1): lrs, batch, epochs, clipping, decay, optimiser variant", () => {
+  it("every preset's full budget is the paper's protocol: lrs, batch, epochs, clipping, decay, optimiser variant", () => {
     const checked = new Set<string>();
     for (const preset of Object.values(PRESETS)) {
       for (const run of presetRuns(preset, 'full', { dataDir: '/data' })) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The PyTorch peer of `npm run bench`: the same training step as orthornn's, timed in the same run.
 
-One step, float32, time-major (DESIGN §2):
+One step, float32, time-major (docs/math.md):
     s   = max(0, 2m(σ(p) − ½) + 1)          W = U diag(s) Vᵀ, materialised once per step
     a_t = W h_{t−1} + (W_in x_t + b)        the input projection is one GEMM over all T·B rows
     h_t = tanh(a_t)                         h_0 = 0
@@ -222,7 +222,7 @@ class Peer:
     def check(self, msg):
         """Loss and gradients at given parameters and batch, then the loss after one training step.
 
-        `dir` holds NAME.f32 (little-endian float32, row-major, DESIGN §2.5 layouts), x.f32
+        `dir` holds NAME.f32 (little-endian float32, row-major, docs/math.md §3 layouts), x.f32
         (T × B × d) and targets.i32; the gradients are written back as grad-NAME.f32.
         """
         case, margin, lr, folder = msg['case'], float(msg['margin']), float(msg['lr']), msg['dir']

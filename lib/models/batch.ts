@@ -1,5 +1,5 @@
 /**
- * What a batch of sequences means for the loss (DESIGN §2.3): which (t, b) positions are
+ * What a batch of sequences means for the loss (docs/math.md (M8)–(M9)): which (t, b) positions are
  * scored and with what weight, shared by every recurrent model.
  */
 import type { Context } from '../context';

@@ -1,5 +1,5 @@
 /**
- * The Elman RNN of DESIGN §2.1 with the paper's recurrent parameterisations:
+ * The Elman RNN of docs/math.md (M1)–(M3) with the paper's recurrent parameterisations:
  *   'svd'     W = U diag(s) Vᵀ, s = 2m(σ(p) − ½) + 1 ∈ [1 − m, 1 + m] (U, V kept orthogonal
  *             by Cayley steps: see ops.cayleyStep)
  *   'plain'   W free (the "no constraint" baseline)
@@ -17,7 +17,7 @@ import { readModelOptions, RecurrentModel, type FrameLossAndGradients, type Loss
 
 export type RecurrentKind = 'svd' | 'plain' | 'penalty';
 
-/** The parameters every Elman network has (DESIGN §2.5's names); `h0` when it is learnt. */
+/** The parameters every Elman network has (docs/math.md §3's names); `h0` when it is learnt. */
 export type ElmanCommonParameters<D extends FloatDType = 'float32'> = {
   W_in: Tensor<D>;
   b: Tensor<D>;

@@ -1,5 +1,5 @@
 /**
- * Model files: one safetensors file per model, the parameters under their DESIGN names
+ * Model files: one safetensors file per model, the parameters under their names (docs/math.md §3)
  * (PyTorch's for the LSTM) with their shapes, and the architecture in the metadata, so that
  * `loadModel(file)` rebuilds the model in one call.
  *

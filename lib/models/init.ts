@@ -1,4 +1,4 @@
-/** Initialisations (DESIGN §2.7), computed on the model's device where they need linear algebra. */
+/** Initialisations (docs/math.md (M38)–(M40)), computed on the model's device where they need linear algebra. */
 import type { Context } from '../context';
 import type { FloatDType } from '../native';
 import * as ops from '../ops';

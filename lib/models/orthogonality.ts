@@ -1,5 +1,5 @@
 /**
- * Rounding drift of U and V (DESIGN §2.6): Cayley steps keep them orthogonal only up to
+ * Rounding drift of U and V (docs/math.md (M25)–(M26)): Cayley steps keep them orthogonal only up to
  * rounding, so ‖MᵀM − I‖ creeps up over many float32 steps. A policy re-orthonormalises
  * (QR with the sign fix) every k steps, or whenever the error exceeds a tolerance.
  */

@@ -1,5 +1,5 @@
 /**
- * Optimisers for Euclidean parameters (DESIGN §2.7): RMSprop (the paper's, ρ = 0.9, with PyTorch's
+ * Optimisers for Euclidean parameters (docs/math.md (M34)–(M37)): RMSprop (the paper's, ρ = 0.9, with PyTorch's
  * or Lasagne's placement of ε), Adam and SGD with momentum, with PyTorch's update rules; weight decay is L2 added to the gradient.
  * Updates run natively, in place, on the parameters' context. U and V of an svd model are not
  * Euclidean: they take Cayley steps (ops.cayleyStep) and never go to these optimisers.

@@ -1,5 +1,5 @@
 /**
- * The adding task of DESIGN §3: T steps of two channels, values U(0, 1) and markers with
+ * The adding task of the paper: T steps of two channels, values U(0, 1) and markers with
  * exactly one 1 in each half; the target is the sum (or, as in the authors' code, the mean)
  * of the two marked values, scored at the last step with MSE. Predicting the constant
  * 1 (the sum's mean) scores 1/6 for the sum, 1/24 for the mean.

@@ -1,5 +1,5 @@
 /**
- * The copy (memory) task of DESIGN §3: 10 symbols drawn from 8, then T − 1 blanks, a
+ * The copy (memory) task of the paper: 10 symbols drawn from 8, then T − 1 blanks, a
  * delimiter and 10 blanks (T + 20 steps, one-hot over 10 channels); the targets are blanks,
  * then the 10 symbols in the last 10 steps. Every step is scored with cross-entropy; a model
  * that outputs blanks and then guesses uniformly scores 10·ln 8 / (T + 20).

@@ -1,5 +1,5 @@
 /**
- * Sequential and permuted MNIST (DESIGN §3): each image is a sequence of 784 pixels / 255,
+ * Sequential and permuted MNIST (the paper's protocol): each image is a sequence of 784 pixels / 255,
  * one per step (kept as the file's bytes, scaled as batches are made); the digit is scored at the last step. The split is 50k/10k/10k (the last 10k
  * training images validate); permuted MNIST reorders the pixels of every image by one
  * seeded permutation. Reads IDX files, gzipped or not: by default the full MNIST shipped by

@@ -1,5 +1,5 @@
 /**
- * Penn Treebank characters (DESIGN §3): Mikolov's `ptb.char.{train,valid,test}.txt`, one
+ * Penn Treebank characters (the paper's PTBc-75 and PTBc-300): Mikolov's `ptb.char.{train,valid,test}.txt`, one
  * sentence per line, characters separated by spaces and words by '_'. Each sentence is one
  * sequence: the input at step t is character t, the target character t + 1 (the end of the
  * sentence after the last). Sentences longer than `maxLength` are dropped ("PTBc-75",

@@ -1,5 +1,5 @@
 /**
- * Checkpoints as safetensors files: the model's parameters under their DESIGN names (PyTorch's
+ * Checkpoints as safetensors files: the model's parameters under their names (docs/math.md §3) (PyTorch's
  * for the LSTM), the optimiser state as `optimizer.<parameter>.<slot>`, and in the metadata the
  * configuration, the step, the optimiser step counts, the task stream's position and the best
  * validation so far. Written atomically (temporary file, then rename).

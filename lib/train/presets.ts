@@ -60,7 +60,7 @@ function marginRows(margins: readonly number[], cayleyLr: number, paper: readonl
   return rows;
 }
 
-/** DESIGN §3: test accuracy %, 128 units, orthogonal init unless noted. */
+/** The paper's table: test accuracy %, 128 units, orthogonal init unless noted. */
 const PAPER_MNIST = { margins: [77.18, 79.26, 85.47, 94.1, 93.84], none: 93.24, glorot: 66.71, lstm: 97.3 };
 const PAPER_PMNIST = { margins: [83.56, 84.59, 89.63, 91.44, 90.83], none: 90.51, glorot: 79.33, lstm: 92.62 };
 
@@ -82,7 +82,7 @@ function mnistPreset(task: 'mnist' | 'pmnist'): Preset {
     paperFinding:
       'a small non-zero margin (0.1) is best among the constrained models, m = 0 (hard orthogonality) is worst, a free W with Glorot init is far behind, and the LSTM is best overall',
     metric: 'testAccuracy',
-    // §3.1: 128 tanh units, Lasagne's RMSprop at 1e-3 (spectrum at lr / 2m), Cayley steps at
+    // The protocol (docs/results.md): 128 tanh units, Lasagne's RMSprop at 1e-3 (spectrum at lr / 2m), Cayley steps at
     // 1e-3, batch 50, the element-wise clip at 100 on ∂L/∂a_t and weight decay 1e-4.
     base: { task, hidden: 128, activation: 'tanh', optimizer: 'rmsprop', rmsprop: 'lasagne', lr: 1e-3, batchSize: 50, clipPreactivation: 100, weightDecay: 1e-4 },
     rows: [
@@ -109,14 +109,14 @@ function mnistPreset(task: 'mnist' | 'pmnist'): Preset {
   };
 }
 
-/** §3.1's generated-task protocol: 128 units, Lasagne's RMSprop at 1e-4, Cayley steps at 1e-6, batch 50, clip ±100, decay 1e-4. */
+/** The generated tasks' protocol (docs/results.md): 128 units, Lasagne's RMSprop at 1e-4, Cayley steps at 1e-6, batch 50, clip ±100, decay 1e-4. */
 const GENERATED_BASE: Partial<TrainConfig> = { hidden: 128, optimizer: 'rmsprop', rmsprop: 'lasagne', lr: 1e-4, batchSize: 50, clipPreactivation: 100, weightDecay: 1e-4 };
 
 function copyPreset(delay: number): Preset {
   return {
     name: `copy-${delay}-margins`,
     description: `Copy task, delay ${delay}: margins 0 … 1 and a free W, linear activation; steps until every symbol of a validation set is recalled`,
-    paperFinding: "the paper's summary (DESIGN §1): a small non-zero margin (e.g. 0.1) often beats both hard orthogonality (m = 0) and a free W; the paper plots this task's learning curves, without a table",
+    paperFinding: "the paper's summary: a small non-zero margin (e.g. 0.1) often beats both hard orthogonality (m = 0) and a free W; the paper plots this task's learning curves, without a table",
     metric: 'stepsToSolve',
     base: { task: 'copy', delay, activation: 'identity', ...GENERATED_BASE, targetAccuracy: 1 },
     rows: marginRows(MARGINS, 1e-6),
@@ -135,7 +135,7 @@ function ptbPreset(maxLength: 75 | 300): Preset {
   return {
     name: `ptb-${maxLength}-margins`,
     description: `Penn Treebank characters, sentences up to ${maxLength} characters (PTBc-${maxLength}): margins 0 … 1 and a free W; test bits per character`,
-    paperFinding: "the paper's summary (DESIGN §1): a small non-zero margin (e.g. 0.1) often beats both hard orthogonality (m = 0) and a free W; the paper reports bits per character per margin, not tabulated in DESIGN",
+    paperFinding: "the paper's summary: a small non-zero margin (e.g. 0.1) often beats both hard orthogonality (m = 0) and a free W; the paper reports bits per character per margin",
     metric: 'testBitsPerChar',
     // dataDir: the folder of Mikolov's ptb.char.{train,valid,test}.txt (research-only: never bundled).
     base: { task: 'ptb', maxLength, hidden: 128, activation: 'tanh', optimizer: 'rmsprop', rmsprop: 'lasagne', lr: 1e-3, batchSize: 50, clipNorm: 1 },
@@ -178,7 +178,7 @@ export const PRESETS: Record<string, Preset> = {
   'copy-gradient-norms': {
     name: 'copy-gradient-norms',
     description: 'Copy task, delay 200: the hidden-gradient-norm map ‖∂L/∂h_t‖ over time step × iteration, m = 0 against larger margins',
-    paperFinding: 'the math behind the paper (DESIGN §1): with every singular value at 1 (m = 0) the gradient norm is carried along the sequence unchanged; singular values away from 1 make it vanish or explode exponentially in T',
+    paperFinding: 'the math behind the paper: with every singular value at 1 (m = 0) the gradient norm is carried along the sequence unchanged; singular values away from 1 make it vanish or explode exponentially in T',
     metric: 'stepsToSolve',
     base: { task: 'copy', delay: 200, activation: 'identity', ...GENERATED_BASE },
     rows: [0, 0.1, 1, 10].map((m) => ({ label: `m = ${m}`, options: { model: 'svd', margin: m, init: 'orthogonal', cayleyLr: 1e-6 } })),

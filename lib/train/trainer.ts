@@ -1,5 +1,5 @@
 /**
- * The training loop (DESIGN §2.7): batches from a task source, one native loss-and-gradients
+ * The training loop (docs/math.md §5): batches from a task source, one native loss-and-gradients
  * call per step, optional clipping by global norm, RMSprop/Adam/SGD on the Euclidean
  * parameters (weight decay only on weight matrices), Cayley steps on U and V, the spectrum p
  * at its own learning rate (lr / 2m by default), learning-rate schedules, re-orthonormalisation

@@ -1,4 +1,4 @@
-// The one interface every backend implements (DESIGN §4). Arguments are raw row-major
+// The one interface every backend implements. Arguments are raw row-major
 // buffers owned by the backend's device; callers (native/napi, later the model code) check
 // shapes before calling, and backends re-check what would otherwise read out of bounds.
 // Every method runs on its context's worker thread and throws orthornn::Error on failure.
@@ -177,7 +177,7 @@ class Backend {
   // out[g] = ‖x[g, :]‖₂  (per-step hidden gradient norms over a T × (B·n) view).
   virtual void groupNorms(DType dt, int64_t groups, int64_t groupSize, const void* x, void* out) = 0;
 
-  // The Elman recurrence (DESIGN §2.4), all T steps in one call so that a backend can keep
+  // The Elman recurrence (docs/math.md (M1)–(M2), (M12)–(M15)), all T steps in one call so that a backend can keep
   // W hot and its threads busy across steps. Row-major, B × n blocks per step.
   // Forward: for t = 0..T−1: A[t] += H[t] · Wt; H[t+1] = φ(A[t] + bias). H[0] is the initial
   // state; Wt is Wᵀ. A[t] starts as the input projection: X[t] · W_inᵀ with input = {X (T·B ×

@@ -1,4 +1,4 @@
-// Element-wise arithmetic shared by the CPU loops and the CUDA kernels (DESIGN §4), so the
+// Element-wise arithmetic shared by the CPU loops and the CUDA kernels, so the
 // CPU tests cover the arithmetic the GPU runs. Nothing here allocates, throws or branches
 // on anything but the values.
 #pragma once
@@ -82,7 +82,7 @@ ORTHORNN_HD T sigmoid(T x) {
 ORTHORNN_HD float sigmoidOf(float x) { return 0.5f + 0.5f * tanhRational(0.5f * x); }
 ORTHORNN_HD double sigmoidOf(double x) { return sigmoid(x); }
 
-// DESIGN §2.2: s = 2m(σ(p) − 1/2) + 1 ∈ [1 − m, 1 + m], clamped at 0 from below (m > 1).
+// (M4) of docs/math.md: s = 2m(σ(p) − 1/2) + 1 ∈ [1 − m, 1 + m], clamped at 0 from below (m > 1).
 template <typename T>
 ORTHORNN_HD T marginSigmoid(T p, T margin) {
   T s = T(2) * margin * (sigmoid(p) - T(0.5)) + T(1);

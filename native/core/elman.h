@@ -1,5 +1,5 @@
-// The Elman RNN of DESIGN §2.1–2.4, written against the Backend interface: one call does
-// the whole forward pass, the loss and BPTT for a batch. Layouts are DESIGN §2.5's.
+// The Elman RNN of docs/math.md §1 ((M1)–(M20)), written against the Backend interface: one call does
+// the whole forward pass, the loss and BPTT for a batch. Layouts are docs/math.md §3's.
 #pragma once
 #include <optional>
 #include "backend.h"
@@ -25,7 +25,7 @@ struct ElmanConfig {
   double clipPreactivation = 0;  // > 0: clip ∂L/∂a_t element-wise to [−c, c] in BPTT
 };
 
-// Parameters by their DESIGN names; those a parameterisation does not use are left empty.
+// Parameters by their names (docs/math.md §3); those a parameterisation does not use are left empty.
 struct ElmanParameters {
   Tensor W_in, b, U, V, p, W, W_out, c, h0;
 };

@@ -1,4 +1,4 @@
-// The LSTM baseline of DESIGN §2.5 / §3 (the paper's comparison), written against the Backend
+// The LSTM baseline of docs/math.md §4 ((M27)–(M33): the paper's comparison), written against the Backend
 // interface: one call does the whole forward pass, the loss and BPTT for a batch. Parameters
 // follow PyTorch's nn.LSTM (one layer, gate order i, f, g, o):
 //   z_t = W_ih x_t + b_ih + W_hh h_{t−1} + b_hh            (4n: the i, f, g, o blocks)

@@ -1,4 +1,4 @@
-// Keeping U and V on the orthogonal group (DESIGN §2.6).
+// Keeping U and V on the orthogonal group (docs/math.md (M21)–(M26)).
 #pragma once
 #include "backend.h"
 #include "workspace.h"

@@ -1,4 +1,4 @@
-// The linear output layer and the loss shared by the recurrent models (DESIGN §2.1, §2.3):
+// The linear output layer and the loss shared by the recurrent models (docs/math.md (M3), (M8)–(M11)):
 // y_t = W_out h_t + c on the scored rows, the loss, and the gradients it sends back.
 #pragma once
 #include "backend.h"

@@ -1,4 +1,4 @@
-// The CUDA backend (DESIGN §4): cuBLAS products, cuSOLVER factorisations, fused kernels over
+// The CUDA backend: cuBLAS products, cuSOLVER factorisations, fused kernels over
 // the element-wise arithmetic of native/core/elementwise.h, and the Elman recurrence as CUDA
 // graphs. Shared by cuda_backend.cu (device, memory, products, faults), kernels.cu,
 // solver.cu and recurrence.cu.
