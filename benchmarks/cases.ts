@@ -1,4 +1,5 @@
 /** The training-step cases that `npm run bench` (CPU) and benchmarks/gpu.ts both time. */
+import type { Context } from '../lib/index';
 import type { PeerCase } from './peer';
 
 /** A peer case (its shape) with the name the tables show. */
@@ -23,4 +24,9 @@ export function shortened(c: TrainCase): TrainCase {
 export function designFlops(c: PeerCase): number {
   const rows = c.score === 'last' ? c.B : c.T * c.B;
   return 6 * c.T * c.B * c.n ** 2 + 4 * c.T * c.B * c.n * c.d + 6 * rows * c.n * c.k + 6 * c.n ** 3;
+}
+
+/** The implementation of each fused op that last ran on `ctx` (null where it did not run): what a record timed. */
+export function ranVariants(ctx: Context): Record<string, string | null> {
+  return Object.fromEntries(Object.entries(ctx.variants()).map(([op, v]) => [op, v.last]));
 }

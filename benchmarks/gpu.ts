@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { backends, Context, ElmanRNN, ops, RMSprop, type FloatDType, type Tensor } from '../lib/index';
-import { designFlops, shortened, TRAIN_CASES, type TrainCase } from './cases';
+import { designFlops, ranVariants, shortened, TRAIN_CASES, type TrainCase } from './cases';
 import { TorchPeer } from './peer';
 
 const USAGE = `Usage: npx tsx benchmarks/gpu.ts [--quick] [--json FILE] [--device cuda|cpu] [--no-peer]
@@ -44,6 +44,8 @@ interface StepRecord {
   /** Host submissions per step: kernels and copies + library calls + graph launches (cuda only). */
   launchesPerStep: number | null;
   graphNodesPerStep: number | null;
+  /** The implementation of each fused op that ran (ctx.variants(); null: the op did not run). */
+  variants: Record<string, string | null>;
 }
 
 /** The PyTorch peer's step on the same case and device (its faster recurrence), run right after ours. */
@@ -102,11 +104,11 @@ const LR = 1e-4, MARGIN = 0.1;
 type Recurrence = 'default' | 'split 1' | 'graphs' | 'step by step';
 
 async function trainStep(device: string, recurrence: Recurrence | null, c: TrainCase, runs: number): Promise<StepRecord> {
-  // Read when the context is created.
+  // The split is a tuning of the persistent kernel, read when the context is created; the
+  // recurrence's variant is the context's option (ctx.variants()).
   if (recurrence === 'split 1') process.env.ORTHORNN_CUDA_PERSISTENT_SPLIT = '1';
-  if (recurrence === 'graphs' || recurrence === 'step by step') process.env.ORTHORNN_CUDA_PERSISTENT = '0';
-  if (recurrence === 'step by step') process.env.ORTHORNN_CUDA_GRAPHS = '0';
-  const ctx = new Context({ device, seed: 1 });
+  const elmanRecurrence = recurrence === 'graphs' ? 'graph' : recurrence === 'step by step' ? 'reference' : undefined;
+  const ctx = new Context({ device, seed: 1, ...(elmanRecurrence && { variants: { elmanRecurrence } }) });
   try {
     const { n, B, T, d, k, score: scored } = c;
     const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: MARGIN, context: ctx, seed: 1 });
@@ -139,11 +141,10 @@ async function trainStep(device: string, recurrence: Recurrence | null, c: Train
       medianMs, gflops: designFlops(c) / medianMs / 1e6, minMs: Math.min(...times), runs,
       launchesPerStep: cuda ? (c1.kernels + c1.libraryCalls + c1.graphs - c0.kernels - c0.libraryCalls - c0.graphs) / runs : null,
       graphNodesPerStep: cuda ? (c1.graphNodes - c0.graphNodes) / runs : null,
+      variants: ranVariants(ctx),
     };
   } finally {
     ctx.dispose();
-    delete process.env.ORTHORNN_CUDA_GRAPHS;
-    delete process.env.ORTHORNN_CUDA_PERSISTENT;
     delete process.env.ORTHORNN_CUDA_PERSISTENT_SPLIT;
   }
 }

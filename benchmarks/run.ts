@@ -14,7 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { backends, Context, ElmanRNN, LSTM, memory, memoryOf, ops, RMSprop, type BackendInfo, type FloatDType, type Tensor } from '../lib/index';
 import { checkCase, GRAD_RTOL, LOSS_RTOL, type CheckRecord } from './check';
-import { designFlops, shortened, TRAIN_CASES, type TrainCase } from './cases';
+import { designFlops, ranVariants, shortened, TRAIN_CASES, type TrainCase } from './cases';
 import { TorchPeer } from './peer';
 import { serveBenchmark } from './serve';
 
@@ -128,6 +128,8 @@ interface TrainStepRecord extends Measurement {
   speedup: number | null;
   /** The peer's fastest step over our fastest: the ratio on a machine with nothing else to do. */
   speedupOfMinimums: number | null;
+  /** The implementation of each fused op that ran (ctx.variants(); null: the op did not run). */
+  variants: Record<string, string | null>;
 }
 
 /** The LSTM's training step against the Elman one's at the sequential-MNIST shape, timed alternately. */
@@ -140,6 +142,8 @@ interface LstmStepRecord extends Measurement {
   elman: Timing;
   /** Median over rounds of the LSTM's mean step / the Elman one's in the same round. */
   ratio: number;
+  /** The implementation of each fused op that ran (ctx.variants()). */
+  variants: Record<string, string | null>;
 }
 
 interface SkippedRecord extends Provenance {
@@ -522,6 +526,7 @@ const trainStepSuite: Suite = async ({ backends, quick, earlier, peer, provenanc
             },
             speedup: roundRatios.length ? statsOf(roundRatios).median : null,
             speedupOfMinimums: p ? p.min / s.min : null,
+            variants: ranVariants(ctx),
           };
           records.push(record);
           table.printRow(record);
@@ -603,6 +608,7 @@ const lstmStepSuite: Suite = async ({ backends, quick, provenance }) => {
         medianMs: sl.median * 1e3, minMs: sl.min * 1e3, maxMs: sl.max * 1e3, runs: sl.runs,
         elman: { medianMs: se.median * 1e3, minMs: se.min * 1e3, maxMs: se.max * 1e3, runs: se.runs },
         ratio: statsOf(ratios).median,
+        variants: ranVariants(ctx),
       };
       records.push(record);
       table.printRow(record);

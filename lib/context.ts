@@ -1,5 +1,5 @@
 import { DeviceError, DisposedError, rangeError, show, typeError } from './errors';
-import { type DType, type FloatDType, type LaunchCounters, type NativeContext, type NativeWorkspace, native } from './native';
+import { type DType, type FloatDType, FUSED_OPS, type FusedOp, type LaunchCounters, type NativeContext, type NativeWorkspace, native, type VariantReport } from './native';
 import { Tensor, type ArrayFor } from './tensor';
 import {
   checkBoolean,
@@ -11,6 +11,7 @@ import {
   checkSeed,
   checkShape,
   checkTypedArray,
+  readObject,
 } from './validate';
 
 export interface ContextOptions {
@@ -18,6 +19,12 @@ export interface ContextOptions {
   device?: string;
   /** Base seed for random tensors created without an explicit seed (default 0). */
   seed?: number;
+  /**
+   * Forces a fused op to one of its implementations (`ctx.variants()` lists them): its
+   * reference composite, or one fast variant (which then runs where it applies, the reference
+   * elsewhere). By default each call takes the fastest variant that applies.
+   */
+  variants?: Partial<Record<FusedOp, string>>;
 }
 
 export interface TensorOptions {
@@ -64,14 +71,28 @@ export class Context {
 
   constructor(options: ContextOptions = {}) {
     const fn = 'Context';
-    const opts = checkOptions(fn, options, ['device', 'seed']);
+    const opts = checkOptions(fn, options, ['device', 'seed', 'variants']);
     const { backend, index } = parseDevice(fn, opts.device ?? 'cpu');
     const seed = checkSeed(fn, 'seed', opts.seed ?? 0);
+    const forced = opts.variants === undefined ? {} : readObject(fn, 'variants', opts.variants, `an object of variant names by op (${FUSED_OPS.join(', ')})`);
+    for (const [op, variant] of Object.entries(forced)) {
+      if (!(FUSED_OPS as readonly string[]).includes(op)) throw rangeError(fn, 'variants', `keys among ${FUSED_OPS.join(', ')}`, `'${op}'`);
+      if (typeof variant !== 'string') throw typeError(fn, `variants.${op}`, 'a variant name', variant);
+    }
     const info = native().backends().find((b) => b.name === backend);
     if (backend === 'cuda' && info && !info.available) {
       throw new DeviceError(`Context: the cuda backend is unavailable: ${info.reason ?? 'unknown reason'}`);
     }
     this.native = new (native().NativeContext)(backend, index);
+    const available = this.native.variants();
+    for (const [op, variant] of Object.entries(forced)) {
+      const names = available[op as FusedOp].available;
+      if (!names.includes(variant as string)) {
+        this.native.dispose();
+        throw rangeError(fn, `variants.${op}`, `${names.map((v) => `'${v}'`).join(', ')} (the ${backend} backend's)`, show(variant));
+      }
+      this.native.forceVariant(op, variant as string);
+    }
     this.nextSeed = seed;
     contexts.add(this);
   }
@@ -167,6 +188,16 @@ export class Context {
   launchCounters(): LaunchCounters {
     this.assertLive('launchCounters');
     return this.native.launchCounters();
+  }
+
+  /**
+   * The fused ops' implementations on this context: for each, the variants its backend has
+   * (the reference first), the one forced by the options, and the one that ran last, so that a
+   * benchmark record can name the code it timed. Read without waiting for queued work.
+   */
+  variants(): Record<FusedOp, VariantReport> {
+    this.assertLive('variants');
+    return this.native.variants();
   }
 
   /** Resolves when everything queued so far has run; rejects with the first failure since the last await. */

@@ -41,7 +41,7 @@ export type { OptimizerOptions } from './optim/optimizers';
 export { readSafetensors, writeSafetensors, encodeSafetensors, decodeSafetensors } from './io/safetensors';
 export type { SafetensorsFile, SafetensorsEntry } from './io/safetensors';
 export * from './errors';
-export type { Activation, BackendInfo, DType, FloatDType, LaunchCounters, MemoryRecord, NativeBuildInfo } from './native';
+export type { Activation, BackendInfo, DType, FloatDType, FusedOp, LaunchCounters, MemoryRecord, NativeBuildInfo, VariantReport } from './native';
 export { nativeBuild } from './native';
 
 /** Every backend of this build: `{ name, compiled, available, device }`. */

@@ -67,12 +67,28 @@ export interface LaunchCounters {
   graphsBuilt: number;
 }
 
+/** The fused operations with more than one implementation (native/core/backend.h, `Fused`). */
+export const FUSED_OPS = ['elmanRecurrence', 'lstmRecurrence', 'cayleyFrameSolve'] as const;
+export type FusedOp = (typeof FUSED_OPS)[number];
+
+/** One fused op's implementations on a context's backend. */
+export interface VariantReport {
+  /** Its variants, the reference composite first (CPU: 'reference', 'libxsmm' or 'tiled'; CUDA: 'reference', 'graph', 'persistent'). */
+  available: string[];
+  /** The one the context's options force (null: chosen per call by each variant's own rule). */
+  forced: string | null;
+  /** The one that ran last (null before the first run). */
+  last: string | null;
+}
+
 export interface NativeContext {
   readonly backend: string;
   readonly device: string;
   readonly disposed: boolean;
   supports(op: string, dtype: DType): boolean;
   launchCounters(): LaunchCounters;
+  forceVariant(op: string, variant: string): void;
+  variants(): Record<FusedOp, VariantReport>;
   fromArray(data: Float32Array | Float64Array | Int32Array, shape: number[]): T;
   empty(shape: number[], dtype: DType): T;
   read(t: T): Promise<Float32Array | Float64Array | Int32Array>;

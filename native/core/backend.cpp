@@ -74,6 +74,44 @@ void Backend::backwardSums(DType dt, int64_t T, int64_t B, int64_t n, const void
   }
 }
 
+const char* fusedName(Fused op) {
+  switch (op) {
+    case Fused::ElmanRecurrence: return "elmanRecurrence";
+    case Fused::LstmRecurrence: return "lstmRecurrence";
+    case Fused::CayleyFrameSolve: return "cayleyFrameSolve";
+  }
+  return "?";
+}
+
+std::vector<std::string> Backend::variants(Fused) const { return {"reference"}; }
+
+void Backend::forceVariant(Fused op, const std::string& variant) {
+  if (variant.empty()) {
+    forced_[int(op)].store(-1, std::memory_order_relaxed);
+    return;
+  }
+  const std::vector<std::string> names = variants(op);
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == variant) {
+      forced_[int(op)].store(int(i), std::memory_order_relaxed);
+      return;
+    }
+  std::string list;
+  for (const std::string& n : names) list += (list.empty() ? "'" : ", '") + n + "'";
+  throw Error(ErrorCode::Range, std::string("variant of ") + fusedName(op) + " on the " + name() + " backend must be " +
+                                    list + ", got '" + variant + "'");
+}
+
+std::string Backend::forcedVariant(Fused op) const {
+  const int v = forced_[int(op)].load(std::memory_order_relaxed);
+  return v < 0 ? "" : variants(op)[size_t(v)];
+}
+
+std::string Backend::lastVariant(Fused op) const {
+  const int v = last_[int(op)].load(std::memory_order_relaxed);
+  return v < 0 ? "" : variants(op)[size_t(v)];
+}
+
 void Backend::clipElements(DType, int64_t, double, void*) {
   throw Error(ErrorCode::Unsupported, "clipElements is not implemented by the " + std::string(name()) + " backend");
 }

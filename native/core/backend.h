@@ -3,6 +3,7 @@
 // shapes before calling, and backends re-check what would otherwise read out of bounds.
 // Every method runs on its context's worker thread and throws orthornn::Error on failure.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -62,9 +63,35 @@ struct LaunchCounters {
   int64_t graphsBuilt = 0;
 };
 
+// The fused operations with more than one implementation ("variants"). Each backend names its
+// variants of each (variants()); the first is always the reference composite, the op-by-op loop
+// over the Backend's primitives, which every other variant is tested against. A fast variant
+// runs where its own rule applies (the shape fits its cache or kernels, the library is there);
+// a Context may force one variant per op (the reference, or one fast variant and the reference
+// where it does not apply), and lastVariant() says which ran.
+enum class Fused : int { ElmanRecurrence = 0, LstmRecurrence = 1, CayleyFrameSolve = 2 };
+constexpr int kFusedCount = 3;
+const char* fusedName(Fused op);
+
 class Backend {
  public:
   virtual ~Backend() = default;
+
+  // The variants of `op` on this backend, the reference first.
+  virtual std::vector<std::string> variants(Fused op) const;
+  // Restricts `op` to `variant` (its name, or "" for the automatic choice); throws Range for a
+  // name this backend does not have. Work already queued may run under either choice.
+  void forceVariant(Fused op, const std::string& variant);
+  // The forced variant of `op` ("" when none) and the one that ran last ("" before the first run).
+  std::string forcedVariant(Fused op) const;
+  std::string lastVariant(Fused op) const;
+  // Whether variant index `v` of `op` may run, and the record that it ran (backends call these
+  // where they choose; safe from the worker thread while JS reads lastVariant).
+  bool mayUse(Fused op, int v) const {
+    const int forced = forced_[int(op)].load(std::memory_order_relaxed);
+    return forced < 0 || forced == v;
+  }
+  void ran(Fused op, int v) { last_[int(op)].store(v, std::memory_order_relaxed); }
 
   virtual const char* name() const = 0;        // "cpu", "cuda"
   virtual std::string device() const = 0;      // "cpu", "cuda:0"
@@ -239,6 +266,9 @@ class Backend {
   // loss = Σ_r w_r Σ_c (y − t)²; dy = 2 w_r (y − t).
   virtual void meanSquaredError(DType dt, int64_t rows, int64_t cols, const void* y, const void* target,
                                 const void* weights, void* loss, void* dy) = 0;
+ private:
+  std::atomic<int> forced_[kFusedCount] = {-1, -1, -1};
+  std::atomic<int> last_[kFusedCount] = {-1, -1, -1};
 };
 
 struct BackendInfo {

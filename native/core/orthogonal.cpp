@@ -24,6 +24,7 @@ void cayleyStepInFrame(Backend& b, DType dt, int64_t n, void* M, const void* F, 
   // (I + A)⁻¹(I − A) M = M (I + A′)⁻¹(I − A′) when A = M A′ Mᵀ; then as in cayleyStep,
   // M_new = 2 M L⁻¹ − M, with the solve from the right.
   if (b.cayleyFrameSolve(dt, n, lr / 2, F, M)) return;
+  b.ran(Fused::CayleyFrameSolve, 0);
   const size_t nn = size_t(n) * size_t(n);
   void* L = ws.get(0, nn, dt);
   b.cayleySystem(dt, n, lr / 2, F, L);

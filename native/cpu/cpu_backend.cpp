@@ -320,12 +320,28 @@ class CpuBackend final : public Backend {
   // then reports it.
   bool cayleyFrameSolve(DType dt, int64_t n64, double alpha, const void* F, void* M) override {
     const int n = blasDim(n64, "n");
+    if (!mayUse(Fused::CayleyFrameSolve, kTiled)) return false;
     bool done = false;
     onFloat(dt, "cayleyFrameSolve", [&](auto z) {
       using T = decltype(z);
       done = fastCayleyFrameSolve<T>(n, T(alpha), cp<T>(F), mp<T>(M));
     });
+    if (done) ran(Fused::CayleyFrameSolve, kTiled);
     return done;
+  }
+
+  // The fast paths: the libxsmm recurrences (recurrence.cpp; a build without libxsmm does not
+  // list them) and the tiled Cayley solve (solve.cpp).
+  static constexpr int kReference = 0, kLibxsmm = 1, kTiled = 1;
+  std::vector<std::string> variants(Fused op) const override {
+    switch (op) {
+      case Fused::ElmanRecurrence:
+      case Fused::LstmRecurrence:
+        if (fastRecurrenceCompiled()) return {"reference", "libxsmm"};
+        return {"reference"};
+      case Fused::CayleyFrameSolve: return {"reference", "tiled"};
+    }
+    return {"reference"};
   }
 
   void qr(DType dt, int64_t m64, int64_t n64, const void* A, void* Qv, void* Rv) override {
@@ -534,30 +550,46 @@ class CpuBackend final : public Backend {
                               const void* bias, const Projection& input, const Logits& logits, void* A,
                               void* H) override {
     const bool inSteps = !logits.W_out || logits.k <= kLogitsInStepsMaxClasses;
-    if (fastElmanForwardRecurrence(dt, act, T, B, n, Wt, bias, input, inSteps ? logits : Logits{}, A, H)) {
+    if (mayUse(Fused::ElmanRecurrence, kLibxsmm) &&
+        fastElmanForwardRecurrence(dt, act, T, B, n, Wt, bias, input, inSteps ? logits : Logits{}, A, H)) {
+      ran(Fused::ElmanRecurrence, kLibxsmm);
       if (!inSteps) forwardLogits(dt, T, B, n, H, logits);
       return;
     }
+    ran(Fused::ElmanRecurrence, kReference);
     Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, input, logits, A, H);
   }
 
   void lstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* biasIh,
                              const void* biasHh, void* Z, void* H, void* C) override {
-    if (!fastLstmForwardRecurrence(dt, T, B, n, Whh, biasIh, biasHh, Z, H, C))
-      Backend::lstmForwardRecurrence(dt, T, B, n, Whh, biasIh, biasHh, Z, H, C);
+    if (mayUse(Fused::LstmRecurrence, kLibxsmm) && fastLstmForwardRecurrence(dt, T, B, n, Whh, biasIh, biasHh, Z, H, C)) {
+      ran(Fused::LstmRecurrence, kLibxsmm);
+      return;
+    }
+    ran(Fused::LstmRecurrence, kReference);
+    Backend::lstmForwardRecurrence(dt, T, B, n, Whh, biasIh, biasHh, Z, H, C);
   }
 
   void lstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C, void* Z,
                               void* dH, void* dC, const LstmSums& sums) override {
-    if (!fastLstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC, sums))
-      Backend::lstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC, sums);
+    if (mayUse(Fused::LstmRecurrence, kLibxsmm) && fastLstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC, sums)) {
+      ran(Fused::LstmRecurrence, kLibxsmm);
+      return;
+    }
+    ran(Fused::LstmRecurrence, kReference);
+    Backend::lstmBackwardRecurrence(dt, T, B, n, Whh, C, Z, dH, dC, sums);
   }
 
   void elmanBackwardRecurrence(DType dt, Activation act, int64_t T, int64_t B, int64_t n, const void* W, const void* H,
                                const Projection& input, const Projection& output, void* dH, void* dA,
                                const BackwardSums& sums, int64_t givenFrom, double clip) override {
-    if (!fastElmanBackwardRecurrence(dt, act, T, B, n, W, H, input, output, dH, dA, sums, givenFrom, clip))
-      Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, input, output, dH, dA, sums, givenFrom, clip);
+    if (mayUse(Fused::ElmanRecurrence, kLibxsmm) &&
+        fastElmanBackwardRecurrence(dt, act, T, B, n, W, H, input, output, dH, dA, sums, givenFrom, clip)) {
+      ran(Fused::ElmanRecurrence, kLibxsmm);
+      return;
+    }
+    ran(Fused::ElmanRecurrence, kReference);
+    Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, input, output, dH, dA, sums, givenFrom, clip);
   }
 
   void clipElements(DType dt, int64_t count, double c, void* x) override {

@@ -106,6 +106,17 @@ class CudaBackend final : public Backend {
   std::string device() const override { return "cuda:" + std::to_string(device_); }
   bool supports(Op op, DType dt) const override;
   LaunchCounters launchCounters() const override;
+  // The recurrences' variants: step by step (the reference), one CUDA graph per recurrence,
+  // or the Elman one as one persistent kernel (persistent.cu).
+  static constexpr int kReference = 0, kGraph = 1, kPersistent = 2;
+  std::vector<std::string> variants(Fused op) const override {
+    switch (op) {
+      case Fused::ElmanRecurrence: return {"reference", "graph", "persistent"};
+      case Fused::LstmRecurrence: return {"reference", "graph"};
+      case Fused::CayleyFrameSolve: return {"reference"};
+    }
+    return {"reference"};
+  }
 
   void* allocate(size_t bytes) override;
   void deallocate(void* ptr, size_t bytes) noexcept override;
@@ -217,8 +228,9 @@ class CudaBackend final : public Backend {
   void replay(GraphKind kind, DType dt, Activation act, int64_t T, int64_t B, int64_t n, double clip,
               std::initializer_list<const void*> pointers, Steps&& steps);
   // Runs `steps` as a graph cached under `key`, capturing (or updating) it when the key is new.
+  // Whether the steps ran as a graph (false: they ran directly, capture being unsupported).
   template <typename Steps>
-  void runAsGraph(const Graph& key, Steps&& steps);
+  bool runAsGraph(const Graph& key, Steps&& steps);
   void releaseGraphs() noexcept;
   // The Elman recurrences as one kernel per pass (persistent.cu): false, having launched
   // nothing, where they cannot run (off, or too little shared memory).

@@ -152,7 +152,7 @@ __global__ void __launch_bounds__(kMaxThreads)
 }  // namespace
 
 bool CudaBackend::persistentPlan(DType dt, int64_t T, int64_t B, int64_t n, PersistentPlan& plan) {
-  if (!persistentEnabled_ || T > INT32_MAX || B > INT32_MAX || n > kMaxThreads) return false;
+  if (!persistentEnabled_ || !mayUse(Fused::ElmanRecurrence, kPersistent) || T > INT32_MAX || B > INT32_MAX || n > kMaxThreads) return false;
   const int64_t n32 = (n + 31) / 32 * 32;
   int64_t S = persistentSplit_ > 0 ? persistentSplit_ : 4;
   while (S > 1 && S * n32 > kMaxThreads) S /= 2;

@@ -24,7 +24,7 @@ void CudaBackend::releaseGraphs() noexcept {
 }
 
 template <typename Steps>
-void CudaBackend::runAsGraph(const Graph& key, Steps&& steps) {
+bool CudaBackend::runAsGraph(const Graph& key, Steps&& steps) {
   auto sameShape = [&](const Graph& g) {
     return g.kind == key.kind && g.dt == key.dt && g.act == key.act && g.T == key.T && g.B == key.B && g.n == key.n &&
            g.clip == key.clip;
@@ -48,7 +48,7 @@ void CudaBackend::runAsGraph(const Graph& key, Steps&& steps) {
       cudaGetLastError();
       graphsEnabled_ = false;  // capture unsupported here: launch step by step from now on
       steps();
-      return;
+      return false;
     }
     capturing_ = true;
     try {
@@ -64,7 +64,7 @@ void CudaBackend::runAsGraph(const Graph& key, Steps&& steps) {
       if (ended == cudaErrorStreamCaptureInvalidated || ended == cudaErrorStreamCaptureUnsupported) {
         graphsEnabled_ = false;
         steps();
-        return;
+        return false;
       }
       throw;
     }
@@ -114,6 +114,7 @@ void CudaBackend::runAsGraph(const Graph& key, Steps&& steps) {
   ORTHORNN_CUDA(cudaGraphLaunch(hit->exec, stream_));
   counters_.graphs.fetch_add(1, std::memory_order_relaxed);
   counters_.graphNodes.fetch_add(int64_t(hit->nodes), std::memory_order_relaxed);
+  return true;
 }
 
 bool CudaBackend::startRecurrence(const char* op, DType dt, int64_t T, int64_t B, int64_t n) {
@@ -126,7 +127,12 @@ bool CudaBackend::startRecurrence(const char* op, DType dt, int64_t T, int64_t B
 template <typename Steps>
 void CudaBackend::replay(GraphKind kind, DType dt, Activation act, int64_t T, int64_t B, int64_t n, double clip,
                          std::initializer_list<const void*> pointers, Steps&& steps) {
-  if (!graphsEnabled_) return steps();
+  const Fused op = kind == kLstmForward || kind == kLstmBackward ? Fused::LstmRecurrence : Fused::ElmanRecurrence;
+  if (!graphsEnabled_ || !mayUse(op, kGraph)) {
+    steps();
+    ran(op, kReference);
+    return;
+  }
   Graph key;
   key.kind = kind;
   key.dt = dt;
@@ -136,7 +142,7 @@ void CudaBackend::replay(GraphKind kind, DType dt, Activation act, int64_t T, in
   key.n = n;
   key.clip = clip;
   std::copy(pointers.begin(), pointers.end(), std::begin(key.p));
-  runAsGraph(key, steps);
+  ran(op, runAsGraph(key, steps) ? kGraph : kReference);
 }
 
 // The projections and the logits are one product each, before or after the step loop,
@@ -146,7 +152,9 @@ void CudaBackend::elmanForwardRecurrence(DType dt, Activation act, int64_t T, in
                                          void* H) {
   if (!startRecurrence("elmanForwardRecurrence", dt, T, B, n)) return;
   inputProjection(dt, T, B, n, input, A);
-  if (!elmanForwardPersistent(dt, act, T, B, n, Wt, bias, A, H))
+  if (elmanForwardPersistent(dt, act, T, B, n, Wt, bias, A, H))
+    ran(Fused::ElmanRecurrence, kPersistent);
+  else
     replay(kElmanForward, dt, act, T, B, n, 0, {Wt, bias, A, H},
            [&] { Backend::elmanForwardRecurrence(dt, act, T, B, n, Wt, bias, Projection{}, Logits{}, A, H); });
   forwardLogits(dt, T, B, n, H, logits);
@@ -163,7 +171,9 @@ void CudaBackend::elmanBackwardRecurrence(DType dt, Activation act, int64_t T, i
   const double c = clip > 0 ? clip : 0;
   // Only the step loop goes into the graph: the sums below use the reductions' scratch,
   // which may move between calls.
-  if (!elmanBackwardPersistent(dt, act, T, B, n, W, H, dH, dA, c))
+  if (elmanBackwardPersistent(dt, act, T, B, n, W, H, dH, dA, c))
+    ran(Fused::ElmanRecurrence, kPersistent);
+  else
     replay(kElmanBackward, dt, act, T, B, n, c, {W, H, dH, dA}, [&] {
       Backend::elmanBackwardRecurrence(dt, act, T, B, n, W, H, Projection{}, Projection{}, dH, dA, BackwardSums{}, 0, c);
     });

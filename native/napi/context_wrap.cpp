@@ -111,6 +111,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     proto.DefineProperties({
         method<&ContextWrap::Supports>(env, "supports"),
         method<&ContextWrap::LaunchCounters>(env, "launchCounters"),
+        method<&ContextWrap::ForceVariant>(env, "forceVariant"),
+        method<&ContextWrap::Variants>(env, "variants"),
         method<&ContextWrap::FromArray>(env, "fromArray"),
         method<&ContextWrap::Empty>(env, "empty"),
         method<&ContextWrap::Read>(env, "read"),
@@ -229,6 +231,48 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value Backend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), state_->core->backend()->name()); }
   Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), state_->core->backend()->device()); }
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), state_->disposed); }
+
+  // forceVariant(op, variant): restricts a fused op to one of its variants ('' for the
+  // automatic choice); work already queued may run under either choice.
+  Napi::Value ForceVariant(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    core(env);
+    if (!info[0].IsString()) throwError(env, ErrorCode::Type, "argument 'op' must be a string, got " + describe(info[0]));
+    if (!info[1].IsString()) throwError(env, ErrorCode::Type, "argument 'variant' must be a string, got " + describe(info[1]));
+    const std::string op = info[0].As<Napi::String>(), variant = info[1].As<Napi::String>();
+    std::string names;
+    for (int i = 0; i < orthornn::kFusedCount; ++i) {
+      const auto f = orthornn::Fused(i);
+      if (op == orthornn::fusedName(f)) {
+        state_->core->backend()->forceVariant(f, variant);
+        return env.Undefined();
+      }
+      names += std::string(names.empty() ? "'" : ", '") + orthornn::fusedName(f) + "'";
+    }
+    throwError(env, ErrorCode::Range, "argument 'op' must be one of " + names + ", got '" + op + "'");
+    return env.Undefined();
+  }
+
+  // variants(): per fused op, the variants this backend has (the reference first), the forced
+  // one and the one that ran last (null before the first run); read without waiting.
+  Napi::Value Variants(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const auto& backend = state_->core->backend();
+    Napi::Object out = Napi::Object::New(env);
+    for (int i = 0; i < orthornn::kFusedCount; ++i) {
+      const auto f = orthornn::Fused(i);
+      Napi::Object o = Napi::Object::New(env);
+      const std::vector<std::string> names = backend->variants(f);
+      Napi::Array available = Napi::Array::New(env, names.size());
+      for (size_t k = 0; k < names.size(); ++k) available.Set(uint32_t(k), names[k]);
+      o.Set("available", available);
+      const std::string forced = backend->forcedVariant(f), last = backend->lastVariant(f);
+      o.Set("forced", forced.empty() ? env.Null() : Napi::String::New(env, forced));
+      o.Set("last", last.empty() ? env.Null() : Napi::String::New(env, last));
+      out.Set(orthornn::fusedName(f), o);
+    }
+    return out;
+  }
 
   // Counts of the work submitted to the device so far (all zero on the CPU); read without
   // waiting, so a caller that wants a step's exact count awaits the step first.
