@@ -1,5 +1,7 @@
 /** The training-step cases that `npm run bench` (CPU) and benchmarks/gpu.ts both time. */
-import type { Context } from '../lib/index';
+import type { Context, ElmanRNN, FloatDType, LSTM } from '../lib/index';
+import { resolveConfig, type TrainConfig } from '../lib/train/config';
+import { TrainingStep } from '../lib/train/step';
 import type { PeerCase } from './peer';
 
 /** A peer case (its shape) with the name the tables show. */
@@ -29,4 +31,24 @@ export function designFlops(c: PeerCase): number {
 /** The implementation of each fused op that last ran on `ctx` (null where it did not run): what a record timed. */
 export function ranVariants(ctx: Context): Record<string, string | null> {
   return Object.fromEntries(Object.entries(ctx.variants()).map(([op, v]) => [op, v.last]));
+}
+
+/**
+ * The step `orthornn train` takes (lib/train/step.ts) for a model a benchmark built: RMSprop at
+ * `lr` on the Euclidean parameters, the spectrum p at `lr` too (as the PyTorch peer's step
+ * has it), Cayley steps at `lr` in U's and V's frames; `options` over that (e.g. the LSTM's
+ * optimiser variant).
+ */
+export function trainingStep(model: ElmanRNN<FloatDType> | LSTM<FloatDType>, lr: number, options: Partial<TrainConfig> = {}): TrainingStep {
+  const svd = 'recurrent' in model && model.recurrent === 'svd';
+  const config = resolveConfig({
+    task: 'custom',
+    model: 'recurrent' in model ? model.recurrent : 'lstm',
+    hidden: model.hiddenSize,
+    dtype: model.dtype,
+    lr,
+    ...(svd && { margin: model.margin, cayleyLr: lr, spectrumLr: lr }),
+    ...options,
+  });
+  return new TrainingStep(config, model);
 }

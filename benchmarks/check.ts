@@ -7,7 +7,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Context, ElmanRNN, ops, RMSprop, type Tensor } from '../lib/index';
+import { Context, ElmanRNN, ops, type Tensor } from '../lib/index';
+import { trainingStep } from './cases';
 import type { PeerCase, TorchPeer } from './peer';
 
 /** Relative tolerances (float32, sums over up to T·B = 50k rows). */
@@ -81,13 +82,12 @@ export async function checkCase(peer: TorchPeer, name: string, c: PeerCase, marg
       if (e >= gradRelError) [gradRelError, gradWorst] = [e, key];
     }
     const loss = r.loss;
-    const { U, V, ...euclidean } = model.parameters;
-    const optimizer = new RMSprop(euclidean, { lr, rho: 0.9, eps: 1e-8 });
-    optimizer.step(r.gradients);
-    ops.cayleyStep(U, r.gradients.U, lr);
-    ops.cayleyStep(V, r.gradients.V, lr);
+    // The step `orthornn train` takes (lib/train/step.ts), against the peer's RMSprop and
+    // ambient Cayley steps: for orthogonal U and V the frame steps are the same steps.
+    const training = trainingStep(model, lr);
+    await training.run({ x, targets, score: c.score });
     const after = (await model.lossAndGradients({ x, targets, score: c.score })).loss;
-    optimizer.dispose();
+    training.dispose();
     model.dispose();
 
     const lossRelError = rel(loss, peerReply.loop.loss);

@@ -15,8 +15,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { backends, Context, ElmanRNN, ops, RMSprop, type FloatDType, type Tensor } from '../lib/index';
-import { designFlops, ranVariants, shortened, TRAIN_CASES, type TrainCase } from './cases';
+import { backends, Context, ElmanRNN, ops, type FloatDType, type Tensor } from '../lib/index';
+import { designFlops, ranVariants, shortened, trainingStep, TRAIN_CASES, type TrainCase } from './cases';
 import { TorchPeer } from './peer';
 
 const USAGE = `Usage: npx tsx benchmarks/gpu.ts [--quick] [--json FILE] [--device cuda|cpu] [--no-peer]
@@ -112,15 +112,12 @@ async function trainStep(device: string, recurrence: Recurrence | null, c: Train
   try {
     const { n, B, T, d, k, score: scored } = c;
     const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: MARGIN, context: ctx, seed: 1 });
-    const { U, V, ...euclidean } = model.parameters;
-    const opt = new RMSprop(euclidean, { lr: LR, rho: 0.9, eps: 1e-8 });
+    // The step `orthornn train` takes (lib/train/step.ts).
+    const training = trainingStep(model, LR);
     const x = ctx.randn([T, B, d], { seed: 3 });
     const targets = ctx.tensor(Int32Array.from({ length: scored === 'last' ? B : T * B }, (_, i) => i % k), scored === 'last' ? [B] : [T, B]);
     const step = async () => {
-      const r = await model.lossAndGradients({ x: x as Tensor<'float32'>, targets, score: scored }, { frameGradients: true });
-      opt.step(r.gradients);
-      ops.cayleyStepInFrame(U, r.frameGradients!.U, LR);
-      ops.cayleyStepInFrame(V, r.frameGradients!.V, LR);
+      await training.run({ x: x as Tensor<'float32'>, targets, score: scored });
       await ctx.sync();
     };
     for (let i = 0; i < 3; i++) await step();
@@ -133,8 +130,8 @@ async function trainStep(device: string, recurrence: Recurrence | null, c: Train
     }
     const c1 = ctx.launchCounters();
     const cuda = device !== 'cpu';
+    training.dispose();
     model.dispose();
-    opt.dispose();
     const medianMs = median(times);
     return {
       suite: 'gpuTrainStep', backend: ctx.backend, recurrence, dtype: 'float32', case: c.name, n, B, T, scored,

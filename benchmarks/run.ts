@@ -12,9 +12,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { backends, Context, ElmanRNN, LSTM, memory, memoryOf, ops, RMSprop, type BackendInfo, type FloatDType, type Tensor } from '../lib/index';
+import { backends, Context, ElmanRNN, LSTM, memory, memoryOf, ops, type BackendInfo, type FloatDType, type Tensor } from '../lib/index';
 import { checkCase, GRAD_RTOL, LOSS_RTOL, type CheckRecord } from './check';
-import { designFlops, ranVariants, shortened, TRAIN_CASES, type TrainCase } from './cases';
+import { designFlops, ranVariants, shortened, trainingStep, TRAIN_CASES, type TrainCase } from './cases';
 import { TorchPeer } from './peer';
 import { serveBenchmark } from './serve';
 
@@ -472,13 +472,10 @@ const trainStepSuite: Suite = async ({ backends, quick, earlier, peer, provenanc
         const rows = c.score === 'last' ? c.B : c.T * c.B;
         const x = ctx.randn([c.T, c.B, c.d], { dtype });
         const targets = ctx.tensor(Int32Array.from({ length: rows }, (_, i) => i % c.k), c.score === 'last' ? [c.B] : [c.T, c.B]);
-        const { U, V, ...euclidean } = model.parameters;
-        const optimizer = new RMSprop(euclidean, { lr: LR, rho: 0.9, eps: 1e-8 });
+        // The step `orthornn train` takes (lib/train/step.ts).
+        const training = trainingStep(model, LR);
         const step = async () => {
-          const r = await model.lossAndGradients({ x, targets, score: c.score }, { frameGradients: true });
-          optimizer.step(r.gradients);
-          ops.cayleyStepInFrame(U, r.frameGradients!.U, LR);
-          ops.cayleyStepInFrame(V, r.frameGradients!.V, LR);
+          await training.run({ x, targets, score: c.score });
           await ctx.sync();
         };
         try {
@@ -531,7 +528,7 @@ const trainStepSuite: Suite = async ({ backends, quick, earlier, peer, provenanc
           records.push(record);
           table.printRow(record);
         } finally {
-          optimizer.dispose();
+          training.dispose();
           model.dispose();
           x.dispose();
           targets.dispose();
@@ -575,20 +572,16 @@ const lstmStepSuite: Suite = async ({ backends, quick, provenance }) => {
       const targets = ctx.tensor(Int32Array.from({ length: B }, (_, i) => i % k), [B]);
       const elman = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: MARGIN, clipPreactivation: 100, context: ctx, seed: 1 });
       const lstm = await LSTM.create({ inputSize: d, hiddenSize: n, outputSize: k, context: ctx, seed: 1, init: 'paper' });
-      const { U, V, ...euclidean } = elman.parameters;
-      const elmanOpt = new RMSprop(euclidean, { lr: LR, variant: 'lasagne' });
-      const lstmOpt = new RMSprop(lstm.parameters, { lr: LR, variant: 'lasagne' });
-      disposables.push(x, targets, elman, lstm, elmanOpt, lstmOpt);
+      // Both as `orthornn train` steps them (lib/train/step.ts), with the paper's optimiser.
+      const elmanTraining = trainingStep(elman, LR, { rmsprop: 'lasagne' });
+      const lstmTraining = trainingStep(lstm, LR, { rmsprop: 'lasagne' });
+      disposables.push(x, targets, elman, lstm, elmanTraining, lstmTraining);
       const elmanStep = async () => {
-        const r = await elman.lossAndGradients({ x, targets, score: 'last' }, { frameGradients: true });
-        elmanOpt.step(r.gradients);
-        ops.cayleyStepInFrame(U, r.frameGradients!.U, LR);
-        ops.cayleyStepInFrame(V, r.frameGradients!.V, LR);
+        await elmanTraining.run({ x, targets, score: 'last' });
         await ctx.sync();
       };
       const lstmStep = async () => {
-        const r = await lstm.lossAndGradients({ x, targets, score: 'last' });
-        lstmOpt.step(r.gradients);
+        await lstmTraining.run({ x, targets, score: 'last' });
         await ctx.sync();
       };
       await warmUp(elmanStep);

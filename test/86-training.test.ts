@@ -243,7 +243,7 @@ describe('86 training: configuration, checkpoints, the training loop', () => {
 
     it('optimiser groups: weight decay only on weight matrices, the spectrum at lr / 2m, U and V only through Cayley steps', async () => {
       type Groups = { weights: { params: object; weightDecay: number }; others?: { params: object; weightDecay: number }; spectrum?: { params: object; lr: number; weightDecay: number }; baseLr: { cayley: number } };
-      const groupsOf = (t: Trainer) => (t as unknown as { groups: Groups }).groups;
+      const groupsOf = (t: Trainer) => (t as unknown as { training: { groups: Groups } }).training.groups;
       const svd = await Trainer.create({ task: 'copy', delay: 3, hidden: 8, margin: 0.05, lr: 0.002, weightDecay: 0.1, learnH0: true, out: path.join(tmp, 'groups-svd') });
       try {
         const g = groupsOf(svd);

@@ -17,13 +17,14 @@ import { LSTM } from '../models/lstm';
 import type { StateDict } from '../models/parameters';
 import type { FloatDType } from '../native';
 import * as ops from '../ops';
-import { Adam, RMSprop, SGD, type Optimizer } from '../optim/optimizers';
+import type { Optimizer } from '../optim/optimizers';
 import type { Tensor } from '../tensor';
 import { checkBoolean, checkInteger, checkOneOf, checkOptions } from '../validate';
 import { checkCheckpointShapes, checkOrthogonalFactors, expectedParameterShapes, readCheckpoint, writeCheckpointAsync, type Checkpoint } from './checkpoint';
 import { GENERATED_EPOCH, resolveConfig, type TrainConfig } from './config';
 import type { EvalRecord, GradientNormsRecord, RunRecord, SpectrumStats, TaskMetrics, TrainRecord } from './records';
 import { createSource, MetricTotals, type EvalSplit, type HostBatch, type TaskSource } from './sources';
+import { TrainingStep } from './step';
 
 export type Model = ElmanRNN<FloatDType> | LSTM<FloatDType>;
 
@@ -190,38 +191,6 @@ function toTensor(model: Model, data: Float32Array, shape: number[]): Tensor<Flo
   return model.context.tensor(values, shape) as Tensor<FloatDType>;
 }
 
-/** Optimiser groups: weight matrices (decayed), other Euclidean parameters, the spectrum. */
-interface Groups {
-  weights: Optimizer<FloatDType>;
-  others?: Optimizer<FloatDType>;
-  spectrum?: Optimizer<FloatDType>;
-  baseLr: { weights: number; others: number; spectrum: number; cayley: number };
-}
-
-const DECAYED = new Set(['W_in', 'W', 'W_out', 'weight_ih_l0', 'weight_hh_l0']);
-
-function makeOptimizer(config: TrainConfig, params: Record<string, Tensor<FloatDType>>, lr: number, weightDecay: number): Optimizer<FloatDType> {
-  if (config.optimizer === 'adam') return new Adam(params, { lr, weightDecay });
-  if (config.optimizer === 'sgd') return new SGD(params, { lr, weightDecay, momentum: config.momentum });
-  return new RMSprop(params, { lr, weightDecay, rho: 0.9, variant: config.rmsprop });
-}
-
-function makeGroups(config: TrainConfig, model: Model): Groups {
-  const weights: Record<string, Tensor<FloatDType>> = {}, others: Record<string, Tensor<FloatDType>> = {};
-  for (const [name, t] of Object.entries(model.parameters)) {
-    if (name === 'U' || name === 'V' || name === 'p') continue;
-    (DECAYED.has(name) ? weights : others)[name] = t;
-  }
-  const spectrumLr = config.spectrumLr || (config.margin > 0 ? config.lr / (2 * config.margin) : config.lr);
-  const hasSpectrum = config.model === 'svd' && config.margin > 0; // m = 0: s ≡ 1, dL/dp = 0
-  return {
-    weights: makeOptimizer(config, weights, config.lr, config.weightDecay),
-    others: Object.keys(others).length > 0 ? makeOptimizer(config, others, config.lr, 0) : undefined,
-    spectrum: hasSpectrum ? makeOptimizer(config, { p: model.parametersByName.p! }, spectrumLr, 0) : undefined,
-    baseLr: { weights: config.lr, others: config.lr, spectrum: spectrumLr, cayley: config.cayleyLr || config.lr },
-  };
-}
-
 export class Trainer {
   readonly config: TrainConfig;
   readonly source: TaskSource;
@@ -229,7 +198,8 @@ export class Trainer {
   readonly runDir: string;
   /** Steps taken (restored from a checkpoint when resuming). */
   step = 0;
-  private readonly groups: Groups;
+  /** The step training takes (its optimisers are part of the run's state). */
+  private readonly training: TrainingStep;
   /** The budget in steps (epochs converted). */
   readonly totalSteps: number;
   private best?: { record: EvalRecord; state: StateDict };
@@ -245,7 +215,7 @@ export class Trainer {
     this.model = model;
     this.runDir = runDir;
     this.ownsContext = ownsContext;
-    this.groups = makeGroups(config, model);
+    this.training = new TrainingStep(config, model);
     // An epoch is a pass over the training split, or GENERATED_EPOCH batches of a generated task.
     const perEpoch = source.epochLength ? Math.floor(source.epochLength / config.batchSize) : GENERATED_EPOCH;
     this.totalSteps = config.steps || Math.max(1, Math.round(config.epochs * perEpoch));
@@ -362,10 +332,7 @@ export class Trainer {
   }
 
   private optimizers(): Record<string, Optimizer<FloatDType>> {
-    const out: Record<string, Optimizer<FloatDType>> = { weights: this.groups.weights };
-    if (this.groups.others) out.others = this.groups.others;
-    if (this.groups.spectrum) out.spectrum = this.groups.spectrum;
-    return out;
+    return this.training.optimizers();
   }
 
   /** Whether the run has a folder (records, checkpoints); false for `runFolder: false`. */
@@ -429,53 +396,18 @@ export class Trainer {
       source.loss === 'mse'
         ? toTensor(model, batch.targets as Float32Array, targetShape)
         : model.context.tensor(batch.targets as Int32Array, targetShape);
-    const svd = model instanceof ElmanRNN && model.recurrent === 'svd';
+    const logging = step % config.logEvery === 0 || step === this.totalSteps;
+    const factor = scheduleFactor(config, step);
     let result;
     try {
-      // svd: U's and V's gradients in their own frames, which the Cayley steps below take
-      // without forming their skew-symmetric matrices (ops.cayleyStepInFrame).
-      result = await model.lossAndGradients({ x: x as never, targets, loss: source.loss, score: batch.score, mask: batch.mask }, { frameGradients: svd });
+      result = await this.training.run({ x: x as never, targets, loss: source.loss, score: batch.score, mask: batch.mask }, { factor, norm: logging });
     } finally {
       x.dispose();
       targets.dispose();
     }
-    const grads = result.gradients as Record<string, Tensor<FloatDType>>;
-    const frames = result.frameGradients as { U: Tensor<FloatDType>; V: Tensor<FloatDType> } | undefined;
-    // A frame gradient MᵀG has G's norm (M is orthogonal), and scaling it scales the step
-    // as scaling G would.
-    const all = [...Object.values(grads), ...(frames ? [frames.U, frames.V] : [])];
-    const logging = step % config.logEvery === 0 || step === this.totalSteps;
-    let gradientNorm = NaN;
-    if (config.clipNorm > 0 || logging) {
-      const squares = all.map((g) => ops.sumSquares(g));
-      let total = 0;
-      for (const s of squares) total += await s.item();
-      for (const s of squares) s.dispose();
-      gradientNorm = Math.sqrt(total);
-      if (config.clipNorm > 0 && gradientNorm > config.clipNorm) {
-        const f = config.clipNorm / gradientNorm;
-        for (const g of all) ops.scale(g, f, { out: g });
-      }
-    }
-    const factor = scheduleFactor(config, step);
-    const { baseLr } = this.groups;
-    this.groups.weights.lr = baseLr.weights * factor;
-    this.groups.weights.step(grads);
-    if (this.groups.others) {
-      this.groups.others.lr = baseLr.others * factor;
-      this.groups.others.step(grads);
-    }
-    if (this.groups.spectrum) {
-      this.groups.spectrum.lr = baseLr.spectrum * factor;
-      this.groups.spectrum.step(grads);
-    }
-    if (frames) {
-      ops.cayleyStepInFrame(model.parametersByName.U!, frames.U, baseLr.cayley * factor);
-      ops.cayleyStepInFrame(model.parametersByName.V!, frames.V, baseLr.cayley * factor);
-    }
     if (logging) {
-      const record: TrainRecord = { type: 'train', step, epoch: source.epoch, time: this.elapsed(), loss: result.loss, lr: baseLr.weights * factor, gradientNorm };
-      if (svd) {
+      const record: TrainRecord = { type: 'train', step, epoch: source.epoch, time: this.elapsed(), loss: result.loss, lr: this.training.groups.baseLr.weights * factor, gradientNorm: result.gradientNorm };
+      if (this.training.svd) {
         const errors = [model.parametersByName.U!, model.parametersByName.V!].map((m) => ops.orthogonalityError(m));
         const [u, v] = [await errors[0].item(), await errors[1].item()];
         for (const e of errors) e.dispose();
@@ -555,7 +487,7 @@ export class Trainer {
   }
 
   dispose(): void {
-    for (const opt of Object.values(this.optimizers())) opt.dispose();
+    this.training.dispose();
     this.model.dispose();
     if (this.ownsContext) this.model.context.dispose();
   }
