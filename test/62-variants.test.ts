@@ -25,34 +25,31 @@ async function readAll(tensors: Record<string, Tensor>): Promise<Outcome> {
   return out;
 }
 
+// T = 140 steps of B = 3 sequences, 2 inputs, n = 64 units, 4 classes: the team splits the
+// units (two cores or more) and, the recurrence being long, times itself.
+const [T, B, d, n, k] = [140, 3, 2, 64, 4];
+
+/** A model's loss, every gradient, the hidden gradient norms and its outputs on one batch. */
+async function modelOutcome(ctx: Context, model: ElmanRNN<'float64'> | LSTM<'float64'>): Promise<Outcome> {
+  const x = ctx.tensor(uniform(T * B * d, 1), [T, B, d]);
+  const targets = ctx.tensor(Int32Array.from({ length: T * B }, (_, i) => i % k), [T, B]);
+  const r = await model.lossAndGradients({ x, targets, score: 'all' });
+  const out = { loss: Float64Array.of(r.loss), norms: Float64Array.from(r.hiddenGradientNorms), ...(await readAll(byName(r.gradients))), y: Float64Array.from(await model.forward(x).outputs.read()) };
+  model.dispose();
+  return out;
+}
+
 /** Each fused op, run once on `ctx` at a shape where its fast variants apply. */
 const RUNS: Record<FusedOp, (ctx: Context) => Promise<Outcome>> = {
-  // n = 64 with T = 140: the team splits the columns (two cores or more) and times itself.
-  async elmanRecurrence(ctx) {
-    const [T, B, d, n, k] = [140, 3, 2, 64, 4];
-    const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, recurrent: 'svd', margin: 0.2, dtype: 'float64', context: ctx, seed: TEST_SEED % 1000, clipPreactivation: 5 });
-    const x = ctx.tensor(uniform(T * B * d, 1), [T, B, d]);
-    const targets = ctx.tensor(Int32Array.from({ length: T * B }, (_, i) => i % k), [T, B]);
-    const r = await model.lossAndGradients({ x, targets, score: 'all' });
-    const out = { loss: Float64Array.of(r.loss), norms: Float64Array.from(r.hiddenGradientNorms), ...(await readAll(byName(r.gradients))), y: Float64Array.from(await model.forward(x).outputs.read()) };
-    model.dispose();
-    return out;
-  },
-  async lstmRecurrence(ctx) {
-    const [T, B, d, n, k] = [140, 3, 2, 64, 4];
-    const model = await LSTM.create({ inputSize: d, hiddenSize: n, outputSize: k, dtype: 'float64', context: ctx, seed: TEST_SEED % 1000, init: 'paper' });
-    const x = ctx.tensor(uniform(T * B * d, 1), [T, B, d]);
-    const targets = ctx.tensor(Int32Array.from({ length: T * B }, (_, i) => i % k), [T, B]);
-    const r = await model.lossAndGradients({ x, targets, score: 'all' });
-    const out = { loss: Float64Array.of(r.loss), norms: Float64Array.from(r.hiddenGradientNorms), ...(await readAll(byName(r.gradients))), y: Float64Array.from(await model.forward(x).outputs.read()) };
-    model.dispose();
-    return out;
-  },
+  elmanRecurrence: async (ctx) =>
+    modelOutcome(ctx, await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, recurrent: 'svd', margin: 0.2, dtype: 'float64', context: ctx, seed: TEST_SEED % 1000, clipPreactivation: 5 })),
+  lstmRecurrence: async (ctx) =>
+    modelOutcome(ctx, await LSTM.create({ inputSize: d, hiddenSize: n, outputSize: k, dtype: 'float64', context: ctx, seed: TEST_SEED % 1000, init: 'paper' })),
   // The tiled solve takes n ≥ 768, a multiple of 64, and a diagonally dominant system.
   async cayleyFrameSolve(ctx) {
-    const n = 768;
-    const { q } = ops.qr(ctx.tensor(uniform(n * n, 2), [n, n]));
-    const F = ctx.tensor(uniform(n * n, 3), [n, n]);
+    const m = 768;
+    const { q } = ops.qr(ctx.tensor(uniform(m * m, 2), [m, m]));
+    const F = ctx.tensor(uniform(m * m, 3), [m, m]);
     ops.cayleyStepInFrame(q, F, 1e-4); // small enough that the system is diagonally dominant, as the tiled solve needs
     return { M: Float64Array.from(await q.read()) };
   },
