@@ -330,8 +330,8 @@ class CpuBackend final : public Backend {
     return done;
   }
 
-  // The fast paths: the libxsmm recurrences (recurrence.cpp; a build without libxsmm does not
-  // list them) and the tiled Cayley solve (solve.cpp).
+  // The fast paths: the libxsmm recurrences (recurrence.cpp) and the tiled Cayley solve
+  // (solve.cpp); a build without libxsmm lists none of them.
   static constexpr int kReference = 0, kLibxsmm = 1, kTiled = 1;
   std::vector<std::string> variants(Fused op) const override {
     switch (op) {
@@ -339,7 +339,10 @@ class CpuBackend final : public Backend {
       case Fused::LstmRecurrence:
         if (fastRecurrenceCompiled()) return {"reference", "libxsmm"};
         return {"reference"};
-      case Fused::CayleyFrameSolve: return {"reference", "tiled"};
+      case Fused::CayleyFrameSolve:
+        // Its tiles are libxsmm kernels too.
+        if (fastRecurrenceCompiled()) return {"reference", "tiled"};
+        return {"reference"};
     }
     return {"reference"};
   }
