@@ -632,7 +632,9 @@ bool backward(Activation act, int64_t T_, int64_t B, int64_t n, const T* W, cons
 // half the rate), then the cell update of its units right after, in one vectorised pass per row
 // with the biases summed once. Column-major view: forward Z_tᵀ (4n × B) += W_hh (4n × n) ·
 // H_tᵀ (n × B), a chunk's four gate slices of rows; backward dH_tᵀ (n × B) += W_hhᵀ (n × 4n) ·
-// dZ_{t+1}ᵀ (4n × B), a chunk's rows. Applies while W_hh fits the L2 cache, as the Elman path.
+// dZ_{t+1}ᵀ (4n × B), a chunk's rows; the backward steps also add their share of ∂L/∂W_hh
+// (docs/math.md (M33)) and of the bias sums while dZ_t is in cache. Applies while W_hh fits the
+// L2 cache, as the Elman path.
 constexpr int64_t kLstmChunk = 64;
 
 // One row's cell update for m units, each gate's m values n apart, as functions of

@@ -7,7 +7,9 @@
 // own columns right after its product, and sums its share of db, dW_in and dW_out there. The
 // caller takes over a helper's columns that the helper has not started, and long recurrences
 // time the team against the caller alone every 512 steps and keep the faster: on a machine
-// busier than it has cores, one thread can beat two that meet at a barrier every step.
+// busier than it has cores, one thread can beat two that meet at a barrier every step. The
+// LSTM's recurrence (below) runs on the same team and kernels, each thread owning a range of
+// units across the four gates.
 #pragma once
 #include <cstdint>
 #include "../core/backend.h"  // Projection
