@@ -13,7 +13,8 @@
  * serving beside training alone.
  *
  * ORTHORNN_SERVE_HIDDEN sets the model's hidden units (default 64), ORTHORNN_SERVE_CLIENTS
- * the connections (default 200).
+ * the connections (default 200), ORTHORNN_SERVE_TRAINING_THREADS the training context's
+ * `threads` (default: all; the predictor's context takes its default, one).
  */
 import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -151,7 +152,10 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
   const { createPredictor, OverloadError } = require('../lib/index') as typeof import('../lib/index');
   const { Trainer } = require('../lib/train/index') as typeof import('../lib/train/index');
   const out = mkdtempSync(path.join(os.tmpdir(), 'orthornn-serve-bench-'));
-  const trainer = await Trainer.create({ task: 'copy', delay: DELAY, hidden, steps: 10_000_000, validEvery: 10_000_000, logEvery: 100, gradientNormsEvery: 1_000_000, out });
+  const { Context } = require('../lib/index') as typeof import('../lib/index');
+  const trainingThreads = process.env.ORTHORNN_SERVE_TRAINING_THREADS ? Number(process.env.ORTHORNN_SERVE_TRAINING_THREADS) : undefined;
+  const trainingContext = new Context({ ...(trainingThreads && { threads: trainingThreads }) });
+  const trainer = await Trainer.create({ task: 'copy', delay: DELAY, hidden, steps: 10_000_000, validEvery: 10_000_000, logEvery: 100, gradientNormsEvery: 1_000_000, out }, { context: trainingContext });
   const predictor = await createPredictor(trainer, { refreshEvery: 100, maxBatch: 256, maxWaitMs: 1 });
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -232,6 +236,7 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
     server.close();
     await predictor.close();
     trainer.dispose();
+    trainingContext.dispose();
     rmSync(out, { recursive: true, force: true });
   }
   const m = (key: keyof ServeRound) => median(results.map((r) => r[key]));

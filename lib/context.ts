@@ -6,6 +6,7 @@ import {
   checkDType,
   checkFinite,
   checkFloatDType,
+  checkInteger,
   checkOptions,
   checkScalar,
   checkSeed,
@@ -25,6 +26,12 @@ export interface ContextOptions {
    * elsewhere). By default each call takes the fastest variant that applies.
    */
   variants?: Partial<Record<FusedOp, string>>;
+  /**
+   * CPU: at most this many threads for this context's element-wise loops and recurrences
+   * (default: ORTHORNN_NUM_THREADS, else the cores). A context that serves small batches beside
+   * a training one leaves it the other cores with 1. OpenBLAS's threads are the process's.
+   */
+  threads?: number;
 }
 
 export interface TensorOptions {
@@ -71,7 +78,8 @@ export class Context {
 
   constructor(options: ContextOptions = {}) {
     const fn = 'Context';
-    const opts = checkOptions(fn, options, ['device', 'seed', 'variants']);
+    const opts = checkOptions(fn, options, ['device', 'seed', 'variants', 'threads']);
+    const threads = opts.threads === undefined ? undefined : checkInteger(fn, 'threads', opts.threads, 1, 4096);
     const { backend, index } = parseDevice(fn, opts.device ?? 'cpu');
     const seed = checkSeed(fn, 'seed', opts.seed ?? 0);
     const forced = opts.variants === undefined ? {} : readObject(fn, 'variants', opts.variants, `an object of variant names by op (${FUSED_OPS.join(', ')})`);
@@ -93,6 +101,7 @@ export class Context {
       }
       this.native.forceVariant(op, variant as string);
     }
+    if (threads !== undefined) this.native.limitThreads(threads);
     this.nextSeed = seed;
     contexts.add(this);
   }

@@ -88,6 +88,7 @@ export interface NativeContext {
   supports(op: string, dtype: DType): boolean;
   launchCounters(): LaunchCounters;
   forceVariant(op: string, variant: string): void;
+  limitThreads(threads: number): void;
   variants(): Record<FusedOp, VariantReport>;
   fromArray(data: Float32Array | Float64Array | Int32Array, shape: number[]): T;
   empty(shape: number[], dtype: DType): T;

@@ -101,6 +101,24 @@ for (const device of availableBackends()) describe(`62 fused-op variants on ${de
     });
   }
 
+  it('threads: 1 computes what the default computes (to rounding); bad counts are coded errors', async () => {
+    for (const op of ['elmanRecurrence', 'lstmRecurrence'] as const) {
+      const [one, all] = [new Context({ device, threads: 1 }), new Context({ device })];
+      try {
+        const [a, b] = [await RUNS[op](one), await RUNS[op](all)];
+        for (const [key, values] of Object.entries(b)) {
+          const rel = worstRelative(a[key], values);
+          assert.ok(rel <= 1e-11, `${op} with one thread: ${key} differs by ${rel.toExponential(2)} of its largest entry`);
+        }
+      } finally {
+        one.dispose();
+        all.dispose();
+      }
+    }
+    for (const bad of [0, 1.5, 5000]) assert.throws(() => new Context({ device, threads: bad }), (e: Error) => e instanceof RangeError && /'threads' must be an integer in \[1, 4096\]/.test(e.message));
+    assert.throws(() => new Context({ device, threads: '2' as never }), (e: Error) => e instanceof TypeError && /'threads'/.test(e.message));
+  });
+
   it('by default each call takes a fast variant that applies; bad variant options are coded errors naming them', async () => {
     const ctx = new Context({ device });
     try {

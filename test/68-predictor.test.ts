@@ -150,6 +150,7 @@ for (const device of availableBackends()) describe(`68 predictor on ${device}: c
     await assert.rejects(createPredictor(model, { refreshEvery: 5 }), (e: unknown) => code(e) === 'ERR_ORTHORNN_RANGE' && /'options.refreshEvery'/.test((e as Error).message));
     await assert.rejects(createPredictor({} as never), (e: unknown) => code(e) === 'ERR_ORTHORNN_TYPE' && /'source'/.test((e as Error).message));
     await assert.rejects(createPredictor(model, { maxBatch: 0 }), (e: unknown) => code(e) === 'ERR_ORTHORNN_RANGE' && /'options.maxBatch'/.test((e as Error).message));
+    await assert.rejects(createPredictor(model, { threads: 0 }), (e: unknown) => code(e) === 'ERR_ORTHORNN_RANGE' && /'options.threads'/.test((e as Error).message));
     const predictor = await createPredictor(model);
     const cases: [Promise<unknown>, string, RegExp][] = [
       [predictor.predict(new Float32Array(4)), 'ERR_ORTHORNN_RANGE', /'x'.*multiple of d = 3/],

@@ -54,6 +54,11 @@ export interface PredictorOptions {
   refreshEvery?: number;
   /** The predictor's device (default the model's). */
   device?: string;
+  /**
+   * CPU threads for the predictor's context (default 1: serving batches are small, and the
+   * other cores stay with the training context and the event loops).
+   */
+  threads?: number;
 }
 
 export interface SequencePredictOptions {
@@ -104,7 +109,7 @@ interface Request<D extends FloatDType> {
   reject(e: unknown): void;
 }
 
-const PREDICTOR_KEYS = ['maxBatch', 'maxWaitMs', 'maxQueue', 'maxInFlight', 'refreshEvery', 'device'];
+const PREDICTOR_KEYS = ['maxBatch', 'maxWaitMs', 'maxQueue', 'maxInFlight', 'refreshEvery', 'device', 'threads'];
 
 function isModel(v: unknown): v is Model {
   return v instanceof ElmanRNN || v instanceof LSTM;
@@ -147,9 +152,10 @@ export async function createPredictor<D extends FloatDType = FloatDType>(source:
     maxQueue: checkInteger(fn, 'options.maxQueue', opts.maxQueue ?? 10_000, 1),
     maxInFlight: checkInteger(fn, 'options.maxInFlight', opts.maxInFlight ?? 2, 1, 64),
     refreshEvery: checkInteger(fn, 'options.refreshEvery', opts.refreshEvery ?? 0),
+    threads: checkInteger(fn, 'options.threads', opts.threads ?? 1, 1, 4096),
   };
   if (settings.refreshEvery > 0 && !training) throw rangeError(fn, 'options.refreshEvery', 'given only with a training source (a Trainer, or { model, step })', String(settings.refreshEvery));
-  const context = new Context({ device: opts.device ?? model.context.device });
+  const context = new Context({ device: opts.device ?? model.context.device, threads: settings.threads });
   let copy: Model | undefined;
   try {
     copy = await replica(model, context);

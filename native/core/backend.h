@@ -98,6 +98,9 @@ class Backend {
   virtual bool supports(Op op, DType dtype) const = 0;
   // Safe to call from any thread.
   virtual LaunchCounters launchCounters() const { return {}; }
+  // Called on the context's worker thread: at most `threads` threads for this context's loops
+  // and recurrences from now on (the CPU's; a GPU backend has nothing to limit).
+  virtual void limitThreads(int /*threads*/) {}
 
   // Memory. Uploads and downloads are complete when the call returns.
   virtual void* allocate(size_t bytes) = 0;

@@ -54,7 +54,27 @@ std::mutex& blasMutex() {
   (void)forkSafe;
   return gBlasMutex;
 }
-using BlasLock = std::lock_guard<std::mutex>;
+// Holds the BLAS lock for one call and gives OpenBLAS the calling context's thread count (its
+// `threads` option, threadCap()): calls run one at a time, so the count set is the caller's for
+// its call, and it is set only when it differs from the previous call's.
+// OpenBLAS's own count (OPENBLAS_NUM_THREADS, or ORTHORNN_NUM_THREADS: createCpuBackend) is
+// the most any context gets.
+int gBlasThreads = 0;  // set once by createCpuBackend, before any call
+
+class BlasLock {
+ public:
+  explicit BlasLock(std::mutex& m) : lock_(m) {
+    static int current = gBlasThreads;  // guarded by the lock
+    const int want = std::max(1, std::min(threadCap(), gBlasThreads));
+    if (want != current) {
+      openblas_set_num_threads(want);
+      current = want;
+    }
+  }
+
+ private:
+  std::lock_guard<std::mutex> lock_;
+};
 
 template <typename T>
 void blasGemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
@@ -196,6 +216,7 @@ class CpuBackend final : public Backend {
   std::string device() const override { return "cpu"; }
 
   bool supports(Op, DType dt) const override { return isFloat(dt); }
+  void limitThreads(int threads) override { setThreadCap(threads); }
 
   void* allocate(size_t bytes) override {
     // More than the machine's memory is refused outright: with overcommit the allocation
@@ -848,6 +869,7 @@ std::shared_ptr<Backend> createCpuBackend() {
   static const bool threadsSet = [] {
     const char* env = std::getenv("ORTHORNN_NUM_THREADS");
     if (env && *env) openblas_set_num_threads(int(cpuThreads()));
+    gBlasThreads = std::max(1, openblas_get_num_threads());
     return true;
   }();
   (void)threadsSet;

@@ -26,6 +26,13 @@ unsigned cpuThreads() {
   return threads;
 }
 
+namespace {
+thread_local int tlsThreadCap = 0;  // 0: no cap
+}
+
+int threadCap() { return tlsThreadCap > 0 ? tlsThreadCap : int(cpuThreads()); }
+void setThreadCap(int threads) { tlsThreadCap = threads > 0 ? threads : 0; }
+
 ParallelPool::ParallelPool() {
   const unsigned cores = cpuThreads();
   for (unsigned i = 1; i < cores; ++i) workers_.emplace_back([this, i] { work(int(i)); });
@@ -33,7 +40,7 @@ ParallelPool::ParallelPool() {
 
 int ParallelPool::run(int64_t count, int64_t grain, const std::function<void(int, int64_t, int64_t)>& body) {
   if (count <= 0) return 0;
-  int chunks = int(std::min<int64_t>(maxChunks(), std::max<int64_t>(1, count / std::max<int64_t>(1, grain))));
+  int chunks = int(std::min<int64_t>(std::min(maxChunks(), threadCap()), std::max<int64_t>(1, count / std::max<int64_t>(1, grain))));
   std::unique_lock<std::mutex> exclusive(busy_, std::defer_lock);
   if (chunks > 1 && !exclusive.try_lock()) chunks = 1;
   if (chunks == 1) {

@@ -15,6 +15,11 @@ namespace orthornn {
 // ORTHORNN_NUM_THREADS environment variable when set to a positive integer, else the cores.
 unsigned cpuThreads();
 
+// The most threads the calling thread's loops and recurrences may use (a context's `threads`
+// option, set on its worker thread); cpuThreads() unless set. OpenBLAS keeps its own count.
+int threadCap();
+void setThreadCap(int threads);
+
 class ParallelPool {
  public:
   // Shared by every CPU context of the process.

@@ -306,12 +306,14 @@ struct Plan {
 // again. `columns`: the width the parts split (at least 32 columns each).
 class Stepper {
  public:
-  Stepper(int64_t steps, int64_t columns)
-      : session_(SpinTeam::instance()),
-        count_(session_.acquired()
-                   ? std::min<int>(SpinTeam::instance().size(), int(std::max<int64_t>(1, columns / 32)))
-                   : 1),
-        probe_(count_ > 1 && steps >= 8 * kProbe) {}
+  // The team is held (its helpers woken) only for a recurrence that splits: at least 64
+  // columns, and more than one thread allowed to the calling context.
+  Stepper(int64_t steps, int64_t columns) {
+    const int want = std::min({SpinTeam::instance().size(), int(std::max<int64_t>(1, columns / 32)), threadCap()});
+    if (want > 1) session_.emplace(SpinTeam::instance());
+    count_ = session_ && session_->acquired() ? want : 1;
+    probe_ = count_ > 1 && steps >= 8 * kProbe;
+  }
   int parts() const { return count_; }
   // job(p) for every part once, on the team (packing).
   void once(const std::function<void(int)>& job) {
@@ -354,9 +356,9 @@ class Stepper {
  private:
   using Clock = std::chrono::steady_clock;
   static constexpr int64_t kProbe = 16, kReprobe = 512;
-  SpinTeam::Session session_;
-  int count_;
-  bool probe_;  // for recurrences long enough to afford it
+  std::optional<SpinTeam::Session> session_;
+  int count_ = 1;
+  bool probe_ = false;  // for recurrences long enough to afford it
   int64_t step_ = 0;
   bool alone_ = false;
   Clock::duration team_{}, alone_time_{};

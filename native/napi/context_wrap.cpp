@@ -112,6 +112,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
         method<&ContextWrap::Supports>(env, "supports"),
         method<&ContextWrap::LaunchCounters>(env, "launchCounters"),
         method<&ContextWrap::ForceVariant>(env, "forceVariant"),
+        method<&ContextWrap::LimitThreads>(env, "limitThreads"),
         method<&ContextWrap::Variants>(env, "variants"),
         method<&ContextWrap::FromArray>(env, "fromArray"),
         method<&ContextWrap::Empty>(env, "empty"),
@@ -250,6 +251,18 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
       names += std::string(names.empty() ? "'" : ", '") + orthornn::fusedName(f) + "'";
     }
     throwError(env, ErrorCode::Range, "argument 'op' must be one of " + names + ", got '" + op + "'");
+    return env.Undefined();
+  }
+
+  // limitThreads(n): at most n threads for this context's loops and recurrences, from the next
+  // queued op on (it runs on the context's worker thread, whose setting it is).
+  Napi::Value LimitThreads(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const double n = number(env, info[0], "threads");
+    if (!(n >= 1 && n <= 4096 && n == std::floor(n)))
+      throwError(env, ErrorCode::Range, "argument 'threads' must be an integer from 1 to 4096, got " + describe(info[0]));
+    const int threads = int(n);
+    enqueue(env, "limitThreads", [threads](orthornn::Backend& b) { b.limitThreads(threads); });
     return env.Undefined();
   }
 

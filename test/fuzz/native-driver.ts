@@ -332,7 +332,7 @@ function validCall(c: Ctx): Call {
     }
     case 28: return m('meanSquaredError', tensor(c, [n, r], dt), tensor(c, [n, r], dt), null, keep(c, ctx.empty([1], dt)), chance(0.5) ? keep(c, ctx.empty([n, r], dt)) : null);
     case 29: return m('supports', pick(['gemm', 'luSolve', 'svd', 'nope']), pick(DTYPES));
-    case 30: return m('launchCounters');
+    case 30: return chance(0.5) ? m('launchCounters') : m('variants');
     case 31: return m('read', c.tensors.length ? pick(c.tensors) : tensor(c, [1], dt));
     case 32: return m('sync');
     case 33: return mod('createWorkspace', ctx);
@@ -352,7 +352,9 @@ function validCall(c: Ctx): Call {
       const st = () => (chance(0.5) ? tensor(c, [s.B, s.n], s.dt) : null);
       return mod('lstmForward', ctx, ws, s.config, s.params, s.x, st(), st(), keep(c, ctx.empty([s.T, s.B, s.k], s.dt)), keep(c, ctx.empty([s.B, s.n], s.dt)), keep(c, ctx.empty([s.B, s.n], s.dt)));
     }
-    case 43: return mod(pick(['backends', 'memory']));
+    case 43: return chance(0.5) ? mod(pick(['backends', 'memory'])) : chance(0.5)
+      ? m('forceVariant', pick(['elmanRecurrence', 'lstmRecurrence', 'cayleyFrameSolve', 'gemm']), pick(['reference', 'libxsmm', 'tiled', 'graph', '', 'nope']))
+      : m('limitThreads', pick([1, 2, 0, -1, 1.5, 5000]));
     default: {
       // Receivers, constructors and accessors used the wrong way.
       const t = c.tensors.length ? pick(c.tensors) : tensor(c, [1], dt);
