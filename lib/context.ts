@@ -27,9 +27,10 @@ export interface ContextOptions {
    */
   variants?: Partial<Record<FusedOp, string>>;
   /**
-   * CPU: at most this many threads for this context's element-wise loops and recurrences
-   * (default: ORTHORNN_NUM_THREADS, else the cores). A context that serves small batches beside
-   * a training one leaves it the other cores with 1. OpenBLAS's threads are the process's.
+   * CPU: at most this many threads for this context's element-wise loops, recurrences and BLAS
+   * calls (default: ORTHORNN_NUM_THREADS, else the cores; never more than OpenBLAS's own
+   * count). A context beside others that keep the cores busy (a training loop in a service)
+   * does better with fewer: its threads then do not wait for each other's turn on a core.
    */
   threads?: number;
 }
