@@ -17,6 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { backends, Context, ElmanRNN, ops, type FloatDType, type Tensor } from '../lib/index';
 import { designFlops, ranVariants, shortened, trainingStep, TRAIN_CASES, type TrainCase } from './cases';
+import { statsOf } from './harness';
 import { TorchPeer } from './peer';
 
 const USAGE = `Usage: npx tsx benchmarks/gpu.ts [--quick] [--json FILE] [--device cuda|cpu] [--no-peer]
@@ -75,11 +76,8 @@ interface GemmRecord {
   device: string;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+/** The median of `xs` (the harness's statistics). */
+const median = (xs: number[]): number => statsOf(xs).median;
 
 async function gemmRate(ctx: Context, dtype: FloatDType, n: number, runs: number): Promise<GemmRecord> {
   const a = ctx.randn<FloatDType>([n, n], { dtype, seed: 1 }), b = ctx.randn<FloatDType>([n, n], { dtype, seed: 2 });
