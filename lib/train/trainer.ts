@@ -1,8 +1,9 @@
 /**
- * The training loop (docs/math.md §5): batches from a task source, one native loss-and-gradients
- * call per step, optional clipping by global norm, RMSprop/Adam/SGD on the Euclidean
- * parameters (weight decay only on weight matrices), Cayley steps on U and V, the spectrum p
- * at its own learning rate (lr / 2m by default), learning-rate schedules, re-orthonormalisation
+ * The training loop (docs/math.md §5): batches from a task source, each taken by the training
+ * step of lib/train/step.ts (one native loss-and-gradients call, optional clipping by global
+ * norm, RMSprop/Adam/SGD on the Euclidean parameters with weight decay only on weight matrices,
+ * Cayley steps on U and V, the spectrum p at its own learning rate, lr / 2m by default),
+ * learning-rate schedules, re-orthonormalisation
  * when rounding drift passes a tolerance, validation with best-weight tracking, test metrics
  * on the best weights, metrics records and resumable checkpoints in a run folder.
  */
