@@ -93,9 +93,10 @@ export class Context {
       throw new DeviceError(`Context: the cuda backend is unavailable: ${info.reason ?? 'unknown reason'}`);
     }
     this.native = new (native().NativeContext)(backend, index);
-    const available = this.native.variants();
+    // The backend's variants are read only when some are forced: most contexts force none.
+    const available = Object.keys(forced).length > 0 ? this.native.variants() : undefined;
     for (const [op, variant] of Object.entries(forced)) {
-      const names = available[op as FusedOp].available;
+      const names = available![op as FusedOp].available;
       if (!names.includes(variant as string)) {
         this.native.dispose();
         throw rangeError(fn, `variants.${op}`, `${names.map((v) => `'${v}'`).join(', ')} (the ${backend} backend's)`, show(variant));

@@ -77,6 +77,7 @@ for (const device of availableBackends()) describe(`75 optimisers on ${device}: 
     assert.deepEqual([...(await w.read())], [0, 1]);
     assert.throws(() => new RMSprop({ w }, { lr: -1 }), /argument 'lr'/);
     assert.throws(() => new RMSprop({ w }, { lr: 1, rho: 1 }), /argument 'rho' must be in \[0, 1\)/);
+    assert.throws(() => new RMSprop({ w }, { lr: 1, variant: 'keras' } as never), (e: Error) => e instanceof RangeError && /argument 'variant' must be 'pytorch' or 'lasagne'/.test(e.message));
     assert.throws(() => new Adam({ w }, { lr: 1, betas: [0.9, 0.9] } as never), /unknown option 'betas'/);
     assert.throws(() => new SGD({}, { lr: 1 }), /at least one tensor/);
     assert.throws(() => opt.step({}), /none for 'w'/);

@@ -3,10 +3,9 @@
  * parameter names, shapes and gate order (i, f, g, o), plus the same linear output layer
  * (W_out, c) and the same losses and scoring as ElmanRNN.
  */
-import { rangeError } from '../errors';
 import { native, type FloatDType, type LstmNativeConfig } from '../native';
 import type { Tensor } from '../tensor';
-import { checkOptions } from '../validate';
+import { checkOneOf, checkOptions } from '../validate';
 import type { PreparedBatch, SequenceBatch } from './batch';
 import { glorotUniform, randomOrthogonal } from './init';
 import { readModelOptions, RecurrentModel, type ModelOptions, type StepOutputs } from './recurrent';
@@ -36,8 +35,7 @@ export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D, LS
   /** Builds and initialises a model (`options.init`: as PyTorch does, or as the paper's baseline). */
   static async create<D extends FloatDType = 'float32'>(options: LSTMOptions<D>): Promise<LSTM<D>> {
     const opts = readModelOptions('LSTM', options, ['init']);
-    const init = opts.init ?? 'pytorch';
-    if (init !== 'pytorch' && init !== 'paper') throw rangeError('LSTM', 'init', "'pytorch' or 'paper'", JSON.stringify(init));
+    const init = checkOneOf('LSTM', 'init', opts.init ?? 'pytorch', ['pytorch', 'paper'] as const);
     const model = new LSTM<D>(opts);
     try {
       if (init === 'paper') await model.initializeAsPaper(opts.seed ?? 0);

@@ -8,7 +8,7 @@ import type { Context } from '../context';
 import { DisposedError, rangeError, typeError, typeErrorText } from '../errors';
 import type { FloatDType } from '../native';
 import type { Tensor } from '../tensor';
-import { checkCoefficient, checkFinite, checkInteger, checkOptions, checkTensor, checkTypedArray, readObject, shapeStr } from '../validate';
+import { checkCoefficient, checkFinite, checkInteger, checkOneOf, checkOptions, checkTensor, checkTypedArray, readObject, shapeStr } from '../validate';
 
 export interface OptimizerOptions {
   /** Learning rate (may be changed between steps, e.g. by a schedule). */
@@ -154,11 +154,9 @@ export class RMSprop<D extends FloatDType = FloatDType> extends Optimizer<D> {
   readonly variant: 'pytorch' | 'lasagne';
   constructor(params: Record<string, Tensor<D>>, options: OptimizerOptions & { rho?: number; eps?: number; variant?: 'pytorch' | 'lasagne' }) {
     super('RMSprop', params, options, ['rho', 'eps', 'variant'], 1);
-    const variant = this.settings.variant ?? 'pytorch';
-    if (variant !== 'pytorch' && variant !== 'lasagne') throw rangeError('RMSprop', 'variant', "'pytorch' or 'lasagne'", JSON.stringify(variant));
-    this.variant = variant;
+    this.variant = checkOneOf('RMSprop', 'variant', this.settings.variant ?? 'pytorch', ['pytorch', 'lasagne'] as const);
     this.rho = fraction('RMSprop', 'rho', this.settings.rho ?? 0.9);
-    this.eps = checkCoefficient('RMSprop', 'eps', this.settings.eps ?? (variant === 'lasagne' ? 1e-6 : 1e-8));
+    this.eps = checkCoefficient('RMSprop', 'eps', this.settings.eps ?? (this.variant === 'lasagne' ? 1e-6 : 1e-8));
   }
   protected update(p: Tensor<D>, g: Tensor, [ms]: Tensor<D>[]): void {
     this.context.native.rmspropStep(p.handle, g.handle, ms.handle, this.lr, this.rho, this.eps, this.variant === 'lasagne', this.weightDecay);

@@ -766,10 +766,6 @@ class LstmRecurrence {
   bool ok_ = false;
 };
 
-bool lstmApplies(DType dt, int64_t B, int64_t n) {
-  return (dt == DType::F32 || dt == DType::F64) && B >= 1 && n >= 1 && B * n <= (int64_t(1) << 24);
-}
-
 template <typename T>
 bool lstmForward(int64_t T_, int64_t B, int64_t n, const T* Whh, const T* biasIh, const T* biasHh, T* Z, T* H, T* C) {
   LstmRecurrence<T> rec(T_, B, n, false);
@@ -853,7 +849,7 @@ bool lstmBackward(int64_t T_, int64_t B, int64_t n, const T* Whh, const T* C, T*
 
 bool fastLstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* biasIh,
                                const void* biasHh, void* Z, void* H, void* C) {
-  if (!lstmApplies(dt, B, n)) return false;
+  if (!applies(dt, B, n)) return false;
   if (dt == DType::F32)
     return lstmForward<float>(T, B, n, static_cast<const float*>(Whh), static_cast<const float*>(biasIh),
                               static_cast<const float*>(biasHh), static_cast<float*>(Z), static_cast<float*>(H),
@@ -865,7 +861,7 @@ bool fastLstmForwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const 
 
 bool fastLstmBackwardRecurrence(DType dt, int64_t T, int64_t B, int64_t n, const void* Whh, const void* C, void* Z,
                                 void* dH, void* dC, const Backend::LstmSums& sums) {
-  if (!lstmApplies(dt, B, n) || (sums.dWhh && !sums.H)) return false;
+  if (!applies(dt, B, n) || (sums.dWhh && !sums.H)) return false;
   if (dt == DType::F32)
     return lstmBackward<float>(T, B, n, static_cast<const float*>(Whh), static_cast<const float*>(C),
                                static_cast<float*>(Z), static_cast<float*>(dH), static_cast<float*>(dC), sums);
