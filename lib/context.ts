@@ -120,7 +120,7 @@ export class Context {
     return this.native.disposed;
   }
 
-  /** Whether this context's backend implements `op` for `dtype`. */
+  /** Whether this context's backend implements `op` (a name of NATIVE_OPS: native/ops.json) for `dtype`. */
   supports(op: string, dtype: DType): boolean {
     if (typeof op !== 'string') throw typeError('supports', 'op', 'a string', op);
     return this.native.supports(op, checkDType('supports', 'dtype', dtype));
@@ -224,7 +224,7 @@ export class Context {
 
   /** @internal Scratch for ops that need it (they run one at a time on this context). */
   get workspace(): NativeWorkspace {
-    this.scratch ??= native().createWorkspace(this.native);
+    this.scratch ??= this.native.createWorkspace();
     return this.scratch;
   }
 

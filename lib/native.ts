@@ -14,6 +14,7 @@ import {
   OrthornnError,
   UnsupportedError,
 } from './errors';
+import type { NativeOps } from './native-ops.gen';
 
 export type DType = 'float32' | 'float64' | 'int32';
 export type FloatDType = 'float32' | 'float64';
@@ -68,12 +69,12 @@ export interface LaunchCounters {
 }
 
 /** The fused operations with more than one implementation (native/core/backend.h, `Fused`). */
-export const FUSED_OPS = ['elmanRecurrence', 'lstmRecurrence', 'cayleyFrameSolve'] as const;
+export const FUSED_OPS = ['elmanRecurrence', 'lstmRecurrence', 'cayleyFrameSolve', 'cayleyFactor'] as const;
 export type FusedOp = (typeof FUSED_OPS)[number];
 
 /** One fused op's implementations on a context's backend. */
 export interface VariantReport {
-  /** Its variants, the reference composite first (CPU: 'reference', 'libxsmm' or 'tiled'; CUDA: 'reference', 'graph', 'persistent'). */
+  /** Its variants, the reference composite first (CPU: 'reference', 'libxsmm', 'tiled' or 'unpivoted'; CUDA: 'reference', 'graph', 'persistent'). */
   available: string[];
   /** The one the context's options force (null: chosen per call by each variant's own rule). */
   forced: string | null;
@@ -81,10 +82,15 @@ export interface VariantReport {
   last: string | null;
 }
 
-export interface NativeContext {
+/**
+ * A context of the addon: its own methods, and the op methods of native/ops.json (NativeOps,
+ * generated into lib/native-ops.gen.ts), each checking its arguments against the op's slots.
+ */
+export interface NativeContext extends NativeOps {
   readonly backend: string;
   readonly device: string;
   readonly disposed: boolean;
+  /** Whether the backend runs an op of native/ops.json (NATIVE_OPS) on dtype. */
   supports(op: string, dtype: DType): boolean;
   launchCounters(): LaunchCounters;
   forceVariant(op: string, variant: string): void;
@@ -95,30 +101,10 @@ export interface NativeContext {
   read(t: T): Promise<Float32Array | Float64Array | Int32Array>;
   sync(): Promise<void>;
   dispose(): void;
-  fill(t: T, value: number): void;
-  randomNormal(t: T, seed: number, mean: number, std: number): void;
-  randomUniform(t: T, seed: number, low: number, high: number): void;
-  copy(src: T, dst: T): void;
-  gemm(a: T, b: T, out: T, transA: boolean, transB: boolean, alpha: number, beta: number): void;
-  luFactor(a: T, lu: T, pivots: T): void;
-  luSolve(lu: T, pivots: T, b: T, out: T): void;
-  qr(a: T, q: T, r: T): void;
-  svd(a: T, u: T, s: T, vt: T): void;
-  axpby(alpha: number, x: T, beta: number, y: T, out: T): void;
-  mul(x: T, y: T, out: T): void;
-  scaleColumns(x: T, s: T, out: T): void;
-  rmspropStep(param: T, grad: T, meanSquare: T, lr: number, rho: number, eps: number, epsInside: boolean, weightDecay: number): void;
-  adamStep(param: T, grad: T, m: T, v: T, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
-  sgdStep(param: T, grad: T, buffer: T, lr: number, momentum: number, weightDecay: number, first: boolean): void;
-  biasActivation(x: T, bias: T | null, activation: Activation, out: T): void;
-  activationBackward(dy: T, h: T, activation: Activation, out: T): void;
-  marginSigmoid(p: T, margin: number, out: T): void;
-  marginSigmoidBackward(p: T, margin: number, ds: T, out: T): void;
-  reduce(x: T, kind: number, out: T): void;
-  columnSum(x: T, beta: number, out: T): void;
-  groupNorms(x: T, out: T): void;
-  softmaxCrossEntropy(logits: T, targets: T, weights: T | null, loss: T, dlogits: T | null): void;
-  meanSquaredError(y: T, target: T, weights: T | null, loss: T, dy: T | null): void;
+  /** Scratch memory a model keeps across steps, usable with this context only. */
+  createWorkspace(): NativeWorkspace;
+  /** Frees a workspace's buffers once the work queued before is done. */
+  releaseWorkspace(ws: NativeWorkspace): void;
 }
 
 /** Scratch memory a model keeps across steps (opaque). */
@@ -152,18 +138,6 @@ export interface LstmNativeConfig {
 
 export interface NativeAddon {
   NativeContext: new (backend: string, deviceIndex: number) => NativeContext;
-  createWorkspace(ctx: NativeContext): NativeWorkspace;
-  releaseWorkspace(ctx: NativeContext, ws: NativeWorkspace): void;
-  elmanLossAndGradients(ctx: NativeContext, ws: NativeWorkspace, config: ElmanNativeConfig, params: NativeTensors, batch: NativeTensors, grads: NativeTensors): void;
-  elmanForward(ctx: NativeContext, ws: NativeWorkspace, config: ElmanNativeConfig, params: NativeTensors, x: T, initialState: T | null, outputs: T, finalState: T): void;
-  cayleyStep(ctx: NativeContext, ws: NativeWorkspace, M: T, G: T, lr: number): void;
-  cayleyStepInFrame(ctx: NativeContext, ws: NativeWorkspace, M: T, F: T, lr: number): void;
-  orthogonalityError(ctx: NativeContext, ws: NativeWorkspace, M: T, out: T): void;
-  reorthonormalize(ctx: NativeContext, ws: NativeWorkspace, M: T): void;
-  /** params: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, W_out, c; batch: x, targets, weights, h0?, c0?;
-   *  grads: loss and one per parameter, plus h0?, c0? (dL/dh_0, dL/dc_0) and hiddenGradientNorms? (T). */
-  lstmLossAndGradients(ctx: NativeContext, ws: NativeWorkspace, config: LstmNativeConfig, params: NativeTensors, batch: NativeTensors, grads: NativeTensors): void;
-  lstmForward(ctx: NativeContext, ws: NativeWorkspace, config: LstmNativeConfig, params: NativeTensors, x: T, h0: T | null, c0: T | null, outputs: T, hFinal: T, cFinal: T): void;
   NativeTensor: new (guard: never) => NativeTensor;
   setErrorClasses(classes: Record<string, new (message: string) => Error>): void;
   backends(): BackendInfo[];

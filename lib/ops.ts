@@ -3,10 +3,15 @@
  * DisposedError), queues the work on the tensors' context and returns its outputs at once;
  * a failure inside the queued work rejects the next `read()` or `sync()` of that context,
  * naming the op. Outputs may be passed as `out` to reuse memory.
+ *
+ * Who checks what: the native op's slots (native/ops.json, checked in C++ once for every
+ * caller) check dtypes, element counts and squareness; these wrappers check their options
+ * and scalars, that the tensors share one live context, and the shapes the outputs they make
+ * are sized from.
  */
 import type { Context } from './context';
 import { rangeError, show, typeError } from './errors';
-import { native, type Activation, type DType, type FloatDType } from './native';
+import type { Activation, DType, FloatDType } from './native';
 import type { Tensor } from './tensor';
 import {
   checkActivation,
@@ -15,7 +20,6 @@ import {
   checkOptions,
   checkScalar,
   checkTensor,
-  checkTensorDType,
   checkTensorOn,
   checkTensorShape,
   readObject,
@@ -43,26 +47,25 @@ function contextOf(fn: string, required: Record<string, unknown>, optional: Reco
   return ctx!;
 }
 
-function requireFloat(fn: string, arg: string, t: Tensor): void {
-  checkTensorDType(fn, arg, t, ['float32', 'float64']);
-}
-
-function requireDType(fn: string, arg: string, t: Tensor, dtype: DType): void {
-  checkTensorDType(fn, arg, t, [dtype]);
-}
-
-/** The given `out` after checking it, or a new tensor. */
+/** The given `out` after checking it (its dtype is the native op's to check), or a new tensor. */
 function output<D extends DType>(fn: string, ctx: Context, out: unknown, shape: readonly number[], dtype: D, arg = 'out'): Tensor<D> {
   if (out === undefined) return ctx.empty<D>(shape, { dtype });
   const t = checkTensorOn(fn, arg, out, ctx);
-  requireDType(fn, arg, t, dtype);
   checkTensorShape(fn, arg, t, shape);
   return t as Tensor<D>;
 }
 
-function sameAs(fn: string, ref: string, a: Tensor, arg: string, b: Tensor): void {
-  requireDType(fn, arg, b, a.dtype);
-  if (b.size !== a.size) throw rangeError(fn, arg, `of the same shape as '${ref}' ${shapeStr(a.shape)}`, shapeStr(b.shape));
+/**
+ * Queues a native op. When its slots refuse an argument, the outputs made for the call (those
+ * not given by the caller) are disposed before the error goes on.
+ */
+function queue(made: readonly { t: Tensor | undefined; given?: unknown }[], call: () => void): void {
+  try {
+    call();
+  } catch (err) {
+    for (const { t, given } of made) if (t && given === undefined) t.dispose();
+    throw err;
+  }
 }
 
 export interface GemmOptions {
@@ -82,8 +85,6 @@ export function gemm<D extends FloatDType>(a: Tensor<D>, b: Tensor<D>, options: 
   const fn = 'gemm';
   const opts = checkOptions(fn, options, ['transA', 'transB', 'alpha', 'beta', 'out']);
   const ctx = contextOf(fn, { a, b });
-  requireFloat(fn, 'a', a);
-  requireDType(fn, 'b', b, a.dtype);
   const transA = checkBoolean(fn, 'transA', opts.transA ?? false);
   const transB = checkBoolean(fn, 'transB', opts.transB ?? false);
   const alpha = checkScalar(fn, 'alpha', opts.alpha ?? 1, a.dtype);
@@ -109,7 +110,7 @@ export function gemm<D extends FloatDType>(a: Tensor<D>, b: Tensor<D>, options: 
   const batch = batchA ?? batchB;
   const shape = batch === undefined ? [m, n] : [batch, m, n];
   const out = output(fn, ctx, opts.out, shape, a.dtype);
-  ctx.native.gemm(a.handle, b.handle, out.handle, transA, transB, alpha, beta);
+  queue([{ t: out, given: opts.out }], () => ctx.native.gemm(a.handle, b.handle, out.handle, transA, transB, alpha, beta));
   return out;
 }
 
@@ -132,10 +133,10 @@ export interface LU<D extends FloatDType = FloatDType> {
 export function luFactor<D extends FloatDType>(a: Tensor<D>): LU<D> {
   const fn = 'luFactor';
   const ctx = contextOf(fn, { a });
-  requireSquare(fn, 'a', a);
+  if (a.shape.length !== 2) throw rangeError(fn, 'a', 'a square matrix', shapeStr(a.shape));
   const lu = ctx.empty<D>(a.shape, { dtype: a.dtype });
   const pivots = ctx.empty([a.shape[0]], { dtype: 'int32' });
-  ctx.native.luFactor(a.handle, lu.handle, pivots.handle);
+  queue([{ t: lu }, { t: pivots }], () => ctx.native.luFactor(a.handle, lu.handle, pivots.handle));
   return { lu, pivots };
 }
 
@@ -145,16 +146,8 @@ export function luSolve<D extends FloatDType>(factors: LU<D>, b: Tensor<D>, opti
   const opts = checkOptions(fn, options, ['out']);
   const { lu, pivots } = readObject(fn, 'factors', factors, 'the result of luFactor') as Partial<LU<D>>;
   const ctx = contextOf(fn, { 'factors.lu': lu, 'factors.pivots': pivots, b });
-  requireSquare(fn, 'factors.lu', lu!);
-  const n = lu!.shape[0];
-  requireDType(fn, 'factors.pivots', pivots!, 'int32');
-  checkTensorShape(fn, 'factors.pivots', pivots!, [n]);
-  requireDType(fn, 'b', b, lu!.dtype);
-  if ((b.shape.length !== 1 && b.shape.length !== 2) || b.shape[0] !== n) {
-    throw rangeError(fn, 'b', `of shape [${n}] or [${n}, r]`, shapeStr(b.shape));
-  }
   const out = output(fn, ctx, opts.out, b.shape, b.dtype);
-  ctx.native.luSolve(lu!.handle, pivots!.handle, b.handle, out.handle);
+  queue([{ t: out, given: opts.out }], () => ctx.native.luSolve(lu!.handle, pivots!.handle, b.handle, out.handle));
   return out;
 }
 
@@ -173,13 +166,12 @@ export function solve<D extends FloatDType>(a: Tensor<D>, b: Tensor<D>): Tensor<
 export function qr<D extends FloatDType>(a: Tensor<D>): { q: Tensor<D>; r: Tensor<D> } {
   const fn = 'qr';
   const ctx = contextOf(fn, { a });
-  requireFloat(fn, 'a', a);
   if (a.shape.length !== 2) throw rangeError(fn, 'a', 'a matrix', shapeStr(a.shape));
   const [m, n] = a.shape;
   const k = Math.min(m, n);
   const q = ctx.empty<D>([m, k], { dtype: a.dtype });
   const r = ctx.empty<D>([k, n], { dtype: a.dtype });
-  ctx.native.qr(a.handle, q.handle, r.handle);
+  queue([{ t: q }, { t: r }], () => ctx.native.qr(a.handle, q.handle, r.handle));
   return { q, r };
 }
 
@@ -187,14 +179,13 @@ export function qr<D extends FloatDType>(a: Tensor<D>): { q: Tensor<D>; r: Tenso
 export function svd<D extends FloatDType>(a: Tensor<D>): { u: Tensor<D>; s: Tensor<D>; vt: Tensor<D> } {
   const fn = 'svd';
   const ctx = contextOf(fn, { a });
-  requireFloat(fn, 'a', a);
   if (a.shape.length !== 2) throw rangeError(fn, 'a', 'a matrix', shapeStr(a.shape));
   const [m, n] = a.shape;
   const k = Math.min(m, n);
   const u = ctx.empty<D>([m, k], { dtype: a.dtype });
   const s = ctx.empty<D>([k], { dtype: a.dtype });
   const vt = ctx.empty<D>([k, n], { dtype: a.dtype });
-  ctx.native.svd(a.handle, u.handle, s.handle, vt.handle);
+  queue([{ t: u }, { t: s }, { t: vt }], () => ctx.native.svd(a.handle, u.handle, s.handle, vt.handle));
   return { u, s, vt };
 }
 
@@ -203,7 +194,7 @@ export function copy<D extends DType>(x: Tensor<D>, options: { out?: Tensor } = 
   const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { x });
   const out = output(fn, ctx, opts.out, x.shape, x.dtype);
-  ctx.native.copy(x.handle, out.handle);
+  queue([{ t: out, given: opts.out }], () => ctx.native.copy(x.handle, out.handle));
   return out;
 }
 
@@ -222,12 +213,10 @@ export function axpby<D extends FloatDType>(alpha: number, x: Tensor<D>, beta: n
 function axpbyAs<D extends FloatDType>(fn: string, alpha: number, x: Tensor<D>, beta: number, y: Tensor<D>, options: { out?: Tensor }): Tensor<D> {
   const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { x, y });
-  requireFloat(fn, 'x', x);
-  sameAs(fn, 'x', x, 'y', y);
   const a = checkScalar(fn, 'alpha', alpha, x.dtype);
   const b = checkScalar(fn, 'beta', beta, x.dtype);
   const out = output(fn, ctx, opts.out, x.shape, x.dtype);
-  ctx.native.axpby(a, x.handle, b, y.handle, out.handle);
+  queue([{ t: out, given: opts.out }], () => ctx.native.axpby(a, x.handle, b, y.handle, out.handle));
   return out;
 }
 
@@ -243,10 +232,8 @@ export function mul<D extends FloatDType>(x: Tensor<D>, y: Tensor<D>, options: {
   const fn = 'mul';
   const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { x, y });
-  requireFloat(fn, 'x', x);
-  sameAs(fn, 'x', x, 'y', y);
   const out = output(fn, ctx, opts.out, x.shape, x.dtype);
-  ctx.native.mul(x.handle, y.handle, out.handle);
+  queue([{ t: out, given: opts.out }], () => ctx.native.mul(x.handle, y.handle, out.handle));
   return out;
 }
 
@@ -255,11 +242,8 @@ export function scaleColumns<D extends FloatDType>(x: Tensor<D>, s: Tensor<D>, o
   const fn = 'scaleColumns';
   const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { x, s });
-  requireFloat(fn, 'x', x);
-  requireDType(fn, 's', s, x.dtype);
-  checkTensorShape(fn, 's', s, [x.shape.length ? x.shape[x.shape.length - 1] : 1]);
   const out = output(fn, ctx, opts.out, x.shape, x.dtype);
-  ctx.native.scaleColumns(x.handle, s.handle, out.handle);
+  queue([{ t: out, given: opts.out }], () => ctx.native.scaleColumns(x.handle, s.handle, out.handle));
   return out;
 }
 
@@ -271,14 +255,8 @@ export function biasActivation<D extends FloatDType>(x: Tensor<D>, bias: Tensor<
   const act = checkActivation(fn, 'activation', activation);
   if (bias === undefined) throw typeError(fn, 'bias', 'a Tensor or null', bias);
   const ctx = contextOf(fn, { x }, { bias });
-  requireFloat(fn, 'x', x);
-  if (bias !== null) {
-    requireDType(fn, 'bias', bias, x.dtype);
-    const cols = x.shape.length ? x.shape[x.shape.length - 1] : 1;
-    checkTensorShape(fn, 'bias', bias, [cols]);
-  }
   const out = output(fn, ctx, opts.out, x.shape, x.dtype);
-  ctx.native.biasActivation(x.handle, bias === null ? null : bias.handle, act, out.handle);
+  queue([{ t: out, given: opts.out }], () => ctx.native.biasActivation(x.handle, bias === null ? null : bias.handle, act, out.handle));
   return out;
 }
 
@@ -288,10 +266,8 @@ export function activationBackward<D extends FloatDType>(dy: Tensor<D>, h: Tenso
   const opts = checkOptions(fn, options, ['out']);
   const act = checkActivation(fn, 'activation', activation);
   const ctx = contextOf(fn, { dy, h });
-  requireFloat(fn, 'dy', dy);
-  sameAs(fn, 'dy', dy, 'h', h);
   const out = output(fn, ctx, opts.out, dy.shape, dy.dtype);
-  ctx.native.activationBackward(dy.handle, h.handle, act, out.handle);
+  queue([{ t: out, given: opts.out }], () => ctx.native.activationBackward(dy.handle, h.handle, act, out.handle));
   return out;
 }
 
@@ -302,9 +278,8 @@ export function marginSigmoid<D extends FloatDType>(p: Tensor<D>, margin: number
   const opts = checkOptions(fn, options, ['out']);
   const m = checkCoefficient(fn, 'margin', margin);
   const ctx = contextOf(fn, { p });
-  requireFloat(fn, 'p', p);
   const out = output(fn, ctx, opts.out, p.shape, p.dtype);
-  ctx.native.marginSigmoid(p.handle, m, out.handle);
+  queue([{ t: out, given: opts.out }], () => ctx.native.marginSigmoid(p.handle, m, out.handle));
   return out;
 }
 
@@ -314,10 +289,8 @@ export function marginSigmoidBackward<D extends FloatDType>(p: Tensor<D>, margin
   const opts = checkOptions(fn, options, ['out']);
   const m = checkCoefficient(fn, 'margin', margin);
   const ctx = contextOf(fn, { p, ds });
-  requireFloat(fn, 'p', p);
-  sameAs(fn, 'p', p, 'ds', ds);
   const out = output(fn, ctx, opts.out, p.shape, p.dtype);
-  ctx.native.marginSigmoidBackward(p.handle, m, ds.handle, out.handle);
+  queue([{ t: out, given: opts.out }], () => ctx.native.marginSigmoidBackward(p.handle, m, ds.handle, out.handle));
   return out;
 }
 
@@ -326,9 +299,8 @@ const REDUCTIONS = { sum: 0, sumSquares: 1, maxAbs: 2, countNonFinite: 3 } as co
 function reduction<D extends FloatDType>(fn: keyof typeof REDUCTIONS, x: Tensor<D>, options: { out?: Tensor }): Tensor<D> {
   const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { x });
-  requireFloat(fn, 'x', x);
   const out = output(fn, ctx, opts.out, [], x.dtype);
-  ctx.native.reduce(x.handle, REDUCTIONS[fn], out.handle);
+  queue([{ t: out, given: opts.out }], () => ctx.native.reduce(x.handle, REDUCTIONS[fn], out.handle));
   return out;
 }
 
@@ -346,12 +318,11 @@ export function columnSum<D extends FloatDType>(x: Tensor<D>, options: { out?: T
   const fn = 'columnSum';
   const opts = checkOptions(fn, options, ['out', 'beta']);
   const ctx = contextOf(fn, { x });
-  requireFloat(fn, 'x', x);
   const beta = checkScalar(fn, 'beta', opts.beta ?? 0, x.dtype);
   if (beta !== 0 && opts.out === undefined) throw rangeError(fn, 'beta', "0 unless 'out' is given", show(beta));
   const cols = x.shape.length ? x.shape[x.shape.length - 1] : 1;
   const out = output(fn, ctx, opts.out, [cols], x.dtype);
-  ctx.native.columnSum(x.handle, beta, out.handle);
+  queue([{ t: out, given: opts.out }], () => ctx.native.columnSum(x.handle, beta, out.handle));
   return out;
 }
 
@@ -360,10 +331,9 @@ export function groupNorms<D extends FloatDType>(x: Tensor<D>, options: { out?: 
   const fn = 'groupNorms';
   const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { x });
-  requireFloat(fn, 'x', x);
   if (x.shape.length === 0) throw rangeError(fn, 'x', 'at least 1-D', '[]');
   const out = output(fn, ctx, opts.out, [x.shape[0]], x.dtype);
-  ctx.native.groupNorms(x.handle, out.handle);
+  queue([{ t: out, given: opts.out }], () => ctx.native.groupNorms(x.handle, out.handle));
   return out;
 }
 
@@ -374,10 +344,9 @@ export interface LossOptions<D extends FloatDType> {
   gradient?: boolean;
 }
 
-function lossRows(fn: string, x: Tensor): number {
-  if (x.shape.length === 0) throw rangeError(fn, 'x', 'at least 1-D', '[]');
-  const cols = x.shape[x.shape.length - 1];
-  return cols === 0 ? 0 : x.size / cols;
+/** Rows of classes or outputs: the last dimension (a 0-D tensor has none). */
+function requireRows(fn: string, arg: string, x: Tensor): void {
+  if (x.shape.length === 0) throw rangeError(fn, arg, 'at least 1-D', '[]');
 }
 
 /**
@@ -394,18 +363,12 @@ export function softmaxCrossEntropy<D extends FloatDType>(
   const weights = opts.weights ?? null;
   const gradient = checkBoolean(fn, 'gradient', opts.gradient ?? true);
   const ctx = contextOf(fn, { logits, targets }, { weights });
-  requireFloat(fn, 'logits', logits);
-  requireDType(fn, 'targets', targets, 'int32');
-  const rows = lossRows(fn, logits);
-  if (logits.shape[logits.shape.length - 1] === 0) throw rangeError(fn, 'logits', 'at least one class', shapeStr(logits.shape));
-  if (targets.size !== rows) throw rangeError(fn, 'targets', `${rows} class ids (one per row of logits)`, shapeStr(targets.shape));
-  if (weights) {
-    requireDType(fn, 'weights', weights, logits.dtype);
-    if (weights.size !== rows) throw rangeError(fn, 'weights', `${rows} elements (one per row)`, shapeStr(weights.shape));
-  }
+  requireRows(fn, 'logits', logits);
   const loss = ctx.empty<D>([], { dtype: logits.dtype });
   const dlogits = gradient ? ctx.empty<D>(logits.shape, { dtype: logits.dtype }) : undefined;
-  ctx.native.softmaxCrossEntropy(logits.handle, targets.handle, weights?.handle ?? null, loss.handle, dlogits?.handle ?? null);
+  queue([{ t: loss }, { t: dlogits }], () =>
+    ctx.native.softmaxCrossEntropy(logits.handle, targets.handle, weights?.handle ?? null, loss.handle, dlogits?.handle ?? null),
+  );
   return { loss, dlogits };
 }
 
@@ -420,22 +383,13 @@ export function meanSquaredError<D extends FloatDType>(
   const weights = opts.weights ?? null;
   const gradient = checkBoolean(fn, 'gradient', opts.gradient ?? true);
   const ctx = contextOf(fn, { y, target }, { weights });
-  requireFloat(fn, 'y', y);
-  sameAs(fn, 'y', y, 'target', target);
-  const rows = lossRows(fn, y);
-  if (weights) {
-    requireDType(fn, 'weights', weights, y.dtype);
-    if (weights.size !== rows) throw rangeError(fn, 'weights', `${rows} elements (one per row)`, shapeStr(weights.shape));
-  }
+  requireRows(fn, 'y', y);
   const loss = ctx.empty<D>([], { dtype: y.dtype });
   const dy = gradient ? ctx.empty<D>(y.shape, { dtype: y.dtype }) : undefined;
-  ctx.native.meanSquaredError(y.handle, target.handle, weights?.handle ?? null, loss.handle, dy?.handle ?? null);
+  queue([{ t: loss }, { t: dy }], () =>
+    ctx.native.meanSquaredError(y.handle, target.handle, weights?.handle ?? null, loss.handle, dy?.handle ?? null),
+  );
   return { loss, dy };
-}
-
-function requireSquare(fn: string, arg: string, t: Tensor): void {
-  requireFloat(fn, arg, t);
-  if (t.shape.length !== 2 || t.shape[0] !== t.shape[1]) throw rangeError(fn, arg, 'a square matrix', shapeStr(t.shape));
 }
 
 /**
@@ -446,10 +400,7 @@ function requireSquare(fn: string, arg: string, t: Tensor): void {
 export function cayleyStep<D extends FloatDType>(M: Tensor<D>, G: Tensor<D>, lr: number): Tensor<D> {
   const fn = 'cayleyStep';
   const ctx = contextOf(fn, { M, G });
-  requireSquare(fn, 'M', M);
-  requireDType(fn, 'G', G, M.dtype);
-  checkTensorShape(fn, 'G', G, M.shape);
-  native().cayleyStep(ctx.native, ctx.workspace, M.handle, G.handle, checkCoefficient(fn, 'lr', lr));
+  ctx.native.cayleyStep(ctx.workspace, M.handle, G.handle, checkCoefficient(fn, 'lr', lr));
   return M;
 }
 
@@ -462,10 +413,7 @@ export function cayleyStep<D extends FloatDType>(M: Tensor<D>, G: Tensor<D>, lr:
 export function cayleyStepInFrame<D extends FloatDType>(M: Tensor<D>, F: Tensor<D>, lr: number): Tensor<D> {
   const fn = 'cayleyStepInFrame';
   const ctx = contextOf(fn, { M, F });
-  requireSquare(fn, 'M', M);
-  requireDType(fn, 'F', F, M.dtype);
-  checkTensorShape(fn, 'F', F, M.shape);
-  native().cayleyStepInFrame(ctx.native, ctx.workspace, M.handle, F.handle, checkCoefficient(fn, 'lr', lr));
+  ctx.native.cayleyStepInFrame(ctx.workspace, M.handle, F.handle, checkCoefficient(fn, 'lr', lr));
   return M;
 }
 
@@ -474,9 +422,8 @@ export function orthogonalityError<D extends FloatDType>(M: Tensor<D>, options: 
   const fn = 'orthogonalityError';
   const opts = checkOptions(fn, options, ['out']);
   const ctx = contextOf(fn, { M });
-  requireSquare(fn, 'M', M);
   const out = output(fn, ctx, opts.out, [], M.dtype);
-  native().orthogonalityError(ctx.native, ctx.workspace, M.handle, out.handle);
+  queue([{ t: out, given: opts.out }], () => ctx.native.orthogonalityError(ctx.workspace, M.handle, out.handle));
   return out;
 }
 
@@ -484,7 +431,6 @@ export function orthogonalityError<D extends FloatDType>(M: Tensor<D>, options: 
 export function reorthonormalize<D extends FloatDType>(M: Tensor<D>): Tensor<D> {
   const fn = 'reorthonormalize';
   const ctx = contextOf(fn, { M });
-  requireSquare(fn, 'M', M);
-  native().reorthonormalize(ctx.native, ctx.workspace, M.handle);
+  ctx.native.reorthonormalize(ctx.workspace, M.handle);
   return M;
 }

@@ -125,28 +125,28 @@ describe('45 the raw addon is memory-safe on its own: fuzzing and regressions', 
     it("a workspace used with another context, or after its context was disposed, is a coded error naming 'workspace'", async () => {
       const a = new addon.NativeContext('cpu', 0), b = new addon.NativeContext('cpu', 0);
       try {
-        const ws = addon.createWorkspace(a);
+        const ws = a.createWorkspace();
         const M = b.fromArray(new Float64Array([1, 0, 0, 1]), [2, 2]), G = b.fromArray(new Float64Array([0, 1, 0, 0]), [2, 2]);
         const out = b.empty([1], 'float64');
         for (const call of [
-          () => addon.cayleyStep(b, ws, M, G, 0.1),
-          () => addon.cayleyStepInFrame(b, ws, M, G, 0.1),
-          () => addon.orthogonalityError(b, ws, M, out),
-          () => addon.reorthonormalize(b, ws, M),
-          () => addon.releaseWorkspace(b, ws),
-          () => addon.elmanForward(b, ws, {}, {}, M, null, M, M),
-          () => addon.lstmForward(b, ws, {}, {}, M, null, null, M, M, M),
-          () => addon.lstmLossAndGradients(b, ws, {}, {}, {}, {}),
+          () => b.cayleyStep(ws, M, G, 0.1),
+          () => b.cayleyStepInFrame(ws, M, G, 0.1),
+          () => b.orthogonalityError(ws, M, out),
+          () => b.reorthonormalize(ws, M),
+          () => b.releaseWorkspace(ws),
+          () => b.elmanForward(ws, {}, {}, M, null, M, M),
+          () => b.lstmForward(ws, {}, {}, M, null, null, M, M, M),
+          () => b.lstmLossAndGradients(ws, {}, {}, {}, {}),
         ]) {
           assert.throws(call, { code: 'ERR_ORTHORNN_RANGE', message: /argument 'workspace' must belong to the context it is used with/ });
         }
-        assert.throws(() => addon.cayleyStep(b, {}, M, G, 0.1), { code: 'ERR_ORTHORNN_TYPE', message: /argument 'workspace'/ });
-        assert.throws(() => addon.cayleyStep(b, M, M, G, 0.1), { code: 'ERR_ORTHORNN_TYPE', message: /argument 'workspace'/ });
+        assert.throws(() => b.cayleyStep({}, M, G, 0.1), { code: 'ERR_ORTHORNN_TYPE', message: /argument 'workspace'/ });
+        assert.throws(() => b.cayleyStep(M, M, G, 0.1), { code: 'ERR_ORTHORNN_TYPE', message: /argument 'workspace'/ });
         // b's own workspace works, and b is still usable.
-        addon.cayleyStep(b, addon.createWorkspace(b), M, G, 0.1);
+        b.cayleyStep(b.createWorkspace(), M, G, 0.1);
         await b.sync();
         a.dispose();
-        assert.throws(() => addon.cayleyStep(b, ws, M, G, 0.1), { code: 'ERR_ORTHORNN_DISPOSED', message: /argument 'workspace'/ });
+        assert.throws(() => b.cayleyStep(ws, M, G, 0.1), { code: 'ERR_ORTHORNN_DISPOSED', message: /argument 'workspace'/ });
       } finally {
         a.dispose();
         b.dispose();
@@ -203,9 +203,9 @@ async function attempt(cls: unknown): Promise<void> {
         assert.throws(() => ctx.fill(Object.setPrototypeOf(ctx, addon.NativeTensor.prototype), 1), { code: 'ERR_ORTHORNN_TYPE' });
         Object.setPrototypeOf(ctx, addon.NativeContext.prototype);
         assert.throws(() => addon.NativeContext('cpu', 0), { code: 'ERR_ORTHORNN_TYPE', message: /with `new`/ });
-        assert.throws(() => new addon.NativeTensor(addon.createWorkspace(ctx)), { code: 'ERR_ORTHORNN_TYPE' });
+        assert.throws(() => new addon.NativeTensor(ctx.createWorkspace()), { code: 'ERR_ORTHORNN_TYPE' });
         const getter = Object.defineProperty({}, 'inputSize', { get() { throw new Error('boom'); } });
-        assert.throws(() => addon.lstmForward(ctx, addon.createWorkspace(ctx), getter, {}, t, null, null, t, t, t), { code: 'ERR_ORTHORNN_TYPE', message: /config\.inputSize' could not be read: its getter threw: boom/ });
+        assert.throws(() => ctx.lstmForward(ctx.createWorkspace(), getter, {}, t, null, null, t, t, t), { code: 'ERR_ORTHORNN_TYPE', message: /config\.inputSize' could not be read: its getter threw: boom/ });
       } finally {
         ctx.dispose();
       }

@@ -53,6 +53,13 @@ const RUNS: Record<FusedOp, (ctx: Context) => Promise<Outcome>> = {
     ops.cayleyStepInFrame(q, F, 1e-4); // small enough that the system is diagonally dominant, as the tiled solve needs
     return { M: Float64Array.from(await q.read()) };
   },
+  // The unpivoted factorisation takes a diagonally dominant Cayley system: a small step.
+  async cayleyFactor(ctx) {
+    const m = 96;
+    const { q } = ops.qr(ctx.tensor(uniform(m * m, 4), [m, m]));
+    ops.cayleyStep(q, ctx.tensor(uniform(m * m, 5), [m, m]), 1e-3);
+    return { M: Float64Array.from(await q.read()) };
+  },
 };
 
 function worstRelative(a: Float64Array, b: Float64Array): number {
@@ -122,7 +129,7 @@ for (const device of availableBackends()) describe(`62 fused-op variants on ${de
   it('by default each call takes a fast variant that applies; bad variant options are coded errors naming them', async () => {
     const ctx = new Context({ device });
     try {
-      assert.deepEqual(Object.values(ctx.variants()).map((v) => v.forced), [null, null, null]);
+      assert.deepEqual(Object.values(ctx.variants()).map((v) => v.forced), [null, null, null, null]);
       assert.equal(ctx.variants().elmanRecurrence.last, null, 'nothing ran yet');
       await RUNS.elmanRecurrence(ctx);
       const { available, last } = ctx.variants().elmanRecurrence;
@@ -133,7 +140,7 @@ for (const device of availableBackends()) describe(`62 fused-op variants on ${de
     }
     assert.throws(() => new Context({ device, variants: { elmanRecurrence: 'fastest' } }), (e: Error & { code?: string }) =>
       e instanceof RangeError && e.code === 'ERR_ORTHORNN_RANGE' && /'variants\.elmanRecurrence' must be 'reference'/.test(e.message) && /got 'fastest'/.test(e.message));
-    assert.throws(() => new Context({ device, variants: { gemm: 'reference' } as never }), /'variants' must be keys among elmanRecurrence, lstmRecurrence, cayleyFrameSolve, got 'gemm'/);
+    assert.throws(() => new Context({ device, variants: { gemm: 'reference' } as never }), /'variants' must be keys among elmanRecurrence, lstmRecurrence, cayleyFrameSolve, cayleyFactor, got 'gemm'/);
     assert.throws(() => new Context({ device, variants: { lstmRecurrence: 3 } as never }), (e: Error) => e instanceof TypeError && /'variants\.lstmRecurrence'/.test(e.message));
     assert.throws(() => new Context({ device, variants: 'reference' as never }), /'variants' must be an object/);
   });

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { Context } from '../lib/context';
-import { native, type LstmNativeConfig, type NativeTensor, type NativeTensors, type NativeWorkspace } from '../lib/native';
+import type { LstmNativeConfig, NativeTensor, NativeTensors, NativeWorkspace } from '../lib/native';
 import type { Tensor } from '../lib/tensor';
 import { announceSeed, availableBackends, newContext, rng, TEST_SEED } from './helpers';
 
@@ -230,7 +230,7 @@ async function nativeLossAndGradients(ctx: Context, ws: NativeWorkspace, prob: P
   const owned: Owned = [];
   try {
     const u = upload(ctx, prob, dtype, owned);
-    native().lstmLossAndGradients(ctx.native, ws, prob.cfg, u.params, u.batch, u.grads);
+    ctx.native.lstmLossAndGradients(ws, prob.cfg, u.params, u.batch, u.grads);
     return await readAll(u.gradTensors);
   } finally {
     for (const t of owned) t.dispose();
@@ -265,7 +265,7 @@ async function finiteDifferences(ctx: Context, ws: NativeWorkspace, prob: Proble
         const batch = { ...u.batch };
         if (key === 'h0' || key === 'c0') batch[key] = t.handle;
         else params[key] = t.handle;
-        native().lstmLossAndGradients(ctx.native, ws, prob.cfg, params, batch, { ...u.grads, loss: loss.handle });
+        ctx.native.lstmLossAndGradients(ws, prob.cfg, params, batch, { ...u.grads, loss: loss.handle });
         pending.push(loss.read() as Promise<Float64Array>);
       }
     }
@@ -355,7 +355,7 @@ async function nativeForward(ctx: Context, ws: NativeWorkspace, prob: Problem, d
     const y = keep(ctx.empty([T, s.B, s.k], { dtype }));
     const hT = keep(ctx.empty([s.B, s.n], { dtype }));
     const cT = keep(ctx.empty([s.B, s.n], { dtype }));
-    native().lstmForward(ctx.native, ws, prob.cfg, params, xt.handle, h0t, c0t, y.handle, hT.handle, cT.handle);
+    ctx.native.lstmForward(ws, prob.cfg, params, xt.handle, h0t, c0t, y.handle, hT.handle, cT.handle);
     return { y: Float64Array.from(await y.read()), h: Float64Array.from(await hT.read()), c: Float64Array.from(await cT.read()) };
   } finally {
     for (const t of owned) t.dispose();
@@ -389,7 +389,7 @@ for (const device of availableBackends()) describe(`65 LSTM baseline (native) on
   before(() => {
     announceSeed();
     ctx = newContext(device);
-    ws = native().createWorkspace(ctx.native);
+    ws = ctx.native.createWorkspace();
   });
   after(() => ctx.dispose());
 
@@ -535,7 +535,7 @@ for (const device of availableBackends()) describe(`65 LSTM baseline (native) on
 
     /** A good call afterwards still gives the right loss. */
     async function stillUsable(): Promise<void> {
-      native().lstmLossAndGradients(ctx.native, ws, prob.cfg, u.params, u.batch, u.grads);
+      ctx.native.lstmLossAndGradients(ws, prob.cfg, u.params, u.batch, u.grads);
       const loss = (await u.gradTensors.loss.read())[0];
       assert.ok(Math.abs(loss - goodLoss) <= 1e-14 * Math.max(1, goodLoss), `loss after the error ${loss} vs ${goodLoss}`);
     }
@@ -554,9 +554,7 @@ for (const device of availableBackends()) describe(`65 LSTM baseline (native) on
       return x.handle;
     };
     const call = (over: { cfg?: Partial<LstmNativeConfig>; params?: NativeTensors; batch?: NativeTensors; grads?: NativeTensors }) => () =>
-      native().lstmLossAndGradients(
-        ctx.native,
-        ws,
+      ctx.native.lstmLossAndGradients(ws,
         { ...prob.cfg, ...over.cfg },
         { ...u.params, ...over.params },
         { ...u.batch, ...over.batch },
@@ -566,7 +564,7 @@ for (const device of availableBackends()) describe(`65 LSTM baseline (native) on
     before(async () => {
       owned = [];
       u = upload(ctx, prob, 'float64', owned);
-      native().lstmLossAndGradients(ctx.native, ws, prob.cfg, u.params, u.batch, u.grads);
+      ctx.native.lstmLossAndGradients(ws, prob.cfg, u.params, u.batch, u.grads);
       goodLoss = (await u.gradTensors.loss.read())[0];
     });
     after(() => {
@@ -599,11 +597,11 @@ for (const device of availableBackends()) describe(`65 LSTM baseline (native) on
       const hT = ctx.empty([B, n], { dtype: 'float64' });
       const cT = ctx.empty([B, n + 1], { dtype: 'float64' });
       owned.push(y, hT, cT);
-      throwsSync(() => native().lstmForward(ctx.native, ws, prob.cfg, u.params, u.batch.x!, null, null, y.handle, hT.handle, hT.handle), RangeError,
+      throwsSync(() => ctx.native.lstmForward(ws, prob.cfg, u.params, u.batch.x!, null, null, y.handle, hT.handle, hT.handle), RangeError,
         /'outputs' must have 75 elements/);
       const yGood = ctx.empty([T, B, k], { dtype: 'float64' });
       owned.push(yGood);
-      throwsSync(() => native().lstmForward(ctx.native, ws, prob.cfg, u.params, u.batch.x!, null, null, yGood.handle, hT.handle, cT.handle), RangeError,
+      throwsSync(() => ctx.native.lstmForward(ws, prob.cfg, u.params, u.batch.x!, null, null, yGood.handle, hT.handle, cT.handle), RangeError,
         /'cFinal' must be of shape \[3, 6\], got \[3, 7\]/);
       await stillUsable();
     });
@@ -617,7 +615,7 @@ for (const device of availableBackends()) describe(`65 LSTM baseline (native) on
       throwsSync(call({ params: { weight_ih_l0: t(new Int32Array(4 * n * d), [4 * n, d]) } }), TypeError, /parameters must be float32 or float64/);
       throwsSync(call({ params: { W_out: {} as never } }), TypeError, /'params.W_out' must be a tensor/);
       throwsSync(call({ cfg: { lastStepOnly: 1 as never } }), TypeError, /config.lastStepOnly must be a boolean/);
-      throwsSync(() => native().lstmLossAndGradients(ctx.native, {} as never, prob.cfg, u.params, u.batch, u.grads), TypeError, /argument 'workspace'/);
+      throwsSync(() => ctx.native.lstmLossAndGradients({} as never, prob.cfg, u.params, u.batch, u.grads), TypeError, /argument 'workspace'/);
       await stillUsable();
     });
 

@@ -7,7 +7,7 @@
  * Forward, loss and BPTT run natively as one queued call per batch.
  */
 import { rangeError } from '../errors';
-import { native, type Activation, type ElmanNativeConfig, type FloatDType } from '../native';
+import type { Activation, ElmanNativeConfig, FloatDType } from '../native';
 import * as ops from '../ops';
 import type { Tensor } from '../tensor';
 import { checkActivation, checkBoolean, checkCoefficient, checkOneOf, checkOptions } from '../validate';
@@ -192,9 +192,7 @@ export class ElmanRNN<D extends FloatDType = 'float32', R extends RecurrentKind 
   }
 
   protected queueLossAndGradients(prepared: PreparedBatch, batch: SequenceBatch<D>, out: StepOutputs<D>): void {
-    native().elmanLossAndGradients(
-      this.context.native,
-      this.workspace,
+    this.context.native.elmanLossAndGradients(this.workspace,
       this.config(prepared.loss, prepared.lastStepOnly),
       RecurrentModel.handles(this.tensors),
       RecurrentModel.handles({ x: batch.x, targets: batch.targets, weights: prepared.weights, initialState: batch.initialState }),
@@ -224,7 +222,7 @@ export class ElmanRNN<D extends FloatDType = 'float32', R extends RecurrentKind 
     const [T, B] = this.checkForwardInput(fn, x, { initialState: opts.initialState });
     const outputs = this.context.empty<D>([T, B, this.outputSize], { dtype: this.dtype });
     const finalState = this.context.empty<D>([B, this.hiddenSize], { dtype: this.dtype });
-    native().elmanForward(this.context.native, this.workspace, this.config('crossEntropy', false), RecurrentModel.handles(this.tensors), x.handle, opts.initialState?.handle ?? null, outputs.handle, finalState.handle);
+    this.context.native.elmanForward(this.workspace, this.config('crossEntropy', false), RecurrentModel.handles(this.tensors), x.handle, opts.initialState?.handle ?? null, outputs.handle, finalState.handle);
     return { outputs, finalState };
   }
 

@@ -3,7 +3,7 @@
  * parameter names, shapes and gate order (i, f, g, o), plus the same linear output layer
  * (W_out, c) and the same losses and scoring as ElmanRNN.
  */
-import { native, type FloatDType, type LstmNativeConfig } from '../native';
+import type { FloatDType, LstmNativeConfig } from '../native';
 import type { Tensor } from '../tensor';
 import { checkOneOf, checkOptions } from '../validate';
 import type { PreparedBatch, SequenceBatch } from './batch';
@@ -102,9 +102,7 @@ export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D, LS
     batch: SequenceBatch<D>,
     out: StepOutputs<D>,
   ): void {
-    native().lstmLossAndGradients(
-      this.context.native,
-      this.workspace,
+    this.context.native.lstmLossAndGradients(this.workspace,
       this.config(prepared.loss, prepared.lastStepOnly),
       RecurrentModel.handles(this.tensors),
       RecurrentModel.handles({ x: batch.x, targets: batch.targets, weights: prepared.weights, h0: batch.initialState, c0: batch.initialCellState }),
@@ -124,8 +122,7 @@ export class LSTM<D extends FloatDType = 'float32'> extends RecurrentModel<D, LS
     const outputs = this.context.empty<D>([T, B, this.outputSize], { dtype: this.dtype });
     const finalState = this.context.empty<D>([B, this.hiddenSize], { dtype: this.dtype });
     const finalCellState = this.context.empty<D>([B, this.hiddenSize], { dtype: this.dtype });
-    native().lstmForward(
-      this.context.native, this.workspace, this.config('crossEntropy', false), RecurrentModel.handles(this.tensors), x.handle,
+    this.context.native.lstmForward(this.workspace, this.config('crossEntropy', false), RecurrentModel.handles(this.tensors), x.handle,
       opts.initialState?.handle ?? null, opts.initialCellState?.handle ?? null, outputs.handle, finalState.handle, finalCellState.handle,
     );
     return { outputs, finalState, finalCellState };

@@ -6,7 +6,7 @@
  */
 import { defaultContext, type Context } from '../context';
 import { DisposedError, NumericError, rangeError, show, typeError, typeErrorText } from '../errors';
-import { native, type FloatDType, type NativeTensors, type NativeWorkspace } from '../native';
+import type { FloatDType, NativeTensors, NativeWorkspace } from '../native';
 import * as ops from '../ops';
 import type { Tensor } from '../tensor';
 import { checkBoolean, checkContext, checkFloatDType, checkInteger, checkOptions, checkSeed, checkTensor, shapeStr } from '../validate';
@@ -107,7 +107,7 @@ export abstract class RecurrentModel<D extends FloatDType, P extends object = Re
     if (options.context !== undefined && options.device !== undefined) throw rangeError(fn, 'device', 'omitted when a context is given', show(options.device));
     if (options.seed !== undefined) checkSeed(fn, 'seed', options.seed);
     this.context = options.context === undefined ? defaultContext(options.device ?? 'cpu') : checkContext(fn, 'context', options.context);
-    this.workspace = native().createWorkspace(this.context.native);
+    this.workspace = this.context.native.createWorkspace();
   }
 
   /** Parameters by name, typed per model (ElmanParameters, LSTMParameters; PyTorch's names for the LSTM). */
@@ -329,6 +329,6 @@ export abstract class RecurrentModel<D extends FloatDType, P extends object = Re
     for (const t of this.weightCache.values()) t.dispose();
     for (const t of this.stateGrads.values()) t.dispose();
     for (const t of this.stepBuffers.values()) t.dispose();
-    if (!this.context.disposed) native().releaseWorkspace(this.context.native, this.workspace);
+    if (!this.context.disposed) this.context.native.releaseWorkspace(this.workspace);
   }
 }

@@ -74,11 +74,17 @@ void Backend::backwardSums(DType dt, int64_t T, int64_t B, int64_t n, const void
   }
 }
 
+bool Backend::supports(Op op, DType dtype) const {
+  const int backend = std::string(name()) == "cuda" ? 1 : 0;
+  return (opSpec(op).dtypes[backend] >> int(dtype)) & 1;
+}
+
 const char* fusedName(Fused op) {
   switch (op) {
     case Fused::ElmanRecurrence: return "elmanRecurrence";
     case Fused::LstmRecurrence: return "lstmRecurrence";
     case Fused::CayleyFrameSolve: return "cayleyFrameSolve";
+    case Fused::CayleyFactor: return "cayleyFactor";
   }
   return "?";
 }

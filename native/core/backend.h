@@ -11,6 +11,7 @@
 #include "dtype.h"
 #include "elementwise.h"
 #include "error.h"
+#include "ops.gen.h"
 
 namespace orthornn {
 
@@ -40,15 +41,6 @@ struct BackwardSums {
   void* dW_out = nullptr;       // k × n: dYᵀ H[givenFrom + 1 … T] (needs the output projection's dY)
 };
 
-enum class Op : int {
-  Gemm, GemmStridedBatched, LuFactor, LuSolve, Qr, Svd,
-  Fill, RandomNormal, RandomUniform, Copy,
-  Axpby, Mul, BiasActivation, ActivationBackward, MarginSigmoid, MarginSigmoidBackward,
-  Reduce, ColumnSum, GroupNorms, SoftmaxCrossEntropy, MeanSquaredError,
-  ScaleColumns, ColumnDots, AddDiagonal, Antisymmetrize, Transpose, OptimizerUpdate,
-  LstmCellForward, LstmCellBackward,
-};
-
 enum class Reduction : int { Sum = 0, SumSquares = 1, MaxAbs = 2, CountNonFinite = 3 };
 
 // Work a backend has submitted to its device since it was created, for benchmarks (launches
@@ -68,9 +60,10 @@ struct LaunchCounters {
 // over the Backend's primitives, which every other variant is tested against. A fast variant
 // runs where its own rule applies (the shape fits its cache or kernels, the library is there);
 // a Context may force one variant per op (the reference, or one fast variant and the reference
-// where it does not apply), and lastVariant() says which ran.
-enum class Fused : int { ElmanRecurrence = 0, LstmRecurrence = 1, CayleyFrameSolve = 2 };
-constexpr int kFusedCount = 3;
+// where it does not apply), and lastVariant() says which ran. CayleyFactor is the LU
+// factorisation of the Cayley system (luFactorNoPivot): its reference is the pivoted one.
+enum class Fused : int { ElmanRecurrence = 0, LstmRecurrence = 1, CayleyFrameSolve = 2, CayleyFactor = 3 };
+constexpr int kFusedCount = 4;
 const char* fusedName(Fused op);
 
 class Backend {
@@ -95,7 +88,8 @@ class Backend {
 
   virtual const char* name() const = 0;        // "cpu", "cuda"
   virtual std::string device() const = 0;      // "cpu", "cuda:0"
-  virtual bool supports(Op op, DType dtype) const = 0;
+  // Whether this backend runs `op` on `dtype`: native/ops.json's answer for this backend.
+  bool supports(Op op, DType dtype) const;
   // Safe to call from any thread.
   virtual LaunchCounters launchCounters() const { return {}; }
   // Called on the context's worker thread: at most `threads` threads for this context's loops
@@ -128,8 +122,12 @@ class Backend {
   virtual void luFactor(DType dt, int64_t n, void* A, int32_t* pivots) = 0;
   // The same factorisation, skipping the search for pivots where a backend can tell that
   // partial pivoting would make no interchanges (then pivots is the identity); the Cayley
-  // system I + η/2 A usually is such a matrix. By default, luFactor.
-  virtual void luFactorNoPivot(DType dt, int64_t n, void* A, int32_t* pivots) { luFactor(dt, n, A, pivots); }
+  // system I + η/2 A usually is such a matrix (the fused op CayleyFactor). By default, luFactor
+  // (its reference variant).
+  virtual void luFactorNoPivot(DType dt, int64_t n, void* A, int32_t* pivots) {
+    luFactor(dt, n, A, pivots);
+    ran(Fused::CayleyFactor, 0);
+  }
   // Solves A X = B in place of B (n×nrhs) from luFactor's output.
   virtual void luSolve(DType dt, int64_t n, int64_t nrhs, const void* LU, const int32_t* pivots, void* B) = 0;
   // Solves X A = B in place of B (nrhs×n) from luFactor's output.
@@ -270,8 +268,8 @@ class Backend {
   virtual void meanSquaredError(DType dt, int64_t rows, int64_t cols, const void* y, const void* target,
                                 const void* weights, void* loss, void* dy) = 0;
  private:
-  std::atomic<int> forced_[kFusedCount] = {-1, -1, -1};
-  std::atomic<int> last_[kFusedCount] = {-1, -1, -1};
+  std::atomic<int> forced_[kFusedCount] = {-1, -1, -1, -1};
+  std::atomic<int> last_[kFusedCount] = {-1, -1, -1, -1};
 };
 
 struct BackendInfo {

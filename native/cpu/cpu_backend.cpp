@@ -215,7 +215,6 @@ class CpuBackend final : public Backend {
   const char* name() const override { return "cpu"; }
   std::string device() const override { return "cpu"; }
 
-  bool supports(Op, DType dt) const override { return isFloat(dt); }
   void limitThreads(int threads) override { setThreadCap(threads); }
 
   void* allocate(size_t bytes) override {
@@ -273,22 +272,25 @@ class CpuBackend final : public Backend {
     });
   }
 
-  // Without pivoting only where partial pivoting would not interchange rows anyway
-  // (diagonally dominant, as I + η/2 A is for small steps): the same factorisation at BLAS-3
-  // rates throughout, where getrf's panels run at a third of them. Otherwise luFactor: I +
-  // skew needs no pivoting to exist, but for large η A its unpivoted multipliers grow, and
-  // the measured orthogonality of Cayley steps was 20× worse.
+  // The variant 'unpivoted' of CayleyFactor: without pivoting only where partial pivoting
+  // would not interchange rows anyway (diagonally dominant, as I + η/2 A is for small steps):
+  // the same factorisation at BLAS-3 rates throughout, where getrf's panels run at a third of
+  // them. Otherwise the reference, luFactor: I + skew needs no pivoting to exist, but for large
+  // η A its unpivoted multipliers grow, and the measured orthogonality of Cayley steps was 20×
+  // worse.
   void luFactorNoPivot(DType dt, int64_t n64, void* A, int32_t* piv) override {
     const int n = blasDim(n64, "n");
     bool dominant = false;
     int bad = 0;
+    const bool unpivoted = mayUse(Fused::CayleyFactor, kUnpivoted);
     onFloat(dt, "luFactorNoPivot", [&](auto z) {
       using T = decltype(z);
       requireFiniteMatrix(cp<T>(A), int64_t(n) * n, "luFactorNoPivot");
-      dominant = diagonallyDominant(cp<T>(A), n);
+      dominant = unpivoted && diagonallyDominant(cp<T>(A), n);
       if (dominant) bad = luNoPivot<T>(n, mp<T>(A), n);
       else getrf(n, mp<T>(A), piv);
     });
+    ran(Fused::CayleyFactor, dominant ? kUnpivoted : kReference);
     if (!dominant) return;
     if (bad)  // not reached for a dominant matrix, whose pivots are non-zero
       fail(ErrorCode::Numeric, "the matrix is singular: pivot " + std::to_string(bad - 1) + " is zero");
@@ -352,8 +354,8 @@ class CpuBackend final : public Backend {
   }
 
   // The fast paths: the libxsmm recurrences (recurrence.cpp) and the tiled Cayley solve
-  // (solve.cpp); a build without libxsmm lists none of them.
-  static constexpr int kReference = 0, kLibxsmm = 1, kTiled = 1;
+  // (solve.cpp), which a build without libxsmm lacks, and the unpivoted Cayley factorisation.
+  static constexpr int kReference = 0, kLibxsmm = 1, kTiled = 1, kUnpivoted = 1;
   std::vector<std::string> variants(Fused op) const override {
     switch (op) {
       case Fused::ElmanRecurrence:
@@ -364,6 +366,8 @@ class CpuBackend final : public Backend {
         // Its tiles are libxsmm kernels too.
         if (fastRecurrenceCompiled()) return {"reference", "tiled"};
         return {"reference"};
+      case Fused::CayleyFactor:
+        return {"reference", "unpivoted"};
     }
     return {"reference"};
   }

@@ -142,7 +142,6 @@ void CudaBackend::release() noexcept {
   cudaGetLastError();
 }
 
-bool CudaBackend::supports(Op, DType dt) const { return isFloat(dt); }
 
 LaunchCounters CudaBackend::launchCounters() const {
   LaunchCounters c;

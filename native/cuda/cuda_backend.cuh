@@ -104,7 +104,6 @@ class CudaBackend final : public Backend {
 
   const char* name() const override { return "cuda"; }
   std::string device() const override { return "cuda:" + std::to_string(device_); }
-  bool supports(Op op, DType dt) const override;
   LaunchCounters launchCounters() const override;
   // The recurrences' variants: step by step (the reference), one CUDA graph per recurrence,
   // or the Elman one as one persistent kernel (persistent.cu).
@@ -114,6 +113,7 @@ class CudaBackend final : public Backend {
       case Fused::ElmanRecurrence: return {"reference", "graph", "persistent"};
       case Fused::LstmRecurrence: return {"reference", "graph"};
       case Fused::CayleyFrameSolve: return {"reference"};
+      case Fused::CayleyFactor: return {"reference"};
     }
     return {"reference"};
   }

@@ -226,8 +226,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function context = DefineContext(env);
   data->contextClass = Napi::Persistent(context);
   exports.Set("NativeContext", facade(env, context, "NativeContext", ConstructContext));
-  registerModelBindings(env, exports);
-  registerLstmBindings(env, exports);
   exports.Set("setErrorClasses", Napi::Function::New<guarded<SetErrorClassesValue>>(env, "setErrorClasses"));
   exports.Set("backends", Napi::Function::New<guarded<Backends>>(env, "backends"));
   exports.Set("memory", Napi::Function::New<guarded<Memory>>(env, "memory"));

@@ -1,4 +1,4 @@
-// Argument readers shared by the module-function bindings (models.cpp, lstm.cpp).
+// Argument readers shared by the op bodies: describe(), workspaces and the fields of the model ops' plain objects.
 #include <cmath>
 #include <cstdio>
 
@@ -26,11 +26,10 @@ std::string describe(const Napi::Value& v) {
   return "a " + std::string(v.IsSymbol() ? "symbol" : v.IsBigInt() ? "bigint" : "value");
 }
 
-WorkspaceRef workspaceArg(const Napi::CallbackInfo& info, size_t i, const std::shared_ptr<ContextState>& ctx) {
-  Napi::Env env = info.Env();
-  if (!hasTag(info[i], &kWorkspaceTag))
-    throwError(env, ErrorCode::Type, "argument 'workspace' must be a workspace from createWorkspace(), got " + describe(info[i]));
-  const auto* handle = info[i].As<Napi::External<WorkspaceHandle>>().Data();
+WorkspaceRef workspaceArg(Napi::Env env, const Napi::Value& v, const std::shared_ptr<ContextState>& ctx) {
+  if (!hasTag(v, &kWorkspaceTag))
+    throwError(env, ErrorCode::Type, "argument 'workspace' must be a workspace from createWorkspace(), got " + describe(v));
+  const auto* handle = v.As<Napi::External<WorkspaceHandle>>().Data();
   std::shared_ptr<ContextState> owner = handle ? handle->owner.lock() : nullptr;
   if (!handle || !handle->ws || !owner || owner->disposed)
     throwError(env, ErrorCode::Disposed, "argument 'workspace': its context has been disposed");
@@ -39,12 +38,6 @@ WorkspaceRef workspaceArg(const Napi::CallbackInfo& info, size_t i, const std::s
                "argument 'workspace' must belong to the context it is used with, got a workspace of another context (" +
                    owner->core->backend()->device() + ")");
   return handle->ws;
-}
-
-Napi::Object objectArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsObject())
-    throwError(info.Env(), ErrorCode::Type, std::string("argument '") + name + "' must be an object, got " + describe(info[i]));
-  return info[i].As<Napi::Object>();
 }
 
 Napi::Value fieldOf(Napi::Env env, const Napi::Object& o, const char* key, const char* what) {

@@ -14,6 +14,7 @@
 #include "../core/context.h"
 #include "../core/elman.h"  // Loss
 #include "../core/error.h"
+#include "../core/ops.gen.h"
 #include "../core/tensor.h"
 #include "../core/workspace.h"
 
@@ -133,17 +134,13 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
 Napi::Function DefineContext(Napi::Env env);
 void shutdownContexts(Napi::Env env);
 
-// For op bindings that live outside context_wrap.cpp (the models): functions exported on
-// the module take the NativeContext as their first argument.
-std::shared_ptr<ContextState> contextArg(const Napi::CallbackInfo& info, size_t i);
 Tensor tensorArg(const Napi::CallbackInfo& info, const ContextState& ctx, size_t i, const char* name);
-std::optional<Tensor> optionalTensorArg(const Napi::CallbackInfo& info, const ContextState& ctx, size_t i, const char* name);
 void enqueueOn(Napi::Env env, ContextState& ctx, const char* op, Context::Work work);
 // Creates a tensor of the context (uninitialised), returned to JS as a NativeTensor.
 Napi::Object newTensor(Napi::Env env, const std::shared_ptr<ContextState>& ctx, std::vector<int64_t> shape, DType dtype,
                        Tensor* out);
 
-// Reading the plain-object arguments of the model bindings (native/napi/args.cpp).
+// Reading the plain-object arguments of the model ops (native/napi/args.cpp).
 using WorkspaceRef = std::shared_ptr<Workspace>;
 // What createWorkspace() wraps in an External (tagged kWorkspaceTag): the workspace and the
 // context it belongs to. Its buffers are that context's device memory and only that
@@ -154,8 +151,7 @@ struct WorkspaceHandle {
 };
 // The workspace at info[i], refused (a coded error naming 'workspace') unless it was made
 // by createWorkspace() for `ctx`.
-WorkspaceRef workspaceArg(const Napi::CallbackInfo& info, size_t i, const std::shared_ptr<ContextState>& ctx);
-Napi::Object objectArg(const Napi::CallbackInfo& info, size_t i, const char* name);
+WorkspaceRef workspaceArg(Napi::Env env, const Napi::Value& v, const std::shared_ptr<ContextState>& ctx);
 // o[key]; a getter or proxy trap that throws becomes a coded TypeError naming `what.key`.
 Napi::Value fieldOf(Napi::Env env, const Napi::Object& o, const char* key, const char* what = "config");
 double numberField(Napi::Env env, const Napi::Object& o, const char* key);
@@ -180,8 +176,58 @@ void checkNow(Napi::Env env, F&& f) {
   }
 }
 
-// Registered by Init (native/napi/models.cpp).
-void registerModelBindings(Napi::Env env, Napi::Object exports);
-void registerLstmBindings(Napi::Env env, Napi::Object exports);  // native/napi/lstm.cpp
+// One call of a bound op (native/ops.json): its arguments are read and checked against the
+// op's slots when the Call is made (native/napi/call.cpp) — the kind of each, tensors of this
+// context and live, the dtype and element-count rules, squareness — so an op's body starts
+// from checked values and adds only the shape rules that are its own. Errors read
+// "op: argument 'name' must be …, got …". Slots are named as in native/ops.json.
+class Call {
+ public:
+  Call(const Napi::CallbackInfo& info, Op op, std::shared_ptr<ContextState> ctx);
+  Napi::Env env() const { return env_; }
+  const char* op() const { return spec_.name; }
+  const std::shared_ptr<ContextState>& context() const { return ctx_; }
+
+  const Tensor& tensor(const char* name) const;
+  std::optional<Tensor> optionalTensor(const char* name) const;
+  double number(const char* name) const;
+  int64_t integer(const char* name) const;  // also seeds
+  bool boolean(const char* name) const;
+  Activation activation(const char* name) const;
+  Napi::Object object(const char* name) const;
+  const WorkspaceRef& workspace(const char* name) const;
+
+  // "op: argument 'name' must be <expected>, got <got>" as a coded error.
+  [[noreturn]] void fail(ErrorCode code, const char* name, const std::string& expected, const std::string& got) const;
+  // Range error unless tensor `name` has n elements.
+  void requireNumel(const char* name, int64_t n) const;
+  // Queues the op's work on the context (an error later rejects the next await, naming the op).
+  void enqueue(Context::Work work) const;
+
+ private:
+  struct Slot {
+    std::optional<Tensor> tensor;
+    double number = 0;
+    bool flag = false;
+    Activation activation = Activation::Tanh;
+    Napi::Object object;
+    WorkspaceRef workspace;
+  };
+  int index(const char* name, ArgKind kind) const;
+  void read(const Napi::CallbackInfo& info, int i);
+
+  Napi::Env env_;
+  const OpSpec& spec_;
+  std::shared_ptr<ContextState> ctx_;
+  std::vector<Slot> slots_;
+};
+
+// The bodies of the bound ops, one per entry of ORTHORNN_BOUND_OPS (native/napi/ops.cpp, the
+// models' in models.cpp and lstm.cpp); NativeContext's methods call them with a checked Call.
+namespace bodies {
+#define ORTHORNN_DECLARE_BODY(E, name) void name(Call& c);
+ORTHORNN_BOUND_OPS(ORTHORNN_DECLARE_BODY)
+#undef ORTHORNN_DECLARE_BODY
+}  // namespace bodies
 
 }  // namespace orthornn::napi

@@ -104,7 +104,7 @@ let contextSerial = 0;
 
 function newContext(): Ctx {
   const c: Ctx = { native: new addon.NativeContext('cpu', 0), name: `ctx${contextSerial++}`, tensors: [], workspaces: [], alive: true };
-  c.workspaces.push(addon.createWorkspace(c.native));
+  c.workspaces.push(c.native.createWorkspace());
   contexts.push(c);
   return c;
 }
@@ -276,7 +276,7 @@ function lstmSetup(c: Ctx): Any {
 }
 
 interface Call {
-  /** 'ctx': a method of the context; 'mod': a module function; 'raw': a thunk. */
+  /** 'ctx': a method of the context; 'mod': a module function, or a model op called on its first argument as `this`; 'raw': a thunk. */
   kind: 'ctx' | 'mod' | 'raw';
   name: string;
   args: Any[];
@@ -493,7 +493,10 @@ async function run(): Promise<void> {
       let result: unknown;
       if (call.kind === 'raw') result = call.thunk!();
       else if (call.kind === 'ctx') result = target[call.name](...call.args);
-      else result = addon[call.name](...call.args);
+      // A module function, or a model op: a NativeContext method called on its first argument
+      // (possibly junk: a coded TypeError).
+      else if (typeof addon[call.name] === 'function') result = addon[call.name](...call.args);
+      else result = addon.NativeContext.prototype[call.name].call(call.args[0], ...call.args.slice(1));
       if (result instanceof Promise) await settle(result, text);
       if (call.name === 'createWorkspace' && result) c.workspaces.push(result);
       if (call.name === 'fromArray' || call.name === 'empty') keep(c, result);
