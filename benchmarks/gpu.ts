@@ -15,10 +15,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { backends, Context, ElmanRNN, ops, type FloatDType, type Tensor } from '../lib/index';
+import { backends, Context, ElmanRNN, type Tensor } from '../lib/index';
 import { designFlops, ranVariants, shortened, trainingStep, TRAIN_CASES, type TrainCase } from './cases';
-import { statsOf } from './harness';
+import { gitCommit, machine, measure, statsOf, Table, type Measurement, type Provenance } from './harness';
 import { TorchPeer } from './peer';
+import { gemmSuiteOf, type GemmRecord } from './suites/gemm';
 
 const USAGE = `Usage: npx tsx benchmarks/gpu.ts [--quick] [--json FILE] [--device cuda|cpu] [--no-peer]
 
@@ -27,21 +28,17 @@ const USAGE = `Usage: npx tsx benchmarks/gpu.ts [--quick] [--json FILE] [--devic
   --device cpu   run everything on the CPU instead (a check of this script without a GPU)
   --no-peer      do not time the PyTorch peer (benchmarks/peers/torch_step.py) on the same device`;
 
-interface StepRecord {
+/** One training step (ms per step), with how the cuda backend ran it. */
+interface StepRecord extends Measurement {
   suite: 'gpuTrainStep';
-  backend: string;
   /** How the cuda backend ran the recurrence (null on the CPU). */
   recurrence: Recurrence | null;
-  dtype: FloatDType;
   case: string;
   n: number;
   B: number;
   T: number;
   scored: 'all' | 'last';
-  medianMs: number;
   gflops: number;
-  minMs: number;
-  runs: number;
   /** Host submissions per step: kernels and copies + library calls + graph launches (cuda only). */
   launchesPerStep: number | null;
   graphNodesPerStep: number | null;
@@ -50,7 +47,7 @@ interface StepRecord {
 }
 
 /** The PyTorch peer's step on the same case and device (its faster recurrence), run right after ours. */
-interface PeerRecord {
+interface PeerRecord extends Provenance {
   suite: 'gpuPeerStep';
   case: string;
   device: string;
@@ -67,41 +64,35 @@ interface PeerRecord {
   speedup: number;
 }
 
-interface GemmRecord {
-  suite: 'gpuGemm';
-  dtype: FloatDType;
-  n: number;
-  medianMs: number;
-  gflops: number;
-  device: string;
-}
-
-/** The median of `xs` (the harness's statistics). */
-const median = (xs: number[]): number => statsOf(xs).median;
-
-async function gemmRate(ctx: Context, dtype: FloatDType, n: number, runs: number): Promise<GemmRecord> {
-  const a = ctx.randn<FloatDType>([n, n], { dtype, seed: 1 }), b = ctx.randn<FloatDType>([n, n], { dtype, seed: 2 });
-  const c = ctx.empty<FloatDType>([n, n], { dtype });
-  const reps = Math.max(1, Math.min(200, Math.round(2e10 / (2 * n ** 3))));
-  const once = async () => {
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) ops.gemm(a, b, { out: c });
-    await ctx.sync();
-    return (performance.now() - t0) / reps;
-  };
-  await once();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) times.push(await once());
-  for (const t of [a, b, c]) t.dispose();
-  const ms = median(times);
-  return { suite: 'gpuGemm', dtype, n, medianMs: ms, gflops: (2 * n ** 3) / (ms * 1e6), device: ctx.device };
-}
+/** Square GEMMs on the GPU: both dtypes up to n = 4096. */
+const gpuGemm = gemmSuiteOf((quick) => (quick ? { float32: [128, 1024], float64: [128, 1024] } : { float32: [128, 512, 1024, 4096], float64: [128, 512, 1024, 4096] }));
 
 const LR = 1e-4, MARGIN = 0.1;
 
 type Recurrence = 'default' | 'split 1' | 'graphs' | 'step by step';
 
-async function trainStep(device: string, recurrence: Recurrence | null, c: TrainCase, runs: number): Promise<StepRecord> {
+const stepTable = new Table<StepRecord>([
+  { header: 'case', width: 32, value: (r) => r.case, align: 'left' },
+  { header: 'backend', width: 7, value: (r) => r.backend, align: 'left' },
+  { header: 'recurrence', width: 12, value: (r) => r.recurrence ?? '-', align: 'left' },
+  { header: 'runs', width: 4, value: (r) => String(r.runs) },
+  { header: 'median ms', width: 9, value: (r) => r.medianMs.toFixed(2) },
+  { header: 'min ms', width: 8, value: (r) => r.minMs.toFixed(2) },
+  { header: 'GFLOP/s', width: 7, value: (r) => r.gflops.toFixed(0) },
+  { header: 'launches/step', width: 13, value: (r) => (r.launchesPerStep === null ? '-' : String(Math.round(r.launchesPerStep))) },
+  { header: 'graph nodes/step', width: 16, value: (r) => (r.graphNodesPerStep === null ? '-' : String(Math.round(r.graphNodesPerStep))) },
+]);
+
+const peerTable = new Table<PeerRecord>([
+  { header: 'case', width: 32, value: (r) => r.case, align: 'left' },
+  { header: 'torch float32', width: 13, value: (r) => (r.tf32 ? 'TF32 allowed' : 'true float32'), align: 'left' },
+  { header: 'recurrence', width: 10, value: (r) => r.recurrence, align: 'left' },
+  { header: 'torch ms', width: 9, value: (r) => r.medianMs.toFixed(2) },
+  { header: 'ours ms', width: 9, value: (r) => r.oursMs.toFixed(2) },
+  { header: 'speedup', width: 7, value: (r) => `${r.speedup.toFixed(2)}x` },
+]);
+
+async function trainStep(device: string, recurrence: Recurrence | null, c: TrainCase, runs: number, provenance: Provenance): Promise<StepRecord> {
   // The split is a tuning of the persistent kernel, read when the context is created; the
   // recurrence's variant is the context's option (ctx.variants()).
   if (recurrence === 'split 1') process.env.ORTHORNN_CUDA_PERSISTENT_SPLIT = '1';
@@ -120,22 +111,17 @@ async function trainStep(device: string, recurrence: Recurrence | null, c: Train
     };
     for (let i = 0; i < 3; i++) await step();
     const c0 = ctx.launchCounters();
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const t0 = performance.now();
-      await step();
-      times.push(performance.now() - t0);
-    }
+    const s = await measure(step, { warmup: 0, minRuns: runs, maxRuns: runs, minSeconds: 0 });
     const c1 = ctx.launchCounters();
     const cuda = device !== 'cpu';
     training.dispose();
     model.dispose();
-    const medianMs = median(times);
+    const medianMs = s.median * 1e3;
     return {
-      suite: 'gpuTrainStep', backend: ctx.backend, recurrence, dtype: 'float32', case: c.name, n, B, T, scored,
-      medianMs, gflops: designFlops(c) / medianMs / 1e6, minMs: Math.min(...times), runs,
-      launchesPerStep: cuda ? (c1.kernels + c1.libraryCalls + c1.graphs - c0.kernels - c0.libraryCalls - c0.graphs) / runs : null,
-      graphNodesPerStep: cuda ? (c1.graphNodes - c0.graphNodes) / runs : null,
+      suite: 'gpuTrainStep', ...provenance, backend: ctx.backend, device: ctx.device, dtype: 'float32', recurrence, case: c.name, n, B, T, scored,
+      medianMs, minMs: s.min * 1e3, maxMs: s.max * 1e3, runs: s.runs, gflops: designFlops(c) / medianMs / 1e6,
+      launchesPerStep: cuda ? (c1.kernels + c1.libraryCalls + c1.graphs - c0.kernels - c0.libraryCalls - c0.graphs) / s.runs : null,
+      graphNodesPerStep: cuda ? (c1.graphNodes - c0.graphNodes) / s.runs : null,
       variants: ranVariants(ctx),
     };
   } finally {
@@ -163,15 +149,11 @@ async function main(): Promise<void> {
   }
   console.log(`GPU benchmark on ${onGpu ? cuda.device : 'the CPU (--device cpu: a check of this script)'}${quick ? ' (quick)' : ''}`);
   const runs = quick ? 5 : 21;
+  const host = machine();
+  const provenance: Provenance = { commit: gitCommit(), machine: `${host.cpuModel ?? 'unknown CPU'}, ${host.cores} cores` };
 
-  const gemm: GemmRecord[] = [];
-  const ctx = new Context({ device });
-  for (const dtype of ['float32', 'float64'] as const) {
-    for (const n of quick ? [128, 1024] : [128, 512, 1024, 4096]) gemm.push(await gemmRate(ctx, dtype, n, runs));
-  }
-  ctx.dispose();
-  console.log(`\nGEMM n×n·n×n on ${device} (median per op)`);
-  for (const r of gemm) console.log(`  ${r.dtype.padEnd(8)} n = ${String(r.n).padStart(5)}  ${r.medianMs.toFixed(4).padStart(9)} ms  ${r.gflops.toFixed(0).padStart(7)} GFLOP/s`);
+  const deviceInfo = backends().find((b) => b.name === device)!;
+  const gemm: GemmRecord[] = await gpuGemm({ backends: [deviceInfo], quick, earlier: [], peer: null, provenance, only: null });
 
   const steps: StepRecord[] = [];
   const failures: string[] = [];
@@ -186,14 +168,16 @@ async function main(): Promise<void> {
       console.log(`PyTorch peer: torch ${peer.info.torch} (${peer.info.python}) on ${peer.info.device}${peer.info.tf32 ? ', TF32 allowed' : ''}`);
     }
   }
+  console.log(`\nsvd-RNN training step, float32 (forward, loss, BPTT, 2 Cayley steps, RMSprop); GFLOP/s by docs/math.md's (M41)`);
+  stepTable.printHeader();
   try {
     for (const c of quick ? TRAIN_CASES.slice(0, 2).map(shortened) : TRAIN_CASES) {
       // A failing variant is reported and the others still run; the exit status says so.
       const attempt = async (device: string, recurrence: Recurrence | null, count: number): Promise<StepRecord | null> => {
         try {
-          const r = await trainStep(device, recurrence, c, count);
+          const r = await trainStep(device, recurrence, c, count, provenance);
           steps.push(r);
-          console.log(`  ${c.name}, ${device}${recurrence ? ` ${recurrence}` : ''}: ${r.medianMs.toFixed(2)} ms`);
+          stepTable.printRow(r);
           return r;
         } catch (err) {
           failures.push(`${c.name}, ${device}${recurrence ? ` ${recurrence}` : ''}: ${(err as Error).message}`);
@@ -213,10 +197,10 @@ async function main(): Promise<void> {
         try {
           const setup = await peer.setup(c, MARGIN, LR);
           const { times } = await peer.run(runs, 3, 0.2);
-          const ms = median(times) * 1e3;
+          const s = statsOf(times);
           peerRecords.push({
-            suite: 'gpuPeerStep', case: c.name, device: peer.info.device, torch: peer.info.torch, tf32: peer.info.tf32, recurrence: String(setup.recurrence),
-            medianMs: ms, minMs: Math.min(...times) * 1e3, runs, oursMs, speedup: ms / oursMs,
+            suite: 'gpuPeerStep', ...provenance, case: c.name, device: peer.info.device, torch: peer.info.torch, tf32: peer.info.tf32, recurrence: String(setup.recurrence),
+            medianMs: s.median * 1e3, minMs: s.min * 1e3, runs: s.runs, oursMs, speedup: (s.median * 1e3) / oursMs,
           });
         } catch (err) {
           console.log(`  PyTorch peer failed on ${c.name}: ${(err as Error).message.split('\n')[0]}`);
@@ -226,19 +210,10 @@ async function main(): Promise<void> {
   } finally {
     for (const peer of peers) peer.close();
   }
-  console.log(`\nsvd-RNN training step, float32 (forward, loss, BPTT, 2 Cayley steps, RMSprop), median ms; GFLOP/s by docs/math.md's (M41)`);
-  console.log('  case                             backend  recurrence     ms/step  GFLOP/s  launches/step  graph nodes/step');
-  for (const r of steps) {
-    const how = r.recurrence ?? '-';
-    console.log(`  ${r.case.padEnd(32)} ${r.backend.padEnd(8)} ${how.padEnd(13)} ${r.medianMs.toFixed(2).padStart(8)} ${r.gflops.toFixed(0).padStart(8)}  ` +
-      `${r.launchesPerStep === null ? '-'.padStart(13) : String(Math.round(r.launchesPerStep)).padStart(13)}  ${r.graphNodesPerStep === null ? '-' : Math.round(r.graphNodesPerStep)}`);
-  }
   if (peerRecords.length) {
     console.log(`\nPyTorch peer on ${peerRecords[0].device} (torch ${peerRecords[0].torch}), the same step; speedup = its median / ours (${onGpu ? 'default' : 'cpu'})`);
-    console.log('  case                             torch float32   recurrence   torch ms    ours ms  speedup');
-    for (const p of peerRecords) {
-      console.log(`  ${p.case.padEnd(32)} ${(p.tf32 ? 'TF32 allowed' : 'true float32').padEnd(15)} ${p.recurrence.padEnd(10)} ${p.medianMs.toFixed(2).padStart(9)} ${p.oursMs.toFixed(2).padStart(10)}  ${p.speedup.toFixed(2)}x`);
-    }
+    peerTable.printHeader();
+    for (const p of peerRecords) peerTable.printRow(p);
   }
   const file = values.json ?? path.join('bench-results', 'gpu.json');
   mkdirSync(path.dirname(file), { recursive: true });

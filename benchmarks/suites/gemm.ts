@@ -1,6 +1,6 @@
 /** The GEMM ceiling: square products per backend and dtype, the denominator of the training step's "of GEMM". */
 import { Context, ops, type Tensor } from '../../lib/index';
-import { calibrate, FLOAT_DTYPES, measure, Table, type Measurement, type MeasureOptions, type Suite } from '../harness';
+import { calibrate, FLOAT_DTYPES, measure, Table, type Measurement, type MeasureOptions, type Provenance, type Suite, type SuiteEnv } from '../harness';
 
 /** Per gemm op; runs are timed batches of several ops, not counting warm-up and calibration. */
 export interface GemmRecord extends Measurement {
@@ -10,8 +10,21 @@ export interface GemmRecord extends Measurement {
   gflops: number;
 }
 
-export const gemmSuite: Suite<GemmRecord> = async ({ backends, quick, provenance }) => {
-  const sizes = [128, 256, 512, 1024];
+/** The sizes a GEMM suite measures per dtype. */
+export interface GemmSizes {
+  float32: readonly number[];
+  float64: readonly number[];
+}
+
+/** `npm run bench`'s ceiling: float32 at 128 … 1024, float64 at three sizes (none when quick). */
+export const gemmSuite: Suite<GemmRecord> = gemmSuiteOf((quick) => ({ float32: [128, 256, 512, 1024], float64: quick ? [] : [128, 512, 1024] }));
+
+/** The GEMM suite over the sizes `sizes(quick)` gives (benchmarks/gpu.ts measures larger ones). */
+export function gemmSuiteOf(sizes: (quick: boolean) => GemmSizes): Suite<GemmRecord> {
+  return async ({ backends, quick, provenance }) => gemmRecords(backends, quick, provenance, sizes(quick));
+}
+
+async function gemmRecords(backends: SuiteEnv['backends'], quick: boolean, provenance: Provenance, sizes: GemmSizes): Promise<GemmRecord[]> {
   const timing: MeasureOptions = quick ? { minRuns: 3, minSeconds: 0.02 } : { minRuns: 5, minSeconds: 0.5 };
   const batchSeconds = quick ? 0.005 : 0.02;
 
@@ -38,8 +51,7 @@ export const gemmSuite: Suite<GemmRecord> = async ({ backends, quick, provenance
           console.log(`  (${info.name} does not support gemm in ${dtype}: skipped)`);
           continue;
         }
-        for (const n of sizes) {
-          if (dtype === 'float64' && (quick || n === 256)) continue;
+        for (const n of sizes[dtype]) {
           const tensors: Tensor[] = [];
           try {
             const a = ctx.randn([n, n], { dtype });
@@ -83,4 +95,4 @@ export const gemmSuite: Suite<GemmRecord> = async ({ backends, quick, provenance
     }
   }
   return records;
-};
+}
