@@ -91,4 +91,8 @@ Tensor tensorField(Napi::Env env, const ContextState& ctx, const Napi::Object& o
   return TensorWrap::From(env, v, name)->tensor(env, &ctx, name.c_str());
 }
 
+void tensorFields(Napi::Env env, const ContextState& ctx, const Napi::Object& o, const char* what, TensorFields fields) {
+  for (const auto& [key, place] : fields) *place = tensorField(env, ctx, o, key, what);
+}
+
 }  // namespace orthornn::napi

@@ -163,6 +163,9 @@ Loss lossField(Napi::Env env, const Napi::Object& o);
 // The tensor at o[key] (empty when absent); errors name it `what.key`.
 Tensor tensorField(Napi::Env env, const ContextState& ctx, const Napi::Object& o, const char* key,
                    const char* what = nullptr);
+// Each named tensor field of o into its place (tensorField for each).
+using TensorFields = std::initializer_list<std::pair<const char*, Tensor*>>;
+void tensorFields(Napi::Env env, const ContextState& ctx, const Napi::Object& o, const char* what, TensorFields fields);
 
 // Runs a native validation on the JS thread, so its Range/Type errors throw synchronously.
 template <typename F>

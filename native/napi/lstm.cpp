@@ -19,12 +19,9 @@ LstmConfig parseLstmConfig(Napi::Env env, const Napi::Object& o) {
 
 LstmParameters parseLstmParameters(Napi::Env env, const ContextState& ctx, const Napi::Object& o) {
   LstmParameters p;
-  p.weight_ih_l0 = tensorField(env, ctx, o, "weight_ih_l0", "params");
-  p.weight_hh_l0 = tensorField(env, ctx, o, "weight_hh_l0", "params");
-  p.bias_ih_l0 = tensorField(env, ctx, o, "bias_ih_l0", "params");
-  p.bias_hh_l0 = tensorField(env, ctx, o, "bias_hh_l0", "params");
-  p.W_out = tensorField(env, ctx, o, "W_out", "params");
-  p.c = tensorField(env, ctx, o, "c", "params");
+  tensorFields(env, ctx, o, "params",
+               {{"weight_ih_l0", &p.weight_ih_l0}, {"weight_hh_l0", &p.weight_hh_l0}, {"bias_ih_l0", &p.bias_ih_l0},
+                {"bias_hh_l0", &p.bias_hh_l0}, {"W_out", &p.W_out}, {"c", &p.c}});
   return p;
 }
 
@@ -45,25 +42,17 @@ void lstmLossAndGradients(Call& c) {
   WorkspaceRef ws = c.workspace("workspace");
   LstmConfig cfg = parseLstmConfig(env, c.object("config"));
   LstmParameters params = parseLstmParameters(env, ctx, c.object("params"));
-  Napi::Object b = c.object("batch");
   LstmBatch batch;
-  batch.x = tensorField(env, ctx, b, "x", "batch");
-  batch.targets = tensorField(env, ctx, b, "targets", "batch");
-  batch.weights = tensorField(env, ctx, b, "weights", "batch");
-  batch.h0 = present(tensorField(env, ctx, b, "h0", "batch"));
-  batch.c0 = present(tensorField(env, ctx, b, "c0", "batch"));
-  Napi::Object go = c.object("grads");
+  Tensor h0, c0;
+  tensorFields(env, ctx, c.object("batch"), "batch",
+               {{"x", &batch.x}, {"targets", &batch.targets}, {"weights", &batch.weights}, {"h0", &h0}, {"c0", &c0}});
+  batch.h0 = present(h0);
+  batch.c0 = present(c0);
   LstmGradients grads;
-  grads.loss = tensorField(env, ctx, go, "loss", "grads");
-  grads.weight_ih_l0 = tensorField(env, ctx, go, "weight_ih_l0", "grads");
-  grads.weight_hh_l0 = tensorField(env, ctx, go, "weight_hh_l0", "grads");
-  grads.bias_ih_l0 = tensorField(env, ctx, go, "bias_ih_l0", "grads");
-  grads.bias_hh_l0 = tensorField(env, ctx, go, "bias_hh_l0", "grads");
-  grads.W_out = tensorField(env, ctx, go, "W_out", "grads");
-  grads.c = tensorField(env, ctx, go, "c", "grads");
-  grads.h0 = tensorField(env, ctx, go, "h0", "grads");
-  grads.c0 = tensorField(env, ctx, go, "c0", "grads");
-  grads.hiddenGradientNorms = tensorField(env, ctx, go, "hiddenGradientNorms", "grads");
+  tensorFields(env, ctx, c.object("grads"), "grads",
+               {{"loss", &grads.loss}, {"weight_ih_l0", &grads.weight_ih_l0}, {"weight_hh_l0", &grads.weight_hh_l0},
+                {"bias_ih_l0", &grads.bias_ih_l0}, {"bias_hh_l0", &grads.bias_hh_l0}, {"W_out", &grads.W_out},
+                {"c", &grads.c}, {"h0", &grads.h0}, {"c0", &grads.c0}, {"hiddenGradientNorms", &grads.hiddenGradientNorms}});
   checkNow(env, [&] { validateLstm(cfg, params, batch, &grads); });
   c.enqueue([=](Backend& be) mutable { lstmLossAndGradients(be, cfg, params, batch, grads, *ws); });
 }

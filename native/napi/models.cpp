@@ -41,15 +41,9 @@ ElmanConfig parseElmanConfig(Napi::Env env, const Napi::Object& o) {
 
 ElmanParameters parseElmanParameters(Napi::Env env, const ContextState& ctx, const Napi::Object& o) {
   ElmanParameters p;
-  p.W_in = tensorField(env, ctx, o, "W_in");
-  p.b = tensorField(env, ctx, o, "b");
-  p.U = tensorField(env, ctx, o, "U");
-  p.V = tensorField(env, ctx, o, "V");
-  p.p = tensorField(env, ctx, o, "p");
-  p.W = tensorField(env, ctx, o, "W");
-  p.W_out = tensorField(env, ctx, o, "W_out");
-  p.c = tensorField(env, ctx, o, "c");
-  p.h0 = tensorField(env, ctx, o, "h0");
+  tensorFields(env, ctx, o, nullptr,
+               {{"W_in", &p.W_in}, {"b", &p.b}, {"U", &p.U}, {"V", &p.V}, {"p", &p.p}, {"W", &p.W}, {"W_out", &p.W_out},
+                {"c", &p.c}, {"h0", &p.h0}});
   return p;
 }
 
@@ -63,29 +57,17 @@ void elmanLossAndGradients(Call& c) {
   WorkspaceRef ws = c.workspace("workspace");
   ElmanConfig cfg = parseElmanConfig(env, c.object("config"));
   ElmanParameters params = parseElmanParameters(env, ctx, c.object("params"));
-  Napi::Object b = c.object("batch");
   ElmanBatch batch;
-  batch.x = tensorField(env, ctx, b, "x");
-  batch.targets = tensorField(env, ctx, b, "targets");
-  batch.weights = tensorField(env, ctx, b, "weights");
-  Tensor init = tensorField(env, ctx, b, "initialState");
+  Tensor init;
+  tensorFields(env, ctx, c.object("batch"), nullptr,
+               {{"x", &batch.x}, {"targets", &batch.targets}, {"weights", &batch.weights}, {"initialState", &init}});
   if (init.storage) batch.initialState = init;
-  Napi::Object go = c.object("grads");
   ElmanGradients grads;
-  grads.loss = tensorField(env, ctx, go, "loss");
-  grads.W_in = tensorField(env, ctx, go, "W_in");
-  grads.b = tensorField(env, ctx, go, "b");
-  grads.U = tensorField(env, ctx, go, "U");
-  grads.V = tensorField(env, ctx, go, "V");
-  grads.p = tensorField(env, ctx, go, "p");
-  grads.W = tensorField(env, ctx, go, "W");
-  grads.W_out = tensorField(env, ctx, go, "W_out");
-  grads.c = tensorField(env, ctx, go, "c");
-  grads.h0 = tensorField(env, ctx, go, "h0");
-  grads.initialState = tensorField(env, ctx, go, "initialState");
-  grads.hiddenGradientNorms = tensorField(env, ctx, go, "hiddenGradientNorms");
-  grads.frameU = tensorField(env, ctx, go, "frameU");
-  grads.frameV = tensorField(env, ctx, go, "frameV");
+  tensorFields(env, ctx, c.object("grads"), nullptr,
+               {{"loss", &grads.loss}, {"W_in", &grads.W_in}, {"b", &grads.b}, {"U", &grads.U}, {"V", &grads.V},
+                {"p", &grads.p}, {"W", &grads.W}, {"W_out", &grads.W_out}, {"c", &grads.c}, {"h0", &grads.h0},
+                {"initialState", &grads.initialState}, {"hiddenGradientNorms", &grads.hiddenGradientNorms},
+                {"frameU", &grads.frameU}, {"frameV", &grads.frameV}});
   checkNow(env, [&] { validateElman(cfg, params, batch); });
   c.enqueue([=](Backend& be) mutable { elmanLossAndGradients(be, cfg, params, batch, grads, *ws); });
 }
