@@ -205,6 +205,35 @@ struct Parts {
   int64_t end(int p) const { return bounds[size_t(p) + 1]; }
 };
 
+// Each part's columns cut into chunks of at most `size`, and the distinct chunk widths (a
+// part's last chunk may be narrower): chunk.kernel indexes `widths`, and the kernels a user
+// keeps one per width. `newWidth(m)` is called once per distinct width, in order, to make its
+// kernels; it returns false when one cannot be made, and then so does build().
+struct Chunking {
+  struct Chunk {
+    int64_t c0, c1;
+    size_t kernel;
+  };
+  std::vector<std::vector<Chunk>> chunks;  // per part
+  std::vector<int64_t> widths;
+  template <typename F>
+  bool build(const Parts& parts, int count, int64_t size, F&& newWidth) {
+    chunks.assign(size_t(count), {});
+    for (int p = 0; p < count; ++p)
+      for (int64_t c0 = parts.begin(p); c0 < parts.end(p); c0 += size) {
+        const int64_t c1 = std::min(parts.end(p), c0 + size), m = c1 - c0;
+        size_t k = 0;
+        while (k < widths.size() && widths[k] != m) ++k;
+        if (k == widths.size()) {
+          widths.push_back(m);
+          if (!newWidth(m)) return false;
+        }
+        chunks[size_t(p)].push_back({c0, c1, k});
+      }
+    return true;
+  }
+};
+
 // C_cm(M × N) (+)= A_cm(M × K) · B_cm(K × N), column-major with the given leading dimensions.
 // In a step, with m a chunk's width (below):
 //  - the recurrent product, M = m, N = B, K = n: columns [c0, c0 + m) of a B × n block +=
@@ -243,45 +272,26 @@ struct Kernel {
 // output layer's logits are summed the same way, each thread over its own columns.
 template <typename T>
 struct Plan {
-  struct Chunk {
-    int64_t c0, c1;
-    size_t kernel;
-  };
+  using Chunk = Chunking::Chunk;
   Parts parts;
-  std::vector<std::vector<Chunk>> chunks;  // per part
-  std::vector<int64_t> widths;             // one kernel of each kind per distinct width
-  std::vector<Kernel<T>> kernels, projections, logits;
+  Chunking chunking;
+  std::vector<Kernel<T>> kernels, projections, logits;  // one of each kind per distinct width
   bool ok = true;
   // width: the projection's inner dimension (d or k), 0 for none; classes: the logits' k, 0
   // for none.
-  Plan(int64_t B, int64_t n, int count, int64_t width, int64_t classes) : parts(n, count), chunks(size_t(count)) {
+  Plan(int64_t B, int64_t n, int count, int64_t width, int64_t classes) : parts(n, count) {
     // Measured on the shapes of the benchmark: 32-column chunks for up to 32 rows, 64 above.
-    const int64_t chunk = B > 32 ? 64 : 32;
-    for (int p = 0; p < count; ++p)
-      for (int64_t c0 = parts.begin(p); c0 < parts.end(p); c0 += chunk) {
-        const int64_t c1 = std::min(parts.end(p), c0 + chunk), m = c1 - c0;
-        size_t k = 0;
-        while (k < widths.size() && widths[k] != m) ++k;
-        if (k == widths.size()) {
-          widths.push_back(m);
-          kernels.emplace_back(m, B, n, m, n, n, true);
-          if (!kernels.back().fn) ok = false;
-          if (width > 0) {
-            projections.emplace_back(m, B, width, m, width, n, false);
-            if (!projections.back().fn) ok = false;
-          }
-          if (classes > 0) {
-            logits.emplace_back(classes, B, m, classes, n, classes, true);
-            if (!logits.back().fn) ok = false;
-          }
-        }
-        chunks[size_t(p)].push_back({c0, c1, k});
-      }
+    ok = chunking.build(parts, count, B > 32 ? 64 : 32, [&](int64_t m) {
+      kernels.emplace_back(m, B, n, m, n, n, true);
+      if (width > 0) projections.emplace_back(m, B, width, m, width, n, false);
+      if (classes > 0) logits.emplace_back(classes, B, m, classes, n, classes, true);
+      return kernels.back().fn && (width <= 0 || projections.back().fn) && (classes <= 0 || logits.back().fn);
+    });
   }
   // Copies part p's chunks of the row-major rows × n matrix M into `packed` (chunk [c0, c1)
   // at offset c0 · rows). Each part packs its own, so its chunks start out in its core's cache.
   void pack(int p, int64_t rows, int64_t n, const T* M, T* packed) const {
-    for (const Chunk& c : chunks[size_t(p)]) {
+    for (const Chunk& c : chunking.chunks[size_t(p)]) {
       const int64_t m = c.c1 - c.c0;
       T* dst = packed + c.c0 * rows;
       for (int64_t k = 0; k < rows; ++k) std::copy(M + k * n + c.c0, M + k * n + c.c1, dst + k * m);
@@ -290,7 +300,7 @@ struct Plan {
   // Runs f(chunk) over part p's chunks in step t's direction; chunk.kernel indexes the kernels.
   template <typename F>
   void visit(int p, int64_t t, F&& f) const {
-    const std::vector<Chunk>& cs = chunks[size_t(p)];
+    const std::vector<Chunk>& cs = chunking.chunks[size_t(p)];
     if (t % 2 == 0)
       for (const Chunk& c : cs) f(c);
     else
@@ -693,40 +703,26 @@ void lstmRowBackward(int64_t m, int64_t n, double* __restrict z, const double* _
 #undef ORTHORNN_LSTM_ROW_FORWARD
 #undef ORTHORNN_LSTM_ROW_BACKWARD
 
-// The chunks of every part, their kernels, and W_hh packed for them: forward, chunk [u0, u1)
-// holds its four gates' rows (gate q's m × n block at u0 · 4n + q · m · n, element (i, k) at
-// k · m + i); backward, its rows of W_hhᵀ (m × 4n at u0 · 4n, element (i, k) at k · m + i).
+// The chunks of every part (Chunking, over the units), their kernels, and W_hh packed for
+// them: forward, chunk [c0, c1) holds its four gates' rows (gate q's m × n block at c0 · 4n +
+// q · m · n, element (i, k) at k · m + i); backward, its rows of W_hhᵀ (m × 4n at c0 · 4n,
+// element (i, k) at k · m + i).
 template <typename T>
 class LstmRecurrence {
  public:
-  struct Chunk {
-    int64_t u0, u1;
-    size_t kernel;
-  };
+  using Chunk = Chunking::Chunk;
   // backward: the kernels of dH_t's products, and with `weightSums` those of the W_hh
   // gradient's: Y (dW_hh, 4n × n column-major) += the chunk's rows of dZ_tᵀ (m × B, lda 4n)
   // · H_t (B × n, column-major, from H_t transposed).
   LstmRecurrence(int64_t steps, int64_t B, int64_t n, bool backward, bool weightSums = false)
-      : stepper_(steps, n), parts_(n, stepper_.parts()), chunks_(size_t(stepper_.parts())), n_(n) {
+      : stepper_(steps, n), parts_(n, stepper_.parts()), n_(n) {
     if (!fitsCache(2 * n, sizeof(T), stepper_.parts())) return;  // 4n² values
-    for (int p = 0; p < stepper_.parts(); ++p)
-      for (int64_t u0 = parts_.begin(p); u0 < parts_.end(p); u0 += kLstmChunk) {
-        const int64_t u1 = std::min(parts_.end(p), u0 + kLstmChunk), m = u1 - u0;
-        size_t k = 0;
-        while (k < widths_.size() && widths_[k] != m) ++k;
-        if (k == widths_.size()) {
-          widths_.push_back(m);
-          if (backward) kernels_.emplace_back(m, B, 4 * n, m, 4 * n, n, true);
-          else kernels_.emplace_back(m, B, n, m, n, 4 * n, true);
-          if (!kernels_.back().fn) return;
-          if (weightSums) {
-            sumKernels_.emplace_back(m, n, B, 4 * n, B, 4 * n, true);
-            if (!sumKernels_.back().fn) return;
-          }
-        }
-        chunks_[size_t(p)].push_back({u0, u1, k});
-      }
-    ok_ = true;
+    ok_ = chunking_.build(parts_, stepper_.parts(), kLstmChunk, [&](int64_t m) {
+      if (backward) kernels_.emplace_back(m, B, 4 * n, m, 4 * n, n, true);
+      else kernels_.emplace_back(m, B, n, m, n, 4 * n, true);
+      if (weightSums) sumKernels_.emplace_back(m, n, B, 4 * n, B, 4 * n, true);
+      return kernels_.back().fn && (!weightSums || sumKernels_.back().fn);
+    });
   }
   bool ok() const { return ok_; }
   // Packs W_hh (row-major 4n × n) for the chunks, each part its own.
@@ -734,32 +730,31 @@ class LstmRecurrence {
     const int64_t n = n_;
     packed_.reset(new T[size_t(4 * n * n)]);
     stepper_.once([&](int p) {
-      for (const Chunk& c : chunks_[size_t(p)]) {
-        const int64_t m = c.u1 - c.u0;
-        T* dst = packed_.get() + c.u0 * 4 * n;
+      for (const Chunk& c : chunking_.chunks[size_t(p)]) {
+        const int64_t m = c.c1 - c.c0;
+        T* dst = packed_.get() + c.c0 * 4 * n;
         if (backward) {
           for (int64_t k = 0; k < 4 * n; ++k)
-            for (int64_t i = 0; i < m; ++i) dst[k * m + i] = Whh[k * n + c.u0 + i];
+            for (int64_t i = 0; i < m; ++i) dst[k * m + i] = Whh[k * n + c.c0 + i];
         } else {
           for (int64_t q = 0; q < 4; ++q)
             for (int64_t k = 0; k < n; ++k)
-              for (int64_t i = 0; i < m; ++i) dst[q * m * n + k * m + i] = Whh[(q * n + c.u0 + i) * n + k];
+              for (int64_t i = 0; i < m; ++i) dst[q * m * n + k * m + i] = Whh[(q * n + c.c0 + i) * n + k];
         }
       }
     });
   }
-  const std::vector<Chunk>& chunks(int p) const { return chunks_[size_t(p)]; }
+  const std::vector<Chunk>& chunks(int p) const { return chunking_.chunks[size_t(p)]; }
   const Kernel<T>& kernel(const Chunk& c) const { return kernels_[c.kernel]; }
   const Kernel<T>& sumKernel(const Chunk& c) const { return sumKernels_[c.kernel]; }
   int parts() const { return stepper_.parts(); }
-  const T* packed(int64_t u0) const { return packed_.get() + u0 * 4 * n_; }
+  const T* packed(int64_t c0) const { return packed_.get() + c0 * 4 * n_; }
   void step(const std::function<void(int)>& body) { stepper_.step(body); }
 
  private:
   Stepper stepper_;
   Parts parts_;
-  std::vector<std::vector<Chunk>> chunks_;
-  std::vector<int64_t> widths_;
+  Chunking chunking_;
   std::vector<Kernel<T>> kernels_, sumKernels_;
   std::unique_ptr<T[]> packed_;
   int64_t n_;
@@ -779,12 +774,12 @@ bool lstmForward(int64_t T_, int64_t B, int64_t n, const T* Whh, const T* biasIh
     T* Zt = Z + t * B * n4;
     const T* Ht = H + t * B * n;
     for (const auto& c : rec.chunks(p)) {
-      const int64_t m = c.u1 - c.u0;
-      const T* A = rec.packed(c.u0);
-      for (int64_t q = 0; q < 4; ++q) rec.kernel(c).fn(A + q * m * n, Ht, Zt + q * n + c.u0);
+      const int64_t m = c.c1 - c.c0;
+      const T* A = rec.packed(c.c0);
+      for (int64_t q = 0; q < 4; ++q) rec.kernel(c).fn(A + q * m * n, Ht, Zt + q * n + c.c0);
       for (int64_t r = 0; r < B; ++r)
-        lstmRowForward(m, n, bias.data() + c.u0, Zt + r * n4 + c.u0, C + t * B * n + r * n + c.u0,
-                       C + (t + 1) * B * n + r * n + c.u0, H + (t + 1) * B * n + r * n + c.u0);
+        lstmRowForward(m, n, bias.data() + c.c0, Zt + r * n4 + c.c0, C + t * B * n + r * n + c.c0,
+                       C + (t + 1) * B * n + r * n + c.c0, H + (t + 1) * B * n + r * n + c.c0);
     }
   };
   for (t = 0; t < T_; ++t) rec.step(step);
@@ -817,13 +812,13 @@ bool lstmBackward(int64_t T_, int64_t B, int64_t n, const T* Whh, const T* C, T*
         for (int64_t i = 0; i < n; ++i) ht[i * B + r] = src[r * n + i];
     }
     for (const auto& c : rec.chunks(p)) {
-      const int64_t m = c.u1 - c.u0;
-      if (t + 1 < T_) rec.kernel(c).fn(rec.packed(c.u0), Z + (t + 1) * B * n4, dHt + c.u0);
+      const int64_t m = c.c1 - c.c0;
+      if (t + 1 < T_) rec.kernel(c).fn(rec.packed(c.c0), Z + (t + 1) * B * n4, dHt + c.c0);
       for (int64_t r = 0; r < B; ++r)
-        lstmRowBackward(m, n, Zt + r * n4 + c.u0, C + t * B * n + r * n + c.u0, C + (t + 1) * B * n + r * n + c.u0,
-                        dHt + r * n + c.u0, dC + r * n + c.u0);
+        lstmRowBackward(m, n, Zt + r * n4 + c.c0, C + t * B * n + r * n + c.c0, C + (t + 1) * B * n + r * n + c.c0,
+                        dHt + r * n + c.c0, dC + r * n + c.c0);
       for (int64_t q = 0; q < 4; ++q) {
-        const int64_t col = q * n + c.u0;
+        const int64_t col = q * n + c.c0;
         if (weightSums) rec.sumKernel(c).fn(Zt + col, Ht[size_t(p)].data(), Y.data() + col);
         if (sums.db)
           for (int64_t r = 0; r < B; ++r) {
