@@ -4,7 +4,7 @@
  * One process trains the copy task (delay 100: 120-step sequences; Trainer.trainStep in a
  * loop) and serves predictions of the model being trained over node:http on 127.0.0.1, from
  * a Predictor with its own context that copies the weights every 100 training steps. A load
- * generator in a child process keeps 200 keep-alive connections busy, each sending one
+ * generator in a child process (undici's Pool) keeps 200 keep-alive connections busy, each sending one
  * 120-step sequence (raw float32, 120 × 10 values) and waiting for its answer (the last
  * step's probabilities, JSON) before sending the next. Each round trains alone for a
  * window, then trains and serves for a window of the same length; the figures are medians
@@ -64,7 +64,10 @@ export interface ServeRecord {
 
 /** Runs `clients` closed-loop connections for `seconds` after `warmup` seconds; reports to the parent. */
 async function loadClient(port: number, clients: number, warmup: number, seconds: number): Promise<ClientResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+  // undici's pool: one keep-alive connection per client, no pipelining; the cheapest client
+  // node has, so that the load generator takes as little of the cores it shares as it can.
+  const { Pool } = require('undici') as typeof import('undici');
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: clients, pipelining: 1, keepAliveTimeout: 60_000 });
   // Copy-task sequences: 10 symbols, blanks, the delimiter, blanks; one per client.
   const bodies = Array.from({ length: clients }, (_, c) => {
     const x = new Float32Array((DELAY + 20) * INPUTS);
@@ -76,32 +79,22 @@ async function loadClient(port: number, clients: number, warmup: number, seconds
   let errors = 0;
   let measuring = false;
   let running = true;
-  const one = (c: number) =>
-    new Promise<void>((resolve) => {
-      const start = performance.now();
-      const fail = (kind: string) => {
-        if (measuring) {
-          errors++;
-          errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
-        }
-        resolve();
-      };
-      const req = http.request(
-        { host: '127.0.0.1', port, path: '/predict', method: 'POST', agent, headers: { 'content-type': 'application/octet-stream', 'content-length': bodies[c].length } },
-        (res) => {
-          let size = 0;
-          res.on('data', (chunk: Buffer) => (size += chunk.length));
-          res.on('end', () => {
-            if (res.statusCode !== 200 || size === 0) return fail(`HTTP ${res.statusCode}`);
-            if (measuring) latencies.push(performance.now() - start);
-            resolve();
-          });
-          res.on('error', (e) => fail(e.message));
-        },
-      );
-      req.on('error', (e) => fail(e.message));
-      req.end(bodies[c]);
-    });
+  const fail = (kind: string) => {
+    if (!measuring) return;
+    errors++;
+    errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+  };
+  const one = async (c: number) => {
+    const start = performance.now();
+    try {
+      const res = await pool.request({ path: '/predict', method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: bodies[c] });
+      const size = (await res.body.arrayBuffer()).byteLength;
+      if (res.statusCode !== 200 || size === 0) return fail(`HTTP ${res.statusCode}`);
+      if (measuring) latencies.push(performance.now() - start);
+    } catch (e) {
+      fail((e as Error).message);
+    }
+  };
   const loops = Array.from({ length: clients }, async (_, c) => {
     while (running) await one(c);
   });
@@ -113,7 +106,7 @@ async function loadClient(port: number, clients: number, warmup: number, seconds
   const elapsed = (performance.now() - t0) / 1000;
   running = false;
   await Promise.all(loops);
-  agent.destroy();
+  await pool.close();
   latencies.sort((a, b) => a - b);
   const at = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] : NaN);
   return { requests: latencies.length, errors, errorKinds, seconds: elapsed, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: latencies[latencies.length - 1] ?? NaN };

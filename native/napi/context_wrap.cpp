@@ -1,7 +1,7 @@
-// The JS Context: tensor creation, op queueing and awaited results. Arguments are checked
-// here on the JS thread and copied into plain C++ values before work is queued, so worker
-// threads never touch JS values (the shape messages users see come from lib/, these
-// checks keep the native side memory-safe on their own).
+// The JS Context: tensor creation, awaited results, workspaces, variants, and a method for
+// every bound op of native/ops.json, each checking its arguments against the op's slots
+// (call.cpp) before its body (ops.cpp, models.cpp, lstm.cpp) copies them into plain C++ values
+// and queues the work, so worker threads never touch JS values.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
