@@ -4,6 +4,7 @@
 #include <set>
 
 #include "denormals.h"
+#include "thread_name.h"
 
 namespace orthornn {
 
@@ -93,6 +94,7 @@ void Context::close() {
 }
 
 void Context::run() {
+  nameThisThread("orthornn-ctx");
   flushDenormalsOnThisThread();
   for (;;) {
     Task task;

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "../core/denormals.h"
+#include "../core/thread_name.h"
 
 namespace orthornn {
 
@@ -64,6 +65,7 @@ int ParallelPool::run(int64_t count, int64_t grain, const std::function<void(int
 }
 
 void ParallelPool::work(int index) {
+  nameThisThread("orthornn-pool");
   flushDenormalsOnThisThread();
   uint64_t seen = 0;
   for (;;) {

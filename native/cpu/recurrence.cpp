@@ -1,6 +1,7 @@
 #include "recurrence.h"
 #include "parallel.h"
 #include "../core/denormals.h"
+#include "../core/thread_name.h"
 #include "vector_state.h"
 
 #ifdef ORTHORNN_WITH_LIBXSMM
@@ -141,6 +142,7 @@ class SpinTeam {
   void deactivate() { active_.store(false, std::memory_order_release); }
 
   void loop(int part) {
+    nameThisThread("orthornn-team");
     flushDenormalsOnThisThread();
     for (;;) {
       uint64_t seen;
