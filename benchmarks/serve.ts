@@ -22,6 +22,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 const DELAY = 100; // copy-task sequences of DELAY + 20 = 120 steps
 const INPUTS = 10;
@@ -138,6 +139,72 @@ function runClient(port: number, clients: number, warmup: number, seconds: numbe
 }
 
 // ---------------------------------------------------------------------------------------------
+// The training run, on its own thread (ORTHORNN_SERVE_TRAINING=worker, the default)
+
+interface TrainerSetup {
+  role: 'trainer';
+  hidden: number;
+  threads?: number;
+  /** The training thread's niceness (0–19; Linux only). */
+  nice?: number;
+  /** The training context's priority. */
+  priority: 'normal' | 'background';
+  out: string;
+  /** Int32: [0] the steps taken, [1] set to 1 to stop. */
+  shared: SharedArrayBuffer;
+  refreshEvery: number;
+}
+
+/** Weights posted by the training thread: the first message also names the model file. */
+interface WeightsMessage {
+  step: number;
+  state: Record<string, Float32Array | Float64Array>;
+  modelFile?: string;
+}
+
+/**
+ * The training thread: trains the copy task step after step on its own event loop, so its
+ * steps never wait behind the server's callbacks, and posts the weights (model.state(), the
+ * buffers transferred) every refreshEvery steps; the server loads them into its predictor.
+ */
+async function trainerThread(setup: TrainerSetup): Promise<void> {
+  const { Context } = require('../lib/index') as typeof import('../lib/index');
+  const { Trainer } = require('../lib/train/index') as typeof import('../lib/train/index');
+  const shared = new Int32Array(setup.shared);
+  // Linux: this thread's niceness, which the context's worker thread (created below) inherits.
+  if (setup.nice) os.setPriority(0, setup.nice);
+  const context = new Context({ ...(setup.threads && { threads: setup.threads }), priority: setup.priority });
+  const trainer = await Trainer.create(trainingConfig(setup.hidden, setup.out), { context });
+  const post = async (modelFile?: string) => {
+    const state = (await trainer.model.state()) as WeightsMessage['state'];
+    const message: WeightsMessage = { step: trainer.step, state, ...(modelFile && { modelFile }) };
+    parentPort!.postMessage(message, Object.values(state).map((a) => a.buffer as ArrayBuffer));
+  };
+  const modelFile = path.join(setup.out, 'model.safetensors');
+  await trainer.model.save(modelFile);
+  await post(modelFile);
+  while (Atomics.load(shared, 1) === 0) {
+    await trainer.trainStep();
+    Atomics.store(shared, 0, trainer.step);
+    if (trainer.step % setup.refreshEvery === 0) await post();
+  }
+  trainer.dispose();
+  context.dispose();
+}
+
+if (!isMainThread && (workerData as TrainerSetup | null)?.role === 'trainer') {
+  trainerThread(workerData as TrainerSetup).catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
+
+/** The run both ways of training use: the copy task without validations, logging every 100 steps. */
+function trainingConfig(hidden: number, out: string) {
+  return { task: 'copy' as const, delay: DELAY, hidden, steps: 10_000_000, validEvery: 10_000_000, logEvery: 100, gradientNormsEvery: 1_000_000, out };
+}
+
+// ---------------------------------------------------------------------------------------------
 // The server and the rounds
 
 function median(values: number[]): number {
@@ -151,14 +218,60 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
   const clients = Number(process.env.ORTHORNN_SERVE_CLIENTS ?? (options.quick ? 20 : 200));
   const [rounds, window, warmup] = options.quick ? [1, 2, 0.5] : [3, 10, 2];
   // Imported here: the load generator's process (this file, forked) needs none of it.
-  const { createPredictor, OverloadError } = require('../lib/index') as typeof import('../lib/index');
+  const { Context, createPredictor, loadModel, OverloadError } = require('../lib/index') as typeof import('../lib/index');
   const { Trainer } = require('../lib/train/index') as typeof import('../lib/train/index');
   const out = mkdtempSync(path.join(os.tmpdir(), 'orthornn-serve-bench-'));
-  const { Context } = require('../lib/index') as typeof import('../lib/index');
   const trainingThreads = process.env.ORTHORNN_SERVE_TRAINING_THREADS ? Number(process.env.ORTHORNN_SERVE_TRAINING_THREADS) : undefined;
-  const trainingContext = new Context({ ...(trainingThreads && { threads: trainingThreads }) });
-  const trainer = await Trainer.create({ task: 'copy', delay: DELAY, hidden, steps: 10_000_000, validEvery: 10_000_000, logEvery: 100, gradientNormsEvery: 1_000_000, out }, { context: trainingContext });
-  const predictor = await createPredictor(trainer, { refreshEvery: 100, maxBatch: 256, maxWaitMs: 1 });
+  const where = process.env.ORTHORNN_SERVE_TRAINING ?? 'worker';
+  if (where !== 'worker' && where !== 'main') throw new Error(`ORTHORNN_SERVE_TRAINING must be 'worker' or 'main', got '${where}'`);
+  const refreshEvery = 100;
+
+  // The training run and how to read its step count, stop it and serve its weights.
+  let steps: () => number;
+  let stopTraining: () => Promise<void>;
+  let predictor: Awaited<ReturnType<typeof createPredictor>>;
+  if (where === 'main') {
+    // On the server's thread: each step's turns on the event loop wait behind the requests'.
+    const trainingContext = new Context({ ...(trainingThreads && { threads: trainingThreads }) });
+    const trainer = await Trainer.create(trainingConfig(hidden, out), { context: trainingContext });
+    predictor = await createPredictor(trainer, { refreshEvery, maxBatch: 256, maxWaitMs: 1 });
+    let training = true;
+    const loop = (async () => {
+      while (training) await trainer.trainStep();
+    })();
+    steps = () => trainer.step;
+    stopTraining = async () => {
+      training = false;
+      await loop;
+      trainer.dispose();
+      trainingContext.dispose();
+    };
+  } else {
+    const shared = new Int32Array(new SharedArrayBuffer(8));
+    const nice = Number(process.env.ORTHORNN_SERVE_TRAINING_NICE ?? 0);
+    const priority = process.env.ORTHORNN_SERVE_TRAINING_PRIORITY === 'normal' ? 'normal' : 'background';
+    const setup: TrainerSetup = { role: 'trainer', hidden, ...(trainingThreads && { threads: trainingThreads }), nice, priority, out, shared: shared.buffer as SharedArrayBuffer, refreshEvery };
+    // This file again, through tsx's require hook (a worker does not inherit --import tsx on Node 20).
+    const worker = new Worker(`require('tsx/cjs'); require(${JSON.stringify(__filename)});`, { eval: true, workerData: setup });
+    const exited = new Promise<void>((resolve, reject) => {
+      worker.once('error', reject);
+      worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`the training thread exited with code ${code}`))));
+    });
+    const first = await new Promise<WeightsMessage>((resolve, reject) => {
+      worker.once('message', resolve);
+      exited.then(() => reject(new Error('the training thread ended before posting its weights')), reject);
+    });
+    const served = await loadModel(first.modelFile!);
+    predictor = await createPredictor(served, { maxBatch: 256, maxWaitMs: 1 });
+    served.dispose();
+    predictor.setWeights(first.state, first.step);
+    worker.on('message', (m: WeightsMessage) => predictor.setWeights(m.state, m.step));
+    steps = () => Atomics.load(shared, 0);
+    stopTraining = async () => {
+      Atomics.store(shared, 1, 1);
+      await exited;
+    };
+  }
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -183,18 +296,14 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
 
-  let training = true;
-  const loop = (async () => {
-    while (training) await trainer.trainStep();
-  })();
   /** Training steps per second over `seconds`, while `during` runs. */
   const trainingRate = async <T>(seconds: number, during?: () => Promise<T>): Promise<{ rate: number; result?: T }> => {
-    const [s0, t0] = [trainer.step, performance.now()];
+    const [s0, t0] = [steps(), performance.now()];
     const result = during ? await during() : await new Promise<undefined>((r) => setTimeout(() => r(undefined), seconds * 1000));
-    return { rate: (trainer.step - s0) / ((performance.now() - t0) / 1000), result };
+    return { rate: (steps() - s0) / ((performance.now() - t0) / 1000), result };
   };
 
-  console.log(`\nServing (copy task, T = ${DELAY + 20}, hidden ${hidden}, float32, cpu): ${clients} keep-alive clients, ${window} s windows, ${rounds} round(s)`);
+  console.log(`\nServing (copy task, T = ${DELAY + 20}, hidden ${hidden}, float32, cpu, training on ${where === 'worker' ? 'a worker thread' : "the server's thread"}): ${clients} keep-alive clients, ${window} s windows, ${rounds} round(s)`);
   console.log('round  solo steps/s  serving steps/s  share   req/s  p50 ms  p99 ms  errors  loop p99 ms  mean batch');
   const results: ServeRound[] = [];
   try {
@@ -233,12 +342,9 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
       );
     }
   } finally {
-    training = false;
-    await loop;
+    await stopTraining();
     server.close();
     await predictor.close();
-    trainer.dispose();
-    trainingContext.dispose();
     rmSync(out, { recursive: true, force: true });
   }
   const m = (key: keyof ServeRound) => median(results.map((r) => r[key]));

@@ -7,6 +7,7 @@ import {
   checkFinite,
   checkFloatDType,
   checkInteger,
+  checkOneOf,
   checkOptions,
   checkScalar,
   checkSeed,
@@ -33,6 +34,15 @@ export interface ContextOptions {
    * does better with fewer: its threads then do not wait for each other's turn on a core.
    */
   threads?: number;
+  /**
+   * 'background': the context's worker thread runs only when a core is otherwise idle, and
+   * gives its core up at once to any other thread that wakes (Linux's SCHED_IDLE; elsewhere
+   * the context runs at normal priority). For training beside a latency-sensitive service in
+   * the same process. On the CPU, with `threads: 1` all of the context's work runs on that
+   * thread; its other threads (the loop pool and recurrence teams, shared between contexts)
+   * keep their priority. Default 'normal'.
+   */
+  priority?: 'normal' | 'background';
 }
 
 export interface TensorOptions {
@@ -74,13 +84,16 @@ export function isContext(v: unknown): v is Context {
 export class Context {
   /** @internal */
   readonly native: NativeContext;
+  /** Whether the context's worker thread runs at the background priority (the `priority` option, where the system has one). */
+  readonly background: boolean;
   private nextSeed: number;
   private scratch?: NativeWorkspace;
 
   constructor(options: ContextOptions = {}) {
     const fn = 'Context';
-    const opts = checkOptions(fn, options, ['device', 'seed', 'variants', 'threads']);
+    const opts = checkOptions(fn, options, ['device', 'seed', 'variants', 'threads', 'priority']);
     const threads = opts.threads === undefined ? undefined : checkInteger(fn, 'threads', opts.threads, 1, 4096);
+    const priority = checkOneOf(fn, 'priority', opts.priority ?? 'normal', ['normal', 'background'] as const);
     const { backend, index } = parseDevice(fn, opts.device ?? 'cpu');
     const seed = checkSeed(fn, 'seed', opts.seed ?? 0);
     const forced = opts.variants === undefined ? {} : readObject(fn, 'variants', opts.variants, `an object of variant names by op (${FUSED_OPS.join(', ')})`);
@@ -104,6 +117,7 @@ export class Context {
       this.native.forceVariant(op, variant as string);
     }
     if (threads !== undefined) this.native.limitThreads(threads);
+    this.background = priority === 'background' && this.native.runInBackground();
     this.nextSeed = seed;
     contexts.add(this);
   }

@@ -95,6 +95,8 @@ export interface NativeContext extends NativeOps {
   launchCounters(): LaunchCounters;
   forceVariant(op: string, variant: string): void;
   limitThreads(threads: number): void;
+  /** The worker thread runs only when a core is otherwise idle (Linux SCHED_IDLE); false where there is no such priority. */
+  runInBackground(): boolean;
   variants(): Record<FusedOp, VariantReport>;
   fromArray(data: Float32Array | Float64Array | Int32Array, shape: number[]): T;
   empty(shape: number[], dtype: DType): T;

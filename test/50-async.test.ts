@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Context, NumericError, ops } from '../lib/index';
@@ -71,6 +72,44 @@ describe('50 asynchrony: work runs off the JS thread, in order, with errors at t
     }
     await Promise.all(ps);
     assert.deepEqual(order, Array.from({ length: 200 }, (_, i) => i));
+  });
+
+  it("priority: 'background' puts the context's worker thread on Linux's SCHED_IDLE, the others stay normal; bad values are RangeErrors", async function () {
+    if (process.platform !== 'linux') {
+      console.log('      (skipped: SCHED_IDLE is a Linux policy; elsewhere the option is accepted and ignored)');
+      this.skip();
+    }
+    /** Scheduling policy (/proc's field 41) of each of our context workers, by thread id. */
+    const policies = () => {
+      const out = new Map<string, number>();
+      for (const tid of readdirSync('/proc/self/task')) {
+        let stat: string;
+        try {
+          stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        } catch {
+          continue; // the thread ended
+        }
+        const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        if (comm === 'orthornn-ctx') out.set(tid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]));
+      }
+      return out;
+    };
+    const before = policies();
+    const background = new Context({ priority: 'background', threads: 1 });
+    const normal = new Context();
+    try {
+      assert.equal(background.background, true);
+      assert.equal(normal.background, false);
+      // Both workers have run an op (the background one after taking its priority).
+      assert.equal(await ops.sum(background.full([2], 3)).item(), 6);
+      assert.equal(await ops.sum(normal.full([2], 3)).item(), 6);
+      const added = [...policies()].filter(([tid]) => !before.has(tid)).map(([, policy]) => policy).sort();
+      assert.deepEqual(added, [0, 5], 'one new worker at SCHED_OTHER (0), one at SCHED_IDLE (5)');
+    } finally {
+      background.dispose();
+      normal.dispose();
+    }
+    assert.throws(() => new Context({ priority: 'low' as never }), (e: Error & { code?: string }) => e instanceof RangeError && e.code === 'ERR_ORTHORNN_RANGE' && /argument 'priority' must be 'normal' or 'background', got 'low'/.test(e.message));
   });
 
   it('a worker thread that exits with work still queued shuts its contexts down cleanly', async () => {

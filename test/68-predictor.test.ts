@@ -125,6 +125,29 @@ for (const device of availableBackends()) describe(`68 predictor on ${device}: c
     model.dispose();
   });
 
+  it('setWeights(state, step) serves weights given by value (a training thread\'s posted state); bad states leave the weights', async () => {
+    const model = await ElmanRNN.create({ inputSize: 3, hiddenSize: 16, outputSize: 4, context: ctx, seed: 9 });
+    const other = await ElmanRNN.create({ inputSize: 3, hiddenSize: 16, outputSize: 4, context: ctx, seed: 10 });
+    const predictor = await createPredictor(model, { maxWaitMs: 0 });
+    const x = randomArray(5 * 3, 'float32') as Float32Array;
+    const before = await predictor.predict(x, { output: 'raw' });
+    predictor.setWeights(await other.state(), 1234);
+    const got = await predictor.predict(x, { output: 'raw' });
+    assertClose(got.values as Float32Array, (await alone(other, x, 'raw', false)).values as Float32Array, { atol: 1e-6 }, "the other model's weights");
+    assert.equal(got.weightsStep, 1234);
+    assert.equal(predictor.stats.weightsStep, 1234);
+    const { W_out: _dropped, ...missing } = await model.state();
+    assert.throws(() => predictor.setWeights(missing), (e: Error & { code?: string }) => e instanceof RangeError && /W_out/.test(e.message));
+    const own = await model.state();
+    assert.throws(() => predictor.setWeights(own, -1), (e: Error & { code?: string }) => e instanceof RangeError && /'step'/.test(e.message));
+    assertClose((await predictor.predict(x, { output: 'raw' })).values as Float32Array, got.values as Float32Array, { atol: 0 }, 'unchanged after the refused states');
+    assert.notDeepEqual(Array.from(got.values), Array.from(before.values));
+    await predictor.close();
+    assert.throws(() => predictor.setWeights(own), (e: Error & { code?: string }) => e.code === 'ERR_ORTHORNN_DISPOSED');
+    model.dispose();
+    other.dispose();
+  });
+
   it('does not wait behind work queued on the training context', async () => {
     const model = await ElmanRNN.create({ inputSize: 3, hiddenSize: 16, outputSize: 4, context: ctx });
     const predictor = await createPredictor(model);

@@ -230,6 +230,21 @@ export class Predictor<D extends FloatDType = FloatDType> {
     return this.refreshing;
   }
 
+  /**
+   * Loads weights given by value (a StateDict: parameter name → Float32Array or Float64Array,
+   * e.g. the `model.state()` a training worker thread posted): the batches queued from now on
+   * use them, and `step` (when given) is the `weightsStep` they answer with. Unknown or missing
+   * names and wrong sizes are RangeErrors that leave the weights as they were.
+   */
+  setWeights(state: StateDict, step?: number): void {
+    const fn = 'predictor.setWeights';
+    if (this.closed) throw new DisposedError(`${fn}: the predictor has been closed`);
+    const at = step === undefined ? null : checkInteger(fn, 'step', step, 0);
+    this.model.loadState(state);
+    this.counts.refreshes++;
+    this.weightsStep = at;
+  }
+
   private async copyWeights(): Promise<void> {
     const step = isModel(this.source) ? null : this.source.step;
     const entries = Object.entries(this.trainingModel.parameters as Record<string, Tensor<FloatDType>>);

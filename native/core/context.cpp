@@ -4,7 +4,7 @@
 #include <set>
 
 #include "denormals.h"
-#include "thread_name.h"
+#include "threads.h"
 
 namespace orthornn {
 

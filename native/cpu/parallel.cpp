@@ -4,7 +4,7 @@
 #include <cstdlib>
 
 #include "../core/denormals.h"
-#include "../core/thread_name.h"
+#include "../core/threads.h"
 
 namespace orthornn {
 

@@ -1,7 +1,7 @@
 #include "recurrence.h"
 #include "parallel.h"
 #include "../core/denormals.h"
-#include "../core/thread_name.h"
+#include "../core/threads.h"
 #include "vector_state.h"
 
 #ifdef ORTHORNN_WITH_LIBXSMM

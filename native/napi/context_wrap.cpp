@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "../core/threads.h"
 #include "binding.h"
 
 namespace orthornn::napi {
@@ -91,6 +92,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
         method<&ContextWrap::LaunchCounters>(env, "launchCounters"),
         method<&ContextWrap::ForceVariant>(env, "forceVariant"),
         method<&ContextWrap::LimitThreads>(env, "limitThreads"),
+        method<&ContextWrap::RunInBackground>(env, "runInBackground"),
         method<&ContextWrap::Variants>(env, "variants"),
         method<&ContextWrap::FromArray>(env, "fromArray"),
         method<&ContextWrap::Empty>(env, "empty"),
@@ -204,6 +206,19 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     const int threads = int(n);
     enqueue(env, "limitThreads", [threads](orthornn::Backend& b) { b.limitThreads(threads); });
     return env.Undefined();
+  }
+
+  // runInBackground(): from the next queued op on, the context's worker thread runs only when
+  // a core is otherwise idle (threads.h); returns whether the system has such a priority.
+  Napi::Value RunInBackground(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+#if defined(__linux__) && defined(SCHED_IDLE)
+    enqueue(env, "runInBackground", [](orthornn::Backend&) { runThisThreadInBackground(); });
+    return Napi::Boolean::New(env, true);
+#else
+    core(env);
+    return Napi::Boolean::New(env, false);
+#endif
   }
 
   // variants(): per fused op, the variants this backend has (the reference first), the forced
