@@ -3,18 +3,23 @@
  *
  * One process trains the copy task (delay 100: 120-step sequences; Trainer.trainStep in a
  * loop) and serves predictions of the model being trained over node:http on 127.0.0.1, from
- * a Predictor with its own context that copies the weights every 100 training steps. A load
- * generator in a child process (undici's Pool) keeps 200 keep-alive connections busy, each sending one
- * 120-step sequence (raw float32, 120 × 10 values) and waiting for its answer (the last
- * step's probabilities, JSON) before sending the next. Each round trains alone for a
- * window, then trains and serves for a window of the same length; the figures are medians
- * over the rounds: requests/s, latency p50/p99, errors, the event loop's delay p99 (how late
- * a 1 ms timer runs in the serving process: perf_hooks.monitorEventLoopDelay less its
- * resolution), and training steps/s while serving beside training alone.
+ * a Predictor with its own context. By default the training runs on a worker thread of the
+ * process, on a context of one thread at the background priority, and posts its weights every
+ * 100 steps (predictor.setWeights); ORTHORNN_SERVE_TRAINING=main trains on the server's own
+ * thread instead (createPredictor(trainer, { refreshEvery: 100 })). A load generator in a child
+ * process (undici's Pool) keeps 200 keep-alive connections busy, each sending one 120-step
+ * sequence (raw float32, 120 × 10 values) and waiting for its answer (the last step's
+ * probabilities, JSON) before sending the next. Each round trains alone for a window, then
+ * trains and serves for a window of the same length; the figures are medians over the rounds:
+ * requests/s, latency p50/p99, errors, the event loop's delay p99 (how late a 1 ms timer runs
+ * in the serving process: perf_hooks.monitorEventLoopDelay less its resolution), and training
+ * steps/s while serving beside training alone.
  *
  * ORTHORNN_SERVE_HIDDEN sets the model's hidden units (default 64), ORTHORNN_SERVE_CLIENTS
- * the connections (default 200), ORTHORNN_SERVE_TRAINING_THREADS the training context's
- * `threads` (default: all; the predictor's context takes its default, one).
+ * the connections (default 200); the training context's `threads` and `priority`
+ * (ORTHORNN_SERVE_TRAINING_THREADS, _PRIORITY: on a worker 1 and 'background', on the main
+ * thread all cores and 'normal') and the training thread's niceness (_NICE, worker only,
+ * default 19). The predictor's context takes its default, one thread.
  */
 import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -63,6 +68,8 @@ export interface ServeRecord {
   suite: 'serve';
   hidden: number;
   clients: number;
+  /** How the training run ran: on a worker thread or the server's, its context's threads and priority, its thread's niceness. */
+  training: { thread: 'worker' | 'main'; threads: number | null; priority: 'normal' | 'background'; nice: number };
   windowSeconds: number;
   rounds: ServeRound[];
   /** Medians over the rounds. */
@@ -221,9 +228,15 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
   const { Context, createPredictor, loadModel, OverloadError } = require('../lib/index') as typeof import('../lib/index');
   const { Trainer } = require('../lib/train/index') as typeof import('../lib/train/index');
   const out = mkdtempSync(path.join(os.tmpdir(), 'orthornn-serve-bench-'));
-  const trainingThreads = process.env.ORTHORNN_SERVE_TRAINING_THREADS ? Number(process.env.ORTHORNN_SERVE_TRAINING_THREADS) : undefined;
   const where = process.env.ORTHORNN_SERVE_TRAINING ?? 'worker';
   if (where !== 'worker' && where !== 'main') throw new Error(`ORTHORNN_SERVE_TRAINING must be 'worker' or 'main', got '${where}'`);
+  // On a worker thread, by default the setup a service should use: one thread, the background
+  // priority, the training thread's own event loop reniced to 19. On the server's thread, the
+  // defaults of a plain Context.
+  const env = process.env;
+  const trainingThreads = env.ORTHORNN_SERVE_TRAINING_THREADS ? Number(env.ORTHORNN_SERVE_TRAINING_THREADS) : where === 'worker' ? 1 : undefined;
+  const priority: 'normal' | 'background' = (env.ORTHORNN_SERVE_TRAINING_PRIORITY ?? (where === 'worker' ? 'background' : 'normal')) === 'background' ? 'background' : 'normal';
+  const nice = Number(env.ORTHORNN_SERVE_TRAINING_NICE ?? (where === 'worker' ? 19 : 0));
   const refreshEvery = 100;
 
   // The training run and how to read its step count, stop it and serve its weights.
@@ -232,7 +245,7 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
   let predictor: Awaited<ReturnType<typeof createPredictor>>;
   if (where === 'main') {
     // On the server's thread: each step's turns on the event loop wait behind the requests'.
-    const trainingContext = new Context({ ...(trainingThreads && { threads: trainingThreads }) });
+    const trainingContext = new Context({ ...(trainingThreads && { threads: trainingThreads }), priority });
     const trainer = await Trainer.create(trainingConfig(hidden, out), { context: trainingContext });
     predictor = await createPredictor(trainer, { refreshEvery, maxBatch: 256, maxWaitMs: 1 });
     let training = true;
@@ -248,8 +261,6 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
     };
   } else {
     const shared = new Int32Array(new SharedArrayBuffer(8));
-    const nice = Number(process.env.ORTHORNN_SERVE_TRAINING_NICE ?? 0);
-    const priority = process.env.ORTHORNN_SERVE_TRAINING_PRIORITY === 'normal' ? 'normal' : 'background';
     const setup: TrainerSetup = { role: 'trainer', hidden, ...(trainingThreads && { threads: trainingThreads }), nice, priority, out, shared: shared.buffer as SharedArrayBuffer, refreshEvery };
     // This file again, through tsx's require hook (a worker does not inherit --import tsx on Node 20).
     const worker = new Worker(`require('tsx/cjs'); require(${JSON.stringify(__filename)});`, { eval: true, workerData: setup });
@@ -352,6 +363,7 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
     suite: 'serve',
     hidden,
     clients,
+    training: { thread: where, threads: trainingThreads ?? null, priority, nice: where === 'worker' ? nice : 0 },
     windowSeconds: window,
     rounds: results,
     median: {
