@@ -1,6 +1,9 @@
 /**
  * An example service on plain node:http: it trains a model in the background and serves
- * predictions from a Predictor that follows the training run.
+ * predictions from a Predictor that follows the training run. The training runs on a worker
+ * thread (training.ts) at the background priority and posts its weights every
+ * --refresh-every steps; the server loads them with predictor.setWeights, so requests never
+ * wait behind training, on the event loop or on a core (docs/benchmarks.md, "Serving").
  *
  *   npx tsx examples/service/server.ts --port 8080 --out runs/service [--delay 100 --hidden 128 --steps 10000]
  *
@@ -19,8 +22,10 @@
 import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createPredictor, OverloadError, type Predictor, type PredictOutput } from '../../lib/index';
-import { Trainer, type EvalRecord, type TrainResult } from '../../lib/train/index';
+import { Worker } from 'node:worker_threads';
+import { createPredictor, loadModel, OverloadError, type Predictor, type PredictOutput } from '../../lib/index';
+import type { EvalRecord, TrainResult } from '../../lib/train/index';
+import type { TrainingSetup } from './training';
 
 const MAX_BODY = 1 << 20;
 
@@ -86,57 +91,89 @@ function parsePredict(req: http.IncomingMessage, body: Buffer, url: URL): { x: F
   return { x: json.x as number[][], output: json.output as PredictOutput | undefined, last: json.last as boolean | undefined };
 }
 
+/** What the training thread posts (training.ts). */
+type FromTraining =
+  | { type: 'ready'; runDir: string; totalSteps: number; modelFile: string }
+  | { type: 'weights'; step: number; state: Record<string, Float32Array | Float64Array> }
+  | { type: 'step'; step: number; loss: number; valid: EvalRecord | null }
+  | { type: 'done'; result: TrainResult }
+  | { type: 'failed'; error: string };
+
+/** The training thread: training.ts, through tsx's require hook when this runs under tsx. */
+function startTraining(setup: TrainingSetup): Worker {
+  const file = path.join(__dirname, 'training.ts');
+  return new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, { eval: true, workerData: setup });
+}
+
 async function main(): Promise<void> {
-  const trainer = await Trainer.create({
-    task: 'copy',
-    delay: Number(args.delay),
-    hidden: Number(args.hidden),
-    steps: Number(args.steps),
-    out: args.out,
+  const worker = startTraining({
+    config: { task: 'copy', delay: Number(args.delay), hidden: Number(args.hidden), steps: Number(args.steps), out: args.out },
+    refreshEvery: Number(args['refresh-every']),
   });
-  const predictor: Predictor = await createPredictor(trainer, { refreshEvery: Number(args['refresh-every']) });
-  const stop = new AbortController();
+  let step = 0;
   let loss = NaN;
   let valid: EvalRecord | undefined;
   let result: TrainResult | undefined;
   let failure: Error | undefined;
-  const training = trainer
-    .run({
-      signal: stop.signal,
-      onStep: (p) => {
-        loss = p.loss;
-        valid = p.valid;
-      },
-    })
-    .then(
-      (r) => {
-        result = r;
-        // Serve the final weights.
-        return predictor.refresh().catch(() => undefined);
-      },
-      (err: Error) => {
-        failure = err;
-        console.error(`training failed: ${err.message}`);
-      },
-    );
+  let predictor: Predictor | undefined;
+  // Weights that arrive before the predictor exists (the first ones) wait here.
+  let pending: Extract<FromTraining, { type: 'weights' }> | undefined;
+  let endTraining!: () => void;
+  const training = new Promise<void>((resolve) => (endTraining = resolve));
+  const ready = new Promise<Extract<FromTraining, { type: 'ready' }>>((resolve, reject) => {
+    worker.on('message', (m: FromTraining) => {
+      if (m.type === 'ready') resolve(m);
+      else if (m.type === 'weights') {
+        if (predictor) predictor.setWeights(m.state, m.step);
+        else pending = m;
+      } else if (m.type === 'step') {
+        ({ step, loss } = m);
+        valid = m.valid ?? valid;
+      } else if (m.type === 'done') {
+        result = m.result;
+        step = m.result.steps;
+        endTraining();
+      } else if (m.type === 'failed') {
+        failure = new Error(m.error);
+        console.error(`training failed: ${m.error}`);
+        reject(failure);
+        endTraining();
+      }
+    });
+    worker.on('error', (err) => {
+      failure = err;
+      reject(err);
+      endTraining();
+    });
+    worker.on('exit', () => endTraining());
+  });
+  const { runDir, totalSteps, modelFile } = await ready;
+  const served = await loadModel(modelFile);
+  try {
+    predictor = await createPredictor(served);
+  } finally {
+    served.dispose();
+  }
+  if (pending) predictor.setWeights(pending.state, pending.step);
+  const serving = predictor;
 
   /** Stops training after the step in progress; resolves once last.safetensors is written. */
   async function stopTraining(): Promise<void> {
-    stop.abort();
+    worker.postMessage({ type: 'stop' });
     await training;
   }
 
   function status() {
     return {
       training: result === undefined && failure === undefined,
-      step: trainer.step,
-      totalSteps: trainer.plannedSteps,
+      step,
+      totalSteps,
       loss,
       valid: valid ?? null,
       result: result ?? null,
       error: failure?.message ?? null,
-      runDir: trainer.runDir,
-      predictor: { ...predictor.stats, refreshError: predictor.stats.refreshError?.message ?? null },
+      runDir,
+      predictor: { ...serving.stats, refreshError: serving.stats.refreshError?.message ?? null },
     };
   }
 
@@ -145,13 +182,13 @@ async function main(): Promise<void> {
     const route = `${req.method} ${url.pathname}`;
     if (route === 'POST /predict') {
       const request = parsePredict(req, await readBody(req), url);
-      const p = await predictor.predict(request.x, { ...(request.output !== undefined && { output: request.output }), ...(request.last !== undefined && { last: request.last }) });
+      const p = await serving.predict(request.x, { ...(request.output !== undefined && { output: request.output }), ...(request.last !== undefined && { last: request.last }) });
       send(res, 200, { shape: p.shape, values: Array.from(p.values), step: p.weightsStep });
     } else if (route === 'GET /status') {
       send(res, 200, status());
     } else if (route === 'POST /stop') {
       await stopTraining();
-      send(res, 200, { stopped: true, step: trainer.step, interrupted: result?.interrupted ?? null, checkpoint: path.join(trainer.runDir, 'last.safetensors') });
+      send(res, 200, { stopped: true, step, interrupted: result?.interrupted ?? null, checkpoint: path.join(runDir, 'last.safetensors') });
     } else {
       throw new HttpError(404, `no route ${route}`);
     }
@@ -180,9 +217,9 @@ async function main(): Promise<void> {
     server.closeIdleConnections();
     await stopTraining();
     await closed;
-    await predictor.close();
-    trainer.dispose();
-    console.log(`stopped at step ${trainer.step}; checkpoint in ${trainer.runDir}`);
+    await serving.close();
+    await worker.terminate();
+    console.log(`stopped at step ${step}; checkpoint in ${runDir}`);
   }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
