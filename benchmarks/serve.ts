@@ -39,7 +39,7 @@ const INPUTS = 10;
  * value less the resolution.
  */
 const LOOP_RESOLUTION_MS = 1;
-export const loopLag = (intervalNs: number): number => Math.max(0, intervalNs / 1e6 - LOOP_RESOLUTION_MS);
+const loopLag = (intervalNs: number): number => Math.max(0, intervalNs / 1e6 - LOOP_RESOLUTION_MS);
 
 interface ClientResult {
   requests: number;

@@ -118,7 +118,7 @@ describe('41 the op table (native/ops.json)', () => {
         const call = (args: unknown[]) => (ctx as unknown as Record<string, (...a: unknown[]) => void>)[op.name](...args);
         const earlier = new Map<string, unknown>();
         const args: unknown[] = [];
-        op.args!.forEach((s, i) => {
+        op.args!.forEach((s) => {
           const prefix = [...args];
           // A string where the slot wants something else: a coded TypeError naming the op and the slot.
           assert.throws(() => call([...prefix, 'junk']), (e: Error & { code?: string }) => {
@@ -150,7 +150,6 @@ describe('41 the op table (native/ops.json)', () => {
           const v = valid(s, earlier);
           earlier.set(s.name, v);
           args.push(v);
-          void i;
         });
       });
     }

@@ -239,10 +239,14 @@ export class Predictor<D extends FloatDType = FloatDType> {
   setWeights(state: StateDict, step?: number): void {
     const fn = 'predictor.setWeights';
     if (this.closed) throw new DisposedError(`${fn}: the predictor has been closed`);
-    const at = step === undefined ? null : checkInteger(fn, 'step', step, 0);
+    this.load(state, step === undefined ? null : checkInteger(fn, 'step', step, 0));
+  }
+
+  /** Loads `state` into the served copy: the batches queued from now on use it. */
+  private load(state: StateDict, step: number | null): void {
     this.model.loadState(state);
     this.counts.refreshes++;
-    this.weightsStep = at;
+    this.weightsStep = step;
   }
 
   private async copyWeights(): Promise<void> {
@@ -252,9 +256,7 @@ export class Predictor<D extends FloatDType = FloatDType> {
     if (this.closed) return;
     const state: StateDict = {};
     entries.forEach(([name], i) => (state[name] = values[i] as Float32Array | Float64Array));
-    this.model.loadState(state);
-    this.counts.refreshes++;
-    this.weightsStep = step;
+    this.load(state, step);
   }
 
   /** Counters for monitoring (and for tests: batches and forward calls show the coalescing). */

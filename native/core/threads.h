@@ -25,20 +25,24 @@ inline void nameThisThread(const char* name) {
 #endif
 }
 
+/** Whether this system has the background priority (Linux's SCHED_IDLE policy). */
+#if defined(__linux__) && defined(SCHED_IDLE)
+constexpr bool kBackgroundPriority = true;
+#else
+constexpr bool kBackgroundPriority = false;
+#endif
+
 /**
- * The calling thread runs only when a core is otherwise idle (Linux's SCHED_IDLE policy, which
- * needs no privilege), and any thread of normal priority that wakes up takes the core at once.
- * Returns false where the system has no such policy.
+ * The calling thread runs only when a core is otherwise idle (SCHED_IDLE, which needs no
+ * privilege), and any thread of normal priority that wakes up takes the core at once. Does
+ * nothing where there is no such policy (kBackgroundPriority).
  */
-inline bool runThisThreadInBackground() {
+inline void runThisThreadInBackground() {
 #if defined(__linux__) && defined(SCHED_IDLE)
   sched_param param{};
   param.sched_priority = 0;
   if (sched_setscheduler(0, SCHED_IDLE, &param) != 0)
     throw Error(ErrorCode::Unsupported, std::string("cannot give the context's thread the background priority: ") + std::strerror(errno));
-  return true;
-#else
-  return false;
 #endif
 }
 

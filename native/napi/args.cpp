@@ -95,4 +95,17 @@ void tensorFields(Napi::Env env, const ContextState& ctx, const Napi::Object& o,
   for (const auto& [key, place] : fields) *place = tensorField(env, ctx, o, key, what);
 }
 
+bool activationNamed(const std::string& name, Activation& out) {
+  if (name == "tanh") out = Activation::Tanh;
+  else if (name == "relu") out = Activation::Relu;
+  else if (name == "identity") out = Activation::Identity;
+  else return false;
+  return true;
+}
+
+std::optional<Tensor> present(const Tensor& t) {
+  if (!t.storage) return std::nullopt;
+  return t;
+}
+
 }  // namespace orthornn::napi

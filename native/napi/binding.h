@@ -160,6 +160,10 @@ std::string stringField(Napi::Env env, const Napi::Object& o, const char* key);
 bool booleanField(Napi::Env env, const Napi::Object& o, const char* key);
 // config.loss: 'crossEntropy' or 'mse'.
 Loss lossField(Napi::Env env, const Napi::Object& o);
+// The activation called `name` ('tanh', 'relu', 'identity') into `out`; false for another name.
+bool activationNamed(const std::string& name, Activation& out);
+// The tensor read from an optional field: none when it was absent.
+std::optional<Tensor> present(const Tensor& t);
 // The tensor at o[key] (empty when absent); errors name it `what.key`.
 Tensor tensorField(Napi::Env env, const ContextState& ctx, const Napi::Object& o, const char* key,
                    const char* what = nullptr);
@@ -217,6 +221,8 @@ class Call {
     WorkspaceRef workspace;
   };
   int index(const char* name, ArgKind kind) const;
+  // "op: argument 'name' must have <count>, got N elements (shape …)".
+  [[noreturn]] void failCount(const char* name, const std::string& count, const Tensor& t) const;
   void read(const Napi::CallbackInfo& info, int i);
 
   Napi::Env env_;

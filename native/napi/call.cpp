@@ -8,8 +8,6 @@
 namespace orthornn::napi {
 namespace {
 
-std::string floatNames() { return "float32 or float64"; }
-
 std::string elements(const Tensor& t) {
   return std::to_string(t.numel()) + " elements (shape " + shapeString(t.shape) + ")";
 }
@@ -27,6 +25,10 @@ void Call::fail(ErrorCode code, const char* name, const std::string& expected, c
   throwError(env_, code, std::string(spec_.name) + ": argument '" + name + "' must be " + expected + ", got " + got);
 }
 
+void Call::failCount(const char* name, const std::string& count, const Tensor& t) const {
+  throwError(env_, ErrorCode::Range, std::string(spec_.name) + ": argument '" + name + "' must have " + count + ", got " + elements(t));
+}
+
 void Call::read(const Napi::CallbackInfo& info, int i) {
   const ArgSpec& a = spec_.args[i];
   const Napi::Value v = info[size_t(i)];
@@ -40,7 +42,7 @@ void Call::read(const Napi::CallbackInfo& info, int i) {
       const Tensor& t = TensorWrap::From(env_, v, a.name)->tensor(env_, ctx_.get(), a.name);
       switch (a.dtype) {
         case DTypeRule::Float:
-          if (!isFloat(t.dtype)) fail(ErrorCode::Type, a.name, floatNames(), dtypeName(t.dtype));
+          if (!isFloat(t.dtype)) fail(ErrorCode::Type, a.name, "float32 or float64", dtypeName(t.dtype));
           break;
         case DTypeRule::Int32:
           if (t.dtype != DType::I32) fail(ErrorCode::Type, a.name, "int32", dtypeName(t.dtype));
@@ -58,9 +60,8 @@ void Call::read(const Napi::CallbackInfo& info, int i) {
       if (a.like >= 0) {
         const Tensor& ref = *slots_[size_t(a.like)].tensor;
         if (t.numel() != ref.numel())
-          throwError(env_, ErrorCode::Range, std::string(spec_.name) + ": argument '" + a.name + "' must have " +
-                                                 std::to_string(ref.numel()) + " elements like '" + spec_.args[a.like].name +
-                                                 "' (shape " + shapeString(ref.shape) + "), got " + elements(t));
+          failCount(a.name, std::to_string(ref.numel()) + " elements like '" + spec_.args[a.like].name + "' (shape " +
+                                shapeString(ref.shape) + ")", t);
       }
       if (a.square && (t.shape.size() != 2 || t.shape[0] != t.shape[1]))
         fail(ErrorCode::Range, a.name, "a square matrix", "shape " + shapeString(t.shape));
@@ -88,10 +89,7 @@ void Call::read(const Napi::CallbackInfo& info, int i) {
     case ArgKind::Activation: {
       if (!v.IsString()) fail(ErrorCode::Type, a.name, "'tanh', 'relu' or 'identity'", describe(v));
       const std::string name = v.As<Napi::String>();
-      if (name == "tanh") s.activation = Activation::Tanh;
-      else if (name == "relu") s.activation = Activation::Relu;
-      else if (name == "identity") s.activation = Activation::Identity;
-      else fail(ErrorCode::Range, a.name, "'tanh', 'relu' or 'identity'", "'" + name + "'");
+      if (!activationNamed(name, s.activation)) fail(ErrorCode::Range, a.name, "'tanh', 'relu' or 'identity'", "'" + name + "'");
       return;
     }
     case ArgKind::Workspace:
@@ -133,9 +131,7 @@ const WorkspaceRef& Call::workspace(const char* name) const { return slots_[size
 
 void Call::requireNumel(const char* name, int64_t n) const {
   const Tensor& t = *slots_[size_t(index(name, ArgKind::Tensor))].tensor;
-  if (t.numel() != n)
-    throwError(env_, ErrorCode::Range, std::string(spec_.name) + ": argument '" + name + "' must have " + std::to_string(n) +
-                                           " elements, got " + elements(t));
+  if (t.numel() != n) failCount(name, std::to_string(n) + " elements", t);
 }
 
 void Call::enqueue(Context::Work work) const { enqueueOn(env_, *ctx_, spec_.name, std::move(work)); }

@@ -212,13 +212,9 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   // a core is otherwise idle (threads.h); returns whether the system has such a priority.
   Napi::Value RunInBackground(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-#if defined(__linux__) && defined(SCHED_IDLE)
-    enqueue(env, "runInBackground", [](orthornn::Backend&) { runThisThreadInBackground(); });
-    return Napi::Boolean::New(env, true);
-#else
     core(env);
-    return Napi::Boolean::New(env, false);
-#endif
+    if (kBackgroundPriority) enqueue(env, "runInBackground", [](orthornn::Backend&) { runThisThreadInBackground(); });
+    return Napi::Boolean::New(env, kBackgroundPriority);
   }
 
   // variants(): per fused op, the variants this backend has (the reference first), the forced

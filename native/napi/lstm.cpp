@@ -25,11 +25,6 @@ LstmParameters parseLstmParameters(Napi::Env env, const ContextState& ctx, const
   return p;
 }
 
-std::optional<Tensor> present(Tensor t) {
-  if (!t.storage) return std::nullopt;
-  return t;
-}
-
 }  // namespace
 
 namespace bodies {

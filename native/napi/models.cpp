@@ -17,10 +17,8 @@ ElmanConfig parseElmanConfig(Napi::Env env, const Napi::Object& o) {
   c.hiddenSize = sizeField(env, o, "hiddenSize");
   c.outputSize = sizeField(env, o, "outputSize");
   const std::string act = stringField(env, o, "activation");
-  if (act == "tanh") c.activation = Activation::Tanh;
-  else if (act == "relu") c.activation = Activation::Relu;
-  else if (act == "identity") c.activation = Activation::Identity;
-  else throwError(env, ErrorCode::Range, "config.activation must be 'tanh', 'relu' or 'identity', got '" + act + "'");
+  if (!activationNamed(act, c.activation))
+    throwError(env, ErrorCode::Range, "config.activation must be 'tanh', 'relu' or 'identity', got '" + act + "'");
   const std::string rec = stringField(env, o, "recurrent");
   if (rec == "svd") c.recurrent = Recurrent::Svd;
   else if (rec == "plain") c.recurrent = Recurrent::Plain;
@@ -61,7 +59,7 @@ void elmanLossAndGradients(Call& c) {
   Tensor init;
   tensorFields(env, ctx, c.object("batch"), nullptr,
                {{"x", &batch.x}, {"targets", &batch.targets}, {"weights", &batch.weights}, {"initialState", &init}});
-  if (init.storage) batch.initialState = init;
+  batch.initialState = present(init);
   ElmanGradients grads;
   tensorFields(env, ctx, c.object("grads"), nullptr,
                {{"loss", &grads.loss}, {"W_in", &grads.W_in}, {"b", &grads.b}, {"U", &grads.U}, {"V", &grads.V},
