@@ -6,10 +6,12 @@
  * a Predictor with its own context. By default the training runs on a worker thread of the
  * process, on a context of one thread at the background priority, and posts its weights every
  * 100 steps (predictor.setWeights); ORTHORNN_SERVE_TRAINING=main trains on the server's own
- * thread instead (createPredictor(trainer, { refreshEvery: 100 })). A load generator in a child
- * process (undici's Pool) keeps 200 keep-alive connections busy, each sending one 120-step
- * sequence (raw float32, 120 × 10 values) and waiting for its answer (the last step's
- * probabilities, JSON) before sending the next. Each round trains alone for a window, then
+ * thread instead (createPredictor(trainer, { refreshEvery: 100 })). A load generator in another
+ * process keeps 200 keep-alive connections busy, each sending one 120-step sequence (raw
+ * float32, 120 × 10 values) and waiting for its answer (the last step's probabilities, JSON)
+ * before sending the next: wrk when it is on PATH (one thread; it takes about a third of the
+ * CPU the other needs, and the cores are shared with the server), else one in this file on
+ * undici's Pool (ORTHORNN_SERVE_LOAD=wrk|undici chooses). Each round trains alone for a window, then
  * trains and serves for a window of the same length; the figures are medians over the rounds:
  * requests/s, latency p50/p99, errors, the event loop's delay p99 (how late a 1 ms timer runs
  * in the serving process: perf_hooks.monitorEventLoopDelay less its resolution), and training
@@ -21,7 +23,7 @@
  * thread all cores and 'normal') and the training thread's niceness (_NICE, worker only,
  * default 19). The predictor's context takes its default, one thread.
  */
-import { fork } from 'node:child_process';
+import { fork, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -68,6 +70,8 @@ export interface ServeRecord {
   suite: 'serve';
   hidden: number;
   clients: number;
+  /** The load generator: wrk (when on PATH) or the one in this file on undici. */
+  load: LoadGenerator;
   /** How the training run ran: on a worker thread or the server's, its context's threads and priority, its thread's niceness. */
   training: { thread: 'worker' | 'main'; threads: number | null; priority: 'normal' | 'background'; nice: number };
   windowSeconds: number;
@@ -80,7 +84,7 @@ export interface ServeRecord {
 // The load generator (a child process)
 
 /** Runs `clients` closed-loop connections for `seconds` after `warmup` seconds; reports to the parent. */
-async function loadClient(port: number, clients: number, warmup: number, seconds: number): Promise<ClientResult> {
+async function loadClient(port: number, clients: number, warmup: number, seconds: number, onMeasuring: () => void): Promise<ClientResult> {
   // undici's pool: one keep-alive connection per client, no pipelining; the cheapest client
   // node has, so that the load generator takes as little of the cores it shares as it can.
   const { Pool } = require('undici') as typeof import('undici');
@@ -117,6 +121,7 @@ async function loadClient(port: number, clients: number, warmup: number, seconds
   });
   await new Promise((r) => setTimeout(r, warmup * 1000));
   measuring = true;
+  onMeasuring();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   measuring = false;
@@ -131,18 +136,94 @@ async function loadClient(port: number, clients: number, warmup: number, seconds
 
 if (process.env.ORTHORNN_SERVE_CLIENT && process.send) {
   const [port, clients, warmup, seconds] = process.env.ORTHORNN_SERVE_CLIENT.split(',').map(Number);
-  loadClient(port, clients, warmup, seconds).then((r) => {
+  loadClient(port, clients, warmup, seconds, () => process.send!('measuring')).then((r) => {
     process.send!(r, () => process.exit(0));
   });
 }
 
-/** The load generator in a child process (its own cores' worth of scheduling, its own event loop). */
-function runClient(port: number, clients: number, warmup: number, seconds: number): Promise<ClientResult> {
+export type LoadGenerator = 'wrk' | 'undici';
+
+/** Whether wrk (https://github.com/wg/wrk; Debian's `wrk`) is on PATH. */
+function haveWrk(): boolean {
+  return spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined;
+}
+
+/**
+ * wrk's script: every request POSTs the body file (raw float32), and at the end one JSON line
+ * with the counts and the latency percentiles (microseconds).
+ */
+const WRK_SCRIPT = `
+local f = assert(io.open(os.getenv("ORTHORNN_SERVE_BODY"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*all")
+f:close()
+wrk.headers["Content-Type"] = "application/octet-stream"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('\\nORTHORNN {"requests":%d,"us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"p50":%d,"p99":%d,"max":%d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+`;
+
+/** One wrk run (one thread, `clients` keep-alive connections, closed loop) of `seconds`. */
+function wrkRun(port: number, clients: number, seconds: number, dir: string): Promise<ClientResult> {
   return new Promise((resolve, reject) => {
+    const child = spawn('wrk', ['-t1', `-c${clients}`, `-d${seconds}s`, '--timeout', '5s', '-s', path.join(dir, 'serve.lua'), `http://127.0.0.1:${port}/predict`], {
+      env: { ...process.env, ORTHORNN_SERVE_BODY: path.join(dir, 'body.f32') },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let text = '';
+    child.stdout.on('data', (c: Buffer) => (text += c.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const line = text.split('\n').find((l) => l.startsWith('ORTHORNN '));
+      if (code !== 0 || !line) return reject(new Error(`wrk exited with code ${code}:\n${text}`));
+      const r = JSON.parse(line.slice('ORTHORNN '.length)) as Record<string, number>;
+      const errorKinds: Record<string, number> = {};
+      for (const kind of ['connect', 'read', 'write', 'status', 'timeout']) if (r[kind]) errorKinds[kind === 'status' ? 'HTTP status not 2xx/3xx' : `socket ${kind}`] = r[kind];
+      const errors = Object.values(errorKinds).reduce((a, b) => a + b, 0);
+      resolve({ requests: r.requests - r.status, errors, errorKinds, seconds: r.us / 1e6, p50Ms: r.p50 / 1000, p99Ms: r.p99 / 1000, maxMs: r.max / 1000 });
+    });
+  });
+}
+
+/** The load generator as wrk: a warm-up run, then the measured run. */
+async function wrkClient(port: number, clients: number, warmup: number, seconds: number, onMeasuring: () => void): Promise<ClientResult> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'orthornn-serve-wrk-'));
+  try {
+    writeFileSync(path.join(dir, 'serve.lua'), WRK_SCRIPT);
+    // One copy-task sequence (the load generator built into this file varies it per client; the
+    // work per request does not depend on the values).
+    const x = new Float32Array((DELAY + 20) * INPUTS);
+    for (let t = 0; t < DELAY + 20; t++) x[t * INPUTS + (t < 10 ? 1 + (t % 8) : t === 10 + DELAY - 1 ? 9 : 0)] = 1;
+    writeFileSync(path.join(dir, 'body.f32'), Buffer.from(x.buffer));
+    await wrkRun(port, clients, Math.max(1, Math.round(warmup)), dir);
+    const measured = wrkRun(port, clients, seconds, dir);
+    onMeasuring();
+    return await measured;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A load generator's run: `measuring` once its warm-up is over, `done` with its figures. */
+interface LoadRun {
+  measuring: Promise<void>;
+  done: Promise<ClientResult>;
+}
+
+/** The load generator in a child process (its own cores' worth of scheduling, its own event loop). */
+function runClient(port: number, clients: number, warmup: number, seconds: number, generator: LoadGenerator): LoadRun {
+  let onMeasuring!: () => void;
+  const measuring = new Promise<void>((r) => (onMeasuring = r));
+  if (generator === 'wrk') return { measuring, done: wrkClient(port, clients, warmup, seconds, onMeasuring) };
+  const done = new Promise<ClientResult>((resolve, reject) => {
     const child = fork(__filename, [], { env: { ...process.env, ORTHORNN_SERVE_CLIENT: `${port},${clients},${warmup},${seconds}` }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    child.once('message', (m) => resolve(m as ClientResult));
+    child.on('message', (m) => (m === 'measuring' ? onMeasuring() : resolve(m as ClientResult)));
     child.once('exit', (code) => reject(new Error(`the load generator exited with code ${code} before reporting`)));
   });
+  return { measuring, done };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,6 +319,9 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
   const priority: 'normal' | 'background' = (env.ORTHORNN_SERVE_TRAINING_PRIORITY ?? (where === 'worker' ? 'background' : 'normal')) === 'background' ? 'background' : 'normal';
   const nice = Number(env.ORTHORNN_SERVE_TRAINING_NICE ?? (where === 'worker' ? 19 : 0));
   const refreshEvery = 100;
+  const generator = (env.ORTHORNN_SERVE_LOAD ?? (haveWrk() ? 'wrk' : 'undici')) as LoadGenerator;
+  if (generator !== 'wrk' && generator !== 'undici') throw new Error(`ORTHORNN_SERVE_LOAD must be 'wrk' or 'undici', got '${generator}'`);
+  if (generator === 'wrk' && !haveWrk()) throw new Error('ORTHORNN_SERVE_LOAD=wrk: wrk is not on PATH (Debian: apt-get install wrk)');
 
   // The training run and how to read its step count, stop it and serve its weights.
   let steps: () => number;
@@ -314,22 +398,22 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
     return { rate: (steps() - s0) / ((performance.now() - t0) / 1000), result };
   };
 
-  console.log(`\nServing (copy task, T = ${DELAY + 20}, hidden ${hidden}, float32, cpu, training on ${where === 'worker' ? 'a worker thread' : "the server's thread"}): ${clients} keep-alive clients, ${window} s windows, ${rounds} round(s)`);
+  console.log(`\nServing (copy task, T = ${DELAY + 20}, hidden ${hidden}, float32, cpu, training on ${where === 'worker' ? 'a worker thread' : "the server's thread"}): ${clients} keep-alive clients (${generator}), ${window} s windows, ${rounds} round(s)`);
   console.log('round  solo steps/s  serving steps/s  share   req/s  p50 ms  p99 ms  errors  loop p99 ms  mean batch');
   const results: ServeRound[] = [];
   try {
     await trainingRate(options.quick ? 0.5 : 2); // warm-up
     for (let round = 1; round <= rounds; round++) {
       const solo = await trainingRate(window);
-      const batches0 = predictor.stats;
       const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
       let client!: ClientResult;
       let serving!: number;
-      const clientDone = runClient(port, clients, warmup, window);
+      const load = runClient(port, clients, warmup, window, generator);
       // The measured window starts after the client's warm-up.
-      await new Promise((r) => setTimeout(r, warmup * 1000));
+      await Promise.race([load.measuring, load.done]);
+      const batches0 = predictor.stats;
       loopDelay.enable();
-      const measured = await trainingRate(window, () => clientDone);
+      const measured = await trainingRate(window, () => load.done);
       loopDelay.disable();
       client = measured.result!;
       serving = measured.rate;
@@ -363,6 +447,7 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
     suite: 'serve',
     hidden,
     clients,
+    load: generator,
     training: { thread: where, threads: trainingThreads ?? null, priority, nice: where === 'worker' ? nice : 0 },
     windowSeconds: window,
     rounds: results,
@@ -386,5 +471,10 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
   mkdirSync(path.dirname(path.resolve(options.json)), { recursive: true });
   writeFileSync(options.json, JSON.stringify({ date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model ?? null, cores: os.availableParallelism(), records: [record] }, null, 2) + '\n');
   console.log(`wrote ${options.json}`);
+  const failed = results.filter((r) => r.errors > 0 || r.requestsPerSecond === 0);
+  if (failed.length) {
+    console.error(`error: round(s) ${failed.map((r) => r.round).join(', ')} had failed requests or answered none`);
+    return 1;
+  }
   return 0;
 }

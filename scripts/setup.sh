@@ -2,7 +2,7 @@
 # Installs what building orthornn needs on Debian/Ubuntu, then installs and builds the package.
 #   npm run setup                 OpenBLAS, LAPACKE, CMake, a C++ toolchain, and Redis for the tests
 #   npm run setup -- --cuda       also the CUDA toolkit with cuBLAS/cuSOLVER (Debian: non-free)
-#   npm run setup -- --bench      also PyTorch for the CPU (python3-torch), the benchmark's peer
+#   npm run setup -- --bench      also PyTorch for the CPU (python3-torch), the benchmark's peer, and wrk
 #   npm run setup -- --system-only   system packages only, no npm install/build
 # As root (or with passwordless sudo) it installs them; otherwise it prints the commands.
 set -euo pipefail
@@ -25,8 +25,9 @@ cd "$(dirname "$0")/.."
 # redis-server: test 96 starts its own on a loopback port (the job queue of `sweep --queue`).
 packages=(libopenblas-dev liblapacke-dev libxsmm-dev cmake g++ make python3 pkg-config redis-server)
 [ "$cuda" = 1 ] && packages+=(nvidia-cuda-toolkit)
-# The PyTorch peer of `npm run bench` (benchmarks/peers/torch_step.py): Debian's build, CPU only.
-[ "$bench" = 1 ] && packages+=(python3-torch)
+# The PyTorch peer of `npm run bench` (benchmarks/peers/torch_step.py): Debian's build, CPU only;
+# wrk, the load generator of `npm run bench -- --suite serve` (without it, one on undici).
+[ "$bench" = 1 ] && packages+=(python3-torch wrk)
 
 os_id=""; codename=""
 if [ -r /etc/os-release ]; then

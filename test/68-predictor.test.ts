@@ -95,6 +95,34 @@ for (const device of availableBackends()) describe(`68 predictor on ${device}: c
     for (const p of await Promise.all(running)) assert.deepEqual(p.shape, [3, 3]);
   });
 
+  it('answers a large batch a slice at a time, turns of the event loop between slices, each answer right', async () => {
+    const d = 3;
+    const model = await ElmanRNN.create({ inputSize: d, hiddenSize: 8, outputSize: 4, context: ctx, seed: 11 });
+    const predictor = await createPredictor(model, { maxBatch: 100, maxWaitMs: 10_000 });
+    // A turn counter: a chain of setImmediate callbacks, one per turn of the loop.
+    let turn = 0;
+    let ticking = true;
+    const tick = () => {
+      turn++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const xs = Array.from({ length: 100 }, () => randomArray(7 * d, 'float32') as Float32Array);
+    const turns: number[] = [];
+    // 100 requests fill the batch at once: one batch, one forward.
+    const answers = await Promise.all(xs.map((x) => predictor.predict(x, { last: true }).then((p) => (turns.push(turn), p))));
+    ticking = false;
+    assert.equal(predictor.stats.batches, 1);
+    const distinct = new Set(turns).size;
+    assert.ok(distinct >= 3, `100 answers in ${distinct} turn(s) of the event loop (slices of 32: at least 3)`);
+    for (const i of [0, 31, 32, 63, 64, 99]) {
+      const want = await alone(model, xs[i], 'probabilities', true);
+      assertClose(answers[i].values as Float32Array, want.values as Float32Array, { atol: 2e-6, rtol: 1e-5 }, `request ${i}`);
+    }
+    await predictor.close();
+    model.dispose();
+  });
+
   it('serves copies of the weights: refresh() and refreshEvery follow a training run', async () => {
     const model = await ElmanRNN.create({ inputSize: 3, hiddenSize: 16, outputSize: 4, context: ctx, seed: 9 });
     const run = { model, step: 0 };

@@ -109,6 +109,25 @@ interface Request<D extends FloatDType> {
   reject(e: unknown): void;
 }
 
+/**
+ * The requests' sequences (each L × d) time-major into `x`: step t of request j at (t·G + j)·d.
+ * Element by element (a subarray per row, L·G of them, cost more than the copying).
+ */
+function timeMajor(x: Float32Array | Float64Array, requests: readonly { x: Float32Array | Float64Array }[], L: number, d: number): void {
+  const G = requests.length;
+  let to = 0;
+  for (let t = 0; t < L; t++) {
+    const from = t * d;
+    for (let j = 0; j < G; j++) {
+      const src = requests[j].x;
+      for (let i = 0; i < d; i++) x[to++] = src[from + i];
+    }
+  }
+}
+
+/** Answers resolved in one turn of the event loop when a batch ends (see Predictor.run). */
+const RESOLVE_SLICE = 32;
+
 const PREDICTOR_KEYS = ['maxBatch', 'maxWaitMs', 'maxQueue', 'maxInFlight', 'refreshEvery', 'device', 'threads'];
 
 function isModel(v: unknown): v is Model {
@@ -385,12 +404,8 @@ export class Predictor<D extends FloatDType = FloatDType> {
       let x: ArrayFor<D>;
       if (G === 1) x = reqs[0].x;
       else {
-        // Time-major: step t of request j at (t·G + j)·d.
         x = (model.dtype === 'float32' ? new Float32Array(L * G * d) : new Float64Array(L * G * d)) as ArrayFor<D>;
-        for (let j = 0; j < G; j++) {
-          const src = reqs[j].x;
-          for (let t = 0; t < L; t++) x.set(src.subarray(t * d, (t + 1) * d), (t * G + j) * d);
-        }
+        timeMajor(x, reqs, L, d);
       }
       return { steps: L, count: G, x };
     });
@@ -405,10 +420,16 @@ export class Predictor<D extends FloatDType = FloatDType> {
       this.counts.requests += batch.length;
       return;
     }
-    members.forEach((reqs, g) => {
+    // The answers go out RESOLVE_SLICE at a time, a turn of the event loop between slices, so
+    // that the callers' continuations (writing responses) for a large batch do not hold the
+    // loop for all of it at once.
+    let answered = 0;
+    for (const [g, reqs] of members.entries()) {
       const { outputs, finalState, finalCellState } = results[g];
       const [L, G] = [reqs[0].steps, reqs.length];
-      reqs.forEach((r, j) => {
+      for (const [j, r] of reqs.entries()) {
+        if (answered > 0 && answered % RESOLVE_SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        answered++;
         const rows = new Int32Array(r.last ? 1 : L);
         if (r.last) rows[0] = (L - 1) * G + j;
         else for (let t = 0; t < L; t++) rows[t] = t * G + j;
@@ -421,8 +442,8 @@ export class Predictor<D extends FloatDType = FloatDType> {
           ...(finalCellState && { finalCellState: finalCellState.slice(j * n, (j + 1) * n) as ArrayFor<D> }),
           weightsStep,
         });
-      });
-    });
+      }
+    }
     this.counts.requests += batch.length;
   }
 
