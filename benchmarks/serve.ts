@@ -1,21 +1,22 @@
 /**
  * The serving benchmark: `npm run bench -- --suite serve [--quick] [--json FILE]`.
  *
- * One process trains the copy task (delay 100: 120-step sequences; Trainer.trainStep in a
- * loop) and serves predictions of the model being trained over node:http on 127.0.0.1, from
- * a Predictor with its own context. By default the training runs on a worker thread of the
- * process, on a context of one thread at the background priority, and posts its weights every
- * 100 steps (predictor.setWeights); ORTHORNN_SERVE_TRAINING=main trains on the server's own
- * thread instead (createPredictor(trainer, { refreshEvery: 100 })). A load generator in another
- * process keeps 200 keep-alive connections busy, each sending one 120-step sequence (raw
- * float32, 120 × 10 values) and waiting for its answer (the last step's probabilities, JSON)
- * before sending the next: wrk when it is on PATH (one thread; it takes about a third of the
- * CPU the other needs, and the cores are shared with the server), else one in this file on
- * undici's Pool (ORTHORNN_SERVE_LOAD=wrk|undici chooses). Each round trains alone for a window, then
- * trains and serves for a window of the same length; the figures are medians over the rounds:
- * requests/s, latency p50/p99, errors, the event loop's delay p99 (how late a 1 ms timer runs
- * in the serving process: perf_hooks.monitorEventLoopDelay less its resolution), and training
- * steps/s while serving beside training alone.
+ * One process trains the copy task (delay 100: 120-step sequences) and serves predictions of
+ * the model being trained over node:http on 127.0.0.1, from a Predictor with its own context.
+ * By default the training runs on a worker thread of the process (trainInBackground: a context
+ * of one thread at the background priority) and posts its weights every 100 steps, which the
+ * predictor loads as they come; ORTHORNN_SERVE_TRAINING=main trains on the server's own thread
+ * instead (Trainer.trainStep in a loop, createPredictor(trainer, { refreshEvery: 100 })).
+ *
+ * A load generator in another process keeps 200 keep-alive connections busy, each sending one
+ * 120-step sequence (raw float32, 120 × 10 values) and waiting for its answer (the last step's
+ * probabilities, JSON) before sending the next: wrk when it is on PATH (a C program, one
+ * thread: it takes less of the cores it shares with the server than a Node client), else one in
+ * this file on undici's Pool; ORTHORNN_SERVE_LOAD=wrk|undici chooses. Each round trains alone
+ * for a window, then trains and serves for a window of the same length; the figures are medians
+ * over the rounds: requests/s, latency p50/p99, errors, the event loop's delay p99 (how late a
+ * 1 ms timer runs in the serving process: perf_hooks.monitorEventLoopDelay less its
+ * resolution), and training steps/s while serving beside training alone.
  *
  * ORTHORNN_SERVE_HIDDEN sets the model's hidden units (default 64), ORTHORNN_SERVE_CLIENTS
  * the connections (default 200); the training context's `threads` and `priority`
@@ -29,7 +30,6 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 const DELAY = 100; // copy-task sequences of DELAY + 20 = 120 steps
 const INPUTS = 10;
@@ -226,67 +226,6 @@ function runClient(port: number, clients: number, warmup: number, seconds: numbe
   return { measuring, done };
 }
 
-// ---------------------------------------------------------------------------------------------
-// The training run, on its own thread (ORTHORNN_SERVE_TRAINING=worker, the default)
-
-interface TrainerSetup {
-  role: 'trainer';
-  hidden: number;
-  threads?: number;
-  /** The training thread's niceness (0–19; Linux only). */
-  nice?: number;
-  /** The training context's priority. */
-  priority: 'normal' | 'background';
-  out: string;
-  /** Int32: [0] the steps taken, [1] set to 1 to stop. */
-  shared: SharedArrayBuffer;
-  refreshEvery: number;
-}
-
-/** Weights posted by the training thread: the first message also names the model file. */
-interface WeightsMessage {
-  step: number;
-  state: Record<string, Float32Array | Float64Array>;
-  modelFile?: string;
-}
-
-/**
- * The training thread: trains the copy task step after step on its own event loop, so its
- * steps never wait behind the server's callbacks, and posts the weights (model.state(), the
- * buffers transferred) every refreshEvery steps; the server loads them into its predictor.
- */
-async function trainerThread(setup: TrainerSetup): Promise<void> {
-  const { Context } = require('../lib/index') as typeof import('../lib/index');
-  const { Trainer } = require('../lib/train/index') as typeof import('../lib/train/index');
-  const shared = new Int32Array(setup.shared);
-  // Linux: this thread's niceness, which the context's worker thread (created below) inherits.
-  if (setup.nice) os.setPriority(0, setup.nice);
-  const context = new Context({ ...(setup.threads && { threads: setup.threads }), priority: setup.priority });
-  const trainer = await Trainer.create(trainingConfig(setup.hidden, setup.out), { context });
-  const post = async (modelFile?: string) => {
-    const state = (await trainer.model.state()) as WeightsMessage['state'];
-    const message: WeightsMessage = { step: trainer.step, state, ...(modelFile && { modelFile }) };
-    parentPort!.postMessage(message, Object.values(state).map((a) => a.buffer as ArrayBuffer));
-  };
-  const modelFile = path.join(setup.out, 'model.safetensors');
-  await trainer.model.save(modelFile);
-  await post(modelFile);
-  while (Atomics.load(shared, 1) === 0) {
-    await trainer.trainStep();
-    Atomics.store(shared, 0, trainer.step);
-    if (trainer.step % setup.refreshEvery === 0) await post();
-  }
-  trainer.dispose();
-  context.dispose();
-}
-
-if (!isMainThread && (workerData as TrainerSetup | null)?.role === 'trainer') {
-  trainerThread(workerData as TrainerSetup).catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
-
 /** The run both ways of training use: the copy task without validations, logging every 100 steps. */
 function trainingConfig(hidden: number, out: string) {
   return { task: 'copy' as const, delay: DELAY, hidden, steps: 10_000_000, validEvery: 10_000_000, logEvery: 100, gradientNormsEvery: 1_000_000, out };
@@ -306,8 +245,8 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
   const clients = Number(process.env.ORTHORNN_SERVE_CLIENTS ?? (options.quick ? 20 : 200));
   const [rounds, window, warmup] = options.quick ? [1, 2, 0.5] : [3, 10, 2];
   // Imported here: the load generator's process (this file, forked) needs none of it.
-  const { Context, createPredictor, loadModel, OverloadError } = require('../lib/index') as typeof import('../lib/index');
-  const { Trainer } = require('../lib/train/index') as typeof import('../lib/train/index');
+  const { Context, createPredictor, OverloadError } = require('../lib/index') as typeof import('../lib/index');
+  const { Trainer, trainInBackground } = require('../lib/train/index') as typeof import('../lib/train/index');
   const out = mkdtempSync(path.join(os.tmpdir(), 'orthornn-serve-bench-'));
   const where = process.env.ORTHORNN_SERVE_TRAINING ?? 'worker';
   if (where !== 'worker' && where !== 'main') throw new Error(`ORTHORNN_SERVE_TRAINING must be 'worker' or 'main', got '${where}'`);
@@ -344,27 +283,14 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
       trainingContext.dispose();
     };
   } else {
-    const shared = new Int32Array(new SharedArrayBuffer(8));
-    const setup: TrainerSetup = { role: 'trainer', hidden, ...(trainingThreads && { threads: trainingThreads }), nice, priority, out, shared: shared.buffer as SharedArrayBuffer, refreshEvery };
-    // This file again, through tsx's require hook (a worker does not inherit --import tsx on Node 20).
-    const worker = new Worker(`require('tsx/cjs'); require(${JSON.stringify(__filename)});`, { eval: true, workerData: setup });
-    const exited = new Promise<void>((resolve, reject) => {
-      worker.once('error', reject);
-      worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`the training thread exited with code ${code}`))));
-    });
-    const first = await new Promise<WeightsMessage>((resolve, reject) => {
-      worker.once('message', resolve);
-      exited.then(() => reject(new Error('the training thread ended before posting its weights')), reject);
-    });
-    const served = await loadModel(first.modelFile!);
-    predictor = await createPredictor(served, { maxBatch: 256, maxWaitMs: 1 });
-    served.dispose();
-    predictor.setWeights(first.state, first.step);
-    worker.on('message', (m: WeightsMessage) => predictor.setWeights(m.state, m.step));
-    steps = () => Atomics.load(shared, 0);
+    // On a worker thread of this process: the library's trainInBackground, its weights posted
+    // every refreshEvery steps and loaded by the predictor as they come.
+    const training = trainInBackground(trainingConfig(hidden, out), { ...(trainingThreads && { threads: trainingThreads }), priority, nice, weightsEvery: refreshEvery });
+    await training.ready;
+    predictor = await createPredictor(training, { maxBatch: 256, maxWaitMs: 1 });
+    steps = () => training.step;
     stopTraining = async () => {
-      Atomics.store(shared, 1, 1);
-      await exited;
+      await training.stop();
     };
   }
   const server = http.createServer((req, res) => {

@@ -1,9 +1,9 @@
 /**
  * An example service on plain node:http: it trains a model in the background and serves
  * predictions from a Predictor that follows the training run. The training runs on a worker
- * thread (training.ts) at the background priority and posts its weights every
- * --refresh-every steps; the server loads them with predictor.setWeights, so requests never
- * wait behind training, on the event loop or on a core (docs/benchmarks.md, "Serving").
+ * thread at the background priority (trainInBackground) and posts its weights every
+ * --refresh-every steps; the predictor loads them as they come, so requests never wait behind
+ * training, on the event loop or on a core (docs/benchmarks.md, "Serving").
  *
  *   npx tsx examples/service/server.ts --port 8080 --out runs/service [--delay 100 --hidden 128 --steps 10000]
  *
@@ -22,10 +22,8 @@
 import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
-import { createPredictor, loadModel, OverloadError, type Predictor, type PredictOutput } from '../../lib/index';
-import type { EvalRecord, TrainResult } from '../../lib/train/index';
-import type { TrainingSetup } from './training';
+import { createPredictor, OverloadError, type PredictOutput } from '../../lib/index';
+import { trainInBackground, type EvalRecord, type TrainResult } from '../../lib/train/index';
 
 const MAX_BODY = 1 << 20;
 
@@ -91,84 +89,39 @@ function parsePredict(req: http.IncomingMessage, body: Buffer, url: URL): { x: F
   return { x: json.x as number[][], output: json.output as PredictOutput | undefined, last: json.last as boolean | undefined };
 }
 
-/** What the training thread posts (training.ts). */
-type FromTraining =
-  | { type: 'ready'; runDir: string; totalSteps: number; modelFile: string }
-  | { type: 'weights'; step: number; state: Record<string, Float32Array | Float64Array> }
-  | { type: 'step'; step: number; loss: number; valid: EvalRecord | null }
-  | { type: 'done'; result: TrainResult }
-  | { type: 'failed'; error: string };
-
-/** The training thread: training.ts, through tsx's require hook when this runs under tsx. */
-function startTraining(setup: TrainingSetup): Worker {
-  const file = path.join(__dirname, 'training.ts');
-  return new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, { eval: true, workerData: setup });
-}
-
 async function main(): Promise<void> {
-  const worker = startTraining({
-    config: { task: 'copy', delay: Number(args.delay), hidden: Number(args.hidden), steps: Number(args.steps), out: args.out },
-    refreshEvery: Number(args['refresh-every']),
-  });
-  let step = 0;
-  let loss = NaN;
+  const training = trainInBackground(
+    { task: 'copy', delay: Number(args.delay), hidden: Number(args.hidden), steps: Number(args.steps), out: args.out },
+    { weightsEvery: Number(args['refresh-every']) },
+  );
   let valid: EvalRecord | undefined;
   let result: TrainResult | undefined;
   let failure: Error | undefined;
-  let predictor: Predictor | undefined;
-  // Weights that arrive before the predictor exists (the first ones) wait here.
-  let pending: Extract<FromTraining, { type: 'weights' }> | undefined;
-  let endTraining!: () => void;
-  const training = new Promise<void>((resolve) => (endTraining = resolve));
-  const ready = new Promise<Extract<FromTraining, { type: 'ready' }>>((resolve, reject) => {
-    worker.on('message', (m: FromTraining) => {
-      if (m.type === 'ready') resolve(m);
-      else if (m.type === 'weights') {
-        if (predictor) predictor.setWeights(m.state, m.step);
-        else pending = m;
-      } else if (m.type === 'step') {
-        ({ step, loss } = m);
-        valid = m.valid ?? valid;
-      } else if (m.type === 'done') {
-        result = m.result;
-        step = m.result.steps;
-        endTraining();
-      } else if (m.type === 'failed') {
-        failure = new Error(m.error);
-        console.error(`training failed: ${m.error}`);
-        reject(failure);
-        endTraining();
-      }
-    });
-    worker.on('error', (err) => {
-      failure = err;
-      reject(err);
-      endTraining();
-    });
-    worker.on('exit', () => endTraining());
+  training.on('record', (r) => {
+    if (r.type === 'valid') valid = r;
   });
-  const { runDir, totalSteps, modelFile } = await ready;
-  const served = await loadModel(modelFile);
-  try {
-    predictor = await createPredictor(served);
-  } finally {
-    served.dispose();
-  }
-  if (pending) predictor.setWeights(pending.state, pending.step);
-  const serving = predictor;
+  const ended = training.result.then(
+    (r) => void (result = r),
+    (err: Error) => {
+      failure = err;
+      console.error(`training failed: ${err.message}`);
+    },
+  );
+  const { runDir, plannedSteps } = await training.ready;
+  const serving = await createPredictor(training);
 
   /** Stops training after the step in progress; resolves once last.safetensors is written. */
   async function stopTraining(): Promise<void> {
-    worker.postMessage({ type: 'stop' });
-    await training;
+    await training.stop().catch(() => undefined);
+    await ended;
   }
 
   function status() {
     return {
       training: result === undefined && failure === undefined,
-      step,
-      totalSteps,
-      loss,
+      step: training.step,
+      totalSteps: plannedSteps,
+      loss: training.loss,
       valid: valid ?? null,
       result: result ?? null,
       error: failure?.message ?? null,
@@ -188,7 +141,7 @@ async function main(): Promise<void> {
       send(res, 200, status());
     } else if (route === 'POST /stop') {
       await stopTraining();
-      send(res, 200, { stopped: true, step, interrupted: result?.interrupted ?? null, checkpoint: path.join(runDir, 'last.safetensors') });
+      send(res, 200, { stopped: true, step: training.step, interrupted: result?.interrupted ?? null, checkpoint: path.join(runDir, 'last.safetensors') });
     } else {
       throw new HttpError(404, `no route ${route}`);
     }
@@ -218,8 +171,7 @@ async function main(): Promise<void> {
     await stopTraining();
     await closed;
     await serving.close();
-    await worker.terminate();
-    console.log(`stopped at step ${step}; checkpoint in ${runDir}`);
+    console.log(`stopped at step ${training.step}; checkpoint in ${runDir}`);
   }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {

@@ -237,6 +237,26 @@ function readCheckpointModel(bytes: Buffer, file: string): { architecture: Model
 }
 
 /**
+ * A model of this architecture (its parameters freshly initialised), on `where`'s context or
+ * device. The architecture is trusted: one read from a file is checked by readModelFile.
+ */
+export async function modelOf(arch: ModelArchitecture, where: { context?: Context; device?: string } = {}): Promise<LoadedModel> {
+  const sizes = { inputSize: arch.inputSize, hiddenSize: arch.hiddenSize, outputSize: arch.outputSize, dtype: arch.dtype, ...where };
+  if (arch.model === 'lstm') return LSTM.create<FloatDType>(sizes);
+  const e = arch.elman!;
+  return ElmanRNN.create<FloatDType>({
+    ...sizes,
+    recurrent: e.recurrent,
+    activation: e.activation,
+    init: e.init,
+    learnH0: e.learnH0,
+    clipPreactivation: e.clipPreactivation,
+    ...(e.recurrent === 'svd' ? { margin: e.margin, spectrumPrior: e.spectrumPrior } : {}),
+    ...(e.recurrent === 'penalty' ? { penalty: e.penalty } : {}),
+  });
+}
+
+/**
  * Reads a model file written by `model.save(file)`, or a training checkpoint (last or best
  * safetensors of a run folder), and builds the model it holds on `context` (or `device`'s
  * shared context). See the top of this file for what is checked; every refusal is a DataError.
@@ -247,24 +267,7 @@ export async function loadModel(file: string, options: LoadModelOptions = {}): P
   if (opts.context !== undefined) checkContext(fn, 'options.context', opts.context);
   if (opts.context !== undefined && opts.device !== undefined) throw rangeError(fn, 'options.device', 'omitted when a context is given', show(opts.device));
   const { architecture: arch, parameters, derivedW } = readModelFile(file);
-  const where = opts.context !== undefined ? { context: opts.context } : opts.device !== undefined ? { device: opts.device } : {};
-  const sizes = { inputSize: arch.inputSize, hiddenSize: arch.hiddenSize, outputSize: arch.outputSize, dtype: arch.dtype, ...where };
-  let model: LoadedModel;
-  if (arch.model === 'lstm') {
-    model = await LSTM.create<FloatDType>(sizes);
-  } else {
-    const e = arch.elman!;
-    model = await ElmanRNN.create<FloatDType>({
-      ...sizes,
-      recurrent: e.recurrent,
-      activation: e.activation,
-      init: e.init,
-      learnH0: e.learnH0,
-      clipPreactivation: e.clipPreactivation,
-      ...(e.recurrent === 'svd' ? { margin: e.margin, spectrumPrior: e.spectrumPrior } : {}),
-      ...(e.recurrent === 'penalty' ? { penalty: e.penalty } : {}),
-    });
-  }
+  const model = await modelOf(arch, opts.context !== undefined ? { context: opts.context } : opts.device !== undefined ? { device: opts.device } : {});
   try {
     model.loadState(parameters);
     if (model instanceof ElmanRNN && model.recurrent === 'svd') {

@@ -2,11 +2,13 @@
  * A predictor for services: its own context and its own copy of a model's weights, so that
  * requests never queue behind training work on the training model's context; concurrent
  * requests coalesced into batches (one native forward per batch and sequence length); a
- * bounded queue; weights refreshed from the training model on request or every N steps.
+ * bounded queue; weights refreshed from the training model on request or every N steps, or
+ * pushed by a training run on another thread (a WeightsFeed: orthornn/train's trainInBackground).
  */
 import { Context } from '../context';
 import { DisposedError, OrthornnError, rangeError, typedArrayKind, typeError } from '../errors';
 import { ElmanRNN } from '../models/elman';
+import { architectureOf, modelOf, type ModelArchitecture } from '../models/files';
 import { LSTM } from '../models/lstm';
 import type { StateDict } from '../models/parameters';
 import type { FloatDType } from '../native';
@@ -32,6 +34,28 @@ export interface TrainingSource {
   readonly model: Model;
   /** Steps taken so far. */
   readonly step: number;
+}
+
+/**
+ * Weights that arrive from elsewhere, e.g. a training run on a worker thread posting its
+ * weights (orthornn/train's `trainInBackground` returns one). The predictor builds the model
+ * from `architecture` once `ready` settles, serves `weights`, and loads each posted set.
+ */
+export interface WeightsFeed {
+  /** Settles once `architecture` and the first `weights` are there (rejects if they never come). */
+  readonly ready: PromiseLike<unknown>;
+  readonly architecture: ModelArchitecture;
+  /** The device the predictor takes by default. */
+  readonly device: string;
+  /** The latest weights and the step they are from. */
+  readonly weights: { state: StateDict; step: number } | undefined;
+  /** Calls `listener` with each new set of weights; returns the function that stops it. */
+  subscribe(listener: (state: StateDict, step: number) => void): () => void;
+}
+
+function isFeed(v: unknown): v is WeightsFeed {
+  const f = v as WeightsFeed;
+  return typeof f === 'object' && f !== null && typeof f.subscribe === 'function' && typeof (f.ready as Promise<unknown> | undefined)?.then === 'function';
 }
 
 export interface PredictorOptions {
@@ -135,35 +159,24 @@ function isModel(v: unknown): v is Model {
 }
 
 /** A model of the same architecture on `context` (initialised, then overwritten by a refresh). */
-async function replica(model: Model, context: Context): Promise<Model> {
-  const common = { inputSize: model.inputSize, hiddenSize: model.hiddenSize, outputSize: model.outputSize, dtype: model.dtype, context };
-  if (model instanceof LSTM) return LSTM.create(common);
-  return ElmanRNN.create({
-    ...common,
-    activation: model.activation,
-    recurrent: model.recurrent,
-    init: model.init,
-    learnH0: model.learnH0,
-    clipPreactivation: model.clipPreactivation,
-    ...(model.recurrent === 'svd' && { margin: model.margin, spectrumPrior: model.spectrumPrior }),
-    ...(model.recurrent === 'penalty' && { penalty: model.penalty }),
-  });
-}
-
 /**
- * A predictor serving `source`'s weights (an ElmanRNN or LSTM, or a training run: a Trainer
- * or `{ model, step }`) from its own context. Resolves once the first copy is in place.
+ * A predictor serving `source`'s weights from its own context: an ElmanRNN or LSTM; a training
+ * run on this thread (a Trainer, or `{ model, step }`), copied on refresh() or every
+ * `refreshEvery` steps; or a WeightsFeed (a run on a worker thread: trainInBackground), whose
+ * posted weights it loads as they come. Resolves once the first copy is in place.
  */
-export async function createPredictor<D extends FloatDType = FloatDType>(source: Model | TrainingSource, options: PredictorOptions = {}): Promise<Predictor<D>> {
+export async function createPredictor<D extends FloatDType = FloatDType>(source: Model | TrainingSource | WeightsFeed, options: PredictorOptions = {}): Promise<Predictor<D>> {
   const fn = 'createPredictor';
-  const training = !isModel(source);
+  const expected = 'an ElmanRNN, an LSTM, a training run (a Trainer, or { model, step }) or a WeightsFeed (trainInBackground)';
+  const feed = isFeed(source) ? source : undefined;
   let model: unknown;
   try {
-    model = isModel(source) ? source : (source as TrainingSource)?.model;
+    model = isModel(source) ? source : feed ? undefined : (source as TrainingSource)?.model;
   } catch {
     model = undefined;
   }
-  if (!isModel(model)) throw typeError(fn, 'source', 'an ElmanRNN, an LSTM, or a training run (a Trainer, or { model, step })', source);
+  if (!feed && !isModel(model)) throw typeError(fn, 'source', expected, source);
+  const training = !feed && !isModel(source);
   const opts = checkOptions(fn, options, PREDICTOR_KEYS);
   const settings = {
     maxBatch: checkInteger(fn, 'options.maxBatch', opts.maxBatch ?? 256, 1),
@@ -173,12 +186,16 @@ export async function createPredictor<D extends FloatDType = FloatDType>(source:
     refreshEvery: checkInteger(fn, 'options.refreshEvery', opts.refreshEvery ?? 0),
     threads: checkInteger(fn, 'options.threads', opts.threads ?? 1, 1, 4096),
   };
-  if (settings.refreshEvery > 0 && !training) throw rangeError(fn, 'options.refreshEvery', 'given only with a training source (a Trainer, or { model, step })', String(settings.refreshEvery));
-  const context = new Context({ device: opts.device ?? model.context.device, threads: settings.threads });
+  if (settings.refreshEvery > 0 && !training) {
+    throw rangeError(fn, 'options.refreshEvery', `given only with a training source on this thread (a Trainer, or { model, step })${feed ? ': a WeightsFeed pushes its weights' : ''}`, String(settings.refreshEvery));
+  }
+  if (feed) await feed.ready;
+  const architecture = feed ? feed.architecture : architectureOf(model as Model);
+  const context = new Context({ device: opts.device ?? (feed ? feed.device : (model as Model).context.device), threads: settings.threads });
   let copy: Model | undefined;
   try {
-    copy = await replica(model, context);
-    const predictor = new Predictor<D>(source, model, copy as never, context, settings);
+    copy = await modelOf(architecture, { context });
+    const predictor = new Predictor<D>(feed ?? (source as Model | TrainingSource), feed ? undefined : (model as Model), copy as never, context, settings);
     await predictor.refresh();
     return predictor;
   } catch (err) {
@@ -207,11 +224,13 @@ export class Predictor<D extends FloatDType = FloatDType> {
   private readonly counts = { requests: 0, batches: 0, forwardCalls: 0, largestBatch: 0, refused: 0, refreshes: 0 };
   private weightsStep: number | null = null;
   private refreshError?: Error;
+  /** With a WeightsFeed: stops its calls. */
+  private readonly unsubscribe?: () => void;
 
   /** @internal use createPredictor. */
   constructor(
-    private readonly source: Model | TrainingSource,
-    private readonly trainingModel: Model,
+    private readonly source: Model | TrainingSource | WeightsFeed,
+    private readonly trainingModel: Model | undefined,
     private readonly model: ElmanRNN<D> | LSTM<D>,
     context: Context,
     settings: { maxBatch: number; maxWaitMs: number; maxQueue: number; maxInFlight: number; refreshEvery: number },
@@ -222,6 +241,16 @@ export class Predictor<D extends FloatDType = FloatDType> {
       // Also while no requests come: the first request after a quiet spell gets recent weights.
       this.watch = setInterval(() => this.maybeRefresh(), 50);
       this.watch.unref();
+    }
+    if (isFeed(source)) {
+      this.unsubscribe = source.subscribe((state, step) => {
+        try {
+          this.load(state, step);
+          this.refreshError = undefined;
+        } catch (err) {
+          this.refreshError = err as Error; // the weights served stay as they were (stats.refreshError)
+        }
+      });
     }
   }
 
@@ -239,7 +268,8 @@ export class Predictor<D extends FloatDType = FloatDType> {
    * Copies the source's current weights. Every parameter's read is queued on the training
    * context at once, so the copy is one consistent state between two of its queued ops, and
    * the training loop waits at most for those reads. Batches queued after the copy use it.
-   * A refresh requested while one runs shares it.
+   * A refresh requested while one runs shares it. With a WeightsFeed: loads its latest weights
+   * (which the predictor also loads as they are posted).
    */
   refresh(): Promise<void> {
     if (this.closed) return Promise.reject(new DisposedError('refresh: the predictor has been closed'));
@@ -269,8 +299,13 @@ export class Predictor<D extends FloatDType = FloatDType> {
   }
 
   private async copyWeights(): Promise<void> {
+    if (isFeed(this.source)) {
+      const latest = this.source.weights;
+      if (latest) this.load(latest.state, latest.step);
+      return;
+    }
     const step = isModel(this.source) ? null : this.source.step;
-    const entries = Object.entries(this.trainingModel.parameters as Record<string, Tensor<FloatDType>>);
+    const entries = Object.entries(this.trainingModel!.parameters as Record<string, Tensor<FloatDType>>);
     const values = await Promise.all(entries.map(([, t]) => t.read()));
     if (this.closed) return;
     const state: StateDict = {};
@@ -374,7 +409,7 @@ export class Predictor<D extends FloatDType = FloatDType> {
 
   /** With refreshEvery: a copy when the training run is far enough ahead (not awaited). */
   private maybeRefresh(): void {
-    if (this.refreshEvery === 0 || this.refreshing || this.closed || isModel(this.source)) return;
+    if (this.refreshEvery === 0 || this.refreshing || this.closed || isModel(this.source) || isFeed(this.source)) return;
     let step: number;
     try {
       step = this.source.step;
@@ -458,6 +493,7 @@ export class Predictor<D extends FloatDType = FloatDType> {
 
   private async shutDown(): Promise<void> {
     this.closed = true;
+    this.unsubscribe?.();
     if (this.watch) clearInterval(this.watch);
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
