@@ -25,7 +25,7 @@
  * default 19). The predictor's context takes its default, one thread.
  */
 import { fork, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,6 +64,8 @@ export interface ServeRound {
   errors: number;
   eventLoopP99Ms: number;
   meanBatch: number;
+  /** CPU time of the server's thread (the event loop's) per answered request, microseconds (Linux; NaN elsewhere). */
+  serverCpuPerRequestUs: number;
 }
 
 export interface ServeRecord {
@@ -234,6 +236,17 @@ function trainingConfig(hidden: number, out: string) {
 // ---------------------------------------------------------------------------------------------
 // The server and the rounds
 
+/** CPU seconds the main thread has used (Linux: /proc/self/task/PID/stat; NaN where it cannot be read). */
+function mainThreadCpuSeconds(): number {
+  try {
+    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // utime and stime, fields 14 and 15 of stat (11 and 12 after the command), in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -325,7 +338,7 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
   };
 
   console.log(`\nServing (copy task, T = ${DELAY + 20}, hidden ${hidden}, float32, cpu, training on ${where === 'worker' ? 'a worker thread' : "the server's thread"}): ${clients} keep-alive clients (${generator}), ${window} s windows, ${rounds} round(s)`);
-  console.log('round  solo steps/s  serving steps/s  share   req/s  p50 ms  p99 ms  errors  loop p99 ms  mean batch');
+  console.log('round  solo steps/s  serving steps/s  share   req/s  p50 ms  p99 ms  errors  loop p99 ms  mean batch  server µs/req');
   const results: ServeRound[] = [];
   try {
     await trainingRate(options.quick ? 0.5 : 2); // warm-up
@@ -339,7 +352,9 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
       await Promise.race([load.measuring, load.done]);
       const batches0 = predictor.stats;
       loopDelay.enable();
+      const cpu0 = mainThreadCpuSeconds();
       const measured = await trainingRate(window, () => load.done);
+      const serverCpu = mainThreadCpuSeconds() - cpu0;
       loopDelay.disable();
       client = measured.result!;
       serving = measured.rate;
@@ -355,11 +370,12 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
         errors: client.errors,
         eventLoopP99Ms: loopLag(loopDelay.percentile(99)),
         meanBatch: batches ? answered / batches : 0,
+        serverCpuPerRequestUs: answered ? (serverCpu / answered) * 1e6 : NaN,
       };
       results.push(r);
       if (client.errors) console.log(`  errors: ${JSON.stringify(client.errorKinds)}`);
       console.log(
-        `${String(round).padStart(5)}  ${r.soloStepsPerSecond.toFixed(1).padStart(12)}  ${r.servingStepsPerSecond.toFixed(1).padStart(15)}  ${(r.servingStepsPerSecond / r.soloStepsPerSecond * 100).toFixed(0).padStart(4)}%  ${r.requestsPerSecond.toFixed(0).padStart(6)}  ${r.p50Ms.toFixed(1).padStart(6)}  ${r.p99Ms.toFixed(1).padStart(6)}  ${String(r.errors).padStart(6)}  ${r.eventLoopP99Ms.toFixed(1).padStart(11)}  ${r.meanBatch.toFixed(1).padStart(10)}`,
+        `${String(round).padStart(5)}  ${r.soloStepsPerSecond.toFixed(1).padStart(12)}  ${r.servingStepsPerSecond.toFixed(1).padStart(15)}  ${(r.servingStepsPerSecond / r.soloStepsPerSecond * 100).toFixed(0).padStart(4)}%  ${r.requestsPerSecond.toFixed(0).padStart(6)}  ${r.p50Ms.toFixed(1).padStart(6)}  ${r.p99Ms.toFixed(1).padStart(6)}  ${String(r.errors).padStart(6)}  ${r.eventLoopP99Ms.toFixed(1).padStart(11)}  ${r.meanBatch.toFixed(1).padStart(10)}  ${r.serverCpuPerRequestUs.toFixed(1).padStart(13)}`,
       );
     }
   } finally {
@@ -387,6 +403,7 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
       errors: m('errors'),
       eventLoopP99Ms: m('eventLoopP99Ms'),
       meanBatch: m('meanBatch'),
+      serverCpuPerRequestUs: m('serverCpuPerRequestUs'),
     },
   };
   const md = record.median;
