@@ -92,6 +92,21 @@ if (r.steps !== 10) throw new Error('unexpected result');
 EOF
 node train.mjs || fail "importing orthornn as an ES module failed"
 
+echo "== training on a worker thread (the compiled worker file of the package), served by a predictor"
+cat > background.mjs <<'EOF'
+import { createPredictor } from 'orthornn';
+import { trainInBackground } from 'orthornn/train';
+const training = trainInBackground({ task: 'copy', delay: 5, hidden: 16, steps: 30, validEvery: 10, validSize: 32 }, { runFolder: false, weightsEvery: 10 });
+await training.ready;
+const predictor = await createPredictor(training);
+const r = await training.result;
+const p = await predictor.predict(new Float32Array(25 * 10), { last: true });
+await predictor.close();
+console.log(`background: trained ${r.steps} steps; the predictor serves step ${p.weightsStep}`);
+if (r.steps !== 30 || p.weightsStep !== 30) throw new Error('unexpected result');
+EOF
+node background.mjs || fail "trainInBackground from the installed package failed"
+
 addon=$(cat addon-path.txt)
 echo "== ldd $addon"
 ldd "$addon" | tee "$tmp/ldd.txt"
