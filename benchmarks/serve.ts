@@ -311,8 +311,8 @@ export async function serveBenchmark(options: { quick: boolean; json: string }):
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-      const x = new Float32Array(body.length >> 2);
-      new Uint8Array(x.buffer).set(body.subarray(0, x.length * 4));
+      // The body's bytes as float32 where they are aligned (predict copies them), else a copy.
+      const x = body.byteOffset % 4 === 0 ? new Float32Array(body.buffer, body.byteOffset, body.length >> 2) : new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + (body.length & ~3)));
       predictor.predict(x, { last: true }).then(
         (p) => {
           const text = JSON.stringify({ values: Array.from(p.values), step: p.weightsStep });

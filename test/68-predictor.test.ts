@@ -95,6 +95,30 @@ for (const device of availableBackends()) describe(`68 predictor on ${device}: c
     for (const p of await Promise.all(running)) assert.deepEqual(p.shape, [3, 3]);
   });
 
+  it('copies each sequence at predict(): the caller may reuse its array at once; float64 in, float32 served; many slabs of copies', async () => {
+    const d = 5;
+    const model = await ElmanRNN.create({ inputSize: d, hiddenSize: 16, outputSize: 3, context: ctx, seed: 13 });
+    const predictor = await createPredictor(model, { maxBatch: 64, maxWaitMs: 20 });
+    const buffer = new Float32Array(100 * d);
+    const xs = Array.from({ length: 600 }, () => randomArray(100 * d, 'float32') as Float32Array);
+    // One reused buffer for every request, overwritten before any batch runs.
+    const answers = xs.map((x) => {
+      buffer.set(x);
+      return predictor.predict(buffer, { last: true, output: 'raw' });
+    });
+    buffer.fill(1e30);
+    const asFloat64 = predictor.predict(Float64Array.from(xs[7]), { last: true, output: 'raw' });
+    const got = await Promise.all(answers);
+    // 600 × 100 × 5 float32 values (1.2 MB): more than one slab of copies (1 MiB).
+    for (const i of [0, 1, 299, 598, 599]) {
+      const want = await alone(model, xs[i], 'raw', true);
+      assertClose(got[i].values as Float32Array, want.values as Float32Array, { atol: 2e-6, rtol: 1e-5 }, `request ${i}`);
+    }
+    assertClose((await asFloat64).values as Float32Array, got[7].values as Float32Array, { atol: 0 }, 'float64 input');
+    await predictor.close();
+    model.dispose();
+  });
+
   it('answers a large batch a slice at a time, turns of the event loop between slices, each answer right', async () => {
     const d = 3;
     const model = await ElmanRNN.create({ inputSize: d, hiddenSize: 8, outputSize: 4, context: ctx, seed: 11 });
@@ -209,6 +233,7 @@ for (const device of availableBackends()) describe(`68 predictor on ${device}: c
       [predictor.predict([[1, 2, 'x']] as never), 'ERR_ORTHORNN_TYPE', /'x\[0\]\[2\]'/],
       [predictor.predict([]), 'ERR_ORTHORNN_RANGE', /'x'/],
       [predictor.predict([[1, 2, Infinity]]), 'ERR_ORTHORNN_RANGE', /'x'.*Infinity/],
+      [predictor.predict(new Float64Array([1, 2, 1e39])), 'ERR_ORTHORNN_RANGE', /'x' must be values a float32 can hold.*1e\+39 at index 2/],
       [predictor.predict('abc' as never), 'ERR_ORTHORNN_TYPE', /'x'/],
       [predictor.predict(new Float32Array(3), { output: 'logits' as never }), 'ERR_ORTHORNN_RANGE', /'options.output'/],
     ];

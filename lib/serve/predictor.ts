@@ -14,7 +14,7 @@ import type { StateDict } from '../models/parameters';
 import type { FloatDType } from '../native';
 import type { ArrayFor, Tensor } from '../tensor';
 import { checkArray, checkBoolean, checkCoefficient, checkFinite, checkInteger, checkOneOf, checkOptions, checkTypedArray } from '../validate';
-import { emitRows, forwardGroups, inDType, type ForwardGroup, type PredictOutput } from './inference';
+import { emitRows, forwardGroups, type ForwardGroup, type PredictOutput } from './inference';
 
 type Model = ElmanRNN<FloatDType> | LSTM<FloatDType>;
 
@@ -97,9 +97,9 @@ export interface SequencePrediction<D extends FloatDType = FloatDType> {
   /** [L, k] ([k] with `last`) of the model's dtype, or int32 class ids [L] ([] with `last`) for 'argmax'. */
   values: ArrayFor<D> | Int32Array;
   shape: number[];
-  /** The hidden state after the last step (n values). */
+  /** The hidden state after the last step (n values: a view into the batch's final states, this request's own rows). */
   finalState: ArrayFor<D>;
-  /** The LSTM's cell state after the last step. */
+  /** The LSTM's cell state after the last step (a view likewise). */
   finalCellState?: ArrayFor<D>;
   /** The training step of the weights that computed it (null when the source is a plain model). */
   weightsStep: number | null;
@@ -148,6 +148,9 @@ function timeMajor(x: Float32Array | Float64Array, requests: readonly { x: Float
     }
   }
 }
+
+/** The size of the slabs requests' sequences are copied into (see Predictor.stage). */
+const SLAB_BYTES = 1 << 20;
 
 /** Answers resolved in one turn of the event loop when a batch ends (see Predictor.run). */
 const RESOLVE_SLICE = 32;
@@ -224,6 +227,9 @@ export class Predictor<D extends FloatDType = FloatDType> {
   private readonly counts = { requests: 0, batches: 0, forwardCalls: 0, largestBatch: 0, refused: 0, refreshes: 0 };
   private weightsStep: number | null = null;
   private refreshError?: Error;
+  /** Where requests' sequences are copied (see stage()). */
+  private slab?: ArrayFor<D>;
+  private slabUsed = 0;
   /** With a WeightsFeed: stops its calls. */
   private readonly unsubscribe?: () => void;
 
@@ -345,6 +351,25 @@ export class Predictor<D extends FloatDType = FloatDType> {
     }
   }
 
+  /**
+   * Room for `length` values of the model's dtype: a view into the current slab (SLAB_BYTES,
+   * bump-allocated; a new slab when it is full), or an array of its own for a long sequence.
+   * One allocation per slab instead of per request: a fresh off-heap array per request cost
+   * the server's thread more than the copying (allocation, then its sweeping).
+   */
+  private stage(length: number): ArrayFor<D> {
+    const bytes = this.model.dtype === 'float32' ? 4 : 8;
+    const make = (n: number) => (this.model.dtype === 'float32' ? new Float32Array(n) : new Float64Array(n)) as ArrayFor<D>;
+    if (length * bytes > SLAB_BYTES / 8) return make(length);
+    if (!this.slab || this.slabUsed + length > this.slab.length) {
+      this.slab = make(SLAB_BYTES / bytes);
+      this.slabUsed = 0;
+    }
+    const view = this.slab.subarray(this.slabUsed, this.slabUsed + length) as ArrayFor<D>;
+    this.slabUsed += length;
+    return view;
+  }
+
   /** The sequence as L × d values of the model's dtype, checked. */
   private sequence(fn: string, x: unknown): { data: ArrayFor<D>; steps: number } {
     const d = this.model.inputSize;
@@ -353,12 +378,17 @@ export class Predictor<D extends FloatDType = FloatDType> {
       const values = checkTypedArray(fn, 'x', x, ['Float32Array', 'Float64Array']);
       if (values.length === 0 || values.length % d !== 0) throw rangeError(fn, 'x', `L × d values with L ≥ 1 (a multiple of d = ${d})`, `${values.length}`);
       checkFinite(fn, 'x', values);
-      // A copy: the caller may reuse its array before the batch runs.
-      data = (values.constructor === (this.model.dtype === 'float32' ? Float32Array : Float64Array) ? values.slice() : inDType(this.model.dtype, values)) as ArrayFor<D>;
+      // A copy (the caller may reuse its array before the batch runs), in the model's dtype.
+      data = this.stage(values.length);
+      data.set(values);
+      if (data.constructor !== values.constructor) {
+        const i = data.findIndex((v) => !Number.isFinite(v));
+        if (i >= 0) throw rangeError(fn, 'x', "values a float32 can hold (the model's dtype; |v| < 3.4e38)", `${values[i]} at index ${i}`);
+      }
     } else {
       const rows = checkArray(fn, 'x', x, 'a Float32Array, a Float64Array or an array of steps');
       if (rows.length === 0) throw rangeError(fn, 'x', 'at least one step', 'an empty array');
-      data = (this.model.dtype === 'float32' ? new Float32Array(rows.length * d) : new Float64Array(rows.length * d)) as ArrayFor<D>;
+      data = this.stage(rows.length * d);
       rows.forEach((row, t) => {
         const values = checkArray(fn, `x[${t}]`, row, `an array of ${d} numbers`);
         if (values.length !== d) throw rangeError(fn, `x[${t}]`, `${d} numbers (the input size)`, `${values.length}`);
@@ -473,8 +503,8 @@ export class Predictor<D extends FloatDType = FloatDType> {
         r.resolve({
           values: emitRows(model.dtype, r.output, outputs, k, rows),
           shape,
-          finalState: finalState.slice(j * n, (j + 1) * n) as ArrayFor<D>,
-          ...(finalCellState && { finalCellState: finalCellState.slice(j * n, (j + 1) * n) as ArrayFor<D> }),
+          finalState: finalState.subarray(j * n, (j + 1) * n) as ArrayFor<D>,
+          ...(finalCellState && { finalCellState: finalCellState.subarray(j * n, (j + 1) * n) as ArrayFor<D> }),
           weightsStep,
         });
       }
