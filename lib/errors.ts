@@ -81,6 +81,17 @@ export class DataError extends OrthornnError {
   }
 }
 
+/** The error classes of the codes that have one (the addon raises these; a worker's errors are revived by them). */
+export const ERROR_CLASSES: Partial<Record<ErrorCode, new (message: string) => OrthornnError>> = {
+  ERR_ORTHORNN_DISPOSED: DisposedError,
+  ERR_ORTHORNN_NUMERIC: NumericError,
+  ERR_ORTHORNN_UNSUPPORTED: UnsupportedError,
+  ERR_ORTHORNN_DEVICE: DeviceError,
+  ERR_ORTHORNN_OUT_OF_MEMORY: OutOfMemoryError,
+  ERR_ORTHORNN_INTERNAL: InternalError,
+  ERR_ORTHORNN_DATA: DataError,
+};
+
 function withCode<E extends Error>(err: E, code: ErrorCode): E {
   Object.defineProperty(err, 'code', { value: code, enumerable: true });
   return err;

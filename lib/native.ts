@@ -4,16 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import {
-  DeviceError,
-  DisposedError,
-  InternalError,
-  NativeLoadError,
-  NumericError,
-  OutOfMemoryError,
-  OrthornnError,
-  UnsupportedError,
-} from './errors';
+import { ERROR_CLASSES, NativeLoadError, OrthornnError } from './errors';
 import type { NativeOps } from './native-ops.gen';
 
 export type DType = 'float32' | 'float64' | 'int32';
@@ -258,14 +249,7 @@ function load(): NativeAddon {
         (override ? `  - ORTHORNN_ADDON points at '${override}': check that file\n` : ''),
     );
   }
-  addon.setErrorClasses({
-    ERR_ORTHORNN_DISPOSED: DisposedError,
-    ERR_ORTHORNN_NUMERIC: NumericError,
-    ERR_ORTHORNN_UNSUPPORTED: UnsupportedError,
-    ERR_ORTHORNN_DEVICE: DeviceError,
-    ERR_ORTHORNN_OUT_OF_MEMORY: OutOfMemoryError,
-    ERR_ORTHORNN_INTERNAL: InternalError,
-  });
+  addon.setErrorClasses(ERROR_CLASSES);
   return addon;
 }
 

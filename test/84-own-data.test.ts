@@ -4,20 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { InMemorySource, MetricTotals, Trainer, train, type RunRecord } from '../lib/train/index';
 import { readCheckpoint } from '../lib/train/checkpoint';
+import { signOfSum } from './fixtures/sign-of-sum-source';
 import { announceSeed, rng, TEST_SEED } from './helpers';
-
-/** N sequences of T values in [−1, 1]; the class is whether their sum is positive. */
-function signOfSum(N: number, T: number, seed: number) {
-  const r = rng(seed);
-  const x = new Float32Array(N * T);
-  const targets = new Int32Array(N);
-  for (let n = 0; n < N; n++) {
-    let sum = 0;
-    for (let t = 0; t < T; t++) sum += x[n * T + t] = 2 * r() - 1;
-    targets[n] = sum > 0 ? 1 : 0;
-  }
-  return { x, targets };
-}
 
 const T = 12;
 function source(seed = 0) {

@@ -15,7 +15,7 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { DataError, DeviceError, DisposedError, InternalError, NumericError, OrthornnError, OutOfMemoryError, UnsupportedError, rangeError, typeError, typeErrorText, type ErrorCode } from '../errors';
+import { DisposedError, ERROR_CLASSES, InternalError, OrthornnError, rangeError, typeError, typeErrorText, type ErrorCode } from '../errors';
 import type { ModelArchitecture } from '../models/files';
 import type { StateDict } from '../models/parameters';
 import type { WeightsFeed } from '../serve/predictor';
@@ -87,16 +87,6 @@ export type FromWorker =
   | { type: 'failed'; error: { name: string; message: string; code?: string } };
 
 const OPTION_KEYS = ['device', 'threads', 'priority', 'nice', 'weightsEvery', 'source', 'runFolder', 'resume'];
-
-const ERROR_CLASSES: Partial<Record<ErrorCode, new (message: string) => OrthornnError>> = {
-  ERR_ORTHORNN_DISPOSED: DisposedError,
-  ERR_ORTHORNN_NUMERIC: NumericError,
-  ERR_ORTHORNN_UNSUPPORTED: UnsupportedError,
-  ERR_ORTHORNN_DEVICE: DeviceError,
-  ERR_ORTHORNN_OUT_OF_MEMORY: OutOfMemoryError,
-  ERR_ORTHORNN_INTERNAL: InternalError,
-  ERR_ORTHORNN_DATA: DataError,
-};
 
 /** The worker's error again on this thread: the same class (by its code) and message. */
 function reviveError(e: { name: string; message: string; code?: string }): Error {
