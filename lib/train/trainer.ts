@@ -71,7 +71,7 @@ export interface TrainerExtras {
 const SOURCE_MEMBERS = ['trainBatch', 'evalSize', 'evalSteps', 'evalBatch', 'score', 'state', 'restore'] as const;
 
 /** A data source: the TaskSource members present, the sizes positive integers. */
-function checkSource(fn: string, source: unknown): TaskSource {
+export function checkSource(fn: string, source: unknown): TaskSource {
   const s = source as TaskSource;
   if (s === null || typeof s !== 'object' || SOURCE_MEMBERS.some((m) => typeof s[m] !== 'function')) {
     throw typeError(fn, 'extra.source', `a TaskSource (an InMemorySource, or an object with ${SOURCE_MEMBERS.join(', ')})`, source);
@@ -234,14 +234,23 @@ export class Trainer {
     const config = resolveConfig(given ? { ...options, task: 'custom' } : options);
     if (!persistent && config.out) throw rangeError(fn, 'options.out', 'omitted when runFolder is false', `'${config.out}'`);
     const runDir = persistent ? config.out || path.join('runs', `${given?.name ?? config.task}-${config.model}-${new Date().toISOString().replace(/[:.]/g, '-')}`) : '';
+    return Trainer.open(config, given ?? (() => createSource(config)), runDir, more.context);
+  }
+
+  /**
+   * @internal A fresh run of a resolved configuration in `runDir` ('' for none) on `source`
+   * (one of its own, or one a TrainerGroup's members share): checks, builds, creates the folder.
+   */
+  static async open(config: TrainConfig, source: TaskSource | (() => TaskSource), runDir: string, context?: Context): Promise<Trainer> {
+    const persistent = runDir !== '';
     config.out = runDir;
     const metricsFile = path.join(runDir, 'metrics.jsonl');
     if (persistent && existsSync(metricsFile) && statSync(metricsFile).size > 0) {
       throw rangeError('train', 'out', 'a new run folder (or resume this one)', `'${runDir}', which already holds a run`);
     }
-    const source = given ?? createSource(config);
+    if (typeof source === 'function') source = source();
     checkStepMemory(config, source);
-    const trainer = await Trainer.build(config, source, runDir, more.context);
+    const trainer = await Trainer.build(config, source, runDir, context);
     if (!persistent) return trainer;
     try {
       try {
@@ -277,6 +286,19 @@ export class Trainer {
    * computes exactly what the uninterrupted run computed.
    */
   static async resume(runDir: string, extra: { context?: Context; checkpoint?: string; steps?: number; source?: TaskSource } = {}): Promise<Trainer> {
+    return Trainer.reopen(runDir, extra);
+  }
+
+  /**
+   * @internal Trainer.resume, or with `shared` a resume on the context and the source a
+   * TrainerGroup's members share (built for the first member from its configuration; the
+   * source is restored again by each, all at the same step).
+   */
+  static async reopen(
+    runDir: string,
+    extra: { context?: Context; checkpoint?: string; steps?: number; source?: TaskSource },
+    shared?: { context(config: TrainConfig): Context; source(config: TrainConfig): TaskSource },
+  ): Promise<Trainer> {
     const fn = 'Trainer.resume';
     const more = checkOptions(fn, extra, ['context', 'checkpoint', 'steps', 'source']);
     const given = more.source === undefined ? undefined : checkSource(fn, more.source);
@@ -290,12 +312,12 @@ export class Trainer {
     }
     if (extra.steps) config = resolveConfig({ ...config, steps: extra.steps, epochs: 0 }, { stored: true });
     if (given && config.task !== 'custom') throw rangeError(fn, 'extra.source', `omitted: the run trains the built-in task '${config.task}'`, given.name);
-    const source = given ?? createSource(config);
+    const source = given ?? (shared ? shared.source(config) : createSource(config));
     // Every size is checked against the file before anything of the model's size is allocated.
     const shapes = expectedParameterShapes(config, source.inputSize, source.outputSize);
     checkCheckpointShapes(file, ckpt, shapes);
     checkStepMemory(config, source);
-    const trainer = await Trainer.build(config, source, runDir, more.context);
+    const trainer = await Trainer.build(config, source, runDir, more.context ?? shared?.context(config));
     try {
       if (trainer.totalSteps <= ckpt.step) {
         const given = extra.steps ? `${extra.steps} steps` : `a budget of ${trainer.totalSteps} steps`;
@@ -388,9 +410,13 @@ export class Trainer {
 
   /** One training step; returns the loss. */
   async trainStep(hooks: TrainHooks = {}): Promise<number> {
+    return this.stepOn(this.source.trainBatch(this.config.batchSize), hooks);
+  }
+
+  /** @internal One training step on `batch` (the source's next; a TrainerGroup draws it once for all its members). */
+  async stepOn(batch: HostBatch, hooks: TrainHooks = {}): Promise<number> {
     const { config, model, source } = this;
     const step = ++this.step;
-    const batch: HostBatch = source.trainBatch(config.batchSize);
     const x = toTensor(model, batch.x, [batch.T, batch.B, source.inputSize]);
     const targetShape = source.loss === 'mse' ? [batch.B, source.outputSize] : batch.score === 'last' ? [batch.B] : [batch.T, batch.B];
     const targets =
@@ -455,20 +481,42 @@ export class Trainer {
 
   /** Trains to the configured budget (or a target), then tests the best weights. */
   async run(hooks: TrainHooks = {}): Promise<TrainResult> {
-    const { config } = this;
-    this.startedAt = performance.now();
-    let reachedTarget = false;
-    let loss = NaN;
-    const stopped = () => hooks.signal?.aborted === true;
-    while (this.step < this.totalSteps && !reachedTarget && !stopped()) {
-      loss = await this.trainStep(hooks);
-      const validating = this.step % config.validEvery === 0 || this.step === this.totalSteps;
-      if (validating) reachedTarget = this.reached(await this.validate(hooks));
-      const saving = config.checkpointEvery > 0 ? this.step % config.checkpointEvery === 0 : validating;
-      // The last step is saved once, below.
-      if (saving && this.persistent && this.step < this.totalSteps && !reachedTarget && !stopped()) await this.checkpoint();
+    this.start();
+    while (!this.done && hooks.signal?.aborted !== true) {
+      const loss = await this.trainStep(hooks);
+      await this.afterStep(hooks);
       hooks.onStep?.({ step: this.step, totalSteps: this.totalSteps, epoch: this.source.epoch, loss, valid: this.lastValid });
     }
+    return this.finish(hooks);
+  }
+
+  private reachedTarget = false;
+
+  /** @internal The run's clock starts (run, or a TrainerGroup's run). */
+  start(): void {
+    this.startedAt = performance.now();
+    this.reachedTarget = false;
+  }
+
+  /** @internal Whether the budget is spent or a target reached. */
+  get done(): boolean {
+    return this.step >= this.totalSteps || this.reachedTarget;
+  }
+
+  /** @internal After a step: the validation and the checkpoint that are due. */
+  async afterStep(hooks: TrainHooks): Promise<void> {
+    const { config } = this;
+    const validating = this.step % config.validEvery === 0 || this.step === this.totalSteps;
+    if (validating) this.reachedTarget = this.reached(await this.validate(hooks));
+    const saving = config.checkpointEvery > 0 ? this.step % config.checkpointEvery === 0 : validating;
+    // The last step is saved once, in finish().
+    if (saving && this.persistent && !this.done && hooks.signal?.aborted !== true) await this.checkpoint();
+  }
+
+  /** @internal The end of a run (the budget, a target or a stop): the last checkpoint, then the test on the best weights. */
+  async finish(hooks: TrainHooks): Promise<TrainResult> {
+    const { config } = this;
+    const reachedTarget = this.reachedTarget;
     if (this.persistent) await this.checkpoint();
     const interrupted = this.step < this.totalSteps && !reachedTarget;
     if (interrupted) return { runDir: this.runDir, steps: this.step, reachedTarget, best: this.best?.record, seconds: this.elapsed(), interrupted };
