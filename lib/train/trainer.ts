@@ -205,6 +205,8 @@ export class Trainer {
   readonly totalSteps: number;
   private best?: { record: EvalRecord; state: StateDict };
   private lastValid?: EvalRecord;
+  /** Whether a validation reached the configured target (the run then ends). */
+  private reachedTarget = false;
   private startedAt = 0;
   /** Seconds trained before this process (a resumed run's clock goes on from there). */
   private priorSeconds = 0;
@@ -489,8 +491,6 @@ export class Trainer {
     }
     return this.finish(hooks);
   }
-
-  private reachedTarget = false;
 
   /** @internal The run's clock starts (run, or a TrainerGroup's run). */
   start(): void {
