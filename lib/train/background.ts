@@ -97,10 +97,13 @@ function reviveError(e: { name: string; message: string; code?: string }): Error
   return err;
 }
 
-/** The worker's entry: the compiled file beside this one, or under tsx (running the sources) the .ts. */
+/**
+ * The worker: the compiled file beside this one; or, running from the TypeScript sources (a
+ * Node 20 worker does not take the parent's `--import tsx`), the .ts through tsx-worker.cjs.
+ */
 function startWorker(setup: WorkerSetup): Worker {
   const entry = path.join(__dirname, `background-worker${path.extname(__filename)}`);
-  if (entry.endsWith('.ts')) return new Worker(`require('tsx/cjs'); require(${JSON.stringify(entry)});`, { eval: true, workerData: setup });
+  if (entry.endsWith('.ts')) return new Worker(path.join(__dirname, 'tsx-worker.cjs'), { argv: [entry], workerData: setup });
   return new Worker(entry, { workerData: setup });
 }
 
