@@ -45,6 +45,8 @@ describe('91 training on a worker thread: trainInBackground, weights posted to a
     assert.equal(start.runDir, out);
     assert.equal(start.plannedSteps, 120);
     assert.equal(start.step, 0);
+    assert.equal(start.device, 'cpu');
+    assert.equal(training.device, 'cpu');
     assert.deepEqual(start.architecture, { model: 'elman', dtype: 'float32', inputSize: 10, hiddenSize: 24, outputSize: 10, elman: start.architecture.elman });
     const result = await training.result;
     const alone = await inThread(copyRun);
@@ -126,6 +128,7 @@ describe('91 training on a worker thread: trainInBackground, weights posted to a
     refuses(() => trainInBackground(copyRun, { source: { module: 'x', options: { f: () => 1 } } }), 'ERR_ORTHORNN_TYPE', /'options.source.options' must be plain data/);
     refuses(() => trainInBackground({ ...copyRun, onStep: () => 1 } as never), 'ERR_ORTHORNN_TYPE', /'config' must be plain data/);
     refuses(() => trainInBackground(copyRun, { resume: 'runs/x', runFolder: false }), 'ERR_ORTHORNN_RANGE', /'options.runFolder'/);
+    refuses(() => trainInBackground({ ...copyRun, device: 'cpu' }, { device: 'cuda:0' }), 'ERR_ORTHORNN_RANGE', /'options.device' must be the configuration's device, 'cpu'/);
 
     // Refused by the configuration table on the training thread: the same RangeError here.
     const bad = trainInBackground({ ...copyRun, hidden: -4 }, { runFolder: false });

@@ -3,6 +3,7 @@
  * trains, and talks to the thread that started it by messages (the protocol is in
  * background.ts, `FromWorker` and `ToWorker`). Not an entry point of the package.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -34,6 +35,18 @@ async function loadSource(spec: NonNullable<WorkerSetup['source']>): Promise<Tas
   return (await make(spec.options)) as TaskSource;
 }
 
+/** The device to train on: the one given, the configuration's, or a resumed run's (its config.json). */
+function deviceOf(setup: WorkerSetup): string {
+  if (setup.device !== undefined) return setup.device;
+  if (!setup.resume) return typeof setup.config.device === 'string' ? setup.config.device : 'cpu';
+  try {
+    const stored = JSON.parse(readFileSync(path.join(setup.resume.runDir, 'config.json'), 'utf8')) as { device?: unknown };
+    return typeof stored.device === 'string' ? stored.device : 'cpu';
+  } catch {
+    return 'cpu'; // Trainer.resume reports an unreadable run folder
+  }
+}
+
 function describeError(err: unknown): { name: string; message: string; code?: string } {
   const e = err as { name?: unknown; message?: unknown; code?: unknown };
   return { name: typeof e?.name === 'string' ? e.name : 'Error', message: typeof e?.message === 'string' ? e.message : String(err), ...(typeof e?.code === 'string' && { code: e.code }) };
@@ -62,7 +75,7 @@ async function main(setup: WorkerSetup): Promise<void> {
   let context: Context | undefined;
   let trainer: Trainer | undefined;
   try {
-    context = new Context({ device: setup.device, ...(setup.threads !== undefined && { threads: setup.threads }), priority: setup.priority });
+    context = new Context({ device: deviceOf(setup), ...(setup.threads !== undefined && { threads: setup.threads }), priority: setup.priority });
     const source = setup.source ? await loadSource(setup.source) : undefined;
     trainer = setup.resume
       ? await Trainer.resume(setup.resume.runDir, { context, ...(setup.resume.steps !== undefined && { steps: setup.resume.steps }), ...(source && { source }) })
@@ -74,7 +87,7 @@ async function main(setup: WorkerSetup): Promise<void> {
       post({ type: 'weights', step, state }, Object.values(state).map((a) => a.buffer as ArrayBuffer));
     };
     Atomics.store(counters, 0, t.step);
-    post({ type: 'ready', runDir: t.runDir, plannedSteps: t.plannedSteps, step: t.step, architecture: architectureOf(t.model) });
+    post({ type: 'ready', runDir: t.runDir, plannedSteps: t.plannedSteps, step: t.step, device: context.device, architecture: architectureOf(t.model) });
     await weights();
     let posting: Promise<void> = Promise.resolve();
     const result = await t.run({

@@ -25,7 +25,7 @@ import type { RunRecord } from './records';
 import type { Progress, TrainResult } from './trainer';
 
 export interface BackgroundOptions {
-  /** The training context's device (default 'cpu'). */
+  /** The training context's device (default: the configuration's `device`, or a resumed run's). */
   device?: string;
   /** The training context's threads (default 1: the rest of the cores serve). */
   threads?: number;
@@ -55,6 +55,8 @@ export interface BackgroundStart {
   plannedSteps: number;
   /** The step it starts from (0, or the checkpoint's when resuming). */
   step: number;
+  /** The device it trains on. */
+  device: string;
   /** The model's architecture (modelOf / a predictor builds the same model from it). */
   architecture: ModelArchitecture;
 }
@@ -62,7 +64,7 @@ export interface BackgroundStart {
 /** @internal The worker's setup (workerData). */
 export interface WorkerSetup {
   config: Partial<TrainConfig>;
-  device: string;
+  device?: string;
   threads?: number;
   priority: 'normal' | 'background';
   nice: number;
@@ -136,7 +138,6 @@ export interface BackgroundTraining {
 export class BackgroundTraining extends EventEmitter implements WeightsFeed {
   readonly ready: Promise<BackgroundStart>;
   readonly result: Promise<TrainResult>;
-  readonly device: string;
   private readonly worker: Worker;
   private readonly counters: Int32Array;
   private readonly lossView: Float64Array;
@@ -148,7 +149,6 @@ export class BackgroundTraining extends EventEmitter implements WeightsFeed {
   /** @internal use trainInBackground. */
   constructor(setup: WorkerSetup) {
     super();
-    this.device = setup.device;
     this.counters = new Int32Array(setup.shared, 0, 2);
     this.lossView = new Float64Array(setup.shared, 8, 1);
     this.worker = startWorker(setup);
@@ -173,7 +173,7 @@ export class BackgroundTraining extends EventEmitter implements WeightsFeed {
     this.worker.on('message', (m: FromWorker) => {
       switch (m.type) {
         case 'ready':
-          this.start = { runDir: m.runDir, plannedSteps: m.plannedSteps, step: m.step, architecture: m.architecture };
+          this.start = { runDir: m.runDir, plannedSteps: m.plannedSteps, step: m.step, device: m.device, architecture: m.architecture };
           break;
         case 'weights':
           this.latest = { state: m.state, step: m.step };
@@ -236,10 +236,19 @@ export class BackgroundTraining extends EventEmitter implements WeightsFeed {
     return this.start;
   }
 
+  /** The device the run trains on (a predictor's default), once `ready` has resolved. */
+  get device(): string {
+    return this.started$().device;
+  }
+
   /** The model's architecture, once `ready` has resolved. */
   get architecture(): ModelArchitecture {
-    if (!this.start) throw new OrthornnError('training.architecture: the run has not started yet (await training.ready)', 'ERR_ORTHORNN_RANGE');
-    return this.start.architecture;
+    return this.started$().architecture;
+  }
+
+  private started$(): BackgroundStart {
+    if (!this.start) throw new OrthornnError('trainInBackground: the run has not started yet (await training.ready)', 'ERR_ORTHORNN_RANGE');
+    return this.start;
   }
 
   /** WeightsFeed: calls `listener` with each set of weights posted; returns what stops it. */
@@ -289,10 +298,14 @@ export function trainInBackground(config: Partial<TrainConfig> = {}, options: Ba
   const runFolder = checkBoolean(fn, 'options.runFolder', opts.runFolder ?? true);
   if (resume && !runFolder) throw rangeError(fn, 'options.runFolder', 'true (or omitted) when resuming a run folder', 'false');
   if (opts.device !== undefined && typeof opts.device !== 'string') throw typeError(fn, 'options.device', "a device name ('cpu', 'cuda:0', …)", opts.device);
+  if (opts.device !== undefined && config.device !== undefined && config.device !== opts.device) {
+    throw rangeError(fn, 'options.device', `the configuration's device, '${config.device}' (or omitted)`, `'${opts.device}'`);
+  }
   const setup: WorkerSetup = {
     config,
-    device: opts.device ?? 'cpu',
-    ...(opts.threads !== undefined ? { threads: checkInteger(fn, 'options.threads', opts.threads, 1, 4096) } : { threads: 1 }),
+    // Else the configuration's, or a resumed run's (the worker reads its config.json).
+    ...(opts.device !== undefined && { device: opts.device }),
+    threads: checkInteger(fn, 'options.threads', opts.threads ?? 1, 1, 4096),
     priority: checkOneOf(fn, 'options.priority', opts.priority ?? 'background', ['normal', 'background'] as const),
     nice: checkInteger(fn, 'options.nice', opts.nice ?? 19, 0, 19),
     weightsEvery: checkInteger(fn, 'options.weightsEvery', opts.weightsEvery ?? 100),
