@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# A whole session for the CUDA backend on a lent GPU machine, in one call of under 10 minutes
+# (docs/gpu.md, "A session on a lent GPU"). There, from the repository root, with .gpu-carry
+# (made here by scripts/gpu-carry.sh) carried:
+#
+#   bash scripts/gpu-session.sh
+#
+# unpacks Node, node_modules and Debian's OpenBLAS/LAPACKE/libxsmm, builds with CMake against
+# the machine's CUDA (sm_90), runs the suites of `npm run test:gpu` (ORTHORNN_REQUIRE_GPU=1) and
+# then benchmarks/gpu.ts with its PyTorch peer. Each step has its own time limit, so that a hang
+# in one still returns the others' logs; logs, the GPU's description and the benchmark's JSON go
+# to $OUT (what comes back). The exit status is the tests'.
+#
+# ORTHORNN_SESSION_DRY=1 runs the same steps here without a GPU (a CPU build into build-dry, the
+# GPU suites with suite 90 skipped, the benchmark on the CPU without its peer): a check of the
+# script itself before device time is spent on it.
+set -uo pipefail
+out=${OUT:-/tmp/orthornn-gpu-session}
+dry=${ORTHORNN_SESSION_DRY:-0}
+carry=.gpu-carry
+mkdir -p "$out"
+started=$SECONDS
+step() { echo "== [$((SECONDS - started)) s] $*" | tee -a "$out/session.log"; }
+[ -f "$carry/node.xz" ] || { echo "gpu-session: no $carry/node.xz: run scripts/gpu-carry.sh here first and carry .gpu-carry" >&2; exit 2; }
+
+step "unpack Node, node_modules and Debian's OpenBLAS, LAPACKE, libxsmm and libgfortran"
+mkdir -p /tmp/orthornn-node/bin
+xz -dc "$carry/node.xz" > /tmp/orthornn-node/bin/node && chmod +x /tmp/orthornn-node/bin/node
+export PATH=/tmp/orthornn-node/bin:$PATH
+[ -d node_modules/mocha ] || tar -xJf "$carry/node_modules.tar.xz"
+sys=/tmp/orthornn-sysroot
+mkdir -p "$sys"
+for deb in "$carry"/debs/*.deb; do dpkg -x "$deb" "$sys"; done
+lib=$sys/usr/lib/x86_64-linux-gnu
+export CMAKE_INCLUDE_PATH=$sys/usr/include/x86_64-linux-gnu/openblas-pthread:$sys/usr/include
+export CMAKE_LIBRARY_PATH=$lib/openblas-pthread:$lib:$sys/usr/lib   # libxsmm-dev puts libxsmm.a in /usr/lib
+export LD_LIBRARY_PATH=$lib/openblas-pthread:$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+node --version | tee -a "$out/session.log"
+(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv; nproc; g++ --version | head -1; cmake --version | head -1) > "$out/machine.txt" 2>&1
+
+if [ "$dry" = 1 ]; then
+  build_env=(ORTHORNN_BUILD=cmake ORTHORNN_CUDA=OFF ORTHORNN_BUILD_DIR=build-dry)
+  export ORTHORNN_ADDON=$PWD/build-dry/Release/orthornn.node
+  test_env=()
+  bench_args=(--device cpu --quick --no-peer)
+else
+  build_env=(ORTHORNN_BUILD=cmake ORTHORNN_CUDA=ON ORTHORNN_CUDA_ARCHITECTURES=90)
+  test_env=(ORTHORNN_REQUIRE_GPU=1)
+  bench_args=()
+fi
+
+step "build: ${build_env[*]}"
+if ! env "${build_env[@]}" timeout 240 node scripts/build.js > "$out/build.log" 2>&1; then
+  tail -40 "$out/build.log"
+  step "the build failed (build.log)"
+  exit 1
+fi
+grep -E "orthornn:|CUDA|Built target" "$out/build.log" | tail -8
+node -e "const a = require(process.env.ORTHORNN_ADDON || './build/Release/orthornn.node'); console.log(JSON.stringify(a.backends()))" | tee -a "$out/session.log"
+
+step "the suites of npm run test:gpu (.mocharc.gpu.json) ${test_env[*]}"
+env "${test_env[@]}" timeout 300 node node_modules/mocha/bin/mocha.js --config .mocharc.gpu.json --reporter dot > "$out/test-gpu.log" 2>&1
+tests=$?
+grep -E "passing|failing|pending" "$out/test-gpu.log"
+[ "$tests" = 0 ] || grep -A25 -E "^  [0-9]+\) " "$out/test-gpu.log" | head -80
+
+step "benchmarks/gpu.ts ${bench_args[*]}"
+env "${test_env[@]}" timeout 180 node --import tsx benchmarks/gpu.ts "${bench_args[@]}" --json "$out/gpu-bench.json" > "$out/gpu-bench.log" 2>&1
+echo "benchmark exit status $?"
+tail -30 "$out/gpu-bench.log"
+
+step "done (tests exit status $tests)"
+exit "$tests"
