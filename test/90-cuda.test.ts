@@ -14,6 +14,8 @@
 import assert from 'node:assert/strict';
 import { backends, Context, ElmanRNN, LSTM, memoryOf, NumericError, ops, RMSprop, Adam, SGD } from '../lib/index';
 import type { Activation, FloatDType, LossKind, RecurrentKind, Scoring, SequenceBatch, Tensor } from '../lib/index';
+import { resolveConfig } from '../lib/train/config';
+import { TrainingStep } from '../lib/train/step';
 import { announceSeed, assertClose, byName, naiveGemm, randomArray, rng, TEST_SEED } from './helpers';
 
 const cuda = backends().find((b) => b.name === 'cuda')!;
@@ -478,6 +480,43 @@ describe('90 CUDA backend against the CPU backend', function () {
       const { loss } = ops.softmaxCrossEntropy(logits, gpu.tensor(Int32Array.from([0, 2, 3, 1]), [4]));
       await assert.rejects(loss.read(), (e: unknown) => e instanceof RangeError && /softmaxCrossEntropy/.test(String(e)) && /row 2/.test(String(e)));
       assert.deepEqual([...(await gpu.zeros([2]).read())], [0, 0]);
+    });
+
+    it('a training step with a class id out of range rejects, and leaves every parameter and optimiser state as it was', async () => {
+      // The device reports the bad id only at the next read: updates queued before that read
+      // would apply gradients computed from the bad row.
+      const [Tn, B, d, n, k] = [6, 4, 3, 16, 5];
+      const config = resolveConfig({ task: 'copy', hidden: n, lr: 1e-2, cayleyLr: 1e-2, margin: 0.1, clipNorm: 1 });
+      const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, dtype: 'float32', context: gpu, recurrent: 'svd', margin: 0.1, seed: 5 });
+      const step = new TrainingStep(config, model);
+      const good = Int32Array.from({ length: Tn * B }, (_, i) => i % k);
+      const x = gpu.tensor(randomArray(Tn * B * d, 'float32') as Float32Array, [Tn, B, d]);
+      await step.run({ x, targets: gpu.tensor(good, [Tn, B]), loss: 'crossEntropy', score: 'all' });
+      const before = await model.state();
+      const optimisers = async () => Promise.all(Object.values(step.optimizers()).map((o) => o.state()));
+      const optBefore = await optimisers();
+      const bad = Int32Array.from(good);
+      bad[7] = k;
+      await assert.rejects(step.run({ x, targets: gpu.tensor(bad, [Tn, B]), loss: 'crossEntropy', score: 'all' }), (e: unknown) => e instanceof RangeError && /row 7/.test(String(e)));
+      const after = await model.state();
+      for (const name of Object.keys(before)) assert.deepEqual(after[name], before[name], `${name} changed by a step that failed`);
+      assert.deepEqual(await optimisers(), optBefore, 'optimiser state changed by a step that failed');
+      step.dispose();
+      model.dispose();
+    });
+
+    it('svd of an ill-conditioned float32 matrix (singular values 1 … 1e-6): values within 1e-5 of the largest, U and V orthonormal', async () => {
+      // A = Q1 diag(σ) Q2ᵀ from orthonormal factors of random matrices (built in float64 on the CPU).
+      const m = 64;
+      const sigma = Float64Array.from({ length: m }, (_, i) => 10 ** (-6 * i / (m - 1)));
+      const [q1, q2] = [ops.qr(cpu.tensor(randomArray(m * m), [m, m]) as Tensor<'float64'>).q, ops.qr(cpu.tensor(randomArray(m * m), [m, m]) as Tensor<'float64'>).q];
+      const a64 = await ops.gemm(ops.scaleColumns(q1, cpu.tensor(sigma, [m]) as Tensor<'float64'>), q2, { transB: true }).read();
+      const { u, s, vt } = ops.svd(gpu.tensor(Float32Array.from(a64), [m, m]) as Tensor<'float32'>);
+      const got = await s.read();
+      assertClose(got, Float32Array.from(sigma), { atol: 1e-5 }, 'singular values against the construction');
+      const eye = new Float64Array(m * m).map((_, i) => (i % (m + 1) === 0 ? 1 : 0));
+      assertClose(await ops.gemm(u, u, { transA: true }).read(), eye, { atol: 1e-4 }, 'UᵀU = I');
+      assertClose(await ops.gemm(vt, vt, { transB: true }).read(), eye, { atol: 1e-4 }, 'V Vᵀ = I');
     });
 
     it('a singular matrix, and NaN input to luFactor, qr and svd, are NumericErrors at the next await', async () => {
