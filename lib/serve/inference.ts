@@ -88,7 +88,8 @@ export interface GroupResult<D extends FloatDType> {
   finalCellState?: ArrayFor<D>;
 }
 
-function allocate<D extends FloatDType>(dtype: D, size: number): ArrayFor<D> {
+/** A zeroed host array of `size` values of `dtype`. */
+export function allocate<D extends FloatDType>(dtype: D, size: number): ArrayFor<D> {
   return (dtype === 'float32' ? new Float32Array(size) : new Float64Array(size)) as ArrayFor<D>;
 }
 

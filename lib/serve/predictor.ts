@@ -14,7 +14,7 @@ import type { StateDict } from '../models/parameters';
 import type { FloatDType } from '../native';
 import type { ArrayFor, Tensor } from '../tensor';
 import { checkArray, checkBoolean, checkCoefficient, checkFinite, checkInteger, checkOneOf, checkOptions, checkTypedArray } from '../validate';
-import { emitRows, forwardGroups, type ForwardGroup, type PredictOutput } from './inference';
+import { allocate, emitRows, forwardGroups, type ForwardGroup, type PredictOutput } from './inference';
 
 type Model = ElmanRNN<FloatDType> | LSTM<FloatDType>;
 
@@ -358,11 +358,11 @@ export class Predictor<D extends FloatDType = FloatDType> {
    * the server's thread more than the copying (allocation, then its sweeping).
    */
   private stage(length: number): ArrayFor<D> {
-    const bytes = this.model.dtype === 'float32' ? 4 : 8;
-    const make = (n: number) => (this.model.dtype === 'float32' ? new Float32Array(n) : new Float64Array(n)) as ArrayFor<D>;
-    if (length * bytes > SLAB_BYTES / 8) return make(length);
+    const { dtype } = this.model;
+    const bytes = dtype === 'float32' ? 4 : 8;
+    if (length * bytes > SLAB_BYTES / 8) return allocate(dtype, length);
     if (!this.slab || this.slabUsed + length > this.slab.length) {
-      this.slab = make(SLAB_BYTES / bytes);
+      this.slab = allocate(dtype, SLAB_BYTES / bytes);
       this.slabUsed = 0;
     }
     const view = this.slab.subarray(this.slabUsed, this.slabUsed + length) as ArrayFor<D>;
@@ -469,7 +469,7 @@ export class Predictor<D extends FloatDType = FloatDType> {
       let x: ArrayFor<D>;
       if (G === 1) x = reqs[0].x;
       else {
-        x = (model.dtype === 'float32' ? new Float32Array(L * G * d) : new Float64Array(L * G * d)) as ArrayFor<D>;
+        x = allocate(model.dtype, L * G * d);
         timeMajor(x, reqs, L, d);
       }
       return { steps: L, count: G, x };

@@ -15,13 +15,13 @@
  * parameter sets. Here the members' steps are queued one after another on the group's context.
  */
 import path from 'node:path';
-import { Context, defaultContext } from '../context';
+import type { Context } from '../context';
 import { rangeError, typeError } from '../errors';
 import { checkArray, checkBoolean, checkOptions } from '../validate';
-import { resolveConfig, type TrainConfig } from './config';
+import type { TrainConfig } from './config';
 import type { RunRecord } from './records';
 import { createSource, type TaskSource } from './sources';
-import { checkSource, Trainer, type Progress, type TrainHooks, type TrainResult } from './trainer';
+import { checkSource, resolveRunConfig, Trainer, trainingContext, type Progress, type TrainHooks, type TrainResult } from './trainer';
 
 /** The configuration keys a group's members may differ in; every other key they share. */
 export const MEMBER_KEYS: readonly (keyof TrainConfig)[] = [
@@ -82,21 +82,17 @@ export class TrainerGroup {
     const persistent = checkBoolean(fn, 'extra.runFolder', more.runFolder ?? true);
     const resolved = list.map((options, i) => {
       if (options === null || typeof options !== 'object') throw typeError(fn, `configs[${i}]`, 'a configuration object', options);
-      if (given && options.task !== undefined && options.task !== 'custom') throw rangeError(fn, `configs[${i}].task`, "'custom' (or omitted) when a source is given", `'${options.task}'`);
-      return resolveConfig(given ? { ...options, task: 'custom' } : options);
+      return resolveRunConfig(fn, `configs[${i}]`, options, given, persistent);
     });
     checkShared(fn, resolved, 'configs');
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const base = path.join('runs', `${given?.name ?? resolved[0].task}-group-${stamp}`);
-    const dirs = resolved.map((c, i) => {
-      if (!persistent && c.out) throw rangeError(fn, `configs[${i}].out`, 'omitted when runFolder is false', `'${c.out}'`);
-      return persistent ? c.out || path.join(base, `member-${i}`) : '';
-    });
+    const dirs = resolved.map((c, i) => (persistent ? c.out || path.join(base, `member-${i}`) : ''));
     dirs.forEach((dir, i) => {
       const j = dirs.findIndex((d) => d !== '' && path.resolve(d) === path.resolve(dir));
       if (dir !== '' && j !== i) throw rangeError(fn, `configs[${i}].out`, `a run folder of its own`, `'${dir}', configs[${j}]'s too`);
     });
-    const { context, owns } = groupContext(resolved[0], more.context);
+    const { context, owns } = trainingContext(resolved[0], more.context);
     const source = given ?? createSource(resolved[0]);
     const members: Trainer[] = [];
     try {
@@ -130,7 +126,7 @@ export class TrainerGroup {
     const configs: TrainConfig[] = [];
     const shared = {
       context: (config: TrainConfig) => {
-        if (!context) ({ context, owns } = groupContext(config, more.context));
+        if (!context) ({ context, owns } = trainingContext(config, more.context));
         return context;
       },
       source: (config: TrainConfig) => {
@@ -197,13 +193,6 @@ export class TrainerGroup {
     for (const m of this.members) m.dispose();
     if (this.ownsContext) this.context.dispose();
   }
-}
-
-/** The group's context: the given one, or a private CPU context, or the device's shared one. */
-function groupContext(config: TrainConfig, given?: Context): { context: Context; owns: boolean } {
-  if (given) return { context: given, owns: false };
-  const owns = config.device === 'cpu';
-  return { context: owns ? new Context() : defaultContext(config.device), owns };
 }
 
 /** Trains a group end to end (see TrainerGroup). */

@@ -97,6 +97,30 @@ export interface TrainResult {
   interrupted: boolean;
 }
 
+/**
+ * @internal A fresh run's configuration resolved (Trainer.create, and each member of a
+ * TrainerGroup): with a source of the user's the task is 'custom', and a run without a folder
+ * names none. `arg` names the options in errors.
+ */
+export function resolveRunConfig(fn: string, arg: string, options: Partial<TrainConfig>, given: TaskSource | undefined, persistent: boolean): TrainConfig {
+  if (given && options?.task !== undefined && options.task !== 'custom') {
+    throw rangeError(fn, `${arg}.task`, "'custom' (or omitted) when a source is given", `'${options.task}'`);
+  }
+  const config = resolveConfig(given ? { ...options, task: 'custom' } : options);
+  if (!persistent && config.out) throw rangeError(fn, `${arg}.out`, 'omitted when runFolder is false', `'${config.out}'`);
+  return config;
+}
+
+/**
+ * @internal The context a run trains on: the given one, else a private CPU context (which the
+ * run owns and disposes), else the device's shared one.
+ */
+export function trainingContext(config: TrainConfig, given?: Context): { context: Context; owns: boolean } {
+  if (given) return { context: given, owns: false };
+  const owns = config.device === 'cpu';
+  return { context: owns ? new Context() : defaultContext(config.device), owns };
+}
+
 /** Builds the model a configuration describes, on `context`. */
 export async function createModel(config: TrainConfig, source: Pick<TaskSource, 'inputSize' | 'outputSize'>, context: Context): Promise<Model> {
   const common = { inputSize: source.inputSize, hiddenSize: config.hidden, outputSize: source.outputSize, dtype: config.dtype, context, seed: config.seed };
@@ -230,11 +254,7 @@ export class Trainer {
     const more = checkOptions(fn, extra, ['context', 'source', 'runFolder']);
     const given = more.source === undefined ? undefined : checkSource(fn, more.source);
     const persistent = checkBoolean(fn, 'extra.runFolder', more.runFolder ?? true);
-    if (given && options?.task !== undefined && options.task !== 'custom') {
-      throw rangeError(fn, 'options.task', "'custom' (or omitted) when a source is given", `'${options.task}'`);
-    }
-    const config = resolveConfig(given ? { ...options, task: 'custom' } : options);
-    if (!persistent && config.out) throw rangeError(fn, 'options.out', 'omitted when runFolder is false', `'${config.out}'`);
+    const config = resolveRunConfig(fn, 'options', options, given, persistent);
     const runDir = persistent ? config.out || path.join('runs', `${given?.name ?? config.task}-${config.model}-${new Date().toISOString().replace(/[:.]/g, '-')}`) : '';
     return Trainer.open(config, given ?? (() => createSource(config)), runDir, more.context);
   }
@@ -272,8 +292,7 @@ export class Trainer {
 
   /** The model on its context (a private CPU context unless one is given), and the trainer; nothing leaks on failure. */
   private static async build(config: TrainConfig, source: TaskSource, runDir: string, given?: Context): Promise<Trainer> {
-    const owns = given === undefined && config.device === 'cpu';
-    const context = given ?? (owns ? new Context() : defaultContext(config.device));
+    const { context, owns } = trainingContext(config, given);
     try {
       return new Trainer(config, source, await createModel(config, source, context), runDir, owns);
     } catch (err) {
