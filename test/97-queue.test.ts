@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { connectionOf, jobIdOf, sweepIdOf } from '../lib/cluster/queue';
+import { connectionOf, jobIdOf, sweepIdOf, type RunQueue, type SweepRecord } from '../lib/cluster/queue';
+import { runStates } from '../lib/cluster/submit';
 import { DirectoryStore } from '../lib/cluster/store';
 import { outcomeOf } from '../lib/cluster/worker';
 import { checkpointStep, runFolderState } from '../lib/train/run-folder';
@@ -133,6 +134,24 @@ describe('97 queue: sweeps on BullMQ workers', function () {
       assert.equal(outcomeOf(null, 'SIGSEGV', '', false), 'retry');
       assert.equal(outcomeOf(null, 'SIGKILL', '', false), 'retry');
       assert.equal(outcomeOf(1, null, "resume: argument 'steps' must be more than the 400 steps the checkpoint has taken, got a budget of 400 steps", false), 'exhausted');
+    });
+
+    it('a run seen failed carries its reason, even when it fails between the reads of its state and its job', async () => {
+      // A job that goes from active to failed on the first read that touches it: whichever of
+      // its state and its hash is read second sees it failed. Read hash-then-state, the run
+      // showed as failed with the reason of its active self: none.
+      let reads = 0;
+      const failedNow = () => ++reads > 1;
+      const job = () => {
+        const failed = failedNow();
+        return { data: { name: 'seed-1' }, attemptsMade: failed ? 1 : 0, failedReason: failed ? 'cannot read corpus.txt' : '', finishedOn: failed ? 2 : undefined, processedOn: 1, returnvalue: null, getState: async () => (failedNow() ? 'failed' : 'active') };
+      };
+      const queue = { queue: { getJob: async () => job(), getJobState: async () => (failedNow() ? 'failed' : 'active') } } as unknown as RunQueue;
+      const record = { id: 's', kind: 'grid', base: {}, plotFormat: 'none', runs: [{ name: 'seed-1', values: {} }], created: 0, commit: null } as SweepRecord;
+      const first = (await runStates(queue, record))[0]!;
+      const second = (await runStates(queue, record))[0]!;
+      for (const s of [first, second]) if (s.state === 'failed') assert.equal(s.error, 'cannot read corpus.txt', JSON.stringify(s));
+      assert.equal(second.state, 'failed');
     });
 
     it('URLs, sweep ids and job ids', async () => {

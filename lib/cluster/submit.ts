@@ -38,9 +38,13 @@ export interface SweepCounts {
 /** The state of every run of a sweep, in the record's order. */
 export async function runStates(queue: RunQueue, record: SweepRecord): Promise<RunState[]> {
   return Promise.all(record.runs.map(async ({ name }): Promise<RunState> => {
-    const job = await queue.queue.getJob(jobIdOf(record.id, name));
+    // The state first, then the job's hash: a job seen finished has its reason and return
+    // value written already (read the other way round, a job that fails between the two reads
+    // shows as failed with the hash of its active self, no reason in it).
+    const id = jobIdOf(record.id, name);
+    const state = await queue.queue.getJobState(id);
+    const job = state === 'unknown' ? undefined : await queue.queue.getJob(id);
     if (!job) return { name, state: 'unknown', attempts: 0, error: 'not in the queue (removed?)' };
-    const state = await job.getState();
     const data = job.data as RunJobData;
     const result = state === 'completed' ? (job.returnvalue as RunJobResult) : undefined;
     const ended = state === 'completed' || state === 'failed';
