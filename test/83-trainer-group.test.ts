@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { groupFlag } from '../lib/cli/sweep';
 import { readCheckpoint } from '../lib/train/checkpoint';
 import { MEMBER_KEYS, train, Trainer, TrainerGroup, trainGroup, type TrainConfig, type TrainResult } from '../lib/train/index';
 import { createSource } from './fixtures/sign-of-sum-source';
@@ -135,5 +137,102 @@ describe('83 a group of runs of one shape: one batch for all, each member as if 
     const stop = new AbortController();
     await train({ ...shared, hidden: 8, out: c }, { signal: stop.signal, onStep: (p) => p.step === 10 && stop.abort() });
     await refuses(TrainerGroup.resume([a, c]), 'ERR_ORTHORNN_RANGE', /'runDirs\[1\]\.hidden' must be 16/);
+  });
+});
+
+const ROOT = path.join(__dirname, '..');
+const CLI = ['--import', 'tsx', path.join(ROOT, 'lib/cli/main.ts')];
+
+function cli(args: string[]) {
+  const r = spawnSync(process.execPath, [...CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('83 orthornn group and sweep --group: compatible runs in one process, each as if alone', function () {
+  this.timeout(300_000);
+  let tmp: string;
+  before(() => (tmp = mkdtempSync(path.join(os.tmpdir(), 'orthornn-group-cli-'))));
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+  const seed = String(TEST_SEED % 1000);
+  const args = ['sweep', '--task', 'copy', '--delay', '5', '--hidden', '8', '--batch-size', '4', '--valid-every', '50', '--valid-size', '8', '--plot-format', 'none', '--jobs', '1'];
+
+  it('sweep --group trains the runs that differ only in their own settings as one group per seed: every run as with --no-group', () => {
+    const grid = ['--grid', 'margin=0,0.1', 'init=orthogonal,glorot', `seed=${seed},${Number(seed) + 1}`, '--steps', '150'];
+    const grouped = cli([...args, ...grid, '--group', '--out', path.join(tmp, 'grouped')]);
+    assert.equal(grouped.code, 0, grouped.stderr);
+    assert.match(grouped.stdout, /sweep of 8 runs, 1 at a time with \d+ thread\(s\) each, 8 of them in 2 group\(s\) trained together/);
+    assert.match(grouped.stdout, new RegExp(`group of 4: margin-0_init-orthogonal_seed-${seed}, margin-0_init-glorot_seed-${seed}, margin-0.1_init-orthogonal_seed-${seed}, margin-0.1_init-glorot_seed-${seed} \\(one process`));
+    assert.equal(grouped.stdout.match(/: ok \(in a group\), test/g)?.length, 8, grouped.stdout);
+    const alone = cli([...args, ...grid, '--no-group', '--out', path.join(tmp, 'alone')]);
+    assert.equal(alone.code, 0, alone.stderr);
+    assert.doesNotMatch(alone.stdout, /in a group|group of|group\(s\)/);
+    const runs = readdirSync(path.join(tmp, 'alone')).filter((d) => d.startsWith('margin-'));
+    assert.equal(runs.length, 8);
+    for (const run of runs) {
+      assert.deepEqual(records(path.join(tmp, 'grouped', run)), records(path.join(tmp, 'alone', run)), run);
+      sameParameters(path.join(tmp, 'grouped', run, 'last.safetensors'), path.join(tmp, 'alone', run, 'last.safetensors'), run);
+    }
+    const table = (dir: string) => (JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8')).runs as { name: string; test: { loss: number }; steps: number }[]).map((r) => [r.name, r.test.loss, r.steps]);
+    assert.deepEqual(table(path.join(tmp, 'grouped')), table(path.join(tmp, 'alone')));
+  });
+
+  it('a grouped sweep stopped by SIGINT continues as a group from its members\' checkpoints, each ending as its run alone', async () => {
+    const out = path.join(tmp, 'stopped');
+    const long = [...args, '--steps', '3000', '--checkpoint-every', '100', '--seed', seed, '--group', '--out', out];
+    const child = spawn(process.execPath, [...CLI, ...long, '--grid', 'margin=0,0.1'], { cwd: ROOT, detached: true, stdio: 'ignore' });
+    const checkpoint = path.join(out, 'margin-0.1', 'last.safetensors');
+    const deadline = Date.now() + 120_000;
+    while (!existsSync(checkpoint) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(existsSync(checkpoint), 'the group wrote a checkpoint');
+    process.kill(-child.pid!, 'SIGINT');
+    await new Promise((r) => child.on('exit', r));
+    for (const m of ['0', '0.1']) assert.ok(!records(path.join(out, `margin-${m}`)).some((r) => (r as { type: string }).type === 'test'), `margin ${m} interrupted before its end`);
+    // Continued with a third run: the two resume as a group, the new one starts alone.
+    const again = cli([...long, '--grid', 'margin=0,0.1,1', '--continue']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /2 of them in 1 group\(s\)/);
+    assert.match(again.stdout, /group of 2 \(resumed\): margin-0, margin-0.1/);
+    assert.match(again.stdout, /margin-0: ok \(resumed\) \(in a group\)/);
+    assert.match(again.stdout, /margin-1: ok, test/);
+    const reference = cli([...args, '--steps', '3000', '--checkpoint-every', '100', '--seed', seed, '--no-group', '--grid', 'margin=0,0.1,1', '--out', path.join(tmp, 'reference')]);
+    assert.equal(reference.code, 0, reference.stderr);
+    for (const m of ['0', '0.1', '1']) {
+      assert.deepEqual(records(path.join(out, `margin-${m}`)), records(path.join(tmp, 'reference', `margin-${m}`)), `margin ${m}`);
+      sameParameters(path.join(out, `margin-${m}`, 'last.safetensors'), path.join(tmp, 'reference', `margin-${m}`, 'last.safetensors'), `margin ${m}`);
+    }
+  });
+
+  it('orthornn group: a members file or --resume, refused with one line when wrong; --group is the default on CUDA', () => {
+    const file = (name: string, text: string) => {
+      writeFileSync(path.join(tmp, name), text);
+      return path.join(tmp, name);
+    };
+    const member = (extra: object) => ({ task: 'copy', delay: 5, hidden: 8, batchSize: 4, steps: 20, validEvery: 10, validSize: 8, ...extra });
+    const ok = cli(['group', file('ok.json', JSON.stringify([member({ margin: 0, out: path.join(tmp, 'g0') }), member({ margin: 1, out: path.join(tmp, 'g1') })])), '--plot-format', 'none']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /a group of 2 on one context, one batch per step for all: task copy/);
+    assert.match(ok.stdout, /g1: budget spent after 20 steps .* test on the best weights: loss/);
+    const refusals: [string[], RegExp][] = [
+      [['group'], /'<members.json>' must be either a members file or --resume/],
+      [['group', file('bad.json', '{'), ], /not JSON/],
+      [['group', file('empty.json', '[]')], /a non-empty JSON array/],
+      [['group', file('unknown.json', JSON.stringify([member({ out: 'a', bogus: 1 })]))], /'<members.json>\[0\]' must be training options .* got 'bogus'/],
+      [['group', file('noout.json', JSON.stringify([member({})]))], /'<members.json>\[0\]\.out' must be the run folder of this member/],
+      [['group', file('shapes.json', JSON.stringify([member({ out: path.join(tmp, 'h0') }), member({ hidden: 16, out: path.join(tmp, 'h1') })]))], /'configs\[1\]\.hidden' must be 8, as configs\[0\]'s/],
+      [['group', path.join(tmp, 'missing.json')], /cannot read the members file/],
+      [['group', '--resume', path.join(tmp, 'nowhere')], /nowhere/],
+      [['sweep', '--grid', 'seed=1', '--group', '--queue', 'redis://127.0.0.1:1/0', '--store', tmp], /'--group' must be omitted with --queue/],
+    ];
+    for (const [argv, pattern] of refusals) {
+      const r = cli(argv);
+      assert.equal(r.code, 1, `${argv.join(' ')}: ${r.stdout}`);
+      assert.match(r.stderr, pattern, argv.join(' '));
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.doesNotMatch(r.stderr, /internal error/);
+    }
+    assert.equal(groupFlag({ device: 'cuda:0' }, {}), true);
+    assert.equal(groupFlag({ device: 'cuda:0' }, { group: false }), false);
+    assert.equal(groupFlag({}, {}), false);
+    assert.equal(groupFlag({ device: 'cpu' }, { group: true }), true);
   });
 });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `orthornn` command: train, eval, plot, sweep and worker. Every training option of
+ * The `orthornn` command: train, group, eval, export, plot, sweep and worker. Every training option of
  * lib/train/config.ts is a flag (`hidden` → `--hidden 128`, `learnH0` → `--learn-h0 true`).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -8,6 +8,7 @@ import { OrthornnError } from '../errors';
 import { flagOf, OPTIONS, parseOption, type TrainConfig } from '../train/config';
 import { exportCommand, EXPORT_FORMATS } from '../export/command';
 import { evalCommand } from './eval';
+import { groupCommand } from './group';
 import { plotCommand } from './plot';
 import { PRESETS } from '../train/presets';
 import { presetCommand } from './preset';
@@ -57,6 +58,15 @@ export function program(): Command {
   ).action(async (opts: Record<string, unknown>) => trainCommand(trainOptionsOf(opts), opts));
 
   root
+    .command('group')
+    .description('train several runs of one shape as one group, one batch per step for all (what sweep --group runs); each member writes its own run folder')
+    .argument('[members]', "a JSON file: an array of configurations (as in config.json), each with its own 'out'; they may differ only in their own settings (margin, init, optimiser, rates, clipping, schedule, targets)")
+    .option('--resume <runDir...>', "continue a group from its members' folders (each from its last.safetensors, all at the same step)")
+    .addOption(new Option('--plot-format <format>', "each member's figures at the end").choices(['svg', 'png', 'none']).default('svg'))
+    .option('--quiet', 'no progress output')
+    .action(async (members: string | undefined, opts: Record<string, unknown>) => groupCommand(members, opts));
+
+  root
     .command('eval')
     .description('evaluate a checkpoint on a split')
     .argument('<checkpoint>', 'a .safetensors checkpoint written by train (or a run folder: its best.safetensors)')
@@ -91,6 +101,8 @@ export function program(): Command {
       .option('--preset <name>', `one of the paper's experiments instead of a grid: ${Object.keys(PRESETS).join(', ')}; writes results.md`)
       .addOption(new Option('--budget <budget>', "with --preset: the paper's protocol (full, for a GPU server), fewer epochs and more seeds (medium, about 2.5 h per MNIST preset on 2 cores), or a quick look (reduced)").choices(['reduced', 'medium', 'full']))
       .option('--continue', 'continue the sweep in --out: finished runs are kept, interrupted ones resume from their last checkpoint, the rest start')
+      .option('--group', 'train runs that differ only in their own settings (margin, init, optimiser, rates, clipping, schedule, targets) as one group each: one process, one batch per step for all (orthornn group); the default with --device cuda')
+      .option('--no-group', 'one process per run, also with --device cuda')
       .option('--jobs <n>', 'processes at once (default: half the cores, at least 1)', (v: string) => {
         const n = Number(v);
         if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('--jobs must be a positive integer');

@@ -17,7 +17,7 @@ import { renderSpec } from '../plot/render';
 import { flagOf, type TrainConfig } from '../train/config';
 import { BUDGETS, presetNamed, presetRuns, type Budget, type Preset, type PresetMetric, type PresetRun } from '../train/presets';
 import type { SweepRun } from './sweep';
-import { sweepRuns } from './sweep';
+import { groupFlag, sweepRuns } from './sweep';
 
 export interface PresetResult {
   label: string;
@@ -189,6 +189,7 @@ export async function presetCommand(name: string, given: Partial<TrainConfig>, f
     plotFormat,
     log,
     continue: flags.continue === true,
+    group: groupFlag(given, flags),
   });
   const seconds = (performance.now() - started) / 1000;
   await writePresetResults(plan, done, { dir, seconds, commit, plotFormat, jobs: flags.jobs as number | undefined, log });

@@ -39,6 +39,7 @@ export async function queuedSweepCommand(given: Partial<TrainConfig>, flags: Rec
   for (const local of ['jobs', 'threads'] as const) {
     if (flags[local] !== undefined) throw rangeError('sweep', `--${local}`, 'omitted with --queue (each worker sets its own --concurrency and --threads)', String(flags[local]));
   }
+  if (flags.group === true) throw rangeError('sweep', '--group', 'omitted with --queue (each job is one run: the queue spreads runs over workers, not groups)', 'given');
   if (given.out !== undefined) throw rangeError('sweep', '--out', 'omitted with --queue (the sweep lives in --store)', given.out);
   const settings = queueSettings();
   const queue = await RunQueue.open(url);

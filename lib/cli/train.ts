@@ -56,54 +56,72 @@ export async function trainCommand(options: Partial<TrainConfig>, flags: Record<
     }
   };
   const startStep = trainer.step;
-  // The first SIGINT/SIGTERM finishes the step in progress, saves last.safetensors and exits
-  // 130/143; a second one exits at once.
-  const stop = new AbortController();
-  let stoppedBy: NodeJS.Signals | undefined;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stoppedBy) {
-      bar?.stop();
-      process.stderr.write(`orthornn: ${signal} again: exiting without saving\n`);
-      process.exit(EXIT_CODES[signal]);
-    }
-    stoppedBy = signal;
-    bar?.stop();
-    process.stderr.write(`orthornn: ${signal}: finishing step ${trainer.step + 1} and saving ${trainer.runDir}/last.safetensors (send it again to exit at once)\n`);
-    stop.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signals = stopOnSignals(() => `finishing step ${trainer.step + 1} and saving ${trainer.runDir}/last.safetensors`, () => bar?.stop());
   try {
-    const result = await trainer.run({ onStep, signal: stop.signal });
+    const result = await trainer.run({ onStep, signal: signals.signal });
     bar?.stop();
     const seconds = result.seconds;
     if (result.interrupted) {
-      log(`stopped by ${stoppedBy} after step ${result.steps} (${seconds.toFixed(1)} s); resume with: orthornn train --resume ${trainer.runDir}`);
-      process.exitCode = EXIT_CODES[stoppedBy ?? 'SIGINT'];
+      log(`stopped by ${signals.stoppedBy} after step ${result.steps} (${seconds.toFixed(1)} s); resume with: orthornn train --resume ${trainer.runDir}`);
+      process.exitCode = EXIT_CODES[signals.stoppedBy ?? 'SIGINT'];
       return;
     }
     log(`${result.reachedTarget ? 'target reached' : 'budget spent'} after ${result.steps} steps in ${seconds.toFixed(1)} s`);
     if (result.best) log(`best valid (step ${result.best.step}): ${formatMetrics(result.best)}`);
     if (result.test) log(`test on the best weights: ${formatMetrics(result.test)}`);
-    const format = String(flags.plotFormat ?? 'svg');
-    if (format !== 'none') {
-      try {
-        const files = await plotRun(trainer.runDir, { format: format as 'svg' | 'png' });
-        log(`plots: ${files.join(', ')}`);
-      } catch (err) {
-        // The run is complete; figures are an extra (and their packages optional).
-        if (!(err instanceof MissingPackageError)) throw err;
-        process.stderr.write(`orthornn: no figures: ${err.message} (or --plot-format none)\n`);
-      }
-    }
+    await plotFinished(trainer.runDir, String(flags.plotFormat ?? 'svg'), log);
     log(`run folder: ${trainer.runDir} (config.json, metrics.jsonl, last.safetensors, best.safetensors)`);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.release();
     bar?.stop();
     trainer.dispose();
   }
 }
 
+/** A finished run's figures (format 'none': none); a missing plotting package is one line on stderr. */
+export async function plotFinished(runDir: string, format: string, log: (line: string) => void): Promise<void> {
+  if (format === 'none') return;
+  try {
+    const files = await plotRun(runDir, { format: format as 'svg' | 'png' });
+    log(`plots: ${files.join(', ')}`);
+  } catch (err) {
+    // The run is complete; figures are an extra (and their packages optional).
+    if (!(err instanceof MissingPackageError)) throw err;
+    process.stderr.write(`orthornn: no figures: ${err.message} (or --plot-format none)\n`);
+  }
+}
+
+/**
+ * The CLI's handling of SIGINT and SIGTERM while training: the first aborts `signal` (the run
+ * finishes the step in progress and saves its checkpoint; `doing` says what, on stderr), a
+ * second exits at once with 128 + the signal's number. `release()` removes the handlers.
+ */
+export function stopOnSignals(doing: () => string, before: () => void = () => {}): { signal: AbortSignal; readonly stoppedBy: NodeJS.Signals | undefined; release(): void } {
+  const stop = new AbortController();
+  let stoppedBy: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    before();
+    if (stoppedBy) {
+      process.stderr.write(`orthornn: ${signal} again: exiting without saving\n`);
+      process.exit(EXIT_CODES[signal]);
+    }
+    stoppedBy = signal;
+    process.stderr.write(`orthornn: ${signal}: ${doing()} (send it again to exit at once)\n`);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: stop.signal,
+    get stoppedBy() {
+      return stoppedBy;
+    },
+    release() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
 /** The shell's convention: 128 + the signal's number. */
-const EXIT_CODES: Partial<Record<NodeJS.Signals, number>> & Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 130, SIGTERM: 143 };
+export const EXIT_CODES: Partial<Record<NodeJS.Signals, number>> & Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 130, SIGTERM: 143 };

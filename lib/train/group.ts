@@ -50,6 +50,15 @@ export interface GroupExtras {
   runFolder?: boolean;
 }
 
+/**
+ * What a configuration shares with the members of its group: its resolved keys but MEMBER_KEYS,
+ * as a string. Two resolved configurations can train in one group when these are equal.
+ */
+export function sharedKeyOf(config: TrainConfig): string {
+  const member = new Set<string>(MEMBER_KEYS);
+  return JSON.stringify(Object.keys(config).sort().filter((k) => !member.has(k)).map((k) => [k, config[k as keyof TrainConfig]]));
+}
+
 /** Refuses members that differ in a shared key, naming the first such key. */
 function checkShared(fn: string, configs: readonly TrainConfig[], arg: string): void {
   const member = new Set<string>(MEMBER_KEYS);
