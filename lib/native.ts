@@ -55,8 +55,10 @@ export interface LaunchCounters {
   /** CUDA graph launches (the Elman recurrence), and the nodes they ran. */
   graphs: number;
   graphNodes: number;
-  /** Graphs captured or re-captured (new shapes or buffers). */
+  /** Graphs captured and instantiated (new shapes, or an in-place update the driver refused). */
   graphsBuilt: number;
+  /** Instantiated graphs updated in place: the same shapes on other buffers, captured again but not instantiated. */
+  graphsUpdated: number;
 }
 
 /** The fused operations with more than one implementation (native/core/backend.h, `Fused`). */

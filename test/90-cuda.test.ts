@@ -553,7 +553,8 @@ describe('90 CUDA backend against the CPU backend', function () {
           ops.cayleyStep(V, res.gradients.V, 1e-3);
           return res.loss;
         };
-        for (let i = 0; i < 5; i++) await step();
+        const firstLoss = await step();
+        for (let i = 0; i < 4; i++) await step();
         await ctx.sync();
         // memory() counts the whole device: let earlier suites' garbage tensors be finalised first.
         for (let i = 0; i < 3; i++) {
@@ -583,11 +584,26 @@ describe('90 CUDA backend against the CPU backend', function () {
         assert.equal(after.tensors, before.tensors, 'device allocations');
         const c2 = ctx.launchCounters();
         assert.equal(c2.graphsBuilt, c0.graphsBuilt, 'no graph re-captured over 1,000 steps');
+        assert.equal(c2.graphsUpdated, c0.graphsUpdated, 'no graph updated over 1,000 steps');
         const c3 = ctx.launchCounters();
         await step();
         await ctx.sync();
         const c4 = ctx.launchCounters();
         assert.equal(c4.kernels + c4.libraryCalls + c4.graphs - (c3.kernels + c3.libraryCalls + c3.graphs), launches, 'launches per step stay the same');
+        if (!persistent) {
+          // A second model of the same shapes (and the same initialisation) on other buffers: its
+          // recurrences reuse the instantiated graphs, updated in place; its first loss is the
+          // first model's first (an update that kept the old buffers would give the trained one's).
+          const twin = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: 0.1, context: ctx, seed: 1 });
+          const c5 = ctx.launchCounters();
+          const twinLoss = (await twin.lossAndGradients(batch)).loss;
+          await ctx.sync();
+          const c6 = ctx.launchCounters();
+          console.log(`      a second model of the same shapes: ${c6.graphsUpdated - c5.graphsUpdated} graph(s) updated in place, ${c6.graphsBuilt - c5.graphsBuilt} instantiated; loss ${twinLoss} against ${firstLoss}`);
+          if (!selfCheck) assert.equal(c6.graphsBuilt - c5.graphsBuilt, 0, 'same shapes: graphs updated in place, not instantiated anew');
+          assert.ok(Math.abs(twinLoss - firstLoss) <= 1e-5 * Math.abs(firstLoss), `the twin's first loss ${twinLoss} is the first model's ${firstLoss}`);
+          twin.dispose();
+        }
         model.dispose();
         opt.dispose();
       } finally {

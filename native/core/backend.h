@@ -45,14 +45,16 @@ enum class Reduction : int { Sum = 0, SumSquares = 1, MaxAbs = 2, CountNonFinite
 
 // Work a backend has submitted to its device since it was created, for benchmarks (launches
 // per training step): kernels and copies launched one by one, library calls (cuBLAS, cuSOLVER;
-// each may run several kernels), CUDA graph launches with the nodes they ran, and graphs
-// captured or re-captured. All zero on the CPU.
+// each may run several kernels), CUDA graph launches with the nodes they ran, graphs captured and
+// instantiated (new shapes), and instantiated graphs updated in place (the same shapes on other
+// buffers: captured again, not instantiated). All zero on the CPU.
 struct LaunchCounters {
   int64_t kernels = 0;
   int64_t libraryCalls = 0;
   int64_t graphs = 0;
   int64_t graphNodes = 0;
   int64_t graphsBuilt = 0;
+  int64_t graphsUpdated = 0;
 };
 
 // The fused operations with more than one implementation ("variants"). Each backend names its

@@ -150,6 +150,7 @@ LaunchCounters CudaBackend::launchCounters() const {
   c.graphs = counters_.graphs.load();
   c.graphNodes = counters_.graphNodes.load();
   c.graphsBuilt = counters_.graphsBuilt.load();
+  c.graphsUpdated = counters_.graphsUpdated.load();
   return c;
 }
 

@@ -253,7 +253,7 @@ class CudaBackend final : public Backend {
   void internalRelease(void* p, size_t bytes) noexcept;
 
   struct Counters {
-    std::atomic<int64_t> kernels{0}, libraryCalls{0}, graphs{0}, graphNodes{0}, graphsBuilt{0};
+    std::atomic<int64_t> kernels{0}, libraryCalls{0}, graphs{0}, graphNodes{0}, graphsBuilt{0}, graphsUpdated{0};
   };
 
   int device_;

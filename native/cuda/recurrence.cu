@@ -108,7 +108,7 @@ bool CudaBackend::runAsGraph(const Graph& key, Steps&& steps) {
     }
     cudaGraphDestroy(graph);
     if (status != cudaSuccess) cudaFail(status, "cudaGraphInstantiateWithFlags (recurrence)");
-    counters_.graphsBuilt.fetch_add(1, std::memory_order_relaxed);
+    (updated ? counters_.graphsUpdated : counters_.graphsBuilt).fetch_add(1, std::memory_order_relaxed);
   }
   hit->lastUse = ++graphClock_;
   ORTHORNN_CUDA(cudaGraphLaunch(hit->exec, stream_));

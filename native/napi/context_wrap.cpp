@@ -249,6 +249,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     o.Set("graphs", Napi::Number::New(env, double(c.graphs)));
     o.Set("graphNodes", Napi::Number::New(env, double(c.graphNodes)));
     o.Set("graphsBuilt", Napi::Number::New(env, double(c.graphsBuilt)));
+    o.Set("graphsUpdated", Napi::Number::New(env, double(c.graphsUpdated)));
     return o;
   }
 
