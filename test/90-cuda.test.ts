@@ -595,8 +595,14 @@ describe('90 CUDA backend against the CPU backend', function () {
           // recurrences reuse the instantiated graphs, updated in place; its first loss is the
           // first model's first (an update that kept the old buffers would give the trained one's).
           const twin = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: 0.1, context: ctx, seed: 1 });
+          // Tensors freed while its graphs are being captured (their memory goes back to the
+          // device then, from this thread, as a user's finalisers would) must not break it.
+          const scratch = Array.from({ length: 64 }, (_, i) => ctx.tensor(new Float32Array(4096).fill(i), [64, 64]));
+          await ctx.sync();
           const c5 = ctx.launchCounters();
-          const twinLoss = (await twin.lossAndGradients(batch)).loss;
+          const pending = twin.lossAndGradients(batch);
+          for (const t of scratch) t.dispose();
+          const twinLoss = (await pending).loss;
           await ctx.sync();
           const c6 = ctx.launchCounters();
           console.log(`      a second model of the same shapes: ${c6.graphsUpdated - c5.graphsUpdated} graph(s) updated in place, ${c6.graphsBuilt - c5.graphsBuilt} instantiated; loss ${twinLoss} against ${firstLoss}`);
