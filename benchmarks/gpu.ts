@@ -8,8 +8,11 @@
  * (ORTHORNN_CUDA_PERSISTENT=0) and launched step by step (and ORTHORNN_CUDA_GRAPHS=0), with the
  * host launches per training step from the context's launch counters. The CPU's time for the
  * same step is measured alongside, and the PyTorch peer's (benchmarks/peers/torch_step.py) on
- * the same GPU right after ours: the speedup is its median over ours. --quick runs the first
- * two cases at T/10. Medians after warm-up. Without a usable GPU it says why and exits with
+ * the same GPU right after ours: the speedup is its median over ours. Then K models of the first
+ * case's shape stepped together on one context, as `TrainerGroup` and `orthornn sweep --group`
+ * step them (every member's step queued, then one wait; one batch for all), for K = 1, 8 and 32:
+ * sequence-steps per second and the ratio to K = 1. --quick runs the first two cases at T/10
+ * (and K = 1, 2). Medians after warm-up. Without a usable GPU it says why and exits with
  * status 0, unless ORTHORNN_REQUIRE_GPU=1, which makes that an error.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -62,6 +65,17 @@ interface PeerRecord extends Provenance {
   oursMs: number;
   /** The peer's median over ours (above 1, we are faster). */
   speedup: number;
+}
+
+/** K models stepped together (one group step: every member's training step on one batch). */
+interface GroupRecord extends Measurement {
+  suite: 'gpuGroupStep';
+  case: string;
+  K: number;
+  /** Sequence steps per second: K · B · T per group step. */
+  sequenceStepsPerSecond: number;
+  /** This K's sequence steps per second over K = 1's, in the same run. */
+  overK1: number;
 }
 
 /** Square GEMMs on the GPU: both dtypes up to n = 4096. */
@@ -127,6 +141,43 @@ async function trainStep(device: string, recurrence: Recurrence | null, c: Train
   } finally {
     ctx.dispose();
     delete process.env.ORTHORNN_CUDA_PERSISTENT_SPLIT;
+  }
+}
+
+const groupTable = new Table<GroupRecord>([
+  { header: 'case', width: 32, value: (r) => r.case, align: 'left' },
+  { header: 'backend', width: 7, value: (r) => r.backend, align: 'left' },
+  { header: 'K', width: 3, value: (r) => String(r.K) },
+  { header: 'runs', width: 4, value: (r) => String(r.runs) },
+  { header: 'median ms', width: 9, value: (r) => r.medianMs.toFixed(2) },
+  { header: 'sequence-steps/s', width: 16, value: (r) => r.sequenceStepsPerSecond.toFixed(0) },
+  { header: 'over K = 1', width: 10, value: (r) => `${r.overK1.toFixed(2)}x` },
+]);
+
+/** K models of one shape stepped together on one context, one batch for all; ms per group step. */
+async function groupStep(device: string, c: TrainCase, K: number, runs: number, provenance: Provenance): Promise<Omit<GroupRecord, 'overK1'>> {
+  const ctx = new Context({ device, seed: 1 });
+  try {
+    const { n, B, T, d, k, score: scored } = c;
+    const models = await Promise.all(Array.from({ length: K }, (_, i) => ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: MARGIN, context: ctx, seed: 1 + i })));
+    const trainings = models.map((m) => trainingStep(m, LR));
+    const x = ctx.randn([T, B, d], { seed: 3 }) as Tensor<'float32'>;
+    const targets = ctx.tensor(Int32Array.from({ length: scored === 'last' ? B : T * B }, (_, i) => i % k), scored === 'last' ? [B] : [T, B]);
+    const step = async () => {
+      await Promise.all(trainings.map((t) => t.run({ x, targets, score: scored })));
+      await ctx.sync();
+    };
+    for (let i = 0; i < 3; i++) await step();
+    const s = await measure(step, { warmup: 0, minRuns: runs, maxRuns: runs, minSeconds: 0 });
+    for (const t of trainings) t.dispose();
+    for (const m of models) m.dispose();
+    const medianMs = s.median * 1e3;
+    return {
+      suite: 'gpuGroupStep', ...provenance, backend: ctx.backend, device: ctx.device, dtype: 'float32', case: c.name, K,
+      medianMs, minMs: s.min * 1e3, maxMs: s.max * 1e3, runs: s.runs, sequenceStepsPerSecond: (K * B * T) / s.median,
+    };
+  } finally {
+    ctx.dispose();
   }
 }
 
@@ -210,6 +261,22 @@ async function main(): Promise<void> {
   } finally {
     for (const peer of peers) peer.close();
   }
+  const groups: GroupRecord[] = [];
+  const groupCase = quick ? shortened(TRAIN_CASES[0]) : TRAIN_CASES[0];
+  console.log(`\nK models stepped together on one ${device} context (as TrainerGroup and sweep --group), one batch for all`);
+  groupTable.printHeader();
+  for (const K of quick ? [1, 2] : [1, 8, 32]) {
+    try {
+      const r = await groupStep(device, groupCase, K, quick ? 3 : 11, provenance);
+      const one = groups.find((g) => g.K === 1);
+      const record: GroupRecord = { ...r, overK1: one ? r.sequenceStepsPerSecond / one.sequenceStepsPerSecond : 1 };
+      groups.push(record);
+      groupTable.printRow(record);
+    } catch (err) {
+      failures.push(`${groupCase.name}, K = ${K}: ${(err as Error).message}`);
+      console.log(`  FAILED ${failures[failures.length - 1]}`);
+    }
+  }
   if (peerRecords.length) {
     console.log(`\nPyTorch peer on ${peerRecords[0].device} (torch ${peerRecords[0].torch}), the same step; speedup = its median / ours (${onGpu ? 'default' : 'cpu'})`);
     peerTable.printHeader();
@@ -217,7 +284,7 @@ async function main(): Promise<void> {
   }
   const file = values.json ?? path.join('bench-results', 'gpu.json');
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), device: onGpu ? cuda.device : 'cpu', quick, records: [...gemm, ...steps, ...peerRecords] }, null, 2));
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), device: onGpu ? cuda.device : 'cpu', quick, records: [...gemm, ...steps, ...peerRecords, ...groups] }, null, 2));
   console.log(`\nwrote ${file}`);
   if (failures.length) {
     console.log(`\n${failures.length} failed:\n  ${failures.join('\n  ')}`);
