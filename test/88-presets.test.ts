@@ -178,6 +178,9 @@ describe('88 presets: the paper experiments as sweeps', function () {
     assert.match(md, /\| m = 0\.1 \| 94\.10 \| 3 of 4 \| 70\.00 ± 10\.00 \| 60\.00 – 80\.00 \|/);
     assert.match(md, /\| m = 1 \| 93\.84 \| 1 of 1 \| 50\.00 ± 0\.00 \| 50\.00 – 50\.00 \|/);
     assert.match(md, /rows with several seeds count up from it/);
+    assert.match(md, /; 5 runs in 5 s wall\./);
+    const continued = resultsMarkdown(preset, 'medium', [run(0, 60)], { command: 'c', dir: 'runs/x', seconds: 943, seed: 0, overrides: [], commit: null, continued: true });
+    assert.match(continued, /; 1 runs, 943 s wall in its last invocation \(continued with --continue: each run's own time is in the table\)\./);
   });
 
   it('sweep --continue keeps finished runs, resumes an interrupted one from its checkpoint and starts one that never began', async () => {

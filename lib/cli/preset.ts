@@ -117,7 +117,7 @@ export function spread(values: number[]): { mean: number; sd: number; min: numbe
   return { mean, sd, min: Math.min(...values), max: Math.max(...values), n };
 }
 
-export function resultsMarkdown(preset: Preset, budget: Budget, results: PresetResult[], info: { command: string; dir: string; seconds: number; seed: number; overrides: string[]; commit: string | null; figure?: string }): string {
+export function resultsMarkdown(preset: Preset, budget: Budget, results: PresetResult[], info: { command: string; dir: string; seconds: number; seed: number; overrides: string[]; commit: string | null; figure?: string; continued?: boolean }): string {
   const hasPaper = results.some((r) => r.paper !== undefined);
   const head = ['run', ...(hasPaper ? ['paper'] : []), `ours: ${METRIC_TITLES[preset.metric]}`, 'steps', 'wall s'];
   const groups = rowGroups(results);
@@ -128,7 +128,7 @@ export function resultsMarkdown(preset: Preset, budget: Budget, results: PresetR
     preset.description + '.',
     '',
     `- Command: \`${info.command}\`${info.commit ? ` at commit ${info.commit}` : ''}`,
-    `- Budget: ${budget} (${Object.entries(preset.budgets[budget]).map(([k, v]) => `${k} ${v}`).join(', ')})${info.overrides.length ? `; overridden on the command line: ${info.overrides.join(', ')}` : ''}; seed ${info.seed}${seeded ? ' (rows with several seeds count up from it)' : ''}; ${results.length} runs in ${info.seconds.toFixed(0)} s wall.`,
+    `- Budget: ${budget} (${Object.entries(preset.budgets[budget]).map(([k, v]) => `${k} ${v}`).join(', ')})${info.overrides.length ? `; overridden on the command line: ${info.overrides.join(', ')}` : ''}; seed ${info.seed}${seeded ? ' (rows with several seeds count up from it)' : ''}; ${results.length} runs${info.continued ? `, ${info.seconds.toFixed(0)} s wall in its last invocation (continued with --continue: each run's own time is in the table)` : ` in ${info.seconds.toFixed(0)} s wall`}.`,
     `- Shared options: ${Object.entries(preset.base).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
     `- To compare with: ${preset.paperFinding}.`,
     `- Departures from the paper's protocol: ${preset.departures.join(' ')}`,
@@ -192,7 +192,7 @@ export async function presetCommand(name: string, given: Partial<TrainConfig>, f
     group: groupFlag(given, flags),
   });
   const seconds = (performance.now() - started) / 1000;
-  await writePresetResults(plan, done, { dir, seconds, commit, plotFormat, jobs: flags.jobs as number | undefined, log });
+  await writePresetResults(plan, done, { dir, seconds, commit, plotFormat, jobs: flags.jobs as number | undefined, continued: flags.continue === true, log });
   if (done.some((r) => r.status !== 'ok')) process.exitCode = 1;
 }
 
@@ -200,7 +200,7 @@ export async function presetCommand(name: string, given: Partial<TrainConfig>, f
  * A preset sweep's results from its finished runs (in the plan's order): `results.md`,
  * `results.json` and the comparison figure in `dir`, and the table printed through `log`.
  */
-export async function writePresetResults(plan: PresetPlan, done: SweepRun[], info: { dir: string; seconds: number; commit: string | null; plotFormat: 'svg' | 'png' | 'none'; jobs?: number; log: (line: string) => void }): Promise<void> {
+export async function writePresetResults(plan: PresetPlan, done: SweepRun[], info: { dir: string; seconds: number; commit: string | null; plotFormat: 'svg' | 'png' | 'none'; jobs?: number; continued?: boolean; log: (line: string) => void }): Promise<void> {
   const { preset, budget, user, runs } = plan;
   const { dir, seconds, commit, plotFormat, log } = info;
   const results: PresetResult[] = [];
@@ -230,7 +230,7 @@ export async function writePresetResults(plan: PresetPlan, done: SweepRun[], inf
   }
   const seed = runs[0]?.values.seed ?? 0;
   const overrides = Object.entries(user).map(([k, v]) => `${k} ${v}`);
-  const markdown = resultsMarkdown(preset, budget, results, { command: commandLine(preset, budget, user, info.jobs), dir, seconds, seed, overrides, commit, figure });
+  const markdown = resultsMarkdown(preset, budget, results, { command: commandLine(preset, budget, user, info.jobs), dir, seconds, seed, overrides, commit, figure, continued: info.continued });
   writeFileSync(path.join(dir, 'results.md'), markdown);
   writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify({ preset: preset.name, budget, commit, seconds, seed, given: user, results }, null, 2)}\n`);
 
