@@ -1,5 +1,5 @@
 /** The training-step cases that `npm run bench` (CPU) and benchmarks/gpu.ts both time. */
-import type { Context, ElmanRNN, FloatDType, LSTM } from '../lib/index';
+import type { Context, ElmanRNN, FloatDType, LSTM, Tensor } from '../lib/index';
 import { resolveConfig, type TrainConfig } from '../lib/train/config';
 import { TrainingStep } from '../lib/train/step';
 import type { PeerCase } from './peer';
@@ -16,6 +16,13 @@ export const TRAIN_CASES: readonly TrainCase[] = [
   { name: 'n512 B32 T200', n: 512, B: 32, T: 200, d: 10, k: 10, score: 'all' },
   { name: 'n1024 B16 T100', n: 1024, B: 16, T: 100, d: 10, k: 10, score: 'all' },
 ];
+
+/** A case's batch on `ctx`: x from randn (`options`: its dtype and seed), class i mod k at each scored row. */
+export function caseBatch<D extends FloatDType = 'float32'>(ctx: Context, c: PeerCase, options: { dtype?: D; seed?: number } = {}): { x: Tensor<D>; targets: Tensor<'int32'> } {
+  const rows = c.score === 'last' ? c.B : c.T * c.B;
+  const x = ctx.randn<D>([c.T, c.B, c.d], options);
+  return { x, targets: ctx.tensor(Int32Array.from({ length: rows }, (_, i) => i % c.k), c.score === 'last' ? [c.B] : [c.T, c.B]) };
+}
 
 /** A case at a tenth of its length, for the quick runs (`--quick`). */
 export function shortened(c: TrainCase): TrainCase {

@@ -18,8 +18,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { backends, Context, ElmanRNN, type Tensor } from '../lib/index';
-import { designFlops, ranVariants, shortened, trainingStep, TRAIN_CASES, type TrainCase } from './cases';
+import { backends, Context, ElmanRNN } from '../lib/index';
+import { caseBatch, designFlops, ranVariants, shortened, trainingStep, TRAIN_CASES, type TrainCase } from './cases';
 import { gitCommit, machine, measure, statsOf, Table, type Measurement, type Provenance } from './harness';
 import { TorchPeer } from './peer';
 import { gemmSuiteOf, type GemmRecord } from './suites/gemm';
@@ -117,10 +117,9 @@ async function trainStep(device: string, recurrence: Recurrence | null, c: Train
     const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: MARGIN, context: ctx, seed: 1 });
     // The step `orthornn train` takes (lib/train/step.ts).
     const training = trainingStep(model, LR);
-    const x = ctx.randn([T, B, d], { seed: 3 });
-    const targets = ctx.tensor(Int32Array.from({ length: scored === 'last' ? B : T * B }, (_, i) => i % k), scored === 'last' ? [B] : [T, B]);
+    const { x, targets } = caseBatch(ctx, c, { seed: 3 });
     const step = async () => {
-      await training.run({ x: x as Tensor<'float32'>, targets, score: scored });
+      await training.run({ x, targets, score: scored });
       await ctx.sync();
     };
     for (let i = 0; i < 3; i++) await step();
@@ -161,8 +160,7 @@ async function groupStep(device: string, c: TrainCase, K: number, runs: number, 
     const { n, B, T, d, k, score: scored } = c;
     const models = await Promise.all(Array.from({ length: K }, (_, i) => ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: MARGIN, context: ctx, seed: 1 + i })));
     const trainings = models.map((m) => trainingStep(m, LR));
-    const x = ctx.randn([T, B, d], { seed: 3 }) as Tensor<'float32'>;
-    const targets = ctx.tensor(Int32Array.from({ length: scored === 'last' ? B : T * B }, (_, i) => i % k), scored === 'last' ? [B] : [T, B]);
+    const { x, targets } = caseBatch(ctx, c, { seed: 3 });
     const step = async () => {
       await Promise.all(trainings.map((t) => t.run({ x, targets, score: scored })));
       await ctx.sync();

@@ -1,6 +1,6 @@
 /** The training step on the standard cases, alternating with the PyTorch peer's. */
 import { Context, ElmanRNN, memoryOf, type FloatDType } from '../../lib/index';
-import { designFlops, ranVariants, trainingStep } from '../cases';
+import { caseBatch, designFlops, ranVariants, trainingStep } from '../cases';
 import { casesFor, LR, MARGIN, mib, peakRssBytes, settle, statsOf, sum, Table, timeOnce, warmUp, WARM_UP_MS, type Measurement, type Suite, type Timing } from '../harness';
 import type { GemmRecord } from './gemm';
 
@@ -72,9 +72,7 @@ export const trainStepSuite: Suite<TrainStepRecord> = async ({ backends, quick, 
       }
       for (const c of casesFor(quick, only)) {
         const model = await ElmanRNN.create({ inputSize: c.d, hiddenSize: c.n, outputSize: c.k, margin: MARGIN, context: ctx, seed: 1 });
-        const rows = c.score === 'last' ? c.B : c.T * c.B;
-        const x = ctx.randn([c.T, c.B, c.d], { dtype });
-        const targets = ctx.tensor(Int32Array.from({ length: rows }, (_, i) => i % c.k), c.score === 'last' ? [c.B] : [c.T, c.B]);
+        const { x, targets } = caseBatch(ctx, c, { dtype });
         // The step `orthornn train` takes (lib/train/step.ts).
         const training = trainingStep(model, LR);
         const step = async () => {
