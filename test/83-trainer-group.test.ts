@@ -7,7 +7,7 @@ import { groupFlag } from '../lib/cli/sweep';
 import { readCheckpoint } from '../lib/train/checkpoint';
 import { MEMBER_KEYS, train, Trainer, TrainerGroup, trainGroup, type TrainConfig, type TrainResult } from '../lib/train/index';
 import { createSource } from './fixtures/sign-of-sum-source';
-import { announceSeed, TEST_SEED } from './helpers';
+import { announceSeed, TEST_SEED, until } from './helpers';
 
 /** What the members share: a small copy task. */
 const shared = { task: 'copy' as const, delay: 10, hidden: 16, batchSize: 16, steps: 60, validEvery: 20, logEvery: 10, seed: TEST_SEED % 10_000 };
@@ -181,9 +181,7 @@ describe('83 orthornn group and sweep --group: compatible runs in one process, e
     const long = [...args, '--steps', '3000', '--checkpoint-every', '100', '--seed', seed, '--group', '--out', out];
     const child = spawn(process.execPath, [...CLI, ...long, '--grid', 'margin=0,0.1'], { cwd: ROOT, detached: true, stdio: 'ignore' });
     const checkpoint = path.join(out, 'margin-0.1', 'last.safetensors');
-    const deadline = Date.now() + 120_000;
-    while (!existsSync(checkpoint) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    assert.ok(existsSync(checkpoint), 'the group wrote a checkpoint');
+    await until('the group\'s checkpoint', () => existsSync(checkpoint));
     process.kill(-child.pid!, 'SIGINT');
     await new Promise((r) => child.on('exit', r));
     for (const m of ['0', '0.1']) assert.ok(!records(path.join(out, `margin-${m}`)).some((r) => (r as { type: string }).type === 'test'), `margin ${m} interrupted before its end`);

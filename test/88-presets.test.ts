@@ -15,6 +15,7 @@ import type { Run } from '../lib/plot/read';
 import { resolveConfig } from '../lib/train/config';
 import { PRESETS, presetNamed, presetRuns } from '../lib/train/presets';
 import type { EvalRecord } from '../lib/train/records';
+import { until } from './helpers';
 
 const ROOT = path.join(__dirname, '..');
 
@@ -193,9 +194,7 @@ describe('88 presets: the paper experiments as sweeps', function () {
       // A second run, interrupted (SIGINT to the sweep's process group) once it has a checkpoint.
       const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'lib/cli/main.ts'), ...args, '--grid', 'seed=2', '--continue'], { cwd: ROOT, detached: true, stdio: 'ignore' });
       const checkpoint = path.join(out, 'seed-2', 'last.safetensors');
-      const deadline = Date.now() + 120_000;
-      while (!existsSync(checkpoint) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      assert.ok(existsSync(checkpoint), 'the second run wrote a checkpoint');
+      await until('the second run\'s checkpoint', () => existsSync(checkpoint));
       process.kill(-child.pid!, 'SIGINT');
       await new Promise((r) => child.on('exit', r));
       const interruptedAt = readFileSync(path.join(out, 'seed-2', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; type: string });

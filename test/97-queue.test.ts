@@ -9,6 +9,7 @@ import { runStates } from '../lib/cluster/submit';
 import { DirectoryStore } from '../lib/cluster/store';
 import { outcomeOf } from '../lib/cluster/worker';
 import { checkpointStep, runFolderState } from '../lib/train/run-folder';
+import { until } from './helpers';
 import { readCheckpoint } from '../lib/train/checkpoint';
 
 const ROOT = path.join(__dirname, '..');
@@ -93,14 +94,6 @@ function currentRun(w: WorkerProcess, sweepId: string): string | undefined {
     if (m) current = m[2] === 'starting' || m[2] === 'resuming' ? m[1] : undefined;
   }
   return current;
-}
-
-async function until(what: string, test: () => boolean, timeoutMs = 120_000): Promise<void> {
-  const started = Date.now();
-  while (!test()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** Runs `orthornn train` children, two at a time; each with its ORTHORNN_NUM_THREADS. */

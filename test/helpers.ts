@@ -15,6 +15,15 @@ export function announceSeed(): void {
 }
 
 /** mulberry32: a small, independent PRNG for test data (not the library's Philox). */
+/** Polls `test` every 50 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(what: string, test: () => boolean, timeoutMs = 120_000): Promise<void> {
+  const started = Date.now();
+  while (!test()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 export function rng(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
