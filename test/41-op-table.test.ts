@@ -9,6 +9,7 @@ import path from 'node:path';
 
 import { native, type DType, type NativeContext } from '../lib/native';
 import { BOUND_OPS, NATIVE_OPS } from '../lib/native-ops.gen';
+import { availableBackends } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const gen = require('../scripts/gen-ops.js') as {
@@ -71,18 +72,21 @@ describe('41 the op table (native/ops.json)', () => {
     assert.deepEqual(fns.filter((k) => (NATIVE_OPS as readonly string[]).includes(k)), []);
   });
 
-  it('supports(op, dtype) answers every op of the table per backend; an unknown op is a RangeError', () => {
-    const ctx = new (native().NativeContext)('cpu', 0);
-    try {
-      for (const op of table.ops) {
-        const dtypes = op.dtypes?.cpu ?? table.dtypes.cpu;
-        for (const d of ['float32', 'float64', 'int32'] as DType[]) assert.equal(ctx.supports(op.name, d), dtypes.includes(d), `${op.name} ${d}`);
+  for (const device of availableBackends()) {
+    it(`supports(op, dtype) on ${device} answers every op from the table's ${device} column; an unknown op is a RangeError`, () => {
+      const ctx = new (native().NativeContext)(device, 0);
+      try {
+        for (const op of table.ops) {
+          const dtypes = op.dtypes?.[device] ?? table.dtypes[device];
+          assert.ok(dtypes, `native/ops.json has no dtypes for the ${device} backend`);
+          for (const d of ['float32', 'float64', 'int32'] as DType[]) assert.equal(ctx.supports(op.name, d), dtypes.includes(d), `${device} ${op.name} ${d}`);
+        }
+        assert.throws(() => ctx.supports('antisymmetrize', 'float32'), { code: 'ERR_ORTHORNN_RANGE', message: /op of native\/ops\.json/ });
+      } finally {
+        ctx.dispose();
       }
-      assert.throws(() => ctx.supports('antisymmetrize', 'float32'), { code: 'ERR_ORTHORNN_RANGE', message: /op of native\/ops\.json/ });
-    } finally {
-      ctx.dispose();
-    }
-  });
+    });
+  }
 
   describe('every bound op checks each argument against its slot, in C++, naming the op and the argument', () => {
     let ctx: NativeContext;

@@ -3,18 +3,24 @@
  * steps, run on both from the same fresh random data (float64 unless said otherwise; cuBLAS
  * in its default, non-TF32 math mode) and must agree to a relative error of 1e-4 (float64
  * agrees far closer, and is checked at 1e-9). Also: seeded random tensors are bit-identical,
- * U and V stay orthogonal through Cayley steps, device-side errors (bad class ids, singular
- * or non-finite matrices) surface at the next await with the context still usable, the Elman
- * recurrence as one kernel per pass agrees with the CPU (several blocks, both splits, and the
- * graphs where the matrix does not fit), and 1,000 training steps leave device memory exactly
+ * U and V stay orthogonal through Cayley steps, device-side errors (bad class ids, bad pivots,
+ * singular or non-finite matrices) surface at the next await with the context still usable, the
+ * Elman recurrence as one kernel per pass agrees with the CPU (several blocks, both splits, and
+ * the graphs where the matrix does not fit), a group of runs on one GPU context (TrainerGroup)
+ * trains each member as its run alone, and 1,000 training steps leave device memory exactly
  * where the first steps put it, with the one-kernel recurrence and with the graphs.
  *
  * Without a usable GPU the whole suite is skipped, saying why.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { backends, Context, ElmanRNN, LSTM, memoryOf, NumericError, ops, RMSprop, Adam, SGD } from '../lib/index';
 import type { Activation, FloatDType, LossKind, RecurrentKind, Scoring, SequenceBatch, Tensor } from '../lib/index';
+import { readCheckpoint } from '../lib/train/checkpoint';
 import { resolveConfig } from '../lib/train/config';
+import { train, trainGroup, type TrainConfig, type TrainResult } from '../lib/train/index';
 import { TrainingStep } from '../lib/train/step';
 import { announceSeed, assertClose, byName, naiveGemm, randomArray, rng, TEST_SEED } from './helpers';
 
@@ -528,6 +534,48 @@ describe('90 CUDA backend against the CPU backend', function () {
       }
       assert.deepEqual([...(await gpu.zeros([1]).read())], [0]);
     });
+
+    it("luSolve with pivots outside 1..n rejects the next await with a RangeError naming 'pivots', never indexing with them; the context stays usable", async () => {
+      // On CUDA the row swaps run in a kernel: a bad pivot is a device fault raised at the next
+      // synchronisation (row_swaps_kernel), not an out-of-bounds access.
+      const n = 4;
+      const A = Float64Array.from([4, 1, 0, 0, 1, 4, 1, 0, 0, 1, 4, 1, 0, 0, 1, 4]);
+      for (const dtype of ['float32', 'float64'] as const) {
+        const a = T(gpu, dtype === 'float32' ? Float32Array.from(A) : A, [n, n]);
+        const b = T(gpu, dtype === 'float32' ? Float32Array.from([1, 2, 3, 4]) : Float64Array.from([1, 2, 3, 4]), [n]);
+        for (const bad of [[1, 99, 3, 4], [0, 2, 3, 4], [-(2 ** 31), 2, 3, 4], [5, 5, 5, 5]]) {
+          const x = ops.luSolve({ lu: a, pivots: gpu.tensor(Int32Array.from(bad), [n]) }, b);
+          await assert.rejects(x.read(), (e: unknown) => e instanceof RangeError && /luSolve/.test(String(e)) && /'pivots' must hold row numbers in 1\.\.4/.test(String(e)), `${dtype} pivots ${bad}`);
+        }
+        const x = await ops.solve(a, b).read();
+        for (let i = 0; i < n; i++) {
+          let s = 0;
+          for (let j = 0; j < n; j++) s += A[i * n + j] * x[j];
+          assert.ok(Math.abs(s - (i + 1)) < 1e-4, `${dtype} row ${i} after the faults: ${s}`);
+        }
+      }
+    });
+  });
+
+  it('a group of K = 3 float64 runs of one shape on one GPU context (TrainerGroup): every member as its run alone (≤ 1e-9 relative), a checkpoint per member', async () => {
+    // What orthornn sweep --group runs on CUDA. Each member alone trains on a context of its own.
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'orthornn-gpu-group-'));
+    try {
+      const shared: Partial<TrainConfig> = { task: 'copy', delay: 10, hidden: 32, batchSize: 16, steps: 30, validEvery: 10, logEvery: 10, seed: 7, dtype: 'float64', device: PARITY_DEVICE };
+      const members: Partial<TrainConfig>[] = [{ margin: 0.01 }, { margin: 0.1, cayleyLr: 1e-4, clipNorm: 1 }, { margin: 0, init: 'glorot', lr: 3e-3, optimizer: 'adam' }];
+      const alone: TrainResult[] = [];
+      for (const [i, m] of members.entries()) alone.push(await train({ ...shared, ...m, out: path.join(tmp, `alone-${i}`) }));
+      const grouped = await trainGroup(members.map((m, i) => ({ ...shared, ...m, out: path.join(tmp, `group-${i}`) })));
+      for (const [i, r] of grouped.entries()) {
+        assert.equal(r.steps, alone[i].steps, `member ${i}: steps`);
+        assertClose([r.best!.loss], [alone[i].best!.loss], { rtol: 1e-9, atol: 0 }, `member ${i}: best validation loss`);
+        const [got, want] = [readCheckpoint(path.join(tmp, `group-${i}`, 'last.safetensors')).parameters, readCheckpoint(path.join(tmp, `alone-${i}`, 'last.safetensors')).parameters];
+        assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort(), `member ${i}: parameter names`);
+        for (const name of Object.keys(want)) assertClose(got[name], want[name], parityTol('float64', want[name]), `member ${i}: ${name}`);
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   for (const persistent of [true, false]) {
