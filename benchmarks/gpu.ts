@@ -9,9 +9,10 @@
  * host launches per training step from the context's launch counters. The CPU's time for the
  * same step is measured alongside, and the PyTorch peer's (benchmarks/peers/torch_step.py) on
  * the same GPU right after ours: the speedup is its median over ours. Then K models of the first
- * case's shape stepped together on one context, as `TrainerGroup` and `orthornn sweep --group`
- * step them (every member's step queued, then one wait; one batch for all), for K = 1, 8 and 32:
- * sequence-steps per second and the ratio to K = 1. --quick runs the first two cases at T/10
+ * case's shape stepped together (every member's step queued, then one wait; one batch for all),
+ * for K = 1, 8 and 32, on one context and dealt over min(K, 8) contexts (a CUDA stream each, as
+ * `TrainerGroup` and `orthornn sweep --group` run them on a GPU): sequence-steps per second and
+ * the ratio to K = 1. --quick runs the first two cases at T/10
  * (and K = 1, 2). Medians after warm-up. Without a usable GPU it says why and exits with
  * status 0, unless ORTHORNN_REQUIRE_GPU=1, which makes that an error.
  */
@@ -72,6 +73,8 @@ interface GroupRecord extends Measurement {
   suite: 'gpuGroupStep';
   case: string;
   K: number;
+  /** The contexts (on a GPU, CUDA streams) the K models were dealt over. */
+  contexts: number;
   /** Sequence steps per second: K · B · T per group step. */
   sequenceStepsPerSecond: number;
   /** This K's sequence steps per second over K = 1's, in the same run. */
@@ -147,23 +150,28 @@ const groupTable = new Table<GroupRecord>([
   { header: 'case', width: 32, value: (r) => r.case, align: 'left' },
   { header: 'backend', width: 7, value: (r) => r.backend, align: 'left' },
   { header: 'K', width: 3, value: (r) => String(r.K) },
+  { header: 'contexts', width: 8, value: (r) => String(r.contexts) },
   { header: 'runs', width: 4, value: (r) => String(r.runs) },
   { header: 'median ms', width: 9, value: (r) => r.medianMs.toFixed(2) },
   { header: 'sequence-steps/s', width: 16, value: (r) => r.sequenceStepsPerSecond.toFixed(0) },
   { header: 'over K = 1', width: 10, value: (r) => `${r.overK1.toFixed(2)}x` },
 ]);
 
-/** K models of one shape stepped together on one context, one batch for all; ms per group step. */
-async function groupStep(device: string, c: TrainCase, K: number, runs: number, provenance: Provenance): Promise<Omit<GroupRecord, 'overK1'>> {
-  const ctx = new Context({ device, seed: 1 });
+/**
+ * K models of one shape stepped together, one batch for all, model i on the (i mod S)-th of S
+ * contexts (each with the batch); ms per group step.
+ */
+async function groupStep(device: string, c: TrainCase, K: number, S: number, runs: number, provenance: Provenance): Promise<Omit<GroupRecord, 'overK1'>> {
+  const contexts = Array.from({ length: S }, () => new Context({ device, seed: 1 }));
+  const ctx = contexts[0];
   try {
     const { n, B, T, d, k, score: scored } = c;
-    const models = await Promise.all(Array.from({ length: K }, (_, i) => ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: MARGIN, context: ctx, seed: 1 + i })));
+    const models = await Promise.all(Array.from({ length: K }, (_, i) => ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: MARGIN, context: contexts[i % S], seed: 1 + i })));
     const trainings = models.map((m) => trainingStep(m, LR));
-    const { x, targets } = caseBatch(ctx, c, { seed: 3 });
+    const batches = contexts.map((cx) => caseBatch(cx, c, { seed: 3 }));
     const step = async () => {
-      await Promise.all(trainings.map((t) => t.run({ x, targets, score: scored })));
-      await ctx.sync();
+      await Promise.all(trainings.map((t, i) => t.run({ ...batches[i % S], score: scored })));
+      await Promise.all(contexts.map((cx) => cx.sync()));
     };
     for (let i = 0; i < 3; i++) await step();
     const s = await measure(step, { warmup: 0, minRuns: runs, maxRuns: runs, minSeconds: 0 });
@@ -171,11 +179,11 @@ async function groupStep(device: string, c: TrainCase, K: number, runs: number, 
     for (const m of models) m.dispose();
     const medianMs = s.median * 1e3;
     return {
-      suite: 'gpuGroupStep', ...provenance, backend: ctx.backend, device: ctx.device, dtype: 'float32', case: c.name, K,
+      suite: 'gpuGroupStep', ...provenance, backend: ctx.backend, device: ctx.device, dtype: 'float32', case: c.name, K, contexts: S,
       medianMs, minMs: s.min * 1e3, maxMs: s.max * 1e3, runs: s.runs, sequenceStepsPerSecond: (K * B * T) / s.median,
     };
   } finally {
-    ctx.dispose();
+    for (const cx of contexts) cx.dispose();
   }
 }
 
@@ -261,17 +269,18 @@ async function main(): Promise<void> {
   }
   const groups: GroupRecord[] = [];
   const groupCase = quick ? shortened(TRAIN_CASES[0]) : TRAIN_CASES[0];
-  console.log(`\nK models stepped together on one ${device} context (as TrainerGroup and sweep --group), one batch for all`);
+  console.log(`\nK models stepped together on one ${device} context and on min(K, 8) (a stream each on a GPU: TrainerGroup and sweep --group there), one batch for all`);
   groupTable.printHeader();
-  for (const K of quick ? [1, 2] : [1, 8, 32]) {
+  const groupRuns = (quick ? [1, 2] : [1, 8, 32]).flatMap((K) => (K === 1 ? [[1, 1]] : [[K, 1], [K, Math.min(K, 8)]]));
+  for (const [K, S] of groupRuns) {
     try {
-      const r = await groupStep(device, groupCase, K, quick ? 3 : 11, provenance);
+      const r = await groupStep(device, groupCase, K, S, quick ? 3 : 11, provenance);
       const one = groups.find((g) => g.K === 1);
       const record: GroupRecord = { ...r, overK1: one ? r.sequenceStepsPerSecond / one.sequenceStepsPerSecond : 1 };
       groups.push(record);
       groupTable.printRow(record);
     } catch (err) {
-      failures.push(`${groupCase.name}, K = ${K}: ${(err as Error).message}`);
+      failures.push(`${groupCase.name}, K = ${K} on ${S} contexts: ${(err as Error).message}`);
       console.log(`  FAILED ${failures[failures.length - 1]}`);
     }
   }

@@ -7,9 +7,11 @@
 #
 # unpacks Node, node_modules and Debian's OpenBLAS/LAPACKE/libxsmm, builds with CMake against
 # the machine's CUDA (sm_90), runs the suites of `npm run test:gpu` (ORTHORNN_REQUIRE_GPU=1) and
-# then benchmarks/gpu.ts with its PyTorch peer. Each step has its own time limit, so that a hang
-# in one still returns the others' logs; logs, the GPU's description and the benchmark's JSON go
-# to $OUT (what comes back). The exit status is the tests'.
+# then benchmarks/gpu.ts with its PyTorch peer, then two training rows on the GPU: the Quick
+# start's copy task (`npm start` with --device cuda) and a group of 8 copy runs (`orthornn
+# group`, a stream each). Each step has its own time limit, so that a hang in one still returns
+# the others' logs; logs, the GPU's description and the benchmark's JSON go to $OUT (what comes
+# back). The exit status is the tests'.
 #
 # ORTHORNN_SESSION_DRY=1 runs the same steps here without a GPU (a CPU build into build-dry, the
 # GPU suites with suite 90 skipped, the benchmark on the CPU without its peer): a check of the
@@ -43,10 +45,12 @@ if [ "$dry" = 1 ]; then
   export ORTHORNN_ADDON=$PWD/build-dry/Release/orthornn.node
   test_env=()
   bench_args=(--device cpu --quick --no-peer)
+  train_args=(--device cpu --steps 40)
 else
   build_env=(ORTHORNN_BUILD=cmake ORTHORNN_CUDA=ON ORTHORNN_CUDA_ARCHITECTURES=90)
   test_env=(ORTHORNN_REQUIRE_GPU=1)
   bench_args=()
+  train_args=(--device cuda)
 fi
 
 step "build: ${build_env[*]}"
@@ -59,15 +63,32 @@ grep -E "orthornn:|CUDA|Built target" "$out/build.log" | tail -8
 node -e "const a = require(process.env.ORTHORNN_ADDON || './build/Release/orthornn.node'); console.log(JSON.stringify(a.backends()))" | tee -a "$out/session.log"
 
 step "the suites of npm run test:gpu (.mocharc.gpu.json) ${test_env[*]}"
-env "${test_env[@]}" timeout 300 node node_modules/mocha/bin/mocha.js --config .mocharc.gpu.json --reporter dot > "$out/test-gpu.log" 2>&1
+env "${test_env[@]}" timeout 240 node node_modules/mocha/bin/mocha.js --config .mocharc.gpu.json --reporter dot > "$out/test-gpu.log" 2>&1
 tests=$?
 grep -E "passing|failing|pending" "$out/test-gpu.log"
 [ "$tests" = 0 ] || grep -A25 -E "^  [0-9]+\) " "$out/test-gpu.log" | head -80
 
 step "benchmarks/gpu.ts ${bench_args[*]}"
-env "${test_env[@]}" timeout 180 node --import tsx benchmarks/gpu.ts "${bench_args[@]}" --json "$out/gpu-bench.json" > "$out/gpu-bench.log" 2>&1
+env "${test_env[@]}" timeout 150 node --import tsx benchmarks/gpu.ts "${bench_args[@]}" --json "$out/gpu-bench.json" > "$out/gpu-bench.log" 2>&1
 echo "benchmark exit status $?"
 tail -30 "$out/gpu-bench.log"
+
+step "training rows: the Quick start's copy task (npm start) ${train_args[*]}, then a group of 8 (orthornn group)"
+cli=(node --import tsx lib/cli/main.ts)
+timeout 75 "${cli[@]}" train --task copy --delay 100 --hidden 128 --model svd --margin 0.01 --target-accuracy 1 "${train_args[@]}" \
+  --out /tmp/orthornn-runs/copy --plot-format none > "$out/train.log" 2>&1
+echo "train exit status $?"
+tail -4 "$out/train.log"
+node -e '
+  const [device, steps] = [process.argv[1], process.argv[2]];
+  const members = [0.001, 0.01, 0.03, 0.1, 0.3, 1, 0.05, 0.5].map((margin, i) => ({
+    task: "copy", delay: 100, hidden: 128, model: "svd", margin, device, ...(steps ? { steps: Number(steps) } : { steps: 1500 }), out: `/tmp/orthornn-runs/group-${i}`,
+  }));
+  require("fs").writeFileSync("/tmp/orthornn-members.json", JSON.stringify(members));
+' "${train_args[1]}" "${train_args[3]:-}"
+timeout 75 "${cli[@]}" group /tmp/orthornn-members.json --plot-format none >> "$out/train.log" 2>&1
+echo "group exit status $?"
+tail -12 "$out/train.log"
 
 step "done (tests exit status $tests)"
 exit "$tests"

@@ -6,7 +6,7 @@
  * U and V stay orthogonal through Cayley steps, device-side errors (bad class ids, bad pivots,
  * singular or non-finite matrices) surface at the next await with the context still usable, the
  * Elman recurrence as one kernel per pass agrees with the CPU (several blocks, both splits, and
- * the graphs where the matrix does not fit), a group of runs on one GPU context (TrainerGroup)
+ * the graphs where the matrix does not fit), a group of runs on a GPU stream each (TrainerGroup)
  * trains each member as its run alone, and 1,000 training steps leave device memory exactly
  * where the first steps put it, with the one-kernel recurrence and with the graphs.
  *
@@ -20,7 +20,7 @@ import { backends, Context, ElmanRNN, LSTM, memoryOf, NumericError, ops, RMSprop
 import type { Activation, FloatDType, LossKind, RecurrentKind, Scoring, SequenceBatch, Tensor } from '../lib/index';
 import { readCheckpoint } from '../lib/train/checkpoint';
 import { resolveConfig } from '../lib/train/config';
-import { train, trainGroup, type TrainConfig, type TrainResult } from '../lib/train/index';
+import { train, TrainerGroup, type TrainConfig, type TrainResult } from '../lib/train/index';
 import { TrainingStep } from '../lib/train/step';
 import { announceSeed, assertClose, byName, naiveGemm, randomArray, rng, TEST_SEED } from './helpers';
 
@@ -557,15 +557,23 @@ describe('90 CUDA backend against the CPU backend', function () {
     });
   });
 
-  it('a group of K = 3 float64 runs of one shape on one GPU context (TrainerGroup): every member as its run alone (≤ 1e-9 relative), a checkpoint per member', async () => {
-    // What orthornn sweep --group runs on CUDA. Each member alone trains on a context of its own.
+  it('a group of K = 3 float64 runs of one shape on the GPU, a context (stream) each (TrainerGroup): every member as its run alone (≤ 1e-9 relative), a checkpoint per member', async () => {
+    // What orthornn sweep --group runs on CUDA: the members' steps side by side on three
+    // streams. Each member alone trains on the device's shared context.
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'orthornn-gpu-group-'));
     try {
       const shared: Partial<TrainConfig> = { task: 'copy', delay: 10, hidden: 32, batchSize: 16, steps: 30, validEvery: 10, logEvery: 10, seed: 7, dtype: 'float64', device: PARITY_DEVICE };
       const members: Partial<TrainConfig>[] = [{ margin: 0.01 }, { margin: 0.1, cayleyLr: 1e-4, clipNorm: 1 }, { margin: 0, init: 'glorot', lr: 3e-3, optimizer: 'adam' }];
       const alone: TrainResult[] = [];
       for (const [i, m] of members.entries()) alone.push(await train({ ...shared, ...m, out: path.join(tmp, `alone-${i}`) }));
-      const grouped = await trainGroup(members.map((m, i) => ({ ...shared, ...m, out: path.join(tmp, `group-${i}`) })));
+      const group = await TrainerGroup.create(members.map((m, i) => ({ ...shared, ...m, out: path.join(tmp, `group-${i}`) })));
+      let grouped: TrainResult[];
+      try {
+        assert.equal(group.contexts.length, PARITY_DEVICE === 'cpu' ? 1 : 3, 'contexts the members are dealt over');
+        grouped = await group.run();
+      } finally {
+        group.dispose();
+      }
       for (const [i, r] of grouped.entries()) {
         assert.equal(r.steps, alone[i].steps, `member ${i}: steps`);
         assertClose([r.best!.loss], [alone[i].best!.loss], { rtol: 1e-9, atol: 0 }, `member ${i}: best validation loss`);

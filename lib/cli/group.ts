@@ -44,7 +44,7 @@ export async function groupCommand(file: string | undefined, flags: Record<strin
   const group = resume ? await TrainerGroup.resume(resume) : await TrainerGroup.create(readMembers(file!));
   const first = group.members[0];
   const { config } = first;
-  log(`${resume ? `resuming a group at step ${group.step}` : 'a group'} of ${group.members.length} on one context, one batch per step for all: task ${config.task}, model ${config.model} (${config.hidden} units, ${config.dtype}), batch ${config.batchSize}, ${first.plannedSteps} steps`);
+  log(`${resume ? `resuming a group at step ${group.step}` : 'a group'} of ${group.members.length} on ${group.contexts.length === 1 ? 'one context' : `${group.contexts.length} contexts of ${config.device} (a stream each)`}, one batch per step for all: task ${config.task}, model ${config.model} (${config.hidden} units, ${config.dtype}), batch ${config.batchSize}, ${first.plannedSteps} steps`);
   for (const m of group.members) log(`  ${m.runDir}: ${describeMember(m.config)}`);
   const started = performance.now();
   const startStep = group.step;

@@ -12,10 +12,13 @@
  * (test 83), and `Trainer.resume` continues it alone.
  *
  * This is the semantics of training K models per launch on a GPU (docs/gpu.md): one batch, K
- * parameter sets. Here the members' steps are queued one after another on the group's context.
+ * parameter sets. On the CPU the members' steps are queued one after another on one context.
+ * On a GPU, without a context given, the members are dealt over up to STREAMS contexts of that
+ * device, each with a CUDA stream of its own, so that their steps run side by side on the GPU
+ * (the hardware's default 8 work queues: more streams would share queues and wait on each other).
  */
 import path from 'node:path';
-import type { Context } from '../context';
+import { Context } from '../context';
 import { rangeError, typeError } from '../errors';
 import { checkArray, checkBoolean, checkOptions } from '../validate';
 import type { TrainConfig } from './config';
@@ -32,6 +35,28 @@ export const MEMBER_KEYS: readonly (keyof TrainConfig)[] = [
 /** The most members one group takes. */
 export const MAX_MEMBERS = 256;
 
+/** On a GPU, the most contexts (CUDA streams) a group's members are dealt over. */
+export const STREAMS = 8;
+
+/**
+ * The contexts of a group of `count` members, member i on `contexts[i % contexts.length]`:
+ * the one given; else a private CPU context; else up to STREAMS new contexts of the device.
+ */
+function groupContexts(config: TrainConfig, count: number, given?: Context): { contexts: Context[]; owns: boolean } {
+  if (given || config.device === 'cpu') {
+    const { context, owns } = trainingContext(config, given);
+    return { contexts: [context], owns };
+  }
+  const contexts: Context[] = [];
+  try {
+    for (let i = 0; i < Math.min(count, STREAMS); i++) contexts.push(new Context({ device: config.device }));
+  } catch (err) {
+    for (const c of contexts) c.dispose();
+    throw err;
+  }
+  return { contexts, owns: true };
+}
+
 export interface GroupHooks {
   /** After every step of the group: the step and each member's loss (NaN for a member that has finished). */
   onStep?(progress: Omit<Progress, 'loss' | 'valid'> & { losses: number[] }): void;
@@ -42,7 +67,7 @@ export interface GroupHooks {
 }
 
 export interface GroupExtras {
-  /** The context all members train on (default: a private CPU context, or the device's shared one). */
+  /** The context all members train on (default: a private CPU context, or on a GPU up to STREAMS contexts of their own). */
   context?: Context;
   /** Your own data (see TrainerExtras.source): the members' task is then 'custom'. */
   source?: TaskSource;
@@ -77,8 +102,9 @@ export class TrainerGroup {
     readonly members: readonly Trainer[],
     /** The data source they share. */
     readonly source: TaskSource,
-    private readonly context: Context,
-    private readonly ownsContext: boolean,
+    /** The contexts the members train on (member i on contexts[i % contexts.length]). */
+    readonly contexts: readonly Context[],
+    private readonly ownsContexts: boolean,
   ) {}
 
   /** K fresh runs (see the top of this file): resolves and checks the configurations, builds every member. */
@@ -101,17 +127,17 @@ export class TrainerGroup {
       const j = dirs.findIndex((d) => d !== '' && path.resolve(d) === path.resolve(dir));
       if (dir !== '' && j !== i) throw rangeError(fn, `configs[${i}].out`, `a run folder of its own`, `'${dir}', configs[${j}]'s too`);
     });
-    const { context, owns } = trainingContext(resolved[0], more.context);
+    const { contexts, owns } = groupContexts(resolved[0], resolved.length, more.context);
     const source = given ?? createSource(resolved[0]);
     const members: Trainer[] = [];
     try {
-      for (const [i, config] of resolved.entries()) members.push(await Trainer.open(config, source, dirs[i], context));
+      for (const [i, config] of resolved.entries()) members.push(await Trainer.open(config, source, dirs[i], contexts[i % contexts.length]));
     } catch (err) {
       for (const m of members) m.dispose();
-      if (owns) context.dispose();
+      if (owns) for (const c of contexts) c.dispose();
       throw err;
     }
-    return new TrainerGroup(members, source, context, owns);
+    return new TrainerGroup(members, source, contexts, owns);
   }
 
   /**
@@ -129,14 +155,14 @@ export class TrainerGroup {
     const more = checkOptions(fn, extra, ['context', 'source']);
     const given = more.source === undefined ? undefined : checkSource(fn, more.source);
     let source: TaskSource | undefined;
-    let context: Context | undefined;
+    let contexts: Context[] | undefined;
     let owns = false;
     const members: Trainer[] = [];
     const configs: TrainConfig[] = [];
     const shared = {
       context: (config: TrainConfig) => {
-        if (!context) ({ context, owns } = trainingContext(config, more.context));
-        return context;
+        if (!contexts) ({ contexts, owns } = groupContexts(config, dirs.length, more.context));
+        return contexts[members.length % contexts.length];
       },
       source: (config: TrainConfig) => {
         // Checked before the shared source is restored from this member's checkpoint.
@@ -156,10 +182,10 @@ export class TrainerGroup {
       if (at > 0) throw rangeError(fn, `runDirs[${at}]`, `a run at step ${steps[0]}, as runDirs[0]'s (resume a member that stopped on its own with Trainer.resume)`, `step ${steps[at]}`);
     } catch (err) {
       for (const m of members) m.dispose();
-      if (owns) context?.dispose();
+      if (owns) for (const c of contexts ?? []) c.dispose();
       throw err;
     }
-    return new TrainerGroup(members, given ?? source!, context!, owns);
+    return new TrainerGroup(members, given ?? source!, contexts!, owns);
   }
 
   /** The step all members still training have taken. */
@@ -200,7 +226,7 @@ export class TrainerGroup {
 
   dispose(): void {
     for (const m of this.members) m.dispose();
-    if (this.ownsContext) this.context.dispose();
+    if (this.ownsContexts) for (const c of this.contexts) c.dispose();
   }
 }
 
