@@ -19,7 +19,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { backends, Context, ElmanRNN } from '../lib/index';
+import { backends, Context, ElmanRNN, ops } from '../lib/index';
 import { caseBatch, designFlops, ranVariants, shortened, trainingStep, TRAIN_CASES, type TrainCase } from './cases';
 import { gitCommit, machine, measure, statsOf, Table, type Measurement, type Provenance } from './harness';
 import { TorchPeer } from './peer';
@@ -30,7 +30,9 @@ const USAGE = `Usage: npx tsx benchmarks/gpu.ts [--quick] [--json FILE] [--devic
   --quick        fewer runs and cases (seconds)
   --json FILE    where to write the records (default: bench-results/gpu.json)
   --device cpu   run everything on the CPU instead (a check of this script without a GPU)
-  --no-peer      do not time the PyTorch peer (benchmarks/peers/torch_step.py) on the same device`;
+  --no-peer      do not time the PyTorch peer (benchmarks/peers/torch_step.py) on the same device
+  --group-only   only the K-models table (with 16 and 32 contexts too) and the Cayley step's own time
+                 (for comparing environments, e.g. UV_THREADPOOL_SIZE or CUDA_DEVICE_MAX_CONNECTIONS)`;
 
 /** One training step (ms per step), with how the cuda backend ran it. */
 interface StepRecord extends Measurement {
@@ -187,8 +189,49 @@ async function groupStep(device: string, c: TrainCase, K: number, S: number, run
   }
 }
 
+/** One Cayley step in the frame form (ops.cayleyStepInFrame), float32. */
+interface CayleyRecord extends Measurement {
+  suite: 'gpuCayleyStep';
+  n: number;
+  /** 'alone': one step, then a wait (its latency); 'queued': 20 steps queued, then one wait (per step). */
+  mode: 'alone' | 'queued';
+}
+
+const cayleyTable = new Table<CayleyRecord>([
+  { header: 'n', width: 5, value: (r) => String(r.n) },
+  { header: 'backend', width: 7, value: (r) => r.backend, align: 'left' },
+  { header: 'mode', width: 6, value: (r) => r.mode, align: 'left' },
+  { header: 'runs', width: 4, value: (r) => String(r.runs) },
+  { header: 'median ms', width: 9, value: (r) => r.medianMs.toFixed(3) },
+  { header: 'min ms', width: 8, value: (r) => r.minMs.toFixed(3) },
+]);
+
+/** The frame-form Cayley step of an n × n orthogonal matrix: its latency alone and its time when queued back to back. */
+async function cayleyStep(device: string, n: number, runs: number, provenance: Provenance): Promise<CayleyRecord[]> {
+  const ctx = new Context({ device, seed: 1 });
+  try {
+    const M = ops.qr(ctx.randn([n, n])).q;
+    const F = ctx.randn([n, n], { seed: 2 });
+    ops.scale(F, 1e-3, { out: F });
+    const out: CayleyRecord[] = [];
+    for (const [mode, count] of [['alone', 1], ['queued', 20]] as const) {
+      const s = await measure(async () => {
+        for (let i = 0; i < count; i++) ops.cayleyStepInFrame(M, F, 1e-3);
+        await ctx.sync();
+      }, { warmup: 3, minRuns: runs, maxRuns: runs, minSeconds: 0 });
+      out.push({
+        suite: 'gpuCayleyStep', ...provenance, backend: ctx.backend, device: ctx.device, dtype: 'float32', n, mode,
+        medianMs: (s.median * 1e3) / count, minMs: (s.min * 1e3) / count, maxMs: (s.max * 1e3) / count, runs: s.runs,
+      });
+    }
+    return out;
+  } finally {
+    ctx.dispose();
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' }, device: { type: 'string' }, 'no-peer': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' }, device: { type: 'string' }, 'no-peer': { type: 'boolean' }, 'group-only': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     console.log(USAGE);
     return;
@@ -209,15 +252,32 @@ async function main(): Promise<void> {
   const host = machine();
   const provenance: Provenance = { commit: gitCommit(), machine: `${host.cpuModel ?? 'unknown CPU'}, ${host.cores} cores` };
 
+  const groupOnly = values['group-only'] ?? false;
   const deviceInfo = backends().find((b) => b.name === device)!;
-  const gemm: GemmRecord[] = await gpuGemm({ backends: [deviceInfo], quick, earlier: [], peer: null, provenance, only: null });
+  const gemm: GemmRecord[] = groupOnly ? [] : await gpuGemm({ backends: [deviceInfo], quick, earlier: [], peer: null, provenance, only: null });
 
   const steps: StepRecord[] = [];
   const failures: string[] = [];
   const peerRecords: PeerRecord[] = [];
+  const cayley: CayleyRecord[] = [];
+  if (groupOnly) {
+    console.log(`\nCayley step in the frame form (ops.cayleyStepInFrame), float32: one step then a wait, and 20 queued then a wait (ms per step)`);
+    cayleyTable.printHeader();
+    for (const n of quick ? [32, 128] : [128, 256, 512, 1024]) {
+      try {
+        for (const r of await cayleyStep(device, n, quick ? 3 : 21, provenance)) {
+          cayley.push(r);
+          cayleyTable.printRow(r);
+        }
+      } catch (err) {
+        failures.push(`Cayley step n = ${n}: ${(err as Error).message}`);
+        console.log(`  FAILED ${failures[failures.length - 1]}`);
+      }
+    }
+  }
   // On the GPU two peers: true float32, as ours, and PyTorch's default (cuDNN may use TF32).
   const peers: TorchPeer[] = [];
-  for (const tf32 of onGpu ? [false, true] : [false]) {
+  for (const tf32 of groupOnly ? [] : onGpu ? [false, true] : [false]) {
     const peer = values['no-peer'] ? 'not requested (--no-peer)' : await TorchPeer.start(4, onGpu ? 'cuda' : 'cpu', tf32);
     if (typeof peer === 'string') console.log(`PyTorch peer${tf32 ? ' (TF32)' : ''}: none (${peer})`);
     else {
@@ -225,10 +285,12 @@ async function main(): Promise<void> {
       console.log(`PyTorch peer: torch ${peer.info.torch} (${peer.info.python}) on ${peer.info.device}${peer.info.tf32 ? ', TF32 allowed' : ''}`);
     }
   }
-  console.log(`\nsvd-RNN training step, float32 (forward, loss, BPTT, 2 Cayley steps, RMSprop); GFLOP/s by docs/math.md's (M41)`);
-  stepTable.printHeader();
+  if (!groupOnly) {
+    console.log(`\nsvd-RNN training step, float32 (forward, loss, BPTT, 2 Cayley steps, RMSprop); GFLOP/s by docs/math.md's (M41)`);
+    stepTable.printHeader();
+  }
   try {
-    for (const c of quick ? TRAIN_CASES.slice(0, 2).map(shortened) : TRAIN_CASES) {
+    for (const c of groupOnly ? [] : quick ? TRAIN_CASES.slice(0, 2).map(shortened) : TRAIN_CASES) {
       // A failing variant is reported and the others still run; the exit status says so.
       const attempt = async (device: string, recurrence: Recurrence | null, count: number): Promise<StepRecord | null> => {
         try {
@@ -271,7 +333,9 @@ async function main(): Promise<void> {
   const groupCase = quick ? shortened(TRAIN_CASES[0]) : TRAIN_CASES[0];
   console.log(`\nK models stepped together on one ${device} context and on min(K, 8) (a stream each on a GPU: TrainerGroup and sweep --group there), one batch for all`);
   groupTable.printHeader();
-  const groupRuns = (quick ? [1, 2] : [1, 8, 32]).flatMap((K) => (K === 1 ? [[1, 1]] : [[K, 1], [K, Math.min(K, 8)]]));
+  const groupRuns = groupOnly
+    ? [[1, 1], [8, 1], [8, 8], [16, 8], [16, 16], [32, 8], [32, 16], [32, 32]].filter(([K]) => !quick || K <= 2 || K === 8)
+    : (quick ? [1, 2] : [1, 8, 32]).flatMap((K) => (K === 1 ? [[1, 1]] : [[K, 1], [K, Math.min(K, 8)]]));
   for (const [K, S] of groupRuns) {
     try {
       const r = await groupStep(device, groupCase, K, S, quick ? 3 : 11, provenance);
@@ -291,7 +355,7 @@ async function main(): Promise<void> {
   }
   const file = values.json ?? path.join('bench-results', 'gpu.json');
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), device: onGpu ? cuda.device : 'cpu', quick, records: [...gemm, ...steps, ...peerRecords, ...groups] }, null, 2));
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), device: onGpu ? cuda.device : 'cpu', quick, records: [...gemm, ...steps, ...peerRecords, ...cayley, ...groups] }, null, 2));
   console.log(`\nwrote ${file}`);
   if (failures.length) {
     console.log(`\n${failures.length} failed:\n  ${failures.join('\n  ')}`);

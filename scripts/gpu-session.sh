@@ -7,7 +7,8 @@
 #
 # unpacks Node, node_modules and Debian's OpenBLAS/LAPACKE/libxsmm, builds with CMake against
 # the machine's CUDA (sm_90), runs the suites of `npm run test:gpu` (ORTHORNN_REQUIRE_GPU=1) and
-# then benchmarks/gpu.ts with its PyTorch peer, then two training rows on the GPU: the Quick
+# then benchmarks/gpu.ts with its PyTorch peer, its K-models table under four environments (the
+# libuv thread pool and the GPU's work queues at their defaults and raised), then two training rows on the GPU: the Quick
 # start's copy task (`npm start` with --device cuda) and a group of 8 copy runs (`orthornn
 # group`, a stream each). Each step has its own time limit, so that a hang in one still returns
 # the others' logs; logs, the GPU's description and the benchmark's JSON go to $OUT (what comes
@@ -72,6 +73,16 @@ step "benchmarks/gpu.ts ${bench_args[*]}"
 env "${test_env[@]}" timeout 150 node --import tsx benchmarks/gpu.ts "${bench_args[@]}" --json "$out/gpu-bench.json" > "$out/gpu-bench.log" 2>&1
 echo "benchmark exit status $?"
 tail -30 "$out/gpu-bench.log"
+
+step "the K-models table and the Cayley step's time under four environments (benchmarks/gpu.ts --group-only)"
+: > "$out/gpu-group.log"
+for e in "" "UV_THREADPOOL_SIZE=16" "CUDA_DEVICE_MAX_CONNECTIONS=32" "UV_THREADPOOL_SIZE=16 CUDA_DEVICE_MAX_CONNECTIONS=32"; do
+  echo "-- environment: ${e:-as it is}" >> "$out/gpu-group.log"
+  # shellcheck disable=SC2086  # $e is a list of assignments
+  env "${test_env[@]}" $e timeout 60 node --import tsx benchmarks/gpu.ts "${bench_args[@]}" --group-only --json "/tmp/orthornn-group.json" >> "$out/gpu-group.log" 2>&1
+  echo "exit status $?" >> "$out/gpu-group.log"
+done
+grep -E "^-- |^copy|^ *[0-9]+ +cuda|^exit" "$out/gpu-group.log"
 
 step "training rows: the Quick start's copy task (npm start) ${train_args[*]}, then a group of 8 (orthornn group)"
 cli=(node --import tsx lib/cli/main.ts)
