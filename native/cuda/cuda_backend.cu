@@ -4,7 +4,9 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "../core/tensor.h"
 #include "cuda_backend.cuh"
@@ -58,6 +60,17 @@ int cublasDim(int64_t v, const char* what) {
 
 namespace {
 thread_local int tlsDevice = -1;  // the device this thread last made current through bind()
+
+// CaptureGuard's state (cuda_backend.cuh): captures in progress in this process, and the frees
+// held back meanwhile. A free holds the mutex through cudaFree, so no capture can begin during one.
+std::mutex captureMutex;
+int capturesInProgress = 0;
+std::vector<std::pair<int, void*>> heldFrees;  // (device, pointer)
+
+void freeOn(int device, void* ptr) noexcept {
+  if (tlsDevice != device && cudaSetDevice(device) == cudaSuccess) tlsDevice = device;
+  cudaFree(ptr);  // waits for the kernels still using it
+}
 
 template <typename T>
 __global__ void scale_matrix_kernel(T* C, int64_t rows, int64_t cols, int64_t ldc, T beta) {
@@ -176,8 +189,27 @@ void* CudaBackend::allocate(size_t bytes) {
 }
 
 void CudaBackend::deallocate(void* ptr, size_t) noexcept {
-  if (tlsDevice != device_ && cudaSetDevice(device_) == cudaSuccess) tlsDevice = device_;
-  cudaFree(ptr);  // waits for the kernels still using it
+  std::lock_guard<std::mutex> lock(captureMutex);
+  if (capturesInProgress == 0) return freeOn(device_, ptr);
+  try {
+    heldFrees.emplace_back(device_, ptr);
+  } catch (...) {
+    // No memory to remember it: leaking one buffer is better than breaking a capture.
+  }
+}
+
+CaptureGuard::CaptureGuard() {
+  std::lock_guard<std::mutex> lock(captureMutex);
+  ++capturesInProgress;
+}
+
+CaptureGuard::~CaptureGuard() {
+  std::lock_guard<std::mutex> lock(captureMutex);
+  if (--capturesInProgress > 0 || heldFrees.empty()) return;
+  const int current = tlsDevice;
+  for (const auto& [device, ptr] : heldFrees) freeOn(device, ptr);
+  heldFrees.clear();
+  if (current >= 0 && tlsDevice != current && cudaSetDevice(current) == cudaSuccess) tlsDevice = current;
 }
 
 // Internal buffers count in memory() like tensors do, under the same device name.

@@ -28,6 +28,20 @@ namespace cuda {
 [[noreturn]] void cublasFail(cublasStatus_t status, const char* call);
 [[noreturn]] void cusolverFail(cusolverStatus_t status, const char* call);
 
+// cudaFree synchronizes the whole device, and a synchronisation with a stream that is being
+// captured invalidates that capture, whichever thread frees: a tensor of any context freed from
+// the JS thread (or another context's worker) while a worker captures a recurrence graph would
+// turn that context's recurrences to step by step for good. So while any capture of this
+// process is in progress, frees are held back, and done when the last capture ends. A capture
+// is one CaptureGuard's lifetime.
+class CaptureGuard {
+ public:
+  CaptureGuard();
+  ~CaptureGuard();
+  CaptureGuard(const CaptureGuard&) = delete;
+  CaptureGuard& operator=(const CaptureGuard&) = delete;
+};
+
 #define ORTHORNN_CUDA(call)                                          \
   do {                                                               \
     cudaError_t status_ = (call);                                    \

@@ -44,6 +44,7 @@ bool CudaBackend::runAsGraph(const Graph& key, Steps&& steps) {
     // Capture this thread's launches on the stream; nothing may allocate meanwhile (cuBLAS
     // has its own workspace, and the steps use no internal scratch).
     cudaGraph_t graph = nullptr;
+    CaptureGuard guard;  // frees anywhere in the process wait until the capture has ended
     if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
       cudaGetLastError();
       graphsEnabled_ = false;  // capture unsupported here: launch step by step from now on
