@@ -14,6 +14,8 @@
 # the others' logs; logs, the GPU's description and the benchmark's JSON go to $OUT (what comes
 # back). The exit status is the tests'.
 #
+# ORTHORNN_SESSION_TESTS_ONLY=1 stops after the tests (a rerun of them, in about a minute).
+#
 # ORTHORNN_SESSION_DRY=1 runs the same steps here without a GPU (a CPU build into build-dry, the
 # GPU suites with suite 90 skipped, the benchmark on the CPU without its peer): a check of the
 # script itself before device time is spent on it.
@@ -68,6 +70,11 @@ env "${test_env[@]}" timeout 240 node node_modules/mocha/bin/mocha.js --config .
 tests=$?
 grep -E "passing|failing|pending" "$out/test-gpu.log"
 [ "$tests" = 0 ] || grep -A25 -E "^  [0-9]+\) " "$out/test-gpu.log" | head -80
+
+if [ "${ORTHORNN_SESSION_TESTS_ONLY:-0}" = 1 ]; then
+  step "done: tests only (ORTHORNN_SESSION_TESTS_ONLY=1; exit status $tests)"
+  exit "$tests"
+fi
 
 step "benchmarks/gpu.ts ${bench_args[*]}"
 env "${test_env[@]}" timeout 150 node --import tsx benchmarks/gpu.ts "${bench_args[@]}" --json "$out/gpu-bench.json" > "$out/gpu-bench.log" 2>&1

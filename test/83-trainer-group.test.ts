@@ -6,6 +6,7 @@ import path from 'node:path';
 import { groupFlag } from '../lib/cli/sweep';
 import { readCheckpoint } from '../lib/train/checkpoint';
 import { MEMBER_KEYS, train, Trainer, TrainerGroup, trainGroup, type TrainConfig, type TrainResult } from '../lib/train/index';
+import { streamsPerGroup } from '../lib/train/group';
 import { createSource } from './fixtures/sign-of-sum-source';
 import { announceSeed, TEST_SEED, until } from './helpers';
 
@@ -109,6 +110,15 @@ describe('83 a group of runs of one shape: one batch for all, each member as if 
       const want = await train({ ...options, margin }, {}, { source: createSource({ seed }), runFolder: false });
       sameRun(results[i], want, `margin ${margin}`);
     }
+  });
+
+  it('on a GPU the members are dealt over as many contexts (streams) as the hardware has work queues: 8, or CUDA_DEVICE_MAX_CONNECTIONS up to 32', () => {
+    assert.equal(streamsPerGroup({}), 8);
+    assert.equal(streamsPerGroup({ CUDA_DEVICE_MAX_CONNECTIONS: '32' }), 32);
+    assert.equal(streamsPerGroup({ CUDA_DEVICE_MAX_CONNECTIONS: '16' }), 16);
+    assert.equal(streamsPerGroup({ CUDA_DEVICE_MAX_CONNECTIONS: '64' }), 32);
+    assert.equal(streamsPerGroup({ CUDA_DEVICE_MAX_CONNECTIONS: '0' }), 1);
+    assert.equal(streamsPerGroup({ CUDA_DEVICE_MAX_CONNECTIONS: 'many' }), 8);
   });
 
   it('refuses members that differ in a shared key, folders shared twice, and groups it cannot resume together', async () => {

@@ -324,8 +324,13 @@ describe('90 CUDA backend against the CPU backend', function () {
       { recurrent: 'plain', activation: 'tanh', loss: 'mse', score: 'all', given: true },
       { recurrent: 'penalty', activation: 'relu', loss: 'crossEntropy', score: 'last', given: false },
     ];
+    // relu's kink: in float32 a pre-activation within rounding of 0 can take the other side on
+    // the GPU, and the gradients through it part by far more than rounding (an H200 run once
+    // saw 1e-3 relative in ‖dL/dh_1‖). relu is compared in float64; float32 takes tanh there.
+    const smooth32 = (dtype: FloatDType, act: Activation): Activation => (dtype === 'float32' && act === 'relu' ? 'tanh' : act);
     for (const dtype of ['float64', 'float32'] as const) {
-      for (const c of elmanCases) {
+      for (const c0 of elmanCases) {
+        const c = { ...c0, activation: smooth32(dtype, c0.activation) };
         const label = `Elman ${dtype} ${c.recurrent} ${c.activation} ${c.loss} score ${c.score}${c.given ? ' given state' : ''}${c.clip ? ` pre-activation gradient clipped at ${c.clip}` : ''}`;
         // float64 follows three RMSprop + Cayley steps; float32 one plain gradient step + Cayley
         // (RMSprop's g/√ms turns a rounding-level difference in a near-zero gradient into a
@@ -405,7 +410,8 @@ describe('90 CUDA backend against the CPU backend', function () {
       { n: 300, B: 4, T: 5, activation: 'tanh' as const, clip: 0 },
     ];
     for (const dtype of ['float64', 'float32'] as const) {
-      for (const c of persistentCases) {
+      for (const c0 of persistentCases) {
+        const c = { ...c0, activation: smooth32(dtype, c0.activation) };
         it(`Elman ${dtype} n = ${c.n}, B = ${c.B}, T = ${c.T}, ${c.activation}${c.clip ? `, clip ${c.clip}` : ''}: the recurrence as one kernel per pass, against the CPU, with the default split and S = 1`, async () => {
           const bytes = (dtype === 'float64' ? 8 : 4) * (c.n * c.n + 6 * c.n);
           const persistentCertain = bytes <= 96 * 1024, graphsCertain = bytes > 256 * 1024;

@@ -13,9 +13,10 @@
  *
  * This is the semantics of training K models per launch on a GPU (docs/gpu.md): one batch, K
  * parameter sets. On the CPU the members' steps are queued one after another on one context.
- * On a GPU, without a context given, the members are dealt over up to STREAMS contexts of that
- * device, each with a CUDA stream of its own, so that their steps run side by side on the GPU
- * (the hardware's default 8 work queues: more streams would share queues and wait on each other).
+ * On a GPU, without a context given, the members are dealt over up to streamsPerGroup()
+ * contexts of that device, each with a CUDA stream of its own, so that their steps run side by
+ * side on the GPU (as many as the GPU's work queues: more streams would share queues and wait
+ * on each other; docs/gpu.md has the figures).
  */
 import path from 'node:path';
 import { Context } from '../context';
@@ -35,12 +36,19 @@ export const MEMBER_KEYS: readonly (keyof TrainConfig)[] = [
 /** The most members one group takes. */
 export const MAX_MEMBERS = 256;
 
-/** On a GPU, the most contexts (CUDA streams) a group's members are dealt over. */
-export const STREAMS = 8;
+/**
+ * On a GPU, the most contexts (CUDA streams) a group's members are dealt over: the device's
+ * hardware work queues, 8 unless CUDA_DEVICE_MAX_CONNECTIONS (read by CUDA when the process
+ * first uses the GPU) raises them, up to 32.
+ */
+export function streamsPerGroup(env: NodeJS.ProcessEnv = process.env): number {
+  const connections = Number.parseInt(env.CUDA_DEVICE_MAX_CONNECTIONS ?? '', 10);
+  return Number.isFinite(connections) ? Math.min(32, Math.max(1, connections)) : 8;
+}
 
 /**
  * The contexts of a group of `count` members, member i on `contexts[i % contexts.length]`:
- * the one given; else a private CPU context; else up to STREAMS new contexts of the device.
+ * the one given; else a private CPU context; else up to streamsPerGroup() new contexts of the device.
  */
 function groupContexts(config: TrainConfig, count: number, given?: Context): { contexts: Context[]; owns: boolean } {
   if (given || config.device === 'cpu') {
@@ -49,7 +57,7 @@ function groupContexts(config: TrainConfig, count: number, given?: Context): { c
   }
   const contexts: Context[] = [];
   try {
-    for (let i = 0; i < Math.min(count, STREAMS); i++) contexts.push(new Context({ device: config.device }));
+    for (let i = 0, streams = Math.min(count, streamsPerGroup()); i < streams; i++) contexts.push(new Context({ device: config.device }));
   } catch (err) {
     for (const c of contexts) c.dispose();
     throw err;
@@ -67,7 +75,7 @@ export interface GroupHooks {
 }
 
 export interface GroupExtras {
-  /** The context all members train on (default: a private CPU context, or on a GPU up to STREAMS contexts of their own). */
+  /** The context all members train on (default: a private CPU context, or on a GPU up to streamsPerGroup() contexts of their own). */
   context?: Context;
   /** Your own data (see TrainerExtras.source): the members' task is then 'custom'. */
   source?: TaskSource;
