@@ -5,8 +5,9 @@
  * Cayley steps on U and V, RMSprop on the rest) on `npm run bench`'s four cases
  * (benchmarks/cases.ts), each with the recurrence as one kernel per pass where it fits (the
  * default; and with its dot products unsplit, ORTHORNN_CUDA_PERSISTENT_SPLIT=1), as CUDA graphs
- * (ORTHORNN_CUDA_PERSISTENT=0) and launched step by step (and ORTHORNN_CUDA_GRAPHS=0), with the
- * host launches per training step from the context's launch counters. The CPU's time for the
+ * (ORTHORNN_CUDA_PERSISTENT=0) and launched step by step (and ORTHORNN_CUDA_GRAPHS=0), and with
+ * the Cayley solves on cuSOLVER instead of the fused kernels, with the host launches per
+ * training step from the context's launch counters. The CPU's time for the
  * same step is measured alongside, and the PyTorch peer's (benchmarks/peers/torch_step.py) on
  * the same GPU right after ours: the speedup is its median over ours. Then K models of the first
  * case's shape stepped together (every member's step queued, then one wait; one batch for all),
@@ -88,12 +89,13 @@ const gpuGemm = gemmSuiteOf((quick) => (quick ? { float32: [128, 1024], float64:
 
 const LR = 1e-4, MARGIN = 0.1;
 
-type Recurrence = 'default' | 'split 1' | 'graphs' | 'step by step';
+/** How the step ran: the recurrence's variant, or ('cuSOLVER Cayley') the defaults but the Cayley solve's reference. */
+type Recurrence = 'default' | 'split 1' | 'graphs' | 'step by step' | 'cuSOLVER Cayley';
 
 const stepTable = new Table<StepRecord>([
   { header: 'case', width: 32, value: (r) => r.case, align: 'left' },
   { header: 'backend', width: 7, value: (r) => r.backend, align: 'left' },
-  { header: 'recurrence', width: 12, value: (r) => r.recurrence ?? '-', align: 'left' },
+  { header: 'recurrence', width: 15, value: (r) => r.recurrence ?? '-', align: 'left' },
   { header: 'runs', width: 4, value: (r) => String(r.runs) },
   { header: 'median ms', width: 9, value: (r) => r.medianMs.toFixed(2) },
   { header: 'min ms', width: 8, value: (r) => r.minMs.toFixed(2) },
@@ -116,7 +118,8 @@ async function trainStep(device: string, recurrence: Recurrence | null, c: Train
   // recurrence's variant is the context's option (ctx.variants()).
   if (recurrence === 'split 1') process.env.ORTHORNN_CUDA_PERSISTENT_SPLIT = '1';
   const elmanRecurrence = recurrence === 'graphs' ? 'graph' : recurrence === 'step by step' ? 'reference' : undefined;
-  const ctx = new Context({ device, seed: 1, ...(elmanRecurrence && { variants: { elmanRecurrence } }) });
+  const variants = { ...(elmanRecurrence && { elmanRecurrence }), ...(recurrence === 'cuSOLVER Cayley' && { cayleyFrameSolve: 'reference' }) };
+  const ctx = new Context({ device, seed: 1, variants });
   try {
     const { n, B, T, d, k, score: scored } = c;
     const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, margin: MARGIN, context: ctx, seed: 1 });
@@ -195,20 +198,25 @@ interface CayleyRecord extends Measurement {
   n: number;
   /** 'alone': one step, then a wait (its latency); 'queued': 20 steps queued, then one wait (per step). */
   mode: 'alone' | 'queued';
+  /** The variant of cayleyFrameSolve forced, and the one that ran (a fused one declines where it does not apply). */
+  variant: string;
+  ran: string | null;
 }
 
 const cayleyTable = new Table<CayleyRecord>([
   { header: 'n', width: 5, value: (r) => String(r.n) },
   { header: 'backend', width: 7, value: (r) => r.backend, align: 'left' },
+  { header: 'variant', width: 9, value: (r) => r.variant, align: 'left' },
+  { header: 'ran', width: 9, value: (r) => r.ran ?? '-', align: 'left' },
   { header: 'mode', width: 6, value: (r) => r.mode, align: 'left' },
   { header: 'runs', width: 4, value: (r) => String(r.runs) },
   { header: 'median ms', width: 9, value: (r) => r.medianMs.toFixed(3) },
   { header: 'min ms', width: 8, value: (r) => r.minMs.toFixed(3) },
 ]);
 
-/** The frame-form Cayley step of an n × n orthogonal matrix: its latency alone and its time when queued back to back. */
-async function cayleyStep(device: string, n: number, runs: number, provenance: Provenance): Promise<CayleyRecord[]> {
-  const ctx = new Context({ device, seed: 1 });
+/** The frame-form Cayley step of an n × n orthogonal matrix, `variant` forced: its latency alone and its time when queued back to back. */
+async function cayleyStep(device: string, n: number, variant: string, runs: number, provenance: Provenance): Promise<CayleyRecord[]> {
+  const ctx = new Context({ device, seed: 1, variants: { cayleyFrameSolve: variant } });
   try {
     const M = ops.qr(ctx.randn([n, n])).q;
     const F = ctx.randn([n, n], { seed: 2 });
@@ -220,7 +228,7 @@ async function cayleyStep(device: string, n: number, runs: number, provenance: P
         await ctx.sync();
       }, { warmup: 3, minRuns: runs, maxRuns: runs, minSeconds: 0 });
       out.push({
-        suite: 'gpuCayleyStep', ...provenance, backend: ctx.backend, device: ctx.device, dtype: 'float32', n, mode,
+        suite: 'gpuCayleyStep', ...provenance, backend: ctx.backend, device: ctx.device, dtype: 'float32', n, mode, variant, ran: ctx.variants().cayleyFrameSolve.last,
         medianMs: (s.median * 1e3) / count, minMs: (s.min * 1e3) / count, maxMs: (s.max * 1e3) / count, runs: s.runs,
       });
     }
@@ -261,17 +269,22 @@ async function main(): Promise<void> {
   const peerRecords: PeerRecord[] = [];
   const cayley: CayleyRecord[] = [];
   if (groupOnly) {
-    console.log(`\nCayley step in the frame form (ops.cayleyStepInFrame), float32: one step then a wait, and 20 queued then a wait (ms per step)`);
+    console.log(`\nCayley step in the frame form (ops.cayleyStepInFrame), float32, each variant of cayleyFrameSolve: one step then a wait, and 20 queued then a wait (ms per step)`);
     cayleyTable.printHeader();
-    for (const n of quick ? [32, 128] : [128, 256, 512, 1024]) {
-      try {
-        for (const r of await cayleyStep(device, n, quick ? 3 : 21, provenance)) {
-          cayley.push(r);
-          cayleyTable.printRow(r);
+    const probe = new Context({ device });
+    const cayleyVariants = probe.variants().cayleyFrameSolve.available;
+    probe.dispose();
+    for (const n of quick ? [32, 128] : [64, 128, 200, 512, 1024]) {
+      for (const variant of cayleyVariants) {
+        try {
+          for (const r of await cayleyStep(device, n, variant, quick ? 3 : 21, provenance)) {
+            cayley.push(r);
+            cayleyTable.printRow(r);
+          }
+        } catch (err) {
+          failures.push(`Cayley step n = ${n}, ${variant}: ${(err as Error).message}`);
+          console.log(`  FAILED ${failures[failures.length - 1]}`);
         }
-      } catch (err) {
-        failures.push(`Cayley step n = ${n}: ${(err as Error).message}`);
-        console.log(`  FAILED ${failures[failures.length - 1]}`);
       }
     }
   }
@@ -307,7 +320,7 @@ async function main(): Promise<void> {
       let ours: StepRecord | null = null;  // the default on the GPU
       if (onGpu) {
         ours = await attempt('cuda', 'default', runs);
-        for (const recurrence of ['split 1', 'graphs', 'step by step'] as const) await attempt('cuda', recurrence, runs);
+        for (const recurrence of ['split 1', 'graphs', 'step by step', 'cuSOLVER Cayley'] as const) await attempt('cuda', recurrence, runs);
       }
       const cpu = await attempt('cpu', null, quick ? 3 : 5);
       const oursMs = (ours ?? cpu)?.medianMs;

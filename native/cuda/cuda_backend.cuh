@@ -108,6 +108,8 @@ enum ScratchSlot : int {
   kCounters,        // last-block tickets of reductions (unsigned, kept at zero between kernels)
   kIndex,           // min-index reductions (long long)
   kPivots,          // luSolveRight: the checked copy of the pivots getrs reads
+  kCayleyLu,        // cayleyFrameSolve: the factors of the Cayley system
+  kCayleyFailed,    // cayleyFrameSolve: whether the factorisation failed (then M is left alone)
   kScratchSlots
 };
 
@@ -120,13 +122,15 @@ class CudaBackend final : public Backend {
   std::string device() const override { return "cuda:" + std::to_string(device_); }
   LaunchCounters launchCounters() const override;
   // The recurrences' variants: step by step (the reference), one CUDA graph per recurrence,
-  // or the Elman one as one persistent kernel (persistent.cu).
-  static constexpr int kReference = 0, kGraph = 1, kPersistent = 2;
+  // or the Elman one as one persistent kernel (persistent.cu). The frame-form Cayley solve's:
+  // cuSOLVER's (the reference) or two kernels of our own for n ≤ kCayleyFusedMaxN (solver.cu).
+  static constexpr int kReference = 0, kGraph = 1, kPersistent = 2, kFused = 1;
+  static constexpr int64_t kCayleyFusedMaxN = 256;
   std::vector<std::string> variants(Fused op) const override {
     switch (op) {
       case Fused::ElmanRecurrence: return {"reference", "graph", "persistent"};
       case Fused::LstmRecurrence: return {"reference", "graph"};
-      case Fused::CayleyFrameSolve: return {"reference"};
+      case Fused::CayleyFrameSolve: return {"reference", "fused"};
       case Fused::CayleyFactor: return {"reference"};
     }
     return {"reference"};
@@ -149,6 +153,7 @@ class CudaBackend final : public Backend {
   void luFactor(DType dt, int64_t n, void* A, int32_t* pivots) override;
   void luSolve(DType dt, int64_t n, int64_t nrhs, const void* LU, const int32_t* pivots, void* B) override;
   void luSolveRight(DType dt, int64_t n, int64_t nrhs, const void* LU, const int32_t* pivots, void* B) override;
+  bool cayleyFrameSolve(DType dt, int64_t n, double alpha, const void* F, void* M) override;
   void qr(DType dt, int64_t m, int64_t n, const void* A, void* Q, void* R) override;
   void svd(DType dt, int64_t m, int64_t n, const void* A, void* U, void* S, void* Vt) override;
 

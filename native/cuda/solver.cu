@@ -6,7 +6,9 @@
 // are found on the device and raised at the next synchronisation (cuda_backend.cuh), so a
 // Cayley step queues without waiting for the GPU.
 #include <algorithm>
+#include <climits>
 
+#include "../core/dispatch.h"
 #include "cuda_backend.cuh"
 
 namespace orthornn {
@@ -78,6 +80,93 @@ __global__ void checked_pivots_kernel(int n, const int32_t* piv, int32_t* out, D
       out[i] = p;
     }
   }
+}
+
+// The frame-form Cayley solve for small n (CudaBackend::cayleyFrameSolve), part 1: one block
+// builds S = I + alpha (F − Fᵀ) in shared memory and factorises it, S = L U (L unit lower),
+// without pivots. None are needed: S's symmetric part is I, and each Schur complement keeps a
+// symmetric part ≥ I, so every pivot is at least 1 in exact arithmetic. Right-looking, one
+// barrier per column: while the trailing block takes column k's update, column k − 1 is
+// divided by its pivot (neither touches what the other reads). A NaN or ±Inf in S is the
+// fault luFactor would raise (the lowest index); a pivot that is not finite and nonzero is
+// reported as singular. Either way *failed is set and nothing of M changes (part 2).
+// blockDim = (32, 32): threadIdx.x walks columns, threadIdx.y rows.
+template <typename T>
+__global__ void cayley_lu_kernel(int n, T alpha, const T* F, T* LU, int* failed, DeviceFault* fault, int tag) {
+  extern __shared__ __align__(16) unsigned char cayleyShared[];
+  T* S = reinterpret_cast<T*>(cayleyShared);
+  __shared__ long long firstBad;
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  if (tx == 0 && ty == 0) firstBad = LLONG_MAX;
+  __syncthreads();
+  for (int i = ty; i < n; i += blockDim.y)
+    for (int j = tx; j < n; j += blockDim.x) {
+      const T v = alpha * (F[int64_t(i) * n + j] - F[int64_t(j) * n + i]) + (i == j ? T(1) : T(0));
+      S[i * n + j] = v;
+      if (!isFiniteValue<T>(v)) atomicMin(&firstBad, (long long)(i) * n + j);
+    }
+  __syncthreads();
+  if (firstBad != LLONG_MAX) {
+    if (tx == 0 && ty == 0) {
+      const long long m = firstBad;
+      raiseFault(fault, tag, kNonFinite, m, S[m] != S[m] ? 1 : 0, 0);
+      *failed = 1;
+    }
+    return;
+  }
+  for (int k = 0; k < n; ++k) {
+    if (k > 0 && tx == 0) {
+      const T previous = S[(k - 1) * n + (k - 1)];
+      for (int i = k + ty; i < n; i += blockDim.y) S[i * n + (k - 1)] /= previous;  // the multipliers used below
+    }
+    const T pivot = S[k * n + k];
+    for (int i = k + 1 + ty; i < n; i += blockDim.y) {
+      const T l = S[i * n + k] / pivot;
+      for (int j = k + 1 + tx; j < n; j += blockDim.x) S[i * n + j] -= l * S[k * n + j];
+    }
+    __syncthreads();
+  }
+  // Column n − 1 has nothing below its pivot.
+  for (int i = ty; i < n; i += blockDim.y)
+    for (int j = tx; j < n; j += blockDim.x) LU[int64_t(i) * n + j] = S[i * n + j];
+  if (tx == 0 && ty == 0) {
+    int bad = -1;
+    for (int k = 0; k < n && bad < 0; ++k)
+      if (!(isFiniteValue<T>(S[k * n + k]) && S[k * n + k] != T(0))) bad = k;
+    if (bad >= 0) raiseFault(fault, tag, kSingular, bad, 0, 0);
+    *failed = bad >= 0 ? 1 : 0;
+  }
+}
+
+// Part 2: for each row m of M (n × n), x S = m, i.e. z U = m then x L = z, and the row
+// becomes 2x − m, as luSolveRight and axpby would leave it. One warp per row, the row's
+// running values in shared memory; each column's value is final when the sweep reaches it,
+// and the lanes then update the columns after it (z) or before it (x).
+constexpr int kCayleyRowsPerBlock = 8;
+
+template <typename T>
+__global__ void cayley_rows_kernel(int n, const T* LU, const int* failed, T* M) {
+  extern __shared__ __align__(16) unsigned char cayleyRowsShared[];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = blockIdx.x * kCayleyRowsPerBlock + warp;
+  if (*failed != 0 || row >= n) return;
+  T* r = reinterpret_cast<T*>(cayleyRowsShared) + int64_t(warp) * n;
+  T* m = M + int64_t(row) * n;
+  for (int j = lane; j < n; j += 32) r[j] = m[j];
+  __syncwarp();
+  for (int j = 0; j < n; ++j) {
+    const T z = r[j] / LU[int64_t(j) * n + j];
+    __syncwarp();
+    if (lane == 0) r[j] = z;
+    for (int c = j + 1 + lane; c < n; c += 32) r[c] -= z * LU[int64_t(j) * n + c];
+    __syncwarp();
+  }
+  for (int j = n - 1; j > 0; --j) {
+    const T x = r[j];
+    for (int c = lane; c < j; c += 32) r[c] -= x * LU[int64_t(j) * n + c];
+    __syncwarp();
+  }
+  for (int j = lane; j < n; j += 32) m[j] = T(2) * r[j] - m[j];
 }
 
 template <typename T>
@@ -160,6 +249,36 @@ void CudaBackend::luSolveRight(DType dt, int64_t n64, int64_t nrhs64, const void
     ORTHORNN_CUSOLVER(cusolverDnDgetrs(solver_, CUBLAS_OP_N, n, nrhs, static_cast<const double*>(LU), n, checked,
                                        static_cast<double*>(B), n, info));
   libraryCall();
+}
+
+// M ← 2X − M with X S = M, S = I + alpha (F − Fᵀ), in two kernels (above) where S fits one
+// block's shared memory and n ≤ kCayleyFusedMaxN; else false, and the caller takes the
+// reference: cayleySystem, luFactorNoPivot (getrf), luSolveRight (getrs), axpby.
+bool CudaBackend::cayleyFrameSolve(DType dt, int64_t n64, double alpha, const void* F, void* M) {
+  if (!mayUse(Fused::CayleyFrameSolve, kFused) || !isFloat(dt) || n64 < 1 || n64 > kCayleyFusedMaxN) return false;
+  const int n = int(n64);
+  const size_t es = dtypeSize(dt), shared = size_t(n) * n * es;
+  if (shared + 64 > sharedPerBlockOptin_) return false;  // and the kernel's own few bytes
+  bind();
+  void* lu = scratch(kCayleyLu, size_t(n) * n * es);
+  int* failed = static_cast<int*>(scratch(kCayleyFailed, sizeof(int)));
+  const int tag = faultTag(kOpLuFactor);
+  const unsigned rowBlocks = unsigned((n + kCayleyRowsPerBlock - 1) / kCayleyRowsPerBlock);
+  const size_t rowShared = size_t(kCayleyRowsPerBlock) * n * es;
+  onFloat(dt, "cayleyFrameSolve", [&](auto z) {
+    using T = decltype(z);
+    // Above 48 KiB a kernel must opt in to its shared memory.
+    if (shared > 48 * 1024)
+      ORTHORNN_CUDA(cudaFuncSetAttribute(cayley_lu_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared)));
+    cayley_lu_kernel<T><<<1, dim3(32, 32), shared, stream_>>>(n, T(alpha), static_cast<const T*>(F), static_cast<T*>(lu),
+                                                                failed, fault_, tag);
+    launched("cayley_lu_kernel");
+    cayley_rows_kernel<T><<<rowBlocks, 32 * kCayleyRowsPerBlock, rowShared, stream_>>>(n, static_cast<const T*>(lu), failed,
+                                                                                       static_cast<T*>(M));
+    launched("cayley_rows_kernel");
+  });
+  ran(Fused::CayleyFrameSolve, kFused);
+  return true;
 }
 
 // Thin QR of row-major A (m × n): the transpose into a column-major copy, geqrf, R with the
