@@ -123,9 +123,11 @@ class CudaBackend final : public Backend {
   LaunchCounters launchCounters() const override;
   // The recurrences' variants: step by step (the reference), one CUDA graph per recurrence,
   // or the Elman one as one persistent kernel (persistent.cu). The frame-form Cayley solve's:
-  // cuSOLVER's (the reference) or two kernels of our own for n ≤ kCayleyFusedMaxN (solver.cu).
+  // cuSOLVER's (the reference) or two kernels of our own (solver.cu), taken by default for
+  // n ≤ kCayleyFusedAutoMaxN, where they were measured faster, and when forced up to
+  // kCayleyFusedMaxN (where the system fits one block's shared memory).
   static constexpr int kReference = 0, kGraph = 1, kPersistent = 2, kFused = 1;
-  static constexpr int64_t kCayleyFusedMaxN = 256;
+  static constexpr int64_t kCayleyFusedMaxN = 256, kCayleyFusedAutoMaxN = 64;
   std::vector<std::string> variants(Fused op) const override {
     switch (op) {
       case Fused::ElmanRecurrence: return {"reference", "graph", "persistent"};

@@ -252,10 +252,14 @@ void CudaBackend::luSolveRight(DType dt, int64_t n64, int64_t nrhs64, const void
 }
 
 // M ← 2X − M with X S = M, S = I + alpha (F − Fᵀ), in two kernels (above) where S fits one
-// block's shared memory and n ≤ kCayleyFusedMaxN; else false, and the caller takes the
-// reference: cayleySystem, luFactorNoPivot (getrf), luSolveRight (getrs), axpby.
+// block's shared memory and n ≤ kCayleyFusedMaxN (forced), or n ≤ kCayleyFusedAutoMaxN (the
+// automatic choice); else false, and the caller takes the reference: cayleySystem,
+// luFactorNoPivot (getrf), luSolveRight (getrs), axpby. On an H200 (docs/gpu.md) the kernels
+// took 0.10 ms per float32 step at n = 64 against cuSOLVER's 0.14, but 0.30 against 0.25 at
+// n = 128 and 0.63 against 0.45 at n = 200: the rows' sweeps wait on global loads of the factors.
 bool CudaBackend::cayleyFrameSolve(DType dt, int64_t n64, double alpha, const void* F, void* M) {
   if (!mayUse(Fused::CayleyFrameSolve, kFused) || !isFloat(dt) || n64 < 1 || n64 > kCayleyFusedMaxN) return false;
+  if (n64 > kCayleyFusedAutoMaxN && forcedVariant(Fused::CayleyFrameSolve) != "fused") return false;
   const int n = int(n64);
   const size_t es = dtypeSize(dt), shared = size_t(n) * n * es;
   if (shared + 64 > sharedPerBlockOptin_) return false;  // and the kernel's own few bytes
