@@ -28,7 +28,7 @@ namespace cuda {
 [[noreturn]] void cublasFail(cublasStatus_t status, const char* call);
 [[noreturn]] void cusolverFail(cusolverStatus_t status, const char* call);
 
-// cudaFree synchronizes the whole device, and a synchronisation with a stream that is being
+// cudaFree synchronises the whole device, and a synchronisation with a stream that is being
 // captured invalidates that capture, whichever thread frees: a tensor of any context freed from
 // the JS thread (or another context's worker) while a worker captures a recurrence graph would
 // turn that context's recurrences to step by step for good. So while any capture of this
