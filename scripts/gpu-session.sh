@@ -7,12 +7,12 @@
 #
 # unpacks Node, node_modules and Debian's OpenBLAS/LAPACKE/libxsmm, builds with CMake against
 # the machine's CUDA (sm_90), runs the suites of `npm run test:gpu` (ORTHORNN_REQUIRE_GPU=1) and
-# then benchmarks/gpu.ts with its PyTorch peer, its K-models table under four environments (the
-# libuv thread pool and the GPU's work queues at their defaults and raised), then two training rows on the GPU: the Quick
-# start's copy task (`npm start` with --device cuda) and a group of 8 copy runs (`orthornn
-# group`, a stream each). Each step has its own time limit, so that a hang in one still returns
-# the others' logs; logs, the GPU's description and the benchmark's JSON go to $OUT (what comes
-# back). The exit status is the tests'.
+# then benchmarks/gpu.ts with its PyTorch peer, its K-models table and Cayley timings under four
+# environments (the libuv thread pool and the GPU's work queues at their defaults and raised),
+# then two training rows on the GPU: the Quick start's copy task (`npm start` with --device cuda)
+# and a group of 8 copy runs (`orthornn group`, a stream each). Each step has its own time
+# limit, so that a hang in one still returns the others' logs; logs, the GPU's description and
+# the benchmark's JSON go to $OUT (what comes back). The exit status is the tests'.
 #
 # ORTHORNN_SESSION_TESTS_ONLY=1 stops after the tests (a rerun of them, in about a minute).
 #
