@@ -114,7 +114,9 @@ for (const device of availableBackends()) describe(`68 predictor on ${device}: c
       const want = await alone(model, xs[i], 'raw', true);
       assertClose(got[i].values as Float32Array, want.values as Float32Array, { atol: 2e-6, rtol: 1e-5 }, `request ${i}`);
     }
-    assertClose((await asFloat64).values as Float32Array, got[7].values as Float32Array, { atol: 0 }, 'float64 input');
+    // The same sequence served in another batch (its size decides the BLAS blocking), so equal
+    // to rounding, not bit for bit: a CI run once saw 9e-8 apart.
+    assertClose((await asFloat64).values as Float32Array, got[7].values as Float32Array, { atol: 2e-6, rtol: 1e-5 }, 'float64 input');
     await predictor.close();
     model.dispose();
   });
