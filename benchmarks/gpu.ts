@@ -6,8 +6,9 @@
  * (benchmarks/cases.ts), each with the recurrence as one kernel per pass where it fits (the
  * default; and with its dot products unsplit, ORTHORNN_CUDA_PERSISTENT_SPLIT=1), as CUDA graphs
  * (ORTHORNN_CUDA_PERSISTENT=0) and launched step by step (and ORTHORNN_CUDA_GRAPHS=0), and with
- * the Cayley solves on cuSOLVER instead of the fused kernels, with the host launches per
- * training step from the context's launch counters. The CPU's time for the
+ * the frame-form Cayley solves forced to cuSOLVER's and to the fused kernels (the default takes
+ * the fused ones for n ≤ 64), with the host launches per training step from the context's
+ * launch counters. The CPU's time for the
  * same step is measured alongside, and the PyTorch peer's (benchmarks/peers/torch_step.py) on
  * the same GPU right after ours: the speedup is its median over ours. Then K models of the first
  * case's shape stepped together (every member's step queued, then one wait; one batch for all),
@@ -89,8 +90,8 @@ const gpuGemm = gemmSuiteOf((quick) => (quick ? { float32: [128, 1024], float64:
 
 const LR = 1e-4, MARGIN = 0.1;
 
-/** How the step ran: the recurrence's variant, or ('cuSOLVER Cayley') the defaults but the Cayley solve's reference. */
-type Recurrence = 'default' | 'split 1' | 'graphs' | 'step by step' | 'cuSOLVER Cayley';
+/** How the step ran: the recurrence's variant, or the defaults but the Cayley solve's variant forced. */
+type Recurrence = 'default' | 'split 1' | 'graphs' | 'step by step' | 'cuSOLVER Cayley' | 'fused Cayley';
 
 const stepTable = new Table<StepRecord>([
   { header: 'case', width: 32, value: (r) => r.case, align: 'left' },
@@ -118,7 +119,8 @@ async function trainStep(device: string, recurrence: Recurrence | null, c: Train
   // recurrence's variant is the context's option (ctx.variants()).
   if (recurrence === 'split 1') process.env.ORTHORNN_CUDA_PERSISTENT_SPLIT = '1';
   const elmanRecurrence = recurrence === 'graphs' ? 'graph' : recurrence === 'step by step' ? 'reference' : undefined;
-  const variants = { ...(elmanRecurrence && { elmanRecurrence }), ...(recurrence === 'cuSOLVER Cayley' && { cayleyFrameSolve: 'reference' }) };
+  const cayleyFrameSolve = recurrence === 'cuSOLVER Cayley' ? 'reference' : recurrence === 'fused Cayley' ? 'fused' : undefined;
+  const variants = { ...(elmanRecurrence && { elmanRecurrence }), ...(cayleyFrameSolve && { cayleyFrameSolve }) };
   const ctx = new Context({ device, seed: 1, variants });
   try {
     const { n, B, T, d, k, score: scored } = c;
@@ -320,7 +322,7 @@ async function main(): Promise<void> {
       let ours: StepRecord | null = null;  // the default on the GPU
       if (onGpu) {
         ours = await attempt('cuda', 'default', runs);
-        for (const recurrence of ['split 1', 'graphs', 'step by step', 'cuSOLVER Cayley'] as const) await attempt('cuda', recurrence, runs);
+        for (const recurrence of ['split 1', 'graphs', 'step by step', 'cuSOLVER Cayley', 'fused Cayley'] as const) await attempt('cuda', recurrence, runs);
       }
       const cpu = await attempt('cpu', null, quick ? 3 : 5);
       const oursMs = (ours ?? cpu)?.medianMs;
