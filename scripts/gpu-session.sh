@@ -49,11 +49,13 @@ if [ "$dry" = 1 ]; then
   test_env=()
   bench_args=(--device cpu --quick --no-peer)
   train_args=(--device cpu --steps 40)
+  group_device=cpu group_steps=40
 else
   build_env=(ORTHORNN_BUILD=cmake ORTHORNN_CUDA=ON ORTHORNN_CUDA_ARCHITECTURES=90)
   test_env=(ORTHORNN_REQUIRE_GPU=1)
   bench_args=()
   train_args=(--device cuda)
+  group_device=cuda group_steps=1500
 fi
 
 step "build: ${build_env[*]}"
@@ -98,12 +100,12 @@ timeout 75 "${cli[@]}" train --task copy --delay 100 --hidden 128 --model svd --
 echo "train exit status $?"
 tail -4 "$out/train.log"
 node -e '
-  const [device, steps] = [process.argv[1], process.argv[2]];
+  const [device, steps] = [process.argv[1], Number(process.argv[2])];
   const members = [0.001, 0.01, 0.03, 0.1, 0.3, 1, 0.05, 0.5].map((margin, i) => ({
-    task: "copy", delay: 100, hidden: 128, model: "svd", margin, device, ...(steps ? { steps: Number(steps) } : { steps: 1500 }), out: `/tmp/orthornn-runs/group-${i}`,
+    task: "copy", delay: 100, hidden: 128, model: "svd", margin, device, steps, out: `/tmp/orthornn-runs/group-${i}`,
   }));
   require("fs").writeFileSync("/tmp/orthornn-members.json", JSON.stringify(members));
-' "${train_args[1]}" "${train_args[3]:-}"
+' "$group_device" "$group_steps"
 timeout 75 "${cli[@]}" group /tmp/orthornn-members.json --plot-format none >> "$out/train.log" 2>&1
 echo "group exit status $?"
 tail -12 "$out/train.log"
