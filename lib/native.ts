@@ -62,7 +62,7 @@ export interface LaunchCounters {
 }
 
 /** The fused operations with more than one implementation (native/core/backend.h, `Fused`). */
-export const FUSED_OPS = ['elmanRecurrence', 'lstmRecurrence', 'cayleyFrameSolve', 'cayleyFactor'] as const;
+export const FUSED_OPS = ['elmanRecurrence', 'lstmRecurrence', 'cayleyFrameSolve', 'cayleyFactor', 'elmanStep'] as const;
 export type FusedOp = (typeof FUSED_OPS)[number];
 
 /** One fused op's implementations on a context's backend. */

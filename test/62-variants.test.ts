@@ -45,6 +45,15 @@ const RUNS: Record<FusedOp, (ctx: Context) => Promise<Outcome>> = {
     modelOutcome(ctx, await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, recurrent: 'svd', margin: 0.2, dtype: 'float64', context: ctx, seed: TEST_SEED % 1000, clipPreactivation: 5 })),
   lstmRecurrence: async (ctx) =>
     modelOutcome(ctx, await LSTM.create({ inputSize: d, hiddenSize: n, outputSize: k, dtype: 'float64', context: ctx, seed: TEST_SEED % 1000, init: 'paper' })),
+  // A whole loss-and-gradients call, twice on new batch tensors of one shape: a variant that
+  // replays calls (CUDA's graph) runs the first directly and captures and launches the second.
+  async elmanStep(ctx) {
+    const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, recurrent: 'svd', margin: 0.2, dtype: 'float64', context: ctx, seed: TEST_SEED % 1000, learnH0: true });
+    const x = ctx.tensor(uniform(T * B * d, 6), [T, B, d]);
+    await model.lossAndGradients({ x, targets: ctx.tensor(Int32Array.from({ length: T * B }, (_, i) => (i * 7) % k), [T, B]), score: 'all' });
+    x.dispose();
+    return modelOutcome(ctx, model);
+  },
   // The CPU's tiled solve takes n ≥ 768, a multiple of 64, and a diagonally dominant system;
   // the CUDA fused one n ≤ 256 where the system fits one block's shared memory.
   async cayleyFrameSolve(ctx) {
@@ -130,7 +139,7 @@ for (const device of availableBackends()) describe(`62 fused-op variants on ${de
   it('by default each call takes a fast variant that applies; bad variant options are coded errors naming them', async () => {
     const ctx = new Context({ device });
     try {
-      assert.deepEqual(Object.values(ctx.variants()).map((v) => v.forced), [null, null, null, null]);
+      assert.deepEqual(Object.values(ctx.variants()).map((v) => v.forced), [null, null, null, null, null]);
       assert.equal(ctx.variants().elmanRecurrence.last, null, 'nothing ran yet');
       await RUNS.elmanRecurrence(ctx);
       const { available, last } = ctx.variants().elmanRecurrence;
@@ -141,7 +150,7 @@ for (const device of availableBackends()) describe(`62 fused-op variants on ${de
     }
     assert.throws(() => new Context({ device, variants: { elmanRecurrence: 'fastest' } }), (e: Error & { code?: string }) =>
       e instanceof RangeError && e.code === 'ERR_ORTHORNN_RANGE' && /'variants\.elmanRecurrence' must be 'reference'/.test(e.message) && /got 'fastest'/.test(e.message));
-    assert.throws(() => new Context({ device, variants: { gemm: 'reference' } as never }), /'variants' must be keys among elmanRecurrence, lstmRecurrence, cayleyFrameSolve, cayleyFactor, got 'gemm'/);
+    assert.throws(() => new Context({ device, variants: { gemm: 'reference' } as never }), /'variants' must be keys among elmanRecurrence, lstmRecurrence, cayleyFrameSolve, cayleyFactor, elmanStep, got 'gemm'/);
     assert.throws(() => new Context({ device, variants: { lstmRecurrence: 3 } as never }), (e: Error) => e instanceof TypeError && /'variants\.lstmRecurrence'/.test(e.message));
     assert.throws(() => new Context({ device, variants: 'reference' as never }), /'variants' must be an object/);
   });

@@ -374,6 +374,64 @@ describe('90 CUDA backend against the CPU backend', function () {
       }
     }
 
+    it('whole elmanLossAndGradients calls as CUDA graphs (elmanStep forced to graph), float64, every Elman case: the first call of a shape direct, the next captured, later ones replayed on new data; a longer batch between moves the buffers (direct again, then captured anew); every call as on the CPU (≤ 1e-9), frame gradients included; a bad class id in a replayed call surfaces', async () => {
+      const replaying = selfCheck ? new Context({ device: 'cpu', seed: TEST_SEED }) : new Context({ device: 'cuda', seed: TEST_SEED, variants: { elmanStep: 'graph' } });
+      const { B, d, n, k } = sizes;
+      // Steps per call; the variant each call takes on the GPU (a call's first run with a key is
+      // direct, its next is captured and launched; the longer batch grows the workspace, so the
+      // next short one has a new key).
+      const lengths = [13, 13, 13, 21, 13, 13, 13];
+      const expected = ['reference', 'graph', 'graph', 'reference', 'reference', 'graph', 'graph'];
+      try {
+        for (const c of elmanCases) {
+          const label = `${c.recurrent} ${c.activation} ${c.loss} score ${c.score}${c.given ? ' given state' : ''}${c.clip ? ` clipped at ${c.clip}` : ''}`;
+          const options = {
+            inputSize: d, hiddenSize: n, outputSize: k, activation: c.activation, recurrent: c.recurrent,
+            ...(c.recurrent === 'svd' ? { margin: 0.3, spectrumPrior: 0.01 } : {}), ...(c.recurrent === 'penalty' ? { penalty: 0.2 } : {}),
+            learnH0: !c.given, dtype: 'float64' as const, seed: TEST_SEED % 1000, clipPreactivation: c.clip ?? 0,
+          };
+          const models = [await ElmanRNN.create<FloatDType>({ ...options, context: cpu }), await ElmanRNN.create<FloatDType>({ ...options, context: replaying })];
+          const frames = c.recurrent === 'svd';
+          for (const [call, steps] of lengths.entries()) {
+            const r = rng(TEST_SEED + 300 + call);
+            const last = c.score === 'last';
+            const rows = last ? B : steps * B;
+            const x = Float64Array.from({ length: steps * B * d }, () => 2 * r() - 1);
+            const ce = Int32Array.from({ length: rows }, () => Math.floor(r() * k));
+            const mse = Float64Array.from({ length: rows * k }, () => 2 * r() - 1);
+            const given = c.given ? Float64Array.from({ length: B * n }, () => 2 * r() - 1) : undefined;
+            const mask = c.score === 'mask' ? new Float64Array(steps * B).map((_, i) => ((i + call) % 4 === 1 ? 0 : 1)) : undefined;
+            const batchOn = (ctx: Context): SequenceBatch<FloatDType> => ({
+              x: ctx.tensor(x, [steps, B, d]) as Tensor<FloatDType>,
+              targets: c.loss === 'crossEntropy' ? ctx.tensor(ce, last ? [B] : [steps, B]) : ctx.tensor(mse, last ? [B, k] : [steps, B, k]),
+              loss: c.loss, score: c.score, ...(mask && { mask }), ...(given && { initialState: ctx.tensor(given, [B, n]) as Tensor<FloatDType> }),
+            });
+            const [ra, rb] = [await models[0].lossAndGradients(batchOn(cpu), { frameGradients: frames }), await models[1].lossAndGradients(batchOn(replaying), { frameGradients: frames })];
+            await compareGradients(`${label}, call ${call} (T = ${steps})`, 'float64', ra, rb);
+            if (frames) for (const key of ['U', 'V'] as const) {
+              const ref = await ra.frameGradients![key].read();
+              assertClose(await rb.frameGradients![key].read(), ref, parityTol('float64', ref), `${label}, call ${call}: frame ${key}`);
+            }
+            if (!selfCheck) assert.equal(replaying.variants().elmanStep.last, expected[call], `${label}, call ${call} (T = ${steps})`);
+          }
+          if (c === elmanCases[0]) {
+            // Replayed: the graph's cross-entropy kernel records the fault as the direct call's would.
+            const bad = Int32Array.from({ length: 13 * B }, (_, i) => i % k);
+            bad[9] = k;
+            const x = replaying.tensor(new Float64Array(13 * B * d).fill(0.5), [13, B, d]) as Tensor<FloatDType>;
+            await assert.rejects(models[1].lossAndGradients({ x, targets: replaying.tensor(bad, [13, B]), score: 'all' }, { frameGradients: true }),
+              (e: unknown) => e instanceof RangeError && /elmanLossAndGradients/.test(String(e)) && /row 9/.test(String(e)));
+            if (!selfCheck) assert.equal(replaying.variants().elmanStep.last, 'graph', 'the bad batch ran through the graph');
+            const again = await models[1].lossAndGradients({ x, targets: replaying.tensor(bad.map((v) => v % k), [13, B]), score: 'all' }, { frameGradients: true });
+            assert.ok(Number.isFinite(again.loss), 'the context is usable after the error');
+          }
+          for (const m of models) m.dispose();
+        }
+      } finally {
+        replaying.dispose();
+      }
+    });
+
     for (const dtype of ['float64', 'float32'] as const) {
       it(`Elman ${dtype} svd: frame gradients and Cayley steps in the frame, over three training steps`, async () => {
         const arrays = arraysFor(dtype);

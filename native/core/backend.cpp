@@ -85,6 +85,7 @@ const char* fusedName(Fused op) {
     case Fused::LstmRecurrence: return "lstmRecurrence";
     case Fused::CayleyFrameSolve: return "cayleyFrameSolve";
     case Fused::CayleyFactor: return "cayleyFactor";
+    case Fused::ElmanStep: return "elmanStep";
   }
   return "?";
 }

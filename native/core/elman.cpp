@@ -2,6 +2,7 @@
 
 #include "output_layer.h"
 
+#include <cstring>
 #include <string>
 
 namespace orthornn {
@@ -10,6 +11,7 @@ namespace {
 // Workspace slots.
 enum Slot : size_t {
   kW = 10, kS, kUS, kH, kA, kDH, kY, kDY, kG, kGV, kDS, kTmp, kP, kOnes, kWt,
+  kStageX, kStageTargets, kStageWeights, kStageInitial,  // a replayed call's inputs (elmanLossAndGradients)
 };
 
 void requireTensor(const Tensor& t, const char* name, DType dt, int64_t numel) {
@@ -102,8 +104,11 @@ void materializeRecurrent(Backend& be, const ElmanConfig& cfg, const ElmanParame
   be.gemm(dt, false, true, n, n, n, 1.0, US, n, P.V.data(), n, 0.0, W, n);
 }
 
-void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParameters& P, const ElmanBatch& batch,
-                           ElmanGradients& g, Workspace& ws) {
+namespace {
+
+// The whole call's work, queued op by op (Fused::ElmanStep's reference).
+void lossAndGradientsBody(Backend& be, const ElmanConfig& cfg, const ElmanParameters& P, const ElmanBatch& batch,
+                          ElmanGradients& g, Workspace& ws) {
   const ElmanShape shape = validateElman(cfg, P, batch);
   const int64_t T = shape.T, B = shape.B, n = cfg.hiddenSize, d = cfg.inputSize, k = cfg.outputSize;
   const DType dt = P.W_in.dtype;
@@ -213,6 +218,62 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
     }
     be.marginSigmoidBackward(dt, n, cfg.margin, P.p.data(), ds, g.p.data());
   }
+}
+
+// A copy of a per-call input in the workspace's `slot`: the same shape and dtype, at an address
+// that stays put from call to call.
+Tensor staged(Backend& be, Workspace& ws, size_t slot, const Tensor& t) {
+  Tensor copy{ws.storage(slot, t.bytes()), t.shape, t.dtype};
+  be.copy(copy.data(), t.data(), t.bytes());
+  return copy;
+}
+
+// Everything lossAndGradientsBody's launches depend on (Backend::runCall's key): the config's
+// fields, the batch's shape, and the address, dtype and size of every tensor it reads or writes.
+std::vector<uint64_t> callKey(const ElmanConfig& cfg, const ElmanParameters& P, const ElmanBatch& batch,
+                              const ElmanGradients& g) {
+  std::vector<uint64_t> key;
+  auto bits = [](double v) {
+    uint64_t u;
+    std::memcpy(&u, &v, sizeof u);
+    return u;
+  };
+  auto tensor = [&](const Tensor& t) {
+    key.push_back(reinterpret_cast<uintptr_t>(t.data()));
+    key.push_back(t.storage ? uint64_t(t.numel()) : 0);
+    key.push_back(uint64_t(t.dtype));
+    key.push_back(t.shape.size());
+    for (int64_t d : t.shape) key.push_back(uint64_t(d));
+  };
+  for (int64_t v : {cfg.inputSize, cfg.hiddenSize, cfg.outputSize}) key.push_back(uint64_t(v));
+  for (int v : {int(cfg.activation), int(cfg.recurrent), int(cfg.loss), int(cfg.lastStepOnly)}) key.push_back(uint64_t(v));
+  for (double v : {cfg.margin, cfg.penalty, cfg.spectrumPrior, cfg.clipPreactivation}) key.push_back(bits(v));
+  for (const Tensor* t : {&P.W_in, &P.b, &P.U, &P.V, &P.p, &P.W, &P.W_out, &P.c, &P.h0}) tensor(*t);
+  for (const Tensor* t : {&batch.x, &batch.targets, &batch.weights}) tensor(*t);
+  tensor(batch.initialState ? *batch.initialState : Tensor{});
+  for (const Tensor* t : {&g.loss, &g.W_in, &g.b, &g.U, &g.V, &g.p, &g.W, &g.W_out, &g.c, &g.h0, &g.initialState,
+                          &g.hiddenGradientNorms, &g.frameU, &g.frameV})
+    tensor(*t);
+  return key;
+}
+
+}  // namespace
+
+void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParameters& P, const ElmanBatch& batch,
+                           ElmanGradients& g, Workspace& ws) {
+  if (!be.replaysCalls(Fused::ElmanStep)) {
+    be.runCall(Fused::ElmanStep, {}, ws.generation(), [&] { lossAndGradientsBody(be, cfg, P, batch, g, ws); });
+    return;
+  }
+  // A replayed call reads its inputs where the first call found them: copy this call's there.
+  validateElman(cfg, P, batch);
+  ElmanBatch in;
+  in.x = staged(be, ws, kStageX, batch.x);
+  if (batch.targets.storage) in.targets = staged(be, ws, kStageTargets, batch.targets);
+  if (batch.weights.storage) in.weights = staged(be, ws, kStageWeights, batch.weights);
+  if (batch.initialState) in.initialState = staged(be, ws, kStageInitial, *batch.initialState);
+  be.runCall(Fused::ElmanStep, callKey(cfg, P, in, g), ws.generation(),
+             [&] { lossAndGradientsBody(be, cfg, P, in, g, ws); });
 }
 
 void elmanForward(Backend& be, const ElmanConfig& cfg, const ElmanParameters& P, const Tensor& x,

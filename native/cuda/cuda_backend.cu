@@ -107,6 +107,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     std::memset(hostFault_, 0, sizeof(DeviceFault));
     const char* graphs = std::getenv("ORTHORNN_CUDA_GRAPHS");
     graphsEnabled_ = !(graphs && std::string(graphs) == "0");
+    const char* stepGraphs = std::getenv("ORTHORNN_CUDA_STEP_GRAPHS");
+    callGraphsByDefault_ = stepGraphs && std::string(stepGraphs) == "1";
     int optin = 0, perMultiprocessor = 0;
     ORTHORNN_CUDA(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, device_));
     ORTHORNN_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_));
@@ -232,6 +234,7 @@ void* CudaBackend::scratch(ScratchSlot slot, size_t bytes) {
     ORTHORNN_CUDA(cudaStreamSynchronize(stream_));  // queued kernels may still use the old buffer
     internalRelease(b.ptr, b.bytes);
   }
+  ++scratchGeneration_;
   b = Buffer{};
   b.ptr = internalAllocate(grown == 0 ? 16 : grown);
   b.bytes = grown == 0 ? 16 : grown;

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -97,6 +98,13 @@ inline unsigned gridFor(int64_t count, int64_t cap = 4096) {
 
 int cublasDim(int64_t v, const char* what);
 
+// Lets `kernel` take `bytes` of dynamic shared memory: above 48 KiB a kernel must opt in.
+template <typename Kernel>
+void allowSharedMemory(Kernel kernel, size_t bytes) {
+  if (bytes > 48 * 1024)
+    ORTHORNN_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+}
+
 // Internal buffers, grown on demand and kept: a steady-state training step allocates nothing.
 enum ScratchSlot : int {
   kSolverWork = 0,  // cuSOLVER workspace
@@ -122,7 +130,9 @@ class CudaBackend final : public Backend {
   std::string device() const override { return "cuda:" + std::to_string(device_); }
   LaunchCounters launchCounters() const override;
   // The recurrences' variants: step by step (the reference), one CUDA graph per recurrence,
-  // or the Elman one as one persistent kernel (persistent.cu). The frame-form Cayley solve's:
+  // or the Elman one as one persistent kernel (persistent.cu). A whole elmanLossAndGradients
+  // call's: op by op (the reference), or one CUDA graph per call's key (runCall), taken when
+  // forced, or by default where ORTHORNN_CUDA_STEP_GRAPHS=1. The frame-form Cayley solve's:
   // cuSOLVER's (the reference) or two kernels of our own (solver.cu), taken by default for
   // n ≤ kCayleyFusedAutoMaxN, where they were measured faster, and when forced up to
   // kCayleyFusedMaxN (where the system fits one block's shared memory).
@@ -134,6 +144,7 @@ class CudaBackend final : public Backend {
       case Fused::LstmRecurrence: return {"reference", "graph"};
       case Fused::CayleyFrameSolve: return {"reference", "fused"};
       case Fused::CayleyFactor: return {"reference"};
+      case Fused::ElmanStep: return {"reference", "graph"};
     }
     return {"reference"};
   }
@@ -145,6 +156,9 @@ class CudaBackend final : public Backend {
   void copy(void* dst, const void* src, size_t bytes) override;
   void synchronize() override;
   void beginOp(const std::string& op) override;
+  bool replaysCalls(Fused op) const override;
+  void runCall(Fused op, const std::vector<uint64_t>& key, const uint64_t* generation,
+               const std::function<void()>& body) override;
 
   void gemm(DType dt, bool transA, bool transB, int64_t m, int64_t n, int64_t k, double alpha, const void* A,
             int64_t lda, const void* B, int64_t ldb, double beta, void* C, int64_t ldc) override;
@@ -253,6 +267,20 @@ class CudaBackend final : public Backend {
   template <typename Steps>
   bool runAsGraph(const Graph& key, Steps&& steps);
   void releaseGraphs() noexcept;
+  // A whole call run through runCall: its key, the buffers' generations when it last ran or was
+  // captured, and its graph once captured (null before, or when it could not be).
+  struct CallGraph {
+    Fused op = Fused::ElmanStep;
+    std::vector<uint64_t> key;
+    uint64_t generation = 0, scratchGeneration = 0;
+    cudaGraphExec_t exec = nullptr;
+    size_t nodes = 0;
+    uint64_t lastUse = 0;
+    bool uncapturable = false;  // a capture failed: this call runs directly from now on
+  };
+  // Captures `body` into g's graph; false, having run nothing, when it cannot be captured (then
+  // g is marked uncapturable) or a buffer moved meanwhile.
+  bool captureCall(CallGraph& g, const uint64_t* generation, const std::function<void()>& body);
   // The Elman recurrences as one kernel per pass (persistent.cu): false, having launched
   // nothing, where they cannot run (off, or too little shared memory).
   struct PersistentPlan {
@@ -295,8 +323,11 @@ class CudaBackend final : public Backend {
   };
   Buffer scratch_[kScratchSlots];
   std::vector<Graph> graphs_;
+  std::vector<CallGraph> callGraphs_;
   uint64_t graphClock_ = 0;
+  uint64_t scratchGeneration_ = 0;  // bumped whenever a scratch buffer moves (a call graph bakes them in)
   bool graphsEnabled_ = true;
+  bool callGraphsByDefault_ = false;  // ORTHORNN_CUDA_STEP_GRAPHS=1
   bool persistentEnabled_ = true;  // ORTHORNN_CUDA_PERSISTENT not 0
   int persistentSplit_ = 0;        // ORTHORNN_CUDA_PERSISTENT_SPLIT; 0: automatic
   int multiprocessors_ = 1;

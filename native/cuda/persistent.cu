@@ -174,9 +174,7 @@ bool CudaBackend::persistentPlan(DType dt, int64_t T, int64_t B, int64_t n, Pers
 
 template <typename Kernel>
 void CudaBackend::launchPersistent(Kernel kernel, const PersistentPlan& plan, void** args, const char* name) {
-  // Above 48 KiB a kernel must opt in to its shared memory.
-  if (plan.sharedBytes > 48 * 1024)
-    ORTHORNN_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(plan.sharedBytes)));
+  allowSharedMemory(kernel, plan.sharedBytes);
   ORTHORNN_CUDA(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(unsigned(plan.blocks)),
                                  dim3(unsigned(plan.threads)), args, plan.sharedBytes, stream()));
   launched(name);

@@ -21,6 +21,124 @@ void CudaBackend::releaseGraphs() noexcept {
   for (Graph& g : graphs_)
     if (g.exec) cudaGraphExecDestroy(g.exec);
   graphs_.clear();
+  for (CallGraph& g : callGraphs_)
+    if (g.exec) cudaGraphExecDestroy(g.exec);
+  callGraphs_.clear();
+}
+
+// --- whole calls as graphs (Backend::runCall) ---------------------------------------------
+// A training step's elmanLossAndGradients queues about 30 launches (W, the projections, the
+// persistent recurrences, the loss, the gradient products); replayed as one graph they cost
+// the host one launch. A call's first run with a key is direct, so that every buffer it takes
+// exists; the next run with the same key and the same buffers is captured and launched, and
+// later runs launch the graph. Buffers that moved in between (the caller's workspace grew for
+// a larger batch, or a scratch buffer here did) make the next run direct again, and the one
+// after that captures anew.
+
+bool CudaBackend::replaysCalls(Fused op) const {
+  return op == Fused::ElmanStep && graphsEnabled_ && (forcedTo(op, kGraph) || (callGraphsByDefault_ && mayUse(op, kGraph)));
+}
+
+bool CudaBackend::captureCall(CallGraph& g, const uint64_t* generation, const std::function<void()>& body) {
+  cudaGraph_t graph = nullptr;
+  {
+    CaptureGuard guard;  // frees anywhere in the process wait until the capture has ended
+    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+      cudaGetLastError();
+      g.uncapturable = true;
+      return false;
+    }
+    capturing_ = true;
+    try {
+      body();
+    } catch (...) {
+      capturing_ = false;
+      cudaGraph_t broken = nullptr;
+      const cudaError_t ended = cudaStreamEndCapture(stream_, &broken);
+      if (broken) cudaGraphDestroy(broken);
+      cudaGetLastError();
+      // Something in the body cannot be captured (it synchronised, say): nothing of it ran.
+      // Any other error repeats when the body runs directly.
+      if (ended != cudaErrorStreamCaptureInvalidated && ended != cudaErrorStreamCaptureUnsupported) throw;
+      g.uncapturable = true;
+      return false;
+    }
+    capturing_ = false;
+    const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+    if (ended != cudaSuccess) {
+      cudaGetLastError();
+      if (graph) cudaGraphDestroy(graph);
+      g.uncapturable = true;
+      return false;
+    }
+  }
+  // A buffer that moved during the capture (nothing should, after a direct run with this key)
+  // leaves the graph with addresses of two ages: drop it, and capture again another time.
+  if (*generation != g.generation || scratchGeneration_ != g.scratchGeneration) {
+    cudaGraphDestroy(graph);
+    g.generation = *generation;
+    g.scratchGeneration = scratchGeneration_;
+    return false;
+  }
+  cudaGraphExec_t exec = nullptr;
+  size_t nodes = 0;
+  const bool made = cudaGraphGetNodes(graph, nullptr, &nodes) == cudaSuccess &&
+                    cudaGraphInstantiateWithFlags(&exec, graph, 0) == cudaSuccess;
+  cudaGraphDestroy(graph);
+  cudaGetLastError();
+  if (!made) {
+    g.uncapturable = true;
+    return false;
+  }
+  g.exec = exec;
+  g.nodes = nodes;
+  counters_.graphsBuilt.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void CudaBackend::runCall(Fused op, const std::vector<uint64_t>& key, const uint64_t* generation,
+                          const std::function<void()>& body) {
+  auto direct = [&] {
+    body();
+    ran(op, kReference);
+  };
+  if (!replaysCalls(op)) return direct();
+  bind();
+  auto found = std::find_if(callGraphs_.begin(), callGraphs_.end(),
+                            [&](const CallGraph& g) { return g.op == op && g.key == key; });
+  if (found == callGraphs_.end()) {
+    if (callGraphs_.size() >= kMaxGraphs) {
+      auto oldest = std::min_element(callGraphs_.begin(), callGraphs_.end(),
+                                     [](const CallGraph& a, const CallGraph& b) { return a.lastUse < b.lastUse; });
+      if (oldest->exec) cudaGraphExecDestroy(oldest->exec);
+      callGraphs_.erase(oldest);
+    }
+    direct();
+    CallGraph g;
+    g.op = op;
+    g.key = key;
+    g.generation = *generation;  // after the run: the buffers it allocated are in place
+    g.scratchGeneration = scratchGeneration_;
+    g.lastUse = ++graphClock_;
+    callGraphs_.push_back(std::move(g));
+    return;
+  }
+  CallGraph& g = *found;
+  g.lastUse = ++graphClock_;
+  if (g.uncapturable) return direct();
+  if (g.generation != *generation || g.scratchGeneration != scratchGeneration_) {
+    if (g.exec) cudaGraphExecDestroy(g.exec);
+    g.exec = nullptr;
+    direct();
+    g.generation = *generation;
+    g.scratchGeneration = scratchGeneration_;
+    return;
+  }
+  if (!g.exec && !captureCall(g, generation, body)) return direct();
+  ORTHORNN_CUDA(cudaGraphLaunch(g.exec, stream_));
+  counters_.graphs.fetch_add(1, std::memory_order_relaxed);
+  counters_.graphNodes.fetch_add(int64_t(g.nodes), std::memory_order_relaxed);
+  ran(op, kGraph);
 }
 
 template <typename Steps>
@@ -132,6 +250,11 @@ void CudaBackend::replay(GraphKind kind, DType dt, Activation act, int64_t T, in
   if (!graphsEnabled_ || !mayUse(op, kGraph)) {
     steps();
     ran(op, kReference);
+    return;
+  }
+  if (capturing_) {  // a whole call is being captured (runCall): the steps go into its graph
+    steps();
+    ran(op, kGraph);
     return;
   }
   Graph key;

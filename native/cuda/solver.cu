@@ -259,7 +259,7 @@ void CudaBackend::luSolveRight(DType dt, int64_t n64, int64_t nrhs64, const void
 // n = 128 and 0.63 against 0.45 at n = 200: the rows' sweeps wait on global loads of the factors.
 bool CudaBackend::cayleyFrameSolve(DType dt, int64_t n64, double alpha, const void* F, void* M) {
   if (!mayUse(Fused::CayleyFrameSolve, kFused) || !isFloat(dt) || n64 < 1 || n64 > kCayleyFusedMaxN) return false;
-  if (n64 > kCayleyFusedAutoMaxN && forcedVariant(Fused::CayleyFrameSolve) != "fused") return false;
+  if (n64 > kCayleyFusedAutoMaxN && !forcedTo(Fused::CayleyFrameSolve, kFused)) return false;
   const int n = int(n64);
   const size_t es = dtypeSize(dt), shared = size_t(n) * n * es;
   if (shared + 64 > sharedPerBlockOptin_) return false;  // and the kernel's own few bytes
@@ -271,9 +271,7 @@ bool CudaBackend::cayleyFrameSolve(DType dt, int64_t n64, double alpha, const vo
   const size_t rowShared = size_t(kCayleyRowsPerBlock) * n * es;
   onFloat(dt, "cayleyFrameSolve", [&](auto z) {
     using T = decltype(z);
-    // Above 48 KiB a kernel must opt in to its shared memory.
-    if (shared > 48 * 1024)
-      ORTHORNN_CUDA(cudaFuncSetAttribute(cayley_lu_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared)));
+    allowSharedMemory(cayley_lu_kernel<T>, shared);
     cayley_lu_kernel<T><<<1, dim3(32, 32), shared, stream_>>>(n, T(alpha), static_cast<const T*>(F), static_cast<T*>(lu),
                                                                 failed, fault_, tag);
     launched("cayley_lu_kernel");
