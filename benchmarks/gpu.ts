@@ -90,8 +90,11 @@ const gpuGemm = gemmSuiteOf((quick) => (quick ? { float32: [128, 1024], float64:
 
 const LR = 1e-4, MARGIN = 0.1;
 
-/** How the step ran: the recurrence's variant, or the defaults but the Cayley solve's variant forced. */
-type Recurrence = 'default' | 'split 1' | 'graphs' | 'step by step' | 'cuSOLVER Cayley' | 'fused Cayley';
+/**
+ * How the step ran: the recurrence's variant, or the defaults but the Cayley solve's variant
+ * forced, or the defaults with the loss-and-gradients call as one graph ('step graph').
+ */
+type Recurrence = 'default' | 'split 1' | 'graphs' | 'step by step' | 'cuSOLVER Cayley' | 'fused Cayley' | 'step graph';
 
 const stepTable = new Table<StepRecord>([
   { header: 'case', width: 32, value: (r) => r.case, align: 'left' },
@@ -120,7 +123,8 @@ async function trainStep(device: string, recurrence: Recurrence | null, c: Train
   if (recurrence === 'split 1') process.env.ORTHORNN_CUDA_PERSISTENT_SPLIT = '1';
   const elmanRecurrence = recurrence === 'graphs' ? 'graph' : recurrence === 'step by step' ? 'reference' : undefined;
   const cayleyFrameSolve = recurrence === 'cuSOLVER Cayley' ? 'reference' : recurrence === 'fused Cayley' ? 'fused' : undefined;
-  const variants = { ...(elmanRecurrence && { elmanRecurrence }), ...(cayleyFrameSolve && { cayleyFrameSolve }) };
+  const elmanStep = recurrence === 'step graph' ? 'graph' : undefined;
+  const variants = { ...(elmanRecurrence && { elmanRecurrence }), ...(cayleyFrameSolve && { cayleyFrameSolve }), ...(elmanStep && { elmanStep }) };
   const ctx = new Context({ device, seed: 1, variants });
   try {
     const { n, B, T, d, k, score: scored } = c;
@@ -322,7 +326,7 @@ async function main(): Promise<void> {
       let ours: StepRecord | null = null;  // the default on the GPU
       if (onGpu) {
         ours = await attempt('cuda', 'default', runs);
-        for (const recurrence of ['split 1', 'graphs', 'step by step', 'cuSOLVER Cayley', 'fused Cayley'] as const) await attempt('cuda', recurrence, runs);
+        for (const recurrence of ['split 1', 'graphs', 'step by step', 'cuSOLVER Cayley', 'fused Cayley', 'step graph'] as const) await attempt('cuda', recurrence, runs);
       }
       const cpu = await attempt('cpu', null, quick ? 3 : 5);
       const oursMs = (ours ?? cpu)?.medianMs;

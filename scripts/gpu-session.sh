@@ -7,10 +7,12 @@
 #
 # unpacks Node, node_modules and Debian's OpenBLAS/LAPACKE/libxsmm, builds with CMake against
 # the machine's CUDA (sm_90), runs the suites of `npm run test:gpu` (ORTHORNN_REQUIRE_GPU=1) and
-# then benchmarks/gpu.ts with its PyTorch peer, its K-models table and Cayley timings under four
-# environments (the libuv thread pool and the GPU's work queues at their defaults and raised),
+# then benchmarks/gpu.ts with its PyTorch peer, its K-models table and Cayley timings under five
+# environments (the libuv thread pool and the GPU's work queues at their defaults and raised, and
+# the loss-and-gradients call as one graph by default),
 # then two training rows on the GPU: the Quick start's copy task (`npm start` with --device cuda)
-# and a group of 8 copy runs (`orthornn group`, a stream each). Each step has its own time
+# and a group of 8 copy runs (`orthornn group`, a stream each), then compute-sanitizer (memcheck,
+# racecheck) on the newest kernels where the toolkit has it. Each step has its own time
 # limit, so that a hang in one still returns the others' logs; logs, the GPU's description and
 # the benchmark's JSON go to $OUT (what comes back). The exit status is the tests'.
 #
@@ -83,9 +85,10 @@ env "${test_env[@]}" timeout 150 node --import tsx benchmarks/gpu.ts "${bench_ar
 echo "benchmark exit status $?"
 tail -30 "$out/gpu-bench.log"
 
-step "the K-models table and the Cayley step's time under four environments (benchmarks/gpu.ts --group-only)"
+step "the K-models table and the Cayley step's time under five environments (benchmarks/gpu.ts --group-only)"
 : > "$out/gpu-group.log"
-for e in "" "UV_THREADPOOL_SIZE=16" "CUDA_DEVICE_MAX_CONNECTIONS=32" "UV_THREADPOOL_SIZE=16 CUDA_DEVICE_MAX_CONNECTIONS=32"; do
+for e in "" "UV_THREADPOOL_SIZE=16" "CUDA_DEVICE_MAX_CONNECTIONS=32" "UV_THREADPOOL_SIZE=16 CUDA_DEVICE_MAX_CONNECTIONS=32" \
+  "ORTHORNN_CUDA_STEP_GRAPHS=1 CUDA_DEVICE_MAX_CONNECTIONS=32"; do
   echo "-- environment: ${e:-as it is}" >> "$out/gpu-group.log"
   # shellcheck disable=SC2086  # $e is a list of assignments
   env "${test_env[@]}" $e timeout 60 node --import tsx benchmarks/gpu.ts "${bench_args[@]}" --group-only --json "/tmp/orthornn-group.json" >> "$out/gpu-group.log" 2>&1
@@ -95,6 +98,7 @@ grep -E "^-- |^copy|^ *[0-9]+ +cuda|^exit" "$out/gpu-group.log"
 
 step "training rows: the Quick start's copy task (npm start) ${train_args[*]}, then a group of 8 (orthornn group)"
 cli=(node --import tsx lib/cli/main.ts)
+rm -rf /tmp/orthornn-runs  # the run folders of an earlier session here
 timeout 75 "${cli[@]}" train --task copy --delay 100 --hidden 128 --model svd --margin 0.01 --target-accuracy 1 "${train_args[@]}" \
   --out /tmp/orthornn-runs/copy --plot-format none > "$out/train.log" 2>&1
 echo "train exit status $?"
@@ -109,6 +113,24 @@ node -e '
 timeout 75 "${cli[@]}" group /tmp/orthornn-members.json --plot-format none >> "$out/train.log" 2>&1
 echo "group exit status $?"
 tail -12 "$out/train.log"
+
+step "compute-sanitizer: memcheck on test 62's cuda runs and suite 90's whole-call graphs, racecheck on the fused Cayley kernels"
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+mocha=(node --import tsx --expose-gc node_modules/mocha/bin/mocha.js --no-config --extension ts --timeout 600000 --reporter dot)
+if [ "$dry" = 1 ] || [ ! -x "$sanitizer" ]; then
+  echo "skipped: $([ "$dry" = 1 ] && echo 'a dry run' || echo "no compute-sanitizer at $sanitizer")" | tee "$out/sanitizer.log"
+else
+  : > "$out/sanitizer.log"
+  for run in "memcheck 100 test/62-variants.test.ts on cuda" "memcheck 80 test/90-cuda.test.ts whole elmanLossAndGradients" \
+    "racecheck 60 test/62-variants.test.ts on cuda.*cayleyFrameSolve"; do
+    read -r tool limit spec grep <<< "$run"
+    echo "-- $tool: $spec -g '$grep'" >> "$out/sanitizer.log"
+    env "${test_env[@]}" timeout "$limit" "$sanitizer" --tool "$tool" --target-processes all --error-exitcode 9 \
+      "${mocha[@]}" "$spec" -g "$grep" >> "$out/sanitizer.log" 2>&1
+    echo "exit status $? (9: the tool found errors; 124: out of time)" >> "$out/sanitizer.log"
+  done
+  grep -E "^-- |passing|failing|ERROR SUMMARY|RACECHECK SUMMARY|^exit" "$out/sanitizer.log"
+fi
 
 step "done (tests exit status $tests)"
 exit "$tests"
