@@ -14,7 +14,8 @@
  * case's shape stepped together (every member's step queued, then one wait; one batch for all),
  * for K = 1, 8 and 32, on one context and dealt over min(K, 8) contexts (a CUDA stream each, as
  * `TrainerGroup` and `orthornn sweep --group` run them on a GPU): sequence-steps per second and
- * the ratio to K = 1. --quick runs the first two cases at T/10
+ * the ratio to K = 1, and K PyTorch processes training at once on the same device, for K = 1, 8
+ * and 32 (--peer-processes chooses). --quick runs the first two cases at T/10
  * (and K = 1, 2). Medians after warm-up. Without a usable GPU it says why and exits with
  * status 0, unless ORTHORNN_REQUIRE_GPU=1, which makes that an error.
  */
@@ -34,7 +35,10 @@ const USAGE = `Usage: npx tsx benchmarks/gpu.ts [--quick] [--json FILE] [--devic
   --device cpu   run everything on the CPU instead (a check of this script without a GPU)
   --no-peer      do not time the PyTorch peer (benchmarks/peers/torch_step.py) on the same device
   --group-only   only the K-models table (with 16 and 32 contexts too) and the Cayley step's own time
-                 (for comparing environments, e.g. UV_THREADPOOL_SIZE or CUDA_DEVICE_MAX_CONNECTIONS)`;
+                 (for comparing environments, e.g. UV_THREADPOOL_SIZE or CUDA_DEVICE_MAX_CONNECTIONS)
+  --peer-processes K,K,...
+                 after the K-models table, K PyTorch processes training at once for each K listed
+                 (default 1,8,32 with the peer, 1,2 with --quick, none with --group-only or --no-peer)`;
 
 /** One training step (ms per step), with how the cuda backend ran it. */
 interface StepRecord extends Measurement {
@@ -83,6 +87,55 @@ interface GroupRecord extends Measurement {
   sequenceStepsPerSecond: number;
   /** This K's sequence steps per second over K = 1's, in the same run. */
   overK1: number;
+}
+
+/**
+ * K PyTorch processes (benchmarks/peers/torch_step.py, true float32), each training a model of
+ * the group case's shape on the same device at the same time: what a user without groups runs
+ * for K seeds. Throughput over the wall time of all K; ours is the best of our rows with that K.
+ */
+interface PeerProcessesRecord extends Provenance {
+  suite: 'gpuPeerProcesses';
+  case: string;
+  device: string;
+  torch: string;
+  K: number;
+  /** Training steps each process took, all K started together. */
+  steps: number;
+  wallSeconds: number;
+  sequenceStepsPerSecond: number;
+  oursSequenceStepsPerSecond: number | null;
+}
+
+const peerProcessesTable = new Table<PeerProcessesRecord>([
+  { header: 'case', width: 32, value: (r) => r.case, align: 'left' },
+  { header: 'K', width: 3, value: (r) => String(r.K) },
+  { header: 'steps each', width: 10, value: (r) => String(r.steps) },
+  { header: 'wall s', width: 7, value: (r) => r.wallSeconds.toFixed(2) },
+  { header: 'torch sequence-steps/s', width: 22, value: (r) => r.sequenceStepsPerSecond.toFixed(0) },
+  { header: 'ours', width: 10, value: (r) => (r.oursSequenceStepsPerSecond === null ? '-' : r.oursSequenceStepsPerSecond.toFixed(0)) },
+  { header: 'ours over torch', width: 15, value: (r) => (r.oursSequenceStepsPerSecond === null ? '-' : `${(r.oursSequenceStepsPerSecond / r.sequenceStepsPerSecond).toFixed(2)}x`) },
+]);
+
+/** K peer processes started, set up and warmed, then `steps` steps each, all at once; a string says why there are none. */
+async function peerProcesses(c: TrainCase, K: number, steps: number, device: 'cpu' | 'cuda', provenance: Provenance): Promise<Omit<PeerProcessesRecord, 'oursSequenceStepsPerSecond'> | string> {
+  const started = await Promise.all(Array.from({ length: K }, () => TorchPeer.start(1, device, false)));
+  const peers = started.filter((p): p is TorchPeer => typeof p !== 'string');
+  try {
+    const refused = started.find((p): p is string => typeof p === 'string');
+    if (refused !== undefined) return refused;
+    await Promise.all(peers.map((p, i) => p.setup(c, MARGIN, LR, 1 + i)));
+    await Promise.all(peers.map((p) => p.run(3)));
+    const t0 = performance.now();
+    await Promise.all(peers.map((p) => p.run(steps)));
+    const wallSeconds = (performance.now() - t0) / 1e3;
+    return {
+      suite: 'gpuPeerProcesses', ...provenance, case: c.name, device: peers[0].info.device, torch: peers[0].info.torch, K, steps, wallSeconds,
+      sequenceStepsPerSecond: (K * steps * c.B * c.T) / wallSeconds,
+    };
+  } finally {
+    for (const p of peers) p.close();
+  }
 }
 
 /** Square GEMMs on the GPU: both dtypes up to n = 4096. */
@@ -245,7 +298,7 @@ async function cayleyStep(device: string, n: number, variant: string, runs: numb
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' }, device: { type: 'string' }, 'no-peer': { type: 'boolean' }, 'group-only': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' }, device: { type: 'string' }, 'no-peer': { type: 'boolean' }, 'group-only': { type: 'boolean' }, 'peer-processes': { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     console.log(USAGE);
     return;
@@ -267,6 +320,11 @@ async function main(): Promise<void> {
   const provenance: Provenance = { commit: gitCommit(), machine: `${host.cpuModel ?? 'unknown CPU'}, ${host.cores} cores` };
 
   const groupOnly = values['group-only'] ?? false;
+  const processCounts = (values['peer-processes'] ?? (groupOnly || values['no-peer'] ? '' : quick ? '1,2' : '1,8,32')).split(',').filter((v) => v !== '').map((v) => {
+    const K = Number(v);
+    if (!Number.isInteger(K) || K < 1 || K > 64) throw new Error(`--peer-processes must list integers from 1 to 64, got '${v}'`);
+    return K;
+  });
   const deviceInfo = backends().find((b) => b.name === device)!;
   const gemm: GemmRecord[] = groupOnly ? [] : await gpuGemm({ backends: [deviceInfo], quick, earlier: [], peer: null, provenance, only: null });
 
@@ -367,6 +425,28 @@ async function main(): Promise<void> {
       console.log(`  FAILED ${failures[failures.length - 1]}`);
     }
   }
+  // K separate PyTorch processes against the K-models rows just measured.
+  const peerProcessRecords: PeerProcessesRecord[] = [];
+  if (processCounts.length > 0) {
+    console.log(`\nK PyTorch processes (true float32) training ${groupCase.name} at once on ${device}, one model each; ours: the best K-models row above`);
+    peerProcessesTable.printHeader();
+    for (const K of processCounts) {
+      try {
+        const r = await peerProcesses(groupCase, K, quick ? 5 : 40, onGpu ? 'cuda' : 'cpu', provenance);
+        if (typeof r === 'string') {
+          console.log(`  none: ${r}`);
+          break;
+        }
+        const ours = groups.filter((g) => g.K === K).map((g) => g.sequenceStepsPerSecond);
+        const record: PeerProcessesRecord = { ...r, oursSequenceStepsPerSecond: ours.length ? Math.max(...ours) : null };
+        peerProcessRecords.push(record);
+        peerProcessesTable.printRow(record);
+      } catch (err) {
+        failures.push(`${groupCase.name}, ${K} PyTorch processes: ${(err as Error).message.split('\n')[0]}`);
+        console.log(`  FAILED ${failures[failures.length - 1]}`);
+      }
+    }
+  }
   if (peerRecords.length) {
     console.log(`\nPyTorch peer on ${peerRecords[0].device} (torch ${peerRecords[0].torch}), the same step; speedup = its median / ours (${onGpu ? 'default' : 'cpu'})`);
     peerTable.printHeader();
@@ -374,7 +454,7 @@ async function main(): Promise<void> {
   }
   const file = values.json ?? path.join('bench-results', 'gpu.json');
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), device: onGpu ? cuda.device : 'cpu', quick, records: [...gemm, ...steps, ...peerRecords, ...cayley, ...groups] }, null, 2));
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), device: onGpu ? cuda.device : 'cpu', quick, records: [...gemm, ...steps, ...peerRecords, ...cayley, ...groups, ...peerProcessRecords] }, null, 2));
   console.log(`\nwrote ${file}`);
   if (failures.length) {
     console.log(`\n${failures.length} failed:\n  ${failures.join('\n  ')}`);
