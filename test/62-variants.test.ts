@@ -49,9 +49,10 @@ const RUNS: Record<FusedOp, (ctx: Context) => Promise<Outcome>> = {
   // replays calls (CUDA's graph) runs the first directly and captures and launches the second.
   async elmanStep(ctx) {
     const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, recurrent: 'svd', margin: 0.2, dtype: 'float64', context: ctx, seed: TEST_SEED % 1000, learnH0: true });
-    const x = ctx.tensor(uniform(T * B * d, 6), [T, B, d]);
-    await model.lossAndGradients({ x, targets: ctx.tensor(Int32Array.from({ length: T * B }, (_, i) => (i * 7) % k), [T, B]), score: 'all' });
-    x.dispose();
+    const first = { x: ctx.tensor(uniform(T * B * d, 6), [T, B, d]), targets: ctx.tensor(Int32Array.from({ length: T * B }, (_, i) => (i * 7) % k), [T, B]) };
+    await model.lossAndGradients({ ...first, score: 'all' });
+    first.x.dispose();
+    first.targets.dispose();
     return modelOutcome(ctx, model);
   },
   // The CPU's tiled solve takes n ≥ 768, a multiple of 64, and a diagonally dominant system;
