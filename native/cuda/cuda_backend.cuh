@@ -267,6 +267,11 @@ class CudaBackend final : public Backend {
   template <typename Steps>
   bool runAsGraph(const Graph& key, Steps&& steps);
   void releaseGraphs() noexcept;
+  // Captures what `work` launches on the stream into `graph`, frees anywhere in the process held
+  // back meanwhile (CaptureGuard). false, with nothing run and no graph, when the capture could
+  // not begin or end, or something in `work` could not be captured (it synchronised, say); any
+  // other error of `work` is thrown.
+  bool capture(const std::function<void()>& work, cudaGraph_t& graph);
   // A whole call run through runCall: its key, the buffers' generations when it last ran or was
   // captured, and its graph once captured (null before, or when it could not be).
   struct CallGraph {

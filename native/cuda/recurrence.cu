@@ -39,38 +39,42 @@ bool CudaBackend::replaysCalls(Fused op) const {
   return op == Fused::ElmanStep && graphsEnabled_ && (forcedTo(op, kGraph) || (callGraphsByDefault_ && mayUse(op, kGraph)));
 }
 
+bool CudaBackend::capture(const std::function<void()>& work, cudaGraph_t& graph) {
+  graph = nullptr;
+  CaptureGuard guard;  // frees anywhere in the process wait until the capture has ended
+  if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  capturing_ = true;
+  try {
+    work();
+  } catch (...) {
+    capturing_ = false;
+    cudaGraph_t broken = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream_, &broken);
+    if (broken) cudaGraphDestroy(broken);
+    cudaGetLastError();
+    // Something in `work` cannot be captured (a library call that synchronises, say): nothing
+    // of it ran. Any other error would repeat when it runs directly: raise it.
+    if (ended != cudaErrorStreamCaptureInvalidated && ended != cudaErrorStreamCaptureUnsupported) throw;
+    return false;
+  }
+  capturing_ = false;
+  if (cudaStreamEndCapture(stream_, &graph) != cudaSuccess) {
+    cudaGetLastError();
+    if (graph) cudaGraphDestroy(graph);
+    graph = nullptr;
+    return false;
+  }
+  return true;
+}
+
 bool CudaBackend::captureCall(CallGraph& g, const uint64_t* generation, const std::function<void()>& body) {
   cudaGraph_t graph = nullptr;
-  {
-    CaptureGuard guard;  // frees anywhere in the process wait until the capture has ended
-    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
-      cudaGetLastError();
-      g.uncapturable = true;
-      return false;
-    }
-    capturing_ = true;
-    try {
-      body();
-    } catch (...) {
-      capturing_ = false;
-      cudaGraph_t broken = nullptr;
-      const cudaError_t ended = cudaStreamEndCapture(stream_, &broken);
-      if (broken) cudaGraphDestroy(broken);
-      cudaGetLastError();
-      // Something in the body cannot be captured (it synchronised, say): nothing of it ran.
-      // Any other error repeats when the body runs directly.
-      if (ended != cudaErrorStreamCaptureInvalidated && ended != cudaErrorStreamCaptureUnsupported) throw;
-      g.uncapturable = true;
-      return false;
-    }
-    capturing_ = false;
-    const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
-    if (ended != cudaSuccess) {
-      cudaGetLastError();
-      if (graph) cudaGraphDestroy(graph);
-      g.uncapturable = true;
-      return false;
-    }
+  if (!capture(body, graph)) {
+    g.uncapturable = true;
+    return false;
   }
   // A buffer that moved during the capture (nothing should, after a direct run with this key)
   // leaves the graph with addresses of two ages: drop it, and capture again another time.
@@ -162,33 +166,13 @@ bool CudaBackend::runAsGraph(const Graph& key, Steps&& steps) {
     // Capture this thread's launches on the stream; nothing may allocate meanwhile (cuBLAS
     // has its own workspace, and the steps use no internal scratch).
     cudaGraph_t graph = nullptr;
-    CaptureGuard guard;  // frees anywhere in the process wait until the capture has ended
-    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
-      cudaGetLastError();
-      graphsEnabled_ = false;  // capture unsupported here: launch step by step from now on
+    if (!capture([&] { steps(); }, graph)) {
+      // Capture unsupported here: nothing of the steps ran. Run them directly, and step by
+      // step from now on.
+      graphsEnabled_ = false;
       steps();
       return false;
     }
-    capturing_ = true;
-    try {
-      steps();
-    } catch (...) {
-      capturing_ = false;
-      cudaGraph_t broken = nullptr;
-      const cudaError_t ended = cudaStreamEndCapture(stream_, &broken);
-      if (broken) cudaGraphDestroy(broken);
-      cudaGetLastError();
-      // Something in the steps cannot be captured here (a library call, say): nothing of them
-      // ran, so run them directly, and step by step from now on. Any other error repeats there.
-      if (ended == cudaErrorStreamCaptureInvalidated || ended == cudaErrorStreamCaptureUnsupported) {
-        graphsEnabled_ = false;
-        steps();
-        return false;
-      }
-      throw;
-    }
-    capturing_ = false;
-    ORTHORNN_CUDA(cudaStreamEndCapture(stream_, &graph));
     size_t nodes = 0;
     cudaError_t status = cudaGraphGetNodes(graph, nullptr, &nodes);
     bool updated = false;
