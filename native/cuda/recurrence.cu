@@ -15,6 +15,9 @@ namespace orthornn {
 namespace cuda {
 namespace {
 constexpr size_t kMaxGraphs = 8;
+// Whole-call graphs: one per model trained on the context (a group's members may share one),
+// each a few dozen nodes and no memory of its own.
+constexpr size_t kMaxCallGraphs = 64;
 }  // namespace
 
 void CudaBackend::releaseGraphs() noexcept {
@@ -111,7 +114,7 @@ void CudaBackend::runCall(Fused op, const std::vector<uint64_t>& key, const uint
   auto found = std::find_if(callGraphs_.begin(), callGraphs_.end(),
                             [&](const CallGraph& g) { return g.op == op && g.key == key; });
   if (found == callGraphs_.end()) {
-    if (callGraphs_.size() >= kMaxGraphs) {
+    if (callGraphs_.size() >= kMaxCallGraphs) {
       auto oldest = std::min_element(callGraphs_.begin(), callGraphs_.end(),
                                      [](const CallGraph& a, const CallGraph& b) { return a.lastUse < b.lastUse; });
       if (oldest->exec) cudaGraphExecDestroy(oldest->exec);
