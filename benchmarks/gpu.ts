@@ -7,7 +7,8 @@
  * default; and with its dot products unsplit, ORTHORNN_CUDA_PERSISTENT_SPLIT=1), as CUDA graphs
  * (ORTHORNN_CUDA_PERSISTENT=0) and launched step by step (and ORTHORNN_CUDA_GRAPHS=0), and with
  * the frame-form Cayley solves forced to cuSOLVER's and to the fused kernels (the default takes
- * the fused ones for n ≤ 64), with the host launches per training step from the context's
+ * the fused ones for n ≤ 64), and with the loss-and-gradients call and the updates as one CUDA
+ * graph each (elmanStep and sequence forced to 'graph'), with the host launches per training step from the context's
  * launch counters. The CPU's time for the
  * same step is measured alongside, and the PyTorch peer's (benchmarks/peers/torch_step.py) on
  * the same GPU right after ours: the speedup is its median over ours. Then K models of the first
@@ -145,7 +146,8 @@ const LR = 1e-4, MARGIN = 0.1;
 
 /**
  * How the step ran: the recurrence's variant, or the defaults but the Cayley solve's variant
- * forced, or the defaults with the loss-and-gradients call as one graph ('step graph').
+ * forced, or the defaults with the loss-and-gradients call and the updates as one graph each
+ * ('step graph').
  */
 type Recurrence = 'default' | 'split 1' | 'graphs' | 'step by step' | 'cuSOLVER Cayley' | 'fused Cayley' | 'step graph';
 
@@ -177,7 +179,7 @@ async function trainStep(device: string, recurrence: Recurrence | null, c: Train
   const elmanRecurrence = recurrence === 'graphs' ? 'graph' : recurrence === 'step by step' ? 'reference' : undefined;
   const cayleyFrameSolve = recurrence === 'cuSOLVER Cayley' ? 'reference' : recurrence === 'fused Cayley' ? 'fused' : undefined;
   const elmanStep = recurrence === 'step graph' ? 'graph' : undefined;
-  const variants = { ...(elmanRecurrence && { elmanRecurrence }), ...(cayleyFrameSolve && { cayleyFrameSolve }), ...(elmanStep && { elmanStep }) };
+  const variants = { ...(elmanRecurrence && { elmanRecurrence }), ...(cayleyFrameSolve && { cayleyFrameSolve }), ...(elmanStep && { elmanStep, sequence: elmanStep }) };
   const ctx = new Context({ device, seed: 1, variants });
   try {
     const { n, B, T, d, k, score: scored } = c;

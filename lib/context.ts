@@ -225,6 +225,32 @@ export class Context {
     return this.native.variants();
   }
 
+  /**
+   * Queues the ops `fn` queues (synchronously) as one unit, and returns what `fn` returns. They
+   * run as they would have, in order, and an error names the op that failed; a read or sync
+   * inside `fn` first queues what was recorded so far. On a GPU, a sequence queued again with
+   * the same ops on the same tensors and numbers may be replayed as one CUDA graph (variant
+   * 'graph' of 'sequence' in variants(), forced or by ORTHORNN_CUDA_STEP_GRAPHS=1): a training
+   * step's updates are one such sequence. Sequences do not nest; `fn` must not be async.
+   */
+  sequence<T>(fn: () => T): T {
+    const name = 'sequence';
+    this.assertLive(name);
+    if (typeof fn !== 'function') throw typeError(name, 'fn', 'a function', fn);
+    this.native.beginSequence();
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      if (!this.native.disposed) this.native.endSequence();
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
+      (result as unknown as Promise<unknown>).then(undefined, () => {}); // its own rejection is not this error's
+      throw typeError(name, 'fn', 'a function that queues its ops synchronously (the ops after its first await were queued on their own)', result);
+    }
+    return result;
+  }
+
   /** Resolves when everything queued so far has run; rejects with the first failure since the last await. */
   sync(): Promise<void> {
     this.assertLive('sync');

@@ -62,7 +62,7 @@ export interface LaunchCounters {
 }
 
 /** The fused operations with more than one implementation (native/core/backend.h, `Fused`). */
-export const FUSED_OPS = ['elmanRecurrence', 'lstmRecurrence', 'cayleyFrameSolve', 'cayleyFactor', 'elmanStep'] as const;
+export const FUSED_OPS = ['elmanRecurrence', 'lstmRecurrence', 'cayleyFrameSolve', 'cayleyFactor', 'elmanStep', 'sequence'] as const;
 export type FusedOp = (typeof FUSED_OPS)[number];
 
 /** One fused op's implementations on a context's backend. */
@@ -98,6 +98,10 @@ export interface NativeContext extends NativeOps {
   dispose(): void;
   /** Scratch memory a model keeps across steps, usable with this context only. */
   createWorkspace(): NativeWorkspace;
+  /** From now on the ops given are recorded, not queued (Context.sequence); sequences do not nest. */
+  beginSequence(): void;
+  /** Queues the ops recorded since beginSequence() as one task. */
+  endSequence(): void;
   /** Frees a workspace's buffers once the work queued before is done. */
   releaseWorkspace(ws: NativeWorkspace): void;
 }

@@ -62,6 +62,53 @@ describe('50 asynchrony: work runs off the JS thread, in order, with errors at t
     assert.deepEqual([...(await marker.read())], [3, 3, 3], 'the context works again after the failure was reported');
   });
 
+  it('ctx.sequence(fn): the ops fn queues run as one unit, in order, as they would alone; a failure names its op and skips the rest; reads inside run after what came before; misuse is a coded error', async () => {
+    const x = ctx.zeros([4], { dtype: 'float64' });
+    const one = ctx.full([4], 1, { dtype: 'float64' });
+    const returned = ctx.sequence(() => {
+      for (let i = 0; i < 50; i++) ops.axpby(2, x, 1, one, { out: x }); // x ← 2x + 1
+      return 'done';
+    });
+    assert.equal(returned, 'done');
+    for (let i = 0; i < 50; i++) ctx.sequence(() => ops.axpby(2, x, 1, one, { out: x }));
+    assert.equal((await x.read())[0], 2 ** 100 - 1);
+    // A read inside: it waits for the ops recorded before it, and the rest follow.
+    let seen: Promise<Float32Array | Float64Array | Int32Array> | undefined;
+    ctx.sequence(() => {
+      ops.fill(x, 5);
+      seen = x.read();
+      ops.fill(x, 6);
+    });
+    assert.deepEqual([...(await seen!)], [5, 5, 5, 5]);
+    assert.deepEqual([...(await x.read())], [6, 6, 6, 6]);
+    // A failure inside names its op and skips what follows, inside the sequence and after it.
+    const marker = ctx.full([3], 1, { dtype: 'float64' });
+    ctx.sequence(() => {
+      ops.fill(marker, 7);
+      ops.luFactor(ctx.zeros([3, 3], { dtype: 'float64' })); // singular
+      ops.fill(marker, 2);
+    });
+    ops.fill(marker, 3);
+    await assert.rejects(marker.read(), (e: unknown) => e instanceof NumericError && /^op 'luFactor' failed/.test(e.message));
+    assert.deepEqual([...(await marker.read())], [7, 7, 7], 'the ops after the failure, in the sequence and after it, were skipped');
+    // fn throwing: what it queued before still runs, and the error is fn's.
+    assert.throws(() => ctx.sequence(() => {
+      ops.fill(marker, 4);
+      throw new Error('from fn');
+    }), /from fn/);
+    assert.deepEqual([...(await marker.read())], [4, 4, 4]);
+    // Misuse.
+    assert.throws(() => ctx.sequence(() => ctx.sequence(() => 0)), (e: Error & { code?: string }) => e.code === 'ERR_ORTHORNN_RANGE' && /sequences do not nest/.test(e.message));
+    assert.throws(() => ctx.sequence(async () => {
+      await Promise.resolve();
+      ops.fill(marker, 9);
+    }), (e: Error & { code?: string }) => e instanceof TypeError && e.code === 'ERR_ORTHORNN_TYPE' && /'fn' must be a function that queues its ops synchronously/.test(e.message));
+    await new Promise((r) => setImmediate(r));
+    assert.throws(() => ctx.sequence('fill' as never), (e: Error) => e instanceof TypeError && /'fn' must be a function/.test(e.message));
+    assert.deepEqual([...(await marker.read())], [9, 9, 9], 'the ops after an async fn\'s await were queued on their own');
+    assert.equal(ctx.variants().sequence.last, 'reference');
+  });
+
   it('many concurrent awaits all settle, in order', async () => {
     const t = ctx.zeros([1], { dtype: 'float64' });
     const order: number[] = [];

@@ -6,7 +6,7 @@
  * checked too.
  */
 import assert from 'node:assert/strict';
-import { Context, ElmanRNN, LSTM, ops } from '../lib/index';
+import { Context, ElmanRNN, LSTM, ops, RMSprop } from '../lib/index';
 import type { FusedOp, Tensor } from '../lib/index';
 import { announceSeed, availableBackends, byName, rng, TEST_SEED } from './helpers';
 
@@ -54,6 +54,29 @@ const RUNS: Record<FusedOp, (ctx: Context) => Promise<Outcome>> = {
     first.x.dispose();
     first.targets.dispose();
     return modelOutcome(ctx, model);
+  },
+  // Three training steps whose updates (RMSprop, then Cayley steps in the frame) are each one
+  // sequence of ops on the same tensors: a variant that replays sequences (CUDA's graph) runs
+  // the first directly, captures the second and launches the third.
+  async sequence(ctx) {
+    const model = await ElmanRNN.create({ inputSize: d, hiddenSize: n, outputSize: k, recurrent: 'svd', margin: 0.2, dtype: 'float64', context: ctx, seed: TEST_SEED % 1000 });
+    const { U, V, ...euclidean } = model.parametersByName;
+    const rmsprop = new RMSprop(euclidean, { lr: 1e-2 });
+    const batch = { x: ctx.tensor(uniform(T * B * d, 7), [T, B, d]), targets: ctx.tensor(Int32Array.from({ length: T * B }, (_, i) => (i * 5) % k), [T, B]), score: 'all' as const };
+    const losses: number[] = [];
+    for (let step = 0; step < 3; step++) {
+      const r = await model.lossAndGradients(batch, { frameGradients: true });
+      losses.push(r.loss);
+      ctx.sequence(() => {
+        rmsprop.step(r.gradients);
+        ops.cayleyStepInFrame(U, r.frameGradients.U, 1e-2);
+        ops.cayleyStepInFrame(V, r.frameGradients.V, 1e-2);
+      });
+    }
+    const out = { losses: Float64Array.from(losses), ...(await readAll(model.parametersByName)), ...(await rmsprop.state()) } as Outcome;
+    rmsprop.dispose();
+    model.dispose();
+    return Object.fromEntries(Object.entries(out).map(([key, v]) => [key, Float64Array.from(v)]));
   },
   // The CPU's tiled solve takes n ≥ 768, a multiple of 64, and a diagonally dominant system;
   // the CUDA fused one n ≤ 256 where the system fits one block's shared memory.
@@ -140,7 +163,7 @@ for (const device of availableBackends()) describe(`62 fused-op variants on ${de
   it('by default each call takes a fast variant that applies; bad variant options are coded errors naming them', async () => {
     const ctx = new Context({ device });
     try {
-      assert.deepEqual(Object.values(ctx.variants()).map((v) => v.forced), [null, null, null, null, null]);
+      assert.deepEqual(Object.values(ctx.variants()).map((v) => v.forced), [null, null, null, null, null, null]);
       assert.equal(ctx.variants().elmanRecurrence.last, null, 'nothing ran yet');
       await RUNS.elmanRecurrence(ctx);
       const { available, last } = ctx.variants().elmanRecurrence;
@@ -151,7 +174,7 @@ for (const device of availableBackends()) describe(`62 fused-op variants on ${de
     }
     assert.throws(() => new Context({ device, variants: { elmanRecurrence: 'fastest' } }), (e: Error & { code?: string }) =>
       e instanceof RangeError && e.code === 'ERR_ORTHORNN_RANGE' && /'variants\.elmanRecurrence' must be 'reference'/.test(e.message) && /got 'fastest'/.test(e.message));
-    assert.throws(() => new Context({ device, variants: { gemm: 'reference' } as never }), /'variants' must be keys among elmanRecurrence, lstmRecurrence, cayleyFrameSolve, cayleyFactor, elmanStep, got 'gemm'/);
+    assert.throws(() => new Context({ device, variants: { gemm: 'reference' } as never }), /'variants' must be keys among elmanRecurrence, lstmRecurrence, cayleyFrameSolve, cayleyFactor, elmanStep, sequence, got 'gemm'/);
     assert.throws(() => new Context({ device, variants: { lstmRecurrence: 3 } as never }), (e: Error) => e instanceof TypeError && /'variants\.lstmRecurrence'/.test(e.message));
     assert.throws(() => new Context({ device, variants: 'reference' as never }), /'variants' must be an object/);
   });

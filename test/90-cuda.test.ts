@@ -545,6 +545,44 @@ describe('90 CUDA backend against the CPU backend', function () {
     });
   });
 
+  it('whole training steps as two graphs (elmanStep and sequence forced to graph): six RMSprop + Cayley steps of a float64 svd model with gradient clipping, the rate halved after three, each step as on the CPU (≤ 1e-9), parameters and optimiser state; the update sequence direct once per rate, then captured and replayed', async () => {
+    const replaying = selfCheck ? new Context({ device: 'cpu', seed: TEST_SEED }) : new Context({ device: 'cuda', seed: TEST_SEED, variants: { elmanStep: 'graph', sequence: 'graph' } });
+    try {
+      const [Tn, B, d, n, k] = [12, 6, 3, 20, 5];
+      const config = resolveConfig({ task: 'copy', hidden: n, lr: 1e-2, cayleyLr: 1e-2, margin: 0.1, clipNorm: 0.5 });
+      const options = { inputSize: d, hiddenSize: n, outputSize: k, recurrent: 'svd' as const, margin: 0.1, dtype: 'float64' as const, seed: 7, learnH0: true };
+      const models = [await ElmanRNN.create({ ...options, context: cpu }), await ElmanRNN.create({ ...options, context: replaying })];
+      const steps = models.map((m) => new TrainingStep(config, m));
+      // A new rate is a new sequence (the rates are its numbers): direct once, then replayed.
+      const sequenceRan = ['reference', 'graph', 'graph', 'reference', 'graph', 'graph'];
+      for (let s = 0; s < 6; s++) {
+        const r = rng(TEST_SEED + 500 + s);
+        const x = Float64Array.from({ length: Tn * B * d }, () => 2 * r() - 1);
+        const targets = Int32Array.from({ length: Tn * B }, () => Math.floor(r() * k));
+        const results = [];
+        for (const [i, ctx] of [cpu, replaying].entries()) {
+          results.push(await steps[i].run({ x: ctx.tensor(x, [Tn, B, d]) as Tensor<FloatDType>, targets: ctx.tensor(targets, [Tn, B]), loss: 'crossEntropy', score: 'all' }, { factor: s < 3 ? 1 : 0.5 }));
+        }
+        assertClose([results[1].loss], [results[0].loss], parityTol('float64', [results[0].loss]), `step ${s}: loss`);
+        assertClose([results[1].gradientNorm], [results[0].gradientNorm], parityTol('float64', [results[0].gradientNorm]), `step ${s}: gradient norm`);
+        const [a, b] = [await models[0].state(), await models[1].state()];
+        for (const name of Object.keys(a)) assertClose(b[name], a[name], parityTol('float64', a[name]), `step ${s}: ${name}`);
+        for (const [group, opt] of Object.entries(steps[0].optimizers())) {
+          const [sa, sb] = [await opt.state(), await steps[1].optimizers()[group].state()];
+          for (const name of Object.keys(sa)) assertClose(sb[name], sa[name], parityTol('float64', sa[name]), `step ${s}: optimiser ${group} ${name}`);
+        }
+        if (!selfCheck) {
+          assert.equal(replaying.variants().elmanStep.last, s === 0 ? 'reference' : 'graph', `step ${s}: elmanStep`);
+          assert.equal(replaying.variants().sequence.last, sequenceRan[s], `step ${s}: the update sequence`);
+        }
+      }
+      for (const st of steps) st.dispose();
+      for (const m of models) m.dispose();
+    } finally {
+      replaying.dispose();
+    }
+  });
+
   describe('errors found on the device', () => {
     it('a class id out of range rejects the next await with a RangeError naming the op and row; the context stays usable', async () => {
       const logits = gpu.tensor(randomArray(4 * 3), [4, 3]);

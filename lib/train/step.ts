@@ -3,7 +3,8 @@
  * one native call (an svd model's U and V gradients in their own frames), clipping to a global
  * norm, the optimiser groups — the decayed weight matrices, the other Euclidean parameters, the
  * spectrum p at its own rate — at the schedule's rates, and the Cayley steps on U and V
- * (docs/math.md (M20), (M23)–(M24), §5). Trainer takes it; so do `npm run bench`, the GPU
+ * (docs/math.md (M20), (M23)–(M24), §5), the updates queued as one sequence of ops
+ * (Context.sequence). Trainer takes it; so do `npm run bench`, the GPU
  * benchmark and the peer check, so that what they time and check is the step training takes.
  */
 import { ElmanRNN } from '../models/elman';
@@ -98,20 +99,23 @@ export class TrainingStep {
       }
     }
     const { baseLr } = groups;
-    groups.weights.lr = baseLr.weights * factor;
-    groups.weights.step(grads);
-    if (groups.others) {
-      groups.others.lr = baseLr.others * factor;
-      groups.others.step(grads);
-    }
-    if (groups.spectrum) {
-      groups.spectrum.lr = baseLr.spectrum * factor;
-      groups.spectrum.step(grads);
-    }
-    if (frames) {
-      ops.cayleyStepInFrame(model.parametersByName.U!, frames.U, baseLr.cayley * factor);
-      ops.cayleyStepInFrame(model.parametersByName.V!, frames.V, baseLr.cayley * factor);
-    }
+    // Every update as one sequence of ops: on a GPU it can replay as one graph (Context.sequence).
+    model.context.sequence(() => {
+      groups.weights.lr = baseLr.weights * factor;
+      groups.weights.step(grads);
+      if (groups.others) {
+        groups.others.lr = baseLr.others * factor;
+        groups.others.step(grads);
+      }
+      if (groups.spectrum) {
+        groups.spectrum.lr = baseLr.spectrum * factor;
+        groups.spectrum.step(grads);
+      }
+      if (frames) {
+        ops.cayleyStepInFrame(model.parametersByName.U!, frames.U, baseLr.cayley * factor);
+        ops.cayleyStepInFrame(model.parametersByName.V!, frames.V, baseLr.cayley * factor);
+      }
+    });
     return { loss: result.loss, gradientNorm, hiddenGradientNorms: result.hiddenGradientNorms };
   }
 

@@ -86,6 +86,7 @@ const char* fusedName(Fused op) {
     case Fused::CayleyFrameSolve: return "cayleyFrameSolve";
     case Fused::CayleyFactor: return "cayleyFactor";
     case Fused::ElmanStep: return "elmanStep";
+    case Fused::OpSequence: return "sequence";
   }
   return "?";
 }

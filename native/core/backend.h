@@ -65,10 +65,11 @@ struct LaunchCounters {
 // a Context may force one variant per op (the reference, or one fast variant and the reference
 // where it does not apply), and lastVariant() says which ran. CayleyFactor is the LU
 // factorisation of the Cayley system (luFactorNoPivot): its reference is the pivoted one.
-// ElmanStep is a whole elmanLossAndGradients call (forward, loss, BPTT, every gradient): its
-// reference queues the call's work op by op; see Backend::runCall.
-enum class Fused : int { ElmanRecurrence = 0, LstmRecurrence = 1, CayleyFrameSolve = 2, CayleyFactor = 3, ElmanStep = 4 };
-constexpr int kFusedCount = 5;
+// ElmanStep is a whole elmanLossAndGradients call (forward, loss, BPTT, every gradient), and
+// OpSequence a recorded sequence of ops queued as one (Context.sequence: a training step's
+// updates): their references run the work op by op; see Backend::runCall.
+enum class Fused : int { ElmanRecurrence = 0, LstmRecurrence = 1, CayleyFrameSolve = 2, CayleyFactor = 3, ElmanStep = 4, OpSequence = 5 };
+constexpr int kFusedCount = 6;
 const char* fusedName(Fused op);
 
 class Backend {
@@ -93,15 +94,15 @@ class Backend {
   // Whether `op` is forced to variant index `v` (a variant a backend takes only when asked).
   bool forcedTo(Fused op, int v) const { return forced_[int(op)].load(std::memory_order_relaxed) == v; }
 
-  // A whole model call of fused op `op` (ElmanStep): `body` queues all of its work on this
-  // backend. The reference (this default) runs it directly. A backend may instead replay it:
-  // CUDA captures it once into a graph per `key` and launches that graph in its place. So
+  // A whole call of fused op `op` (ElmanStep, OpSequence): `body` queues all of its work on
+  // this backend. The reference (this default) runs it directly. A backend may instead replay
+  // it: CUDA captures it once into a graph per `key` and launches that graph in its place. So
   // `key` must determine every pointer, shape and scalar the body's launches take, and
-  // `generation` (read on the worker thread) must change whenever a buffer the body takes
-  // from its caller's workspace may have moved. When replaysCalls(op), the caller first
-  // copies its per-call inputs into buffers of its own, so that their addresses stay put.
+  // `generation()` (called on the worker thread) must change whenever a buffer the body takes
+  // from its callers' workspaces may have moved. When replaysCalls(op), a caller whose inputs
+  // move from call to call first copies them into buffers of its own.
   virtual bool replaysCalls(Fused /*op*/) const { return false; }
-  virtual void runCall(Fused op, const std::vector<uint64_t>& /*key*/, const uint64_t* /*generation*/,
+  virtual void runCall(Fused op, const std::vector<uint64_t>& /*key*/, const std::function<uint64_t()>& /*generation*/,
                        const std::function<void()>& body) {
     body();
     ran(op, 0);
@@ -289,8 +290,8 @@ class Backend {
   virtual void meanSquaredError(DType dt, int64_t rows, int64_t cols, const void* y, const void* target,
                                 const void* weights, void* loss, void* dy) = 0;
  private:
-  std::atomic<int> forced_[kFusedCount] = {-1, -1, -1, -1, -1};
-  std::atomic<int> last_[kFusedCount] = {-1, -1, -1, -1, -1};
+  std::atomic<int> forced_[kFusedCount] = {-1, -1, -1, -1, -1, -1};
+  std::atomic<int> last_[kFusedCount] = {-1, -1, -1, -1, -1, -1};
 };
 
 struct BackendInfo {

@@ -116,7 +116,8 @@ void Context::run() {
       backend_->beginOp(task.op);
       task.work(*backend_);
     } catch (const Error& e) {
-      failure_ = Failure{e.code(), "op '" + task.op + "' failed: " + e.what()};
+      const auto* named = dynamic_cast<const OpError*>(&e);
+      failure_ = Failure{e.code(), "op '" + (named ? named->op() : task.op) + "' failed: " + e.what()};
     } catch (const std::bad_alloc&) {
       failure_ = Failure{ErrorCode::OutOfMemory, "op '" + task.op + "' failed: out of memory"};
     } catch (const std::exception& e) {

@@ -262,7 +262,7 @@ std::vector<uint64_t> callKey(const ElmanConfig& cfg, const ElmanParameters& P, 
 void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParameters& P, const ElmanBatch& batch,
                            ElmanGradients& g, Workspace& ws) {
   if (!be.replaysCalls(Fused::ElmanStep)) {
-    be.runCall(Fused::ElmanStep, {}, ws.generation(), [&] { lossAndGradientsBody(be, cfg, P, batch, g, ws); });
+    be.runCall(Fused::ElmanStep, {}, [&] { return ws.generation(); }, [&] { lossAndGradientsBody(be, cfg, P, batch, g, ws); });
     return;
   }
   // A replayed call reads its inputs where the first call found them: copy this call's there.
@@ -272,7 +272,7 @@ void elmanLossAndGradients(Backend& be, const ElmanConfig& cfg, const ElmanParam
   if (batch.targets.storage) in.targets = staged(be, ws, kStageTargets, batch.targets);
   if (batch.weights.storage) in.weights = staged(be, ws, kStageWeights, batch.weights);
   if (batch.initialState) in.initialState = staged(be, ws, kStageInitial, *batch.initialState);
-  be.runCall(Fused::ElmanStep, callKey(cfg, P, in, g), ws.generation(),
+  be.runCall(Fused::ElmanStep, callKey(cfg, P, in, g), [&] { return ws.generation(); },
              [&] { lossAndGradientsBody(be, cfg, P, in, g, ws); });
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace orthornn {
 
@@ -38,6 +39,17 @@ class Error : public std::runtime_error {
 
  private:
   ErrorCode code_;
+};
+
+// An error of one op among several queued as one task (a recorded sequence of ops): the context
+// names that op in the failure, not the task.
+class OpError : public Error {
+ public:
+  OpError(ErrorCode code, const std::string& message, std::string op) : Error(code, message), op_(std::move(op)) {}
+  const std::string& op() const { return op_; }
+
+ private:
+  std::string op_;
 };
 
 [[noreturn]] inline void fail(ErrorCode code, const std::string& message) { throw Error(code, message); }

@@ -39,9 +39,9 @@ class Workspace {
     generation_ = nextGeneration();
   }
 
-  // Changes whenever one of this workspace's buffers is allocated anew or freed; never the same
-  // for two workspaces of the process (see Backend::runCall).
-  const uint64_t* generation() const { return &generation_; }
+  // Changes whenever one of this workspace's buffers is allocated anew or freed, and only ever
+  // grows: never the same for two workspaces of the process (see Backend::runCall).
+  uint64_t generation() const { return generation_; }
 
   const std::shared_ptr<Backend>& backend() const { return backend_; }
 

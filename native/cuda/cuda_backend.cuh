@@ -131,8 +131,8 @@ class CudaBackend final : public Backend {
   LaunchCounters launchCounters() const override;
   // The recurrences' variants: step by step (the reference), one CUDA graph per recurrence,
   // or the Elman one as one persistent kernel (persistent.cu). A whole elmanLossAndGradients
-  // call's: op by op (the reference), or one CUDA graph per call's key (runCall), taken when
-  // forced, or by default where ORTHORNN_CUDA_STEP_GRAPHS=1. The frame-form Cayley solve's:
+  // call's, and a recorded sequence of ops': op by op (the reference), or one CUDA graph per
+  // call's key (runCall), taken when forced, or by default where ORTHORNN_CUDA_STEP_GRAPHS=1. The frame-form Cayley solve's:
   // cuSOLVER's (the reference) or two kernels of our own (solver.cu), taken by default for
   // n ≤ kCayleyFusedAutoMaxN, where they were measured faster, and when forced up to
   // kCayleyFusedMaxN (where the system fits one block's shared memory).
@@ -145,6 +145,7 @@ class CudaBackend final : public Backend {
       case Fused::CayleyFrameSolve: return {"reference", "fused"};
       case Fused::CayleyFactor: return {"reference"};
       case Fused::ElmanStep: return {"reference", "graph"};
+      case Fused::OpSequence: return {"reference", "graph"};
     }
     return {"reference"};
   }
@@ -157,7 +158,7 @@ class CudaBackend final : public Backend {
   void synchronize() override;
   void beginOp(const std::string& op) override;
   bool replaysCalls(Fused op) const override;
-  void runCall(Fused op, const std::vector<uint64_t>& key, const uint64_t* generation,
+  void runCall(Fused op, const std::vector<uint64_t>& key, const std::function<uint64_t()>& generation,
                const std::function<void()>& body) override;
 
   void gemm(DType dt, bool transA, bool transB, int64_t m, int64_t n, int64_t k, double alpha, const void* A,
@@ -285,7 +286,7 @@ class CudaBackend final : public Backend {
   };
   // Captures `body` into g's graph; false, having run nothing, when it cannot be captured (then
   // g is marked uncapturable) or a buffer moved meanwhile.
-  bool captureCall(CallGraph& g, const uint64_t* generation, const std::function<void()>& body);
+  bool captureCall(CallGraph& g, const std::function<uint64_t()>& generation, const std::function<void()>& body);
   // The Elman recurrences as one kernel per pass (persistent.cu): false, having launched
   // nothing, where they cannot run (off, or too little shared memory).
   struct PersistentPlan {

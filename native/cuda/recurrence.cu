@@ -31,15 +31,16 @@ void CudaBackend::releaseGraphs() noexcept {
 
 // --- whole calls as graphs (Backend::runCall) ---------------------------------------------
 // A training step's elmanLossAndGradients queues about 30 launches (W, the projections, the
-// persistent recurrences, the loss, the gradient products); replayed as one graph they cost
-// the host one launch. A call's first run with a key is direct, so that every buffer it takes
+// persistent recurrences, the loss, the gradient products), and its updates, one recorded
+// sequence of ops (Context.sequence), a dozen more (the optimisers, the Cayley solves);
+// replayed as one graph each they cost the host one launch. A call's first run with a key is direct, so that every buffer it takes
 // exists; the next run with the same key and the same buffers is captured and launched, and
 // later runs launch the graph. Buffers that moved in between (the caller's workspace grew for
 // a larger batch, or a scratch buffer here did) make the next run direct again, and the one
 // after that captures anew.
 
 bool CudaBackend::replaysCalls(Fused op) const {
-  return op == Fused::ElmanStep && graphsEnabled_ && (forcedTo(op, kGraph) || (callGraphsByDefault_ && mayUse(op, kGraph)));
+  return (op == Fused::ElmanStep || op == Fused::OpSequence) && graphsEnabled_ && (forcedTo(op, kGraph) || (callGraphsByDefault_ && mayUse(op, kGraph)));
 }
 
 bool CudaBackend::capture(const std::function<void()>& work, cudaGraph_t& graph) {
@@ -73,7 +74,7 @@ bool CudaBackend::capture(const std::function<void()>& work, cudaGraph_t& graph)
   return true;
 }
 
-bool CudaBackend::captureCall(CallGraph& g, const uint64_t* generation, const std::function<void()>& body) {
+bool CudaBackend::captureCall(CallGraph& g, const std::function<uint64_t()>& generation, const std::function<void()>& body) {
   cudaGraph_t graph = nullptr;
   if (!capture(body, graph)) {
     g.uncapturable = true;
@@ -81,9 +82,9 @@ bool CudaBackend::captureCall(CallGraph& g, const uint64_t* generation, const st
   }
   // A buffer that moved during the capture (nothing should, after a direct run with this key)
   // leaves the graph with addresses of two ages: drop it, and capture again another time.
-  if (*generation != g.generation || scratchGeneration_ != g.scratchGeneration) {
+  if (generation() != g.generation || scratchGeneration_ != g.scratchGeneration) {
     cudaGraphDestroy(graph);
-    g.generation = *generation;
+    g.generation = generation();
     g.scratchGeneration = scratchGeneration_;
     return false;
   }
@@ -103,7 +104,7 @@ bool CudaBackend::captureCall(CallGraph& g, const uint64_t* generation, const st
   return true;
 }
 
-void CudaBackend::runCall(Fused op, const std::vector<uint64_t>& key, const uint64_t* generation,
+void CudaBackend::runCall(Fused op, const std::vector<uint64_t>& key, const std::function<uint64_t()>& generation,
                           const std::function<void()>& body) {
   auto direct = [&] {
     body();
@@ -124,7 +125,7 @@ void CudaBackend::runCall(Fused op, const std::vector<uint64_t>& key, const uint
     CallGraph g;
     g.op = op;
     g.key = key;
-    g.generation = *generation;  // after the run: the buffers it allocated are in place
+    g.generation = generation();  // after the run: the buffers it allocated are in place
     g.scratchGeneration = scratchGeneration_;
     g.lastUse = ++graphClock_;
     callGraphs_.push_back(std::move(g));
@@ -133,11 +134,11 @@ void CudaBackend::runCall(Fused op, const std::vector<uint64_t>& key, const uint
   CallGraph& g = *found;
   g.lastUse = ++graphClock_;
   if (g.uncapturable) return direct();
-  if (g.generation != *generation || g.scratchGeneration != scratchGeneration_) {
+  if (g.generation != generation() || g.scratchGeneration != scratchGeneration_) {
     if (g.exec) cudaGraphExecDestroy(g.exec);
     g.exec = nullptr;
     direct();
-    g.generation = *generation;
+    g.generation = generation();
     g.scratchGeneration = scratchGeneration_;
     return;
   }

@@ -89,6 +89,19 @@ Napi::Value guarded(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] { return F(info); });
 }
 
+// The ops a context is given between beginSequence() and endSequence() (Context.sequence),
+// queued at the end as one task. The key names each op and every argument it was given (a
+// tensor's address, size and dtype; numbers, flags; a workspace's address): a backend may
+// replay the task as one graph while the key and the workspaces' buffers stay the same
+// (Backend::runCall, Fused::OpSequence). An op whose arguments the key cannot name (an object
+// of tensors) makes the sequence run op by op.
+struct Recording {
+  std::vector<std::pair<std::string, Context::Work>> steps;
+  std::vector<uint64_t> key;
+  std::vector<std::shared_ptr<Workspace>> workspaces;
+  bool replayable = true;
+};
+
 // What a context and its tensors share; outlives the JS Context object while tensors live.
 struct ContextState {
   std::unique_ptr<Context> core;
@@ -97,6 +110,7 @@ struct ContextState {
   bool disposed = false;
   Napi::ThreadSafeFunction tsfn;
   size_t pending = 0;  // awaits not yet settled
+  std::optional<Recording> recording;  // between beginSequence() and endSequence()
 };
 
 class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
@@ -135,7 +149,14 @@ Napi::Function DefineContext(Napi::Env env);
 void shutdownContexts(Napi::Env env);
 
 Tensor tensorArg(const Napi::CallbackInfo& info, const ContextState& ctx, size_t i, const char* name);
+// Queues `work` on the context, or records it in the sequence being recorded (not replayable:
+// Call::enqueue records the ops whose arguments it knows).
 void enqueueOn(Napi::Env env, ContextState& ctx, const char* op, Context::Work work);
+// Queues what the sequence being recorded holds so far (op by op), and goes on recording: what
+// is queued next (an await) then runs after it.
+void flushRecording(Napi::Env env, ContextState& ctx);
+// Queues a recorded sequence as one task (nothing when it is empty).
+void queueRecording(Napi::Env env, ContextState& ctx, Recording recording);
 // Creates a tensor of the context (uninitialised), returned to JS as a NativeTensor.
 Napi::Object newTensor(Napi::Env env, const std::shared_ptr<ContextState>& ctx, std::vector<int64_t> shape, DType dtype,
                        Tensor* out);

@@ -134,6 +134,40 @@ void Call::requireNumel(const char* name, int64_t n) const {
   if (t.numel() != n) failCount(name, std::to_string(n) + " elements", t);
 }
 
-void Call::enqueue(Context::Work work) const { enqueueOn(env_, *ctx_, spec_.name, std::move(work)); }
+void Call::enqueue(Context::Work work) const {
+  auto& recording = ctx_->recording;
+  if (!recording) return enqueueOn(env_, *ctx_, spec_.name, std::move(work));
+  // The op (its name is a static string of ops.gen.h) and every argument, as the key of a
+  // replayable sequence.
+  std::vector<uint64_t>& key = recording->key;
+  key.push_back(reinterpret_cast<uintptr_t>(spec_.name));
+  for (int i = 0; i < spec_.argCount; ++i) {
+    const Slot& s = slots_[size_t(i)];
+    switch (spec_.args[i].kind) {
+      case ArgKind::Tensor:
+      case ArgKind::OptionalTensor:
+        key.push_back(s.tensor ? reinterpret_cast<uintptr_t>(s.tensor->data()) : 0);
+        key.push_back(s.tensor ? uint64_t(s.tensor->numel()) : 0);
+        key.push_back(s.tensor ? uint64_t(s.tensor->dtype) : 0);
+        break;
+      case ArgKind::Number:
+      case ArgKind::Integer:
+      case ArgKind::Seed: {
+        uint64_t bits;
+        std::memcpy(&bits, &s.number, sizeof bits);
+        key.push_back(bits);
+        break;
+      }
+      case ArgKind::Boolean: key.push_back(s.flag); break;
+      case ArgKind::Activation: key.push_back(uint64_t(s.activation)); break;
+      case ArgKind::Workspace:
+        key.push_back(reinterpret_cast<uintptr_t>(s.workspace.get()));
+        recording->workspaces.push_back(s.workspace);
+        break;
+      case ArgKind::Object: recording->replayable = false; break;
+    }
+  }
+  recording->steps.emplace_back(spec_.name, std::move(work));
+}
 
 }  // namespace orthornn::napi

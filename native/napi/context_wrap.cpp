@@ -101,6 +101,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
         method<&ContextWrap::DisposeValue>(env, "dispose"),
         method<&ContextWrap::CreateWorkspace>(env, "createWorkspace"),
         method<&ContextWrap::ReleaseWorkspace>(env, "releaseWorkspace"),
+        method<&ContextWrap::BeginSequence>(env, "beginSequence"),
+        method<&ContextWrap::EndSequence>(env, "endSequence"),
         Napi::PropertyDescriptor::Accessor<dispatch<&ContextWrap::Backend>>("backend"),
         Napi::PropertyDescriptor::Accessor<dispatch<&ContextWrap::Device>>("device"),
         Napi::PropertyDescriptor::Accessor<dispatch<&ContextWrap::Disposed>>("disposed"),
@@ -150,6 +152,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   void shutdown() {
     if (!state_ || state_->disposed) return;  // never completed, or already shut down
     state_->disposed = true;
+    state_->recording.reset();
     state_->core->close();
     for (TensorWrap* t : state_->tensors) t->release(Env());
     state_->tensors.clear();
@@ -310,6 +313,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 
   Napi::Value await(Napi::Env env, std::optional<Tensor> source) {
     core(env);  // a disposed context: refused before anything is made
+    flushRecording(env, *state_);  // what was recorded so far runs before this completes
     auto* c = new Completion(env, state_);
     Napi::Promise promise = c->deferred.Promise();
     if (source) {
@@ -453,6 +457,28 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     return info.Env().Undefined();
   }
 
+  // beginSequence(): the ops given to this context from now on are recorded, and endSequence()
+  // queues them as one task (see Recording in binding.h). Sequences do not nest.
+  Napi::Value BeginSequence(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    core(env);
+    if (state_->recording) throwError(env, ErrorCode::Range, "beginSequence: a sequence is already being recorded (sequences do not nest)");
+    state_->recording.emplace();
+    return env.Undefined();
+  }
+
+  // endSequence(): queues the ops recorded since beginSequence() as one task: in order, each
+  // named as itself in an error, and replayed by the backend as one unit where it can.
+  Napi::Value EndSequence(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    core(env);
+    if (!state_->recording) throwError(env, ErrorCode::Range, "endSequence: no sequence is being recorded (call beginSequence first)");
+    Recording recording = std::move(*state_->recording);
+    state_->recording.reset();
+    queueRecording(env, *state_, std::move(recording));
+    return env.Undefined();
+  }
+
   // A bound op of native/ops.json: its arguments checked against the op's slots, then its body.
   template <Op O, void (*Body)(Call&)>
   static Napi::Value opMethod(const Napi::CallbackInfo& info) {
@@ -468,12 +494,59 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 
 Napi::Function DefineContext(Napi::Env env) { return ContextWrap::Define(env); }
 
+void queueRecording(Napi::Env env, ContextState& ctx, Recording recording) {
+  if (recording.steps.empty()) return;
+  std::vector<uint64_t> key = recording.replayable ? std::move(recording.key) : std::vector<uint64_t>();
+  auto workspaces = std::move(recording.workspaces);
+  auto steps = std::move(recording.steps);
+  enqueueOn(env, ctx, "sequence", [steps = std::move(steps), key = std::move(key), workspaces = std::move(workspaces)](orthornn::Backend& be) {
+    auto body = [&] {
+      for (const auto& [op, work] : steps) {
+        try {
+          be.beginOp(op);
+          work(be);
+        } catch (const OpError&) {
+          throw;
+        } catch (const Error& e) {
+          throw OpError(e.code(), e.what(), op);
+        } catch (const std::bad_alloc&) {
+          throw OpError(ErrorCode::OutOfMemory, "out of memory", op);
+        } catch (const std::exception& e) {
+          throw OpError(ErrorCode::Internal, e.what(), op);
+        }
+      }
+    };
+    if (key.empty()) return body();
+    // The workspaces' generations only ever grow: their largest changes when any of them does.
+    be.runCall(Fused::OpSequence, key, [&] {
+      uint64_t g = 0;
+      for (const auto& ws : workspaces) g = std::max(g, ws->generation());
+      return g;
+    }, body);
+  });
+}
+
+void flushRecording(Napi::Env env, ContextState& ctx) {
+  if (!ctx.recording || ctx.recording->steps.empty()) return;
+  Recording done = std::move(*ctx.recording);
+  done.replayable = false;  // a part of a sequence runs op by op
+  ctx.recording.reset();    // so that enqueueOn queues the part
+  queueRecording(env, ctx, std::move(done));
+  ctx.recording.emplace();
+  ctx.recording->replayable = false;  // and so does the rest
+}
+
 Tensor tensorArg(const Napi::CallbackInfo& info, const ContextState& ctx, size_t i, const char* name) {
   return TensorWrap::From(info.Env(), info[i], name)->tensor(info.Env(), &ctx, name);
 }
 
 void enqueueOn(Napi::Env env, ContextState& ctx, const char* op, Context::Work work) {
   if (ctx.disposed) throwError(env, ErrorCode::Disposed, "the context has been disposed");
+  if (ctx.recording) {
+    ctx.recording->steps.emplace_back(op, std::move(work));
+    ctx.recording->replayable = false;
+    return;
+  }
   try {
     ctx.core->enqueue(op, std::move(work));
   } catch (const Error& e) {
