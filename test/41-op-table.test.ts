@@ -37,7 +37,7 @@ const table = JSON.parse(readFileSync(gen.TABLE, 'utf8')) as { dtypes: Record<st
 /** NativeContext's own methods, which are not ops. */
 const UTILITIES = [
   'constructor', 'supports', 'launchCounters', 'forceVariant', 'limitThreads', 'runInBackground', 'variants', 'fromArray', 'empty', 'read',
-  'sync', 'dispose', 'createWorkspace', 'releaseWorkspace', 'backend', 'device', 'disposed',
+  'sync', 'dispose', 'createWorkspace', 'releaseWorkspace', 'beginSequence', 'endSequence', 'backend', 'device', 'disposed',
 ];
 
 describe('41 the op table (native/ops.json)', () => {

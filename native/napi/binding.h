@@ -91,7 +91,7 @@ Napi::Value guarded(const Napi::CallbackInfo& info) {
 
 // The ops a context is given between beginSequence() and endSequence() (Context.sequence),
 // queued at the end as one task. The key names each op and every argument it was given (a
-// tensor's address, size and dtype; numbers, flags; a workspace's address): a backend may
+// tensor's address, size, dtype and shape; numbers, flags; a workspace's address): a backend may
 // replay the task as one graph while the key and the workspaces' buffers stay the same
 // (Backend::runCall, Fused::OpSequence). An op whose arguments the key cannot name (an object
 // of tensors) makes the sequence run op by op.

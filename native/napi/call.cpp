@@ -137,8 +137,8 @@ void Call::requireNumel(const char* name, int64_t n) const {
 void Call::enqueue(Context::Work work) const {
   auto& recording = ctx_->recording;
   if (!recording) return enqueueOn(env_, *ctx_, spec_.name, std::move(work));
-  // The op (its name is a static string of ops.gen.h) and every argument, as the key of a
-  // replayable sequence.
+  // The op (its name is a static string of ops.gen.h) and every argument (a tensor's address,
+  // size, dtype and shape), as the key of a replayable sequence.
   std::vector<uint64_t>& key = recording->key;
   key.push_back(reinterpret_cast<uintptr_t>(spec_.name));
   for (int i = 0; i < spec_.argCount; ++i) {
@@ -149,6 +149,9 @@ void Call::enqueue(Context::Work work) const {
         key.push_back(s.tensor ? reinterpret_cast<uintptr_t>(s.tensor->data()) : 0);
         key.push_back(s.tensor ? uint64_t(s.tensor->numel()) : 0);
         key.push_back(s.tensor ? uint64_t(s.tensor->dtype) : 0);
+        key.push_back(s.tensor ? s.tensor->shape.size() : 0);  // the shape: ops such as gemm read it
+        if (s.tensor)
+          for (int64_t d : s.tensor->shape) key.push_back(uint64_t(d));
         break;
       case ArgKind::Number:
       case ArgKind::Integer:
