@@ -368,6 +368,9 @@ class CpuBackend final : public Backend {
         return {"reference"};
       case Fused::CayleyFactor:
         return {"reference", "unpivoted"};
+      case Fused::ElmanStep:
+      case Fused::OpSequence:
+        return {"reference"};  // whole calls run op by op here
     }
     return {"reference"};
   }
