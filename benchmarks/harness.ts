@@ -159,7 +159,19 @@ export const warmUp = async (step: () => Promise<void>) => {
   do await step();
   while (performance.now() < end);
 };
-export const peakRssBytes = () => process.resourceUsage().maxRSS * 1024;
+/**
+ * This process's peak resident memory: Linux's VmHWM, its own. (getrusage's maxrss also counts
+ * the pages it had at its fork, those of whatever spawned it.)
+ */
+export const peakRssBytes = (): number => {
+  try {
+    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (hwm) return Number(hwm[1]) * 1024;
+  } catch {
+    // no /proc: getrusage's figure, an upper bound
+  }
+  return process.resourceUsage().maxRSS * 1024;
+};
 export const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
 // ---------------------------------------------------------------------------------------------
