@@ -1,8 +1,8 @@
 #include "elman.h"
 
 #include "output_layer.h"
+#include "replay_key.h"
 
-#include <cstring>
 #include <string>
 
 namespace orthornn {
@@ -233,27 +233,15 @@ Tensor staged(Backend& be, Workspace& ws, size_t slot, const Tensor& t) {
 std::vector<uint64_t> callKey(const ElmanConfig& cfg, const ElmanParameters& P, const ElmanBatch& batch,
                               const ElmanGradients& g) {
   std::vector<uint64_t> key;
-  auto bits = [](double v) {
-    uint64_t u;
-    std::memcpy(&u, &v, sizeof u);
-    return u;
-  };
-  auto tensor = [&](const Tensor& t) {
-    key.push_back(reinterpret_cast<uintptr_t>(t.data()));
-    key.push_back(t.storage ? uint64_t(t.numel()) : 0);
-    key.push_back(uint64_t(t.dtype));
-    key.push_back(t.shape.size());
-    for (int64_t d : t.shape) key.push_back(uint64_t(d));
-  };
   for (int64_t v : {cfg.inputSize, cfg.hiddenSize, cfg.outputSize}) key.push_back(uint64_t(v));
   for (int v : {int(cfg.activation), int(cfg.recurrent), int(cfg.loss), int(cfg.lastStepOnly)}) key.push_back(uint64_t(v));
-  for (double v : {cfg.margin, cfg.penalty, cfg.spectrumPrior, cfg.clipPreactivation}) key.push_back(bits(v));
-  for (const Tensor* t : {&P.W_in, &P.b, &P.U, &P.V, &P.p, &P.W, &P.W_out, &P.c, &P.h0}) tensor(*t);
-  for (const Tensor* t : {&batch.x, &batch.targets, &batch.weights}) tensor(*t);
-  tensor(batch.initialState ? *batch.initialState : Tensor{});
+  for (double v : {cfg.margin, cfg.penalty, cfg.spectrumPrior, cfg.clipPreactivation}) appendKey(key, v);
+  for (const Tensor* t : {&P.W_in, &P.b, &P.U, &P.V, &P.p, &P.W, &P.W_out, &P.c, &P.h0}) appendKey(key, *t);
+  for (const Tensor* t : {&batch.x, &batch.targets, &batch.weights}) appendKey(key, *t);
+  appendKey(key, batch.initialState ? *batch.initialState : Tensor{});
   for (const Tensor* t : {&g.loss, &g.W_in, &g.b, &g.U, &g.V, &g.p, &g.W, &g.W_out, &g.c, &g.h0, &g.initialState,
                           &g.hiddenGradientNorms, &g.frameU, &g.frameV})
-    tensor(*t);
+    appendKey(key, *t);
   return key;
 }
 

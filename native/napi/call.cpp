@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "../core/replay_key.h"
 #include "binding.h"
 
 namespace orthornn::napi {
@@ -145,22 +146,10 @@ void Call::enqueue(Context::Work work) const {
     const Slot& s = slots_[size_t(i)];
     switch (spec_.args[i].kind) {
       case ArgKind::Tensor:
-      case ArgKind::OptionalTensor:
-        key.push_back(s.tensor ? reinterpret_cast<uintptr_t>(s.tensor->data()) : 0);
-        key.push_back(s.tensor ? uint64_t(s.tensor->numel()) : 0);
-        key.push_back(s.tensor ? uint64_t(s.tensor->dtype) : 0);
-        key.push_back(s.tensor ? s.tensor->shape.size() : 0);  // the shape: ops such as gemm read it
-        if (s.tensor)
-          for (int64_t d : s.tensor->shape) key.push_back(uint64_t(d));
-        break;
+      case ArgKind::OptionalTensor: appendKey(key, s.tensor ? *s.tensor : Tensor{}); break;  // shape too: gemm reads it
       case ArgKind::Number:
       case ArgKind::Integer:
-      case ArgKind::Seed: {
-        uint64_t bits;
-        std::memcpy(&bits, &s.number, sizeof bits);
-        key.push_back(bits);
-        break;
-      }
+      case ArgKind::Seed: appendKey(key, s.number); break;
       case ArgKind::Boolean: key.push_back(s.flag); break;
       case ArgKind::Activation: key.push_back(uint64_t(s.activation)); break;
       case ArgKind::Workspace:
